@@ -1,8 +1,18 @@
 // One string-in, string-out entry point to every portable primitive, so the same vector files
 // (test/vectors/*.json) can be run on every target: the TypeScript source in Node, the Espruino bundle,
 // and the Lua bundle, whose only common currency across a sandbox boundary is the string.
+import { alloc, Bytes, shr, u32, unsigned } from "#target";
 import { fromHex, toHex } from "./bytes";
-import { Bytes } from "#target";
+import { aesEncryptBlock, aesExpandKey } from "./crypto/aes";
+import { aesBlock, ccmOpen, ccmSeal } from "./crypto/ccm";
+import { hkdfSha256 } from "./crypto/hkdf";
+import { hmacSha256 } from "./crypto/hmac";
+import { sha256 } from "./crypto/sha256";
+import { x25519, x25519Result, x25519Start, x25519Step } from "./crypto/x25519";
+import { checkHeader, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
+import { openRecord, sealRecord } from "./record/record";
+import { ccmAead } from "./crypto/provider";
+import { SUITE_CONSTRAINED } from "./suite";
 
 /** The result of a probe that was refused: an authentication failure or a rejected input. */
 export const PROBE_FAIL = "FAIL";
@@ -13,11 +23,110 @@ function hex(s: string): Bytes {
   return b;
 }
 
+/** A decimal string of a small non-negative integer (lengths, counts). */
+function dec(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) n = n * 10 + (s.charCodeAt(i) - 48);
+  return n;
+}
+
+/** A word from 8 hex digits. */
+function word(s: string): number {
+  const b = hex(s);
+  return u32(b[0] * 256 + b[1], b[2] * 256 + b[3]);
+}
+
+function hex8(w: number): string {
+  const b = alloc(4);
+  for (let i = 0; i < 4; i++) b[i] = shr(w, 24 - 8 * i) & 0xff;
+  return toHex(b);
+}
+
+/** "spi.flags.length.seqHi.seq", each 8 hex digits: the header fields in one argument. */
+function headerOf(s: string): Header {
+  return {
+    spi: unsigned(word(s.substring(0, 8))),
+    flags: unsigned(word(s.substring(9, 17))),
+    length: unsigned(word(s.substring(18, 26))),
+    seqHi: unsigned(word(s.substring(27, 35))),
+    seq: unsigned(word(s.substring(36, 44))),
+  };
+}
+
+function describe(h: Header): string {
+  return hex8(h.spi) + "." + hex8(h.flags) + "." + hex8(h.length) + "." + hex8(h.seqHi) + "." + hex8(h.seq);
+}
+
+function recordProbe(op: string, a: string, b: string, c: string, d: string, e: string): string {
+  const format = dec(a);
+  if (op === "record.header") {
+    const h = headerOf(b);
+    const bad = checkHeader(format, h);
+    if (bad !== 0) return "REJECT:" + REJECT_NAMES[bad];
+    const out = alloc(HEADER_SIZE[format]);
+    writeHeader(format, h, out, 0);
+    return toHex(out);
+  }
+  if (op === "record.parse") {
+    const h = readHeader(format, hex(b), 0);
+    return typeof h === "number" ? "REJECT:" + REJECT_NAMES[h] : describe(h);
+  }
+  // record.seal / record.open: compact format under suite `constrained` (AES-128-CCM-8, 13-byte IV).
+  const aead = ccmAead(aesBlock(hex(b)), SUITE_CONSTRAINED.tagLen, SUITE_CONSTRAINED.nonceLen);
+  if (op === "record.seal") {
+    const h = headerOf(d);
+    const r = sealRecord(format, aead, hex(c), h.spi, h.flags, h.seqHi, h.seq, hex(e));
+    return typeof r === "number" ? "REJECT:" + REJECT_NAMES[r] : toHex(r);
+  }
+  if (op === "record.open") {
+    const r = openRecord(format, aead, hex(c), hex(d));
+    return typeof r === "number" ? "REJECT:" + REJECT_NAMES[r] : describe(r.header) + ":" + toHex(r.payload);
+  }
+  return "UNKNOWN:" + op;
+}
+
 /**
  * Runs operation `op` on hex (or decimal, where noted) string arguments and returns hex, or PROBE_FAIL.
  * Unused arguments are passed as "". Unknown operations return "UNKNOWN:" + op.
  */
 export function probe(op: string, a: string, b: string, c: string, d: string, e: string): string {
   if (op === "hex") return toHex(hex(a));
+  if (op === "aes.encrypt") {
+    const out = alloc(16);
+    aesEncryptBlock(aesExpandKey(hex(a)), hex(b), 0, out, 0);
+    return toHex(out);
+  }
+  if (op === "ccm.seal") return toHex(ccmSeal(aesBlock(hex(a)), hex(b), hex(c), hex(d), dec(e)));
+  if (op === "ccm.open") {
+    const r = ccmOpen(aesBlock(hex(a)), hex(b), hex(c), hex(d), dec(e));
+    return r === undefined ? PROBE_FAIL : toHex(r);
+  }
+  if (op === "sha256") return toHex(sha256(hex(a)));
+  if (op === "hmac.sha256") return toHex(hmacSha256(hex(a), hex(b)));
+  if (op === "hkdf.sha256") return toHex(hkdfSha256(hex(a), hex(b), hex(c), dec(d)));
+  if (op === "x25519") return toHex(x25519(hex(a), hex(b)));
+  if (op === "x25519.sliced") {
+    const job = x25519Start(hex(a), hex(b));
+    const steps = dec(c);
+    while (!x25519Step(job, steps)) {
+      // each call does a bounded slice of the work
+    }
+    return toHex(x25519Result(job));
+  }
+  if (op === "x25519.iterate") {
+    // RFC 7748 5.2: k = u = 9, then (k, u) = (X25519(k, u), k) the given number of times.
+    let k = alloc(32);
+    let u = alloc(32);
+    k[0] = 9;
+    u[0] = 9;
+    const n = dec(a);
+    for (let i = 0; i < n; i++) {
+      const next = x25519(k, u);
+      u = k;
+      k = next;
+    }
+    return toHex(k);
+  }
+  if (op.substring(0, 7) === "record.") return recordProbe(op, a, b, c, d, e);
   return "UNKNOWN:" + op;
 }

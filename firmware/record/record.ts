@@ -1,0 +1,113 @@
+// Sealing and opening SSE records (SPDUs): the draft's AEAD integration (section 5.5). The header as sent
+// is the associated data, so every header bit is authenticated; the payload is encrypted. The nonce is the
+// per-direction IV XOR the 64-bit sequence number, right-aligned: while sequence numbers are unique under a
+// key, so are nonces (the session layer guarantees the former, across restarts too).
+import { alloc, Bytes, shr } from "#target";
+import { copyInto, slice } from "../bytes";
+import {
+  checkHeader,
+  HEADER_SIZE,
+  Header,
+  readHeader,
+  REJECT_AUTH,
+  REJECT_OVERLONG,
+  REJECT_SPI,
+  REJECT_TRUNCATED,
+  SPI_NEGOTIATION,
+  writeHeader,
+} from "./header";
+
+/** An AEAD with its key bound in: the suite makes one per key (portable, native or node:crypto). */
+export type Aead = {
+  tagLen: number;
+  nonceLen: number;
+  /** ciphertext || tag */
+  seal: (nonce: Bytes, aad: Bytes, plaintext: Bytes) => Bytes;
+  /** plaintext, or undefined when the tag does not verify */
+  open: (nonce: Bytes, aad: Bytes, sealed: Bytes) => Bytes | undefined;
+};
+
+export type Opened = { header: Header; payload: Bytes };
+
+/** nonce = iv XOR (seqHi || seq) right-aligned, big-endian; iv is nonceLen bytes. */
+export function recordNonce(iv: Bytes, seqHi: number, seq: number): Bytes {
+  const n = slice(iv, 0, iv.length);
+  const end = n.length;
+  for (let i = 0; i < 4; i++) {
+    n[end - 1 - i] = n[end - 1 - i] ^ (shr(seq, 8 * i) & 0xff);
+    n[end - 5 - i] = n[end - 5 - i] ^ (shr(seqHi, 8 * i) & 0xff);
+  }
+  return n;
+}
+
+/**
+ * Seals payload into a record: header || ciphertext || tag. Returns a REJECT_* code (a number) when the
+ * header does not fit the format (a caller bug, never a reason to send something else).
+ */
+export function sealRecord(
+  format: number,
+  aead: Aead,
+  iv: Bytes,
+  spi: number,
+  flags: number,
+  seqHi: number,
+  seq: number,
+  payload: Bytes,
+): Bytes | number {
+  const h: Header = { spi: spi, flags: flags, length: payload.length, seqHi: seqHi, seq: seq };
+  const bad = checkHeader(format, h);
+  if (bad !== 0) return bad;
+  if (spi === SPI_NEGOTIATION) return REJECT_SPI;
+  const hs = HEADER_SIZE[format];
+  const aad = alloc(hs);
+  writeHeader(format, h, aad, 0);
+  const sealed = aead.seal(recordNonce(iv, seqHi, seq), aad, payload);
+  const out = alloc(hs + sealed.length);
+  copyInto(out, 0, aad, hs);
+  copyInto(out, hs, sealed, sealed.length);
+  return out;
+}
+
+/**
+ * Reads the header of the record at b[off..] and says how many bytes the whole record takes, so a stream
+ * link can frame records; returns minus a REJECT_* code when the header is bad or incomplete.
+ */
+export function recordSize(format: number, tagLen: number, b: Bytes, off: number): number {
+  const h = readHeader(format, b, off);
+  if (typeof h === "number") return -h;
+  return HEADER_SIZE[format] + h.length + tagLen;
+}
+
+/**
+ * Parses a datagram holding exactly one record; returns the header and the still-sealed body, or a
+ * REJECT_* code. The SA is looked up by header.spi before any crypto is spent.
+ */
+export function parseRecord(format: number, tagLen: number, datagram: Bytes): Header | number {
+  const h = readHeader(format, datagram, 0);
+  if (typeof h === "number") return h;
+  if (h.spi === SPI_NEGOTIATION) return REJECT_SPI;
+  const want = HEADER_SIZE[format] + h.length + tagLen;
+  if (datagram.length < want) return REJECT_TRUNCATED;
+  if (datagram.length > want) return REJECT_OVERLONG;
+  return h;
+}
+
+/** Opens a datagram holding one record under the SA's AEAD and IV; returns the payload or a REJECT_* code. */
+export function openRecord(format: number, aead: Aead, iv: Bytes, datagram: Bytes): Opened | number {
+  const h = parseRecord(format, aead.tagLen, datagram);
+  if (typeof h === "number") return h;
+  return openParsed(format, aead, iv, h, datagram);
+}
+
+/** Opens a record already parsed by parseRecord (so the SA lookup and replay check can sit in between). */
+export function openParsed(format: number, aead: Aead, iv: Bytes, h: Header, datagram: Bytes): Opened | number {
+  const hs = HEADER_SIZE[format];
+  const payload = aead.open(
+    recordNonce(iv, h.seqHi, h.seq),
+    slice(datagram, 0, hs),
+    slice(datagram, hs, datagram.length),
+  );
+  if (payload === undefined) return REJECT_AUTH;
+  return { header: h, payload: payload };
+}
+
