@@ -4,9 +4,9 @@
 import { createCipheriv, createDecipheriv, type CipherCCMTypes, type CipherGCMTypes } from "node:crypto";
 import { FORMAT_COMPACT, FORMAT_EXTREME, FORMAT_LARGE, HEADER_SIZE, SPI_NEGOTIATION } from "../../firmware/record/header";
 
-export type HostSuite = { cipher: CipherCCMTypes | CipherGCMTypes; tagLen: number; ccm: boolean };
-export const HOST_CCM8: HostSuite = { cipher: "aes-128-ccm", tagLen: 8, ccm: true };
-export const HOST_GCM16: HostSuite = { cipher: "aes-256-gcm", tagLen: 16, ccm: false };
+export type HostSuite = { cipher: CipherCCMTypes | CipherGCMTypes; tagLen: number };
+export const HOST_CCM8: HostSuite = { cipher: "aes-128-ccm", tagLen: 8 };
+export const HOST_GCM16: HostSuite = { cipher: "aes-256-gcm", tagLen: 16 };
 
 /** A direction of a session on the host: its key, IV, suite and format. */
 export type HostKeys = { suite: HostSuite; format: number; key: Buffer; iv: Buffer };
@@ -44,8 +44,7 @@ export function sealFast(k: HostKeys, spi: number, flags: number, seqHi: number,
   writeHeader(k.format, out, spi, flags, payload.length, seqHi, seq);
   const aad = out.subarray(0, hs);
   const c = createCipheriv(k.suite.cipher as CipherCCMTypes, k.key, nonceFor(k, seqHi, seq), { authTagLength: t });
-  if (k.suite.ccm) c.setAAD(aad, { plaintextLength: payload.length });
-  else c.setAAD(aad);
+  c.setAAD(aad, { plaintextLength: payload.length }); // the length matters to CCM; GCM ignores it
   const n = c.update(payload).copy(out, hs);
   c.final();
   c.getAuthTag().copy(out, hs + n);
@@ -77,8 +76,7 @@ export function openFast(k: HostKeys, rec: Buffer): FastOpened | undefined {
   if ((flags & 0x0f) !== 0 || spi === SPI_NEGOTIATION || rec.length !== hs + length + t) return undefined;
   const d = createDecipheriv(k.suite.cipher as CipherCCMTypes, k.key, nonceFor(k, seqHi, seq), { authTagLength: t });
   d.setAuthTag(rec.subarray(hs + length));
-  if (k.suite.ccm) d.setAAD(rec.subarray(0, hs), { plaintextLength: length });
-  else d.setAAD(rec.subarray(0, hs));
+  d.setAAD(rec.subarray(0, hs), { plaintextLength: length });
   const payload = d.update(rec.subarray(hs, hs + length));
   try {
     d.final();

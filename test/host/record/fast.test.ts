@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
-import { openRecord, sealRecord } from "../../firmware/record/record";
-import { FORMAT_COMPACT, FORMAT_EXTREME, FORMAT_LARGE } from "../../firmware/record/header";
-import { nodeCcm, nodeGcm } from "../../host/crypto/aead";
-import { HOST_CCM8, HOST_GCM16, openFast, sealFast } from "../../host/record/fast";
+import { openRecord, sealRecord } from "../../../firmware/record/record";
+import { FORMAT_COMPACT, FORMAT_EXTREME, FORMAT_LARGE } from "../../../firmware/record/header";
+import { nodeCcm, nodeGcm } from "../../../host/crypto/aead";
+import { HOST_CCM8, HOST_GCM16, openFast, sealFast } from "../../../host/record/fast";
 
 describe("host fast record path", () => {
   const cases = [
@@ -14,7 +14,7 @@ describe("host fast record path", () => {
   ];
   for (const c of cases) {
     it(`gives the firmware's bytes: ${c.name}`, () => {
-      const aead = c.suite.ccm ? nodeCcm(c.key, 8, 13) : nodeGcm(c.key);
+      const aead = c.suite === HOST_CCM8 ? nodeCcm(c.key, 8, 13) : nodeGcm(c.key);
       const k = { suite: c.suite, format: c.format, key: c.key, iv: c.iv };
       fc.assert(
         fc.property(

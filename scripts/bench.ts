@@ -1,0 +1,22 @@
+// `npm run bench`: the figures the issues ask for, each next to its peer measured in the same run.
+// Medians of several rounds; ratios are the figures to compare across machines, not absolute times.
+import { execFileSync } from "node:child_process";
+import { benchRecords } from "./bench/records";
+import { benchPortable } from "./bench/portable";
+import { benchSizes } from "./bench/sizes";
+
+const sections: [string, () => string][] = [
+  ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
+  ["Portable primitives (time per operation)", benchPortable],
+  ["Bundle sizes", benchSizes],
+];
+
+const only = process.argv.slice(2);
+execFileSync(process.execPath, ["--import", "tsx", "scripts/build.ts", "--quiet"], { stdio: "inherit" });
+console.log(`sesame bench — node ${process.version}, ${new Date().toISOString()}\n`);
+for (const [title, run] of sections) {
+  if (only.length && !only.some((o) => title.toLowerCase().includes(o.toLowerCase()))) continue;
+  console.log(`## ${title}\n`);
+  console.log(run());
+  console.log();
+}

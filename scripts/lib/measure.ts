@@ -1,0 +1,63 @@
+// Throughput measurement for benchmarks: several timed rounds, the median reported, so one noisy round on
+// a shared 2-core machine does not decide a figure. Peers are measured in the same run, interleaved.
+
+export type Rate = { opsPerSec: number; rounds: number[] };
+
+/** Calls fn in batches for about `ms` per round, `rounds` times; returns the median ops/s. */
+export function rate(fn: () => void, ms = 250, rounds = 5): Rate {
+  for (let i = 0; i < 200; i++) fn(); // warm up the JIT
+  const results: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let n = 0;
+    const start = process.hrtime.bigint();
+    const stop = start + BigInt(ms) * 1_000_000n;
+    let now = start;
+    while (now < stop) {
+      for (let i = 0; i < 50; i++) fn();
+      n += 50;
+      now = process.hrtime.bigint();
+    }
+    results.push((n * 1e9) / Number(now - start));
+  }
+  return { opsPerSec: median(results), rounds: results };
+}
+
+/** Median wall time in ms of `runs` calls to fn (for slow operations such as a portable X25519). */
+export function timeEach(fn: () => void, runs: number): number {
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const s = process.hrtime.bigint();
+    fn();
+    t.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  return median(t);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function fmt(n: number): string {
+  if (n >= 1e6) return (n / 1e6).toFixed(2) + "M";
+  if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
+  return n.toFixed(n < 10 ? 2 : 0);
+}
+
+/** Prints rows as an aligned text table. */
+export function table(head: string[], rows: (string | number)[][]): string {
+  const all = [head, ...rows.map((r) => r.map(String))];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(all[0]), w.map((x) => "-".repeat(x)).join("  "), ...all.slice(1).map(line)].join("\n");
+}
+
+/** A live progress line on stderr (a TTY) that the final output replaces. */
+export function progress(label: string, done: number, total: number): void {
+  if (!process.stderr.isTTY) return;
+  const width = 24;
+  const filled = Math.round((done / total) * width);
+  process.stderr.write(`\r${label.padEnd(40).slice(0, 40)} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}`);
+  if (done === total) process.stderr.write("\r" + " ".repeat(80) + "\r");
+}
