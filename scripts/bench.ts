@@ -4,11 +4,13 @@ import { execFileSync } from "node:child_process";
 import { benchRecords } from "./bench/records";
 import { benchPortable } from "./bench/portable";
 import { benchSizes } from "./bench/sizes";
+import { benchHandshake } from "./bench/handshake";
 
-const sections: [string, () => string][] = [
+const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
   ["Portable primitives (time per operation)", benchPortable],
   ["Bundle sizes", benchSizes],
+  ["Handshakes: bytes and host handshakes per second, next to TLS 1.3 on loopback", benchHandshake],
 ];
 
 const only = process.argv.slice(2);
@@ -17,6 +19,6 @@ console.log(`sesame bench — node ${process.version}, ${new Date().toISOString(
 for (const [title, run] of sections) {
   if (only.length && !only.some((o) => title.toLowerCase().includes(o.toLowerCase()))) continue;
   console.log(`## ${title}\n`);
-  console.log(run());
+  console.log(await run());
   console.log();
 }

@@ -81,8 +81,9 @@ describe("psk handshake", () => {
     const i1 = pskI1(s.i, s.dev.current, randomBytes(8), 3).msg;
     const r2 = pskR2(s.r, i1, randomBytes(8), 4);
     assert.ok(typeof r2 !== "number");
-    for (let at = 0; at < r2.msg.length; at++) {
-      const m = Uint8Array.from(r2.msg);
+    const r2msg: Uint8Array = r2.msg;
+    for (let at = 0; at < r2msg.length; at++) {
+      const m = Uint8Array.from(r2msg);
       m[at] ^= 1;
       assert.equal(pskI1Finish(s.i, pskI1(s.i, s.dev.current, randomBytes(8), 3), m), HS_FAIL);
     }

@@ -1,0 +1,225 @@
+// A session: the two SAs a handshake produced, spread over any number of transports (the draft's
+// add / delete / query transport, section 4), so it carries on when one of them drops. The session is a
+// plain state object driven by three calls (send, receive, takeOutput): the board runtime, the host's
+// event loop, the simulator's virtual clock and the tests all drive it the same way.
+import { alloc, Bytes } from "#target";
+import { fromHex, slice, toHex } from "../bytes";
+import { Established } from "../handshake/dh";
+import { errorPacket, isErrorPacket } from "../handshake/wire";
+import { FLAG_CONTROL } from "../record/header";
+import { DIR_I2R, DIR_R2I, trafficSecret } from "./keys";
+import { inboundNew, inboundOpen, Inbound, Outbound, outboundNew, outboundRekey, outboundSeal, SaPolicy } from "./sa";
+
+/** Control messages ride in records with FLAG_CONTROL; the first payload byte says which. */
+export const CTRL_CLOSE = 1;
+/** "Move your sending key on": sent when our receiving key reached its forgery limit. */
+export const CTRL_KEY_UPDATE = 2;
+
+// sessionReceive's results: what the caller should look at. Negative numbers are REJECT_* codes.
+export const RX_DATA = 1;
+export const RX_CONTROL = 2;
+export const RX_CLOSED = 3;
+
+export const STATE_OPEN = 1;
+export const STATE_CLOSED = 2;
+
+export type Transport = { id: number; name: string; up: boolean };
+export type Outgoing = { transport: number; bytes: Bytes };
+
+export type Session = {
+  /** The handshake's final transcript hash: both sides' name for this session. */
+  id: Bytes;
+  peer: Bytes;
+  initiator: boolean;
+  out: Outbound;
+  inb: Inbound;
+  transports: Transport[];
+  inbox: Bytes[];
+  outbox: Outgoing[];
+  state: number;
+  /** True once a record from the peer opened: the handshake's implicit authentication is now explicit. */
+  confirmed: boolean;
+  sent: number;
+  received: number;
+  rejected: number;
+  /** Records that could not be sent because no transport was up. */
+  unsent: number;
+  /** A KEY_UPDATE request is out for the current receiving key; one is enough. */
+  askedRekey: boolean;
+};
+
+function tagOf(id: Bytes, initiator: boolean): string {
+  return toHex(slice(id, 0, 6)) + (initiator ? "i" : "r");
+}
+
+/** A session from a completed handshake. `policy` applies to both directions. */
+export function sessionNew(policy: SaPolicy, est: Established, now: number): Session {
+  const p = policy.p;
+  const mine = est.initiator ? DIR_I2R : DIR_R2I;
+  const theirs = est.initiator ? DIR_R2I : DIR_I2R;
+  return {
+    id: est.sessionHash, peer: est.peer, initiator: est.initiator,
+    out: outboundNew(policy, trafficSecret(p, est.masterKey, mine), 0, est.peerSpi, tagOf(est.sessionHash, est.initiator), now),
+    inb: inboundNew(policy, trafficSecret(p, est.masterKey, theirs), 0, est.localSpi),
+    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: false, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
+  };
+}
+
+// ---- transports: the draft's socket options ADD / DELETE / QUERY_SSE_Transport ----------------------------
+
+export function addTransport(s: Session, id: number, name: string): void {
+  for (let i = 0; i < s.transports.length; i++) if (s.transports[i].id === id) return;
+  s.transports.push({ id: id, name: name, up: true });
+}
+
+export function deleteTransport(s: Session, id: number): void {
+  const keep: Transport[] = [];
+  for (let i = 0; i < s.transports.length; i++) if (s.transports[i].id !== id) keep.push(s.transports[i]);
+  s.transports = keep;
+}
+
+/** Marks a transport up or down without forgetting it (a radio that lost its link). */
+export function setTransportUp(s: Session, id: number, up: boolean): void {
+  for (let i = 0; i < s.transports.length; i++) if (s.transports[i].id === id) s.transports[i].up = up;
+}
+
+export function queryTransports(s: Session): Transport[] {
+  return s.transports;
+}
+
+/** The first live transport in the order they were added, which is the caller's order of preference. */
+function route(s: Session): number {
+  for (let i = 0; i < s.transports.length; i++) if (s.transports[i].up) return s.transports[i].id;
+  return -1;
+}
+
+function emit(s: Session, bytes: Bytes): boolean {
+  const t = route(s);
+  if (t < 0) {
+    s.unsent = s.unsent + 1;
+    return false;
+  }
+  s.outbox.push({ transport: t, bytes: bytes });
+  return true;
+}
+
+function sealAndEmit(s: Session, payload: Bytes, flags: number, now: number): boolean {
+  if (s.state !== STATE_OPEN) return false;
+  const r = outboundSeal(s.out, payload, flags, now);
+  if (typeof r === "number") return false;
+  s.sent = s.sent + 1;
+  return emit(s, r);
+}
+
+/** Seals and queues application data; false if the session is closed, the payload too long, or no route. */
+export function sessionSend(s: Session, payload: Bytes, now: number): boolean {
+  return sealAndEmit(s, payload, 0, now);
+}
+
+function control(s: Session, what: number, now: number): boolean {
+  const m = alloc(1);
+  m[0] = what;
+  return sealAndEmit(s, m, FLAG_CONTROL, now);
+}
+
+/** Closes cleanly: an authenticated CLOSE record, then nothing more is sent or accepted. */
+export function sessionClose(s: Session, now: number): void {
+  if (s.state !== STATE_OPEN) return;
+  control(s, CTRL_CLOSE, now);
+  s.state = STATE_CLOSED;
+}
+
+/** Aborts with SVC's error signal: 16 zero bytes, no cause given. A new handshake is needed after it. */
+export function sessionAbort(s: Session): void {
+  if (s.state !== STATE_OPEN) return;
+  emit(s, errorPacket());
+  s.state = STATE_CLOSED;
+}
+
+/**
+ * Takes in one packet from transport `tid`. Returns RX_DATA (a payload was appended to s.inbox),
+ * RX_CONTROL, RX_CLOSED, or minus a REJECT_* code (the packet was dropped and counted; nothing is sent).
+ */
+export function sessionReceive(s: Session, packet: Bytes, tid: number, now: number): number {
+  if (s.state !== STATE_OPEN) return RX_CLOSED;
+  if (isErrorPacket(packet)) {
+    s.state = STATE_CLOSED;
+    return RX_CLOSED;
+  }
+  const r = inboundOpen(s.inb, packet, now);
+  if (typeof r === "number") {
+    s.rejected = s.rejected + 1;
+    if (s.inb.wantRekey && !s.askedRekey) {
+      s.askedRekey = true;
+      control(s, CTRL_KEY_UPDATE, now);
+    }
+    return -r;
+  }
+  if (!s.inb.wantRekey) s.askedRekey = false;
+  s.confirmed = true;
+  s.received = s.received + 1;
+  if ((r.header.flags & FLAG_CONTROL) === 0) {
+    s.inbox.push(r.payload);
+    return RX_DATA;
+  }
+  const what = r.payload.length > 0 ? r.payload[0] : 0;
+  if (what === CTRL_CLOSE) {
+    s.state = STATE_CLOSED;
+    return RX_CLOSED;
+  }
+  if (what === CTRL_KEY_UPDATE) outboundRekey(s.out, now);
+  return RX_CONTROL;
+}
+
+/** Hands the queued packets to the caller (which puts them on their transports). */
+export function sessionTakeOutput(s: Session): Outgoing[] {
+  const o = s.outbox;
+  s.outbox = [];
+  return o;
+}
+
+/** Hands over the received application payloads. */
+export function sessionTakeInbox(s: Session): Bytes[] {
+  const i = s.inbox;
+  s.inbox = [];
+  return i;
+}
+
+// ---- persistence: a board that loses power resumes its session without a new handshake ------------------
+
+/**
+ * The session's state as a string for storage: traffic secrets, key indices, SPIs. Sequence numbers are not
+ * in it: they are reserved in the SA's own storage, and a restored session skips past every reservation.
+ * Save again after each rekey (the secret moves on and the old one must not survive in storage).
+ */
+export function sessionSave(s: Session): string {
+  return [
+    toHex(s.id), toHex(s.peer), s.initiator ? "i" : "r",
+    toHex(s.out.secret), "" + s.out.epoch.index, "" + s.out.spi,
+    toHex(s.inb.secret), "" + s.inb.cur.epoch.index, "" + s.inb.spi,
+  ].join(",");
+}
+
+function dec(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) n = n * 10 + (s.charCodeAt(i) - 48);
+  return n;
+}
+
+/** The inverse of sessionSave; undefined for a string that is not one. */
+export function sessionRestore(policy: SaPolicy, saved: string, now: number): Session | undefined {
+  const f = saved.split(",");
+  if (f.length !== 9) return undefined;
+  const id = fromHex(f[0]);
+  const peer = fromHex(f[1]);
+  const outSecret = fromHex(f[3]);
+  const inSecret = fromHex(f[6]);
+  if (id === undefined || peer === undefined || outSecret === undefined || inSecret === undefined) return undefined;
+  const initiator = f[2] === "i";
+  return {
+    id: id, peer: peer, initiator: initiator,
+    out: outboundNew(policy, outSecret, dec(f[4]), dec(f[5]), tagOf(id, initiator), now),
+    inb: inboundNew(policy, inSecret, dec(f[7]), dec(f[8])),
+    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
+  };
+}

@@ -1,0 +1,212 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { dhI2, dhI2Needs, dhR1, dhR1Finish, DhNeed, Established, keyPair } from "../../../firmware/handshake/dh";
+import { hostProvider, nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+import { portableProvider, CryptoProvider } from "../../../firmware/crypto/provider";
+import {
+  addTransport, deleteTransport, queryTransports, RX_CLOSED, RX_DATA, Session, sessionAbort, sessionClose, sessionNew,
+  sessionReceive, sessionRestore, sessionSave, sessionSend, sessionTakeInbox, sessionTakeOutput, setTransportUp,
+} from "../../../firmware/session/session";
+import { SaPolicy } from "../../../firmware/session/sa";
+import { SUITE_CONSTRAINED } from "../../../firmware/suite";
+import { FLAG_KEY_PHASE, readHeader, REJECT_AUTH, REJECT_SEQ } from "../../../firmware/record/header";
+import { SeqStorage } from "../../../firmware/session/seqstore";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export function memoryStore(): SeqStorage & { map: Map<string, string>; writes: number } {
+  const map = new Map<string, string>();
+  const s = { map, writes: 0, read: (n: string) => map.get(n), write: (n: string, v: string) => { s.writes++; map.set(n, v); } };
+  return s;
+}
+
+export function policy(p: CryptoProvider, over: Partial<SaPolicy> = {}): SaPolicy {
+  return {
+    suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64,
+    lateKeyMs: 30_000, seqBlock: 32, store: memoryStore(), ...over,
+  };
+}
+
+export function handshake(pi: CryptoProvider = hostProvider): { ei: Established; er: Established } {
+  const gw = nodeKeyPair();
+  const dev = nodeKeyPair();
+  const kid = randomBytes(4);
+  const r = { p: hostProvider, me: gw, lookup: (k: Uint8Array) => (hex(k) === hex(kid) ? dev.S : undefined) };
+  const i = { p: pi, kid, me: dev, peer: gw.S };
+  const pend = dhR1(r, nodeKeyPair(), 0x000101);
+  const eph = keyPair(pi);
+  const out = dhI2(i, eph, pend.msg, (dhI2Needs(i, eph, pend.msg) as DhNeed[]).map(([s, u]) => pi.x25519(s, u)), 0x000202);
+  if (typeof out === "number") throw new Error("handshake");
+  const er = dhR1Finish(r, pend, out.msg, nodeX25519);
+  if (typeof er === "number") throw new Error("handshake");
+  return { ei: out.est, er };
+}
+
+/** Delivers everything a sends to b (in order, or as `shuffle` reorders it); returns the packets. */
+function pump(a: Session, b: Session, now = 0, shuffle?: (x: Uint8Array[]) => Uint8Array[]): Uint8Array[] {
+  let pkts = sessionTakeOutput(a).map((o) => o.bytes);
+  if (shuffle) pkts = shuffle(pkts);
+  for (const p of pkts) sessionReceive(b, p, 1, now);
+  return pkts;
+}
+
+function pair(over: Partial<SaPolicy> = {}, pi: CryptoProvider = hostProvider) {
+  const { ei, er } = handshake(pi);
+  const dev = sessionNew(policy(pi, over), ei, 0);
+  const gw = sessionNew(policy(hostProvider, over), er, 0);
+  addTransport(dev, 1, "ble");
+  addTransport(gw, 1, "ble");
+  return { dev, gw };
+}
+
+describe("session", () => {
+  it("carries data both ways and confirms the handshake with the first record", () => {
+    const { dev, gw } = pair({}, portableProvider((n) => randomBytes(n)));
+    assert.ok(!gw.confirmed);
+    sessionSend(dev, Buffer.from("t=21.5"), 0);
+    pump(dev, gw);
+    assert.ok(gw.confirmed);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), ["t=21.5"]);
+    sessionSend(gw, Buffer.from("led on"), 0);
+    pump(gw, dev);
+    assert.deepEqual(sessionTakeInbox(dev).map((b) => Buffer.from(b).toString()), ["led on"]);
+  });
+
+  it("crosses the 2^20 sequence boundary by moving to the next key, without a message", () => {
+    const over = { store: memoryStore() };
+    const { dev, gw } = pair(over);
+    // Start the device's counter just below the end of the compact sequence space.
+    dev.out.seq.next = 1048560;
+    dev.out.seq.limit = 1048560;
+    const got: string[] = [];
+    let phases = new Set<number>();
+    for (let n = 0; n < 40; n++) {
+      sessionSend(dev, Buffer.from(`m${n}`), 0);
+      for (const p of pump(dev, gw)) phases.add((readHeader(0, p, 0) as { flags: number }).flags & FLAG_KEY_PHASE);
+      got.push(...sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()));
+    }
+    assert.equal(got.length, 40);
+    assert.deepEqual(got, Array.from({ length: 40 }, (_, n) => `m${n}`));
+    assert.equal(dev.out.epoch.index, 1);
+    assert.equal(gw.inb.rekeys, 1);
+    assert.deepEqual([...phases].sort(), [0, FLAG_KEY_PHASE]);
+  });
+
+  it("moves to the next key after the configured time and keeps the old key briefly for late records", () => {
+    const { dev, gw } = pair({ rekeyAfterMs: 1000, lateKeyMs: 500 });
+    sessionSend(dev, Buffer.from("early"), 0);
+    const late = sessionTakeOutput(dev)[0].bytes;
+    sessionSend(dev, Buffer.from("after rekey"), 1500);
+    pump(dev, gw, 1500);
+    assert.equal(dev.out.epoch.index, 1);
+    assert.equal(sessionReceive(gw, late, 1, 1600), RX_DATA, "a late record under the previous key opens");
+    sessionSend(dev, Buffer.from("x"), 1600);
+    const old = Buffer.from(late);
+    // The previous key is gone after lateKeyMs.
+    assert.ok(sessionReceive(gw, old, 1, 5000) < 0);
+  });
+
+  it("rejects replayed records and accepts reordered ones once", () => {
+    const { dev, gw } = pair();
+    for (let n = 0; n < 10; n++) sessionSend(dev, Buffer.from([n]), 0);
+    const pkts = pump(dev, gw, 0, (x) => x.reverse());
+    assert.equal(sessionTakeInbox(gw).length, 10);
+    for (const p of pkts) assert.equal(sessionReceive(gw, p, 1, 0), -REJECT_SEQ);
+    assert.equal(gw.inb.replays, 10);
+  });
+
+  it("keeps going on a second transport when the first one dies", () => {
+    const { dev, gw } = pair();
+    addTransport(dev, 2, "lora");
+    assert.deepEqual(queryTransports(dev).map((t) => t.name), ["ble", "lora"]);
+    sessionSend(dev, Buffer.from("via ble"), 0);
+    assert.equal(sessionTakeOutput(dev)[0].transport, 1);
+    setTransportUp(dev, 1, false);
+    sessionSend(dev, Buffer.from("via lora"), 0);
+    const o = sessionTakeOutput(dev);
+    assert.equal(o[0].transport, 2);
+    assert.equal(sessionReceive(gw, o[0].bytes, 2, 0), RX_DATA);
+    deleteTransport(dev, 2);
+    setTransportUp(dev, 1, true);
+    sessionSend(dev, Buffer.from("back on ble"), 0);
+    assert.equal(sessionTakeOutput(dev)[0].transport, 1);
+    deleteTransport(dev, 1);
+    assert.equal(sessionSend(dev, Buffer.from("nowhere"), 0), false);
+    assert.equal(dev.unsent, 1);
+  });
+
+  it("retires a key at the forgery limit and moves on when asked", () => {
+    const { dev, gw } = pair();
+    sessionSend(dev, Buffer.from("ok"), 0);
+    const good = sessionTakeOutput(dev)[0].bytes;
+    const limit = SUITE_CONSTRAINED.integrityLimit;
+    for (let n = 0; n < limit; n++) {
+      const forged = Uint8Array.from(good);
+      forged[forged.length - 1 - (n % 8)] ^= 1 + (n >> 3);
+      forged[7] = (forged[7] + 1 + n) & 0xff; // a fresh sequence number, so the window lets it through
+      assert.ok(sessionReceive(gw, forged, 1, 0) < 0);
+    }
+    assert.equal(gw.inb.authFailures, limit);
+    assert.ok(gw.inb.wantRekey);
+    assert.equal(sessionReceive(gw, good, 1, 0), -REJECT_AUTH, "the retired key opens nothing more");
+    // The gateway asked the device (in an authenticated control record) to move on.
+    pump(gw, dev);
+    assert.equal(dev.out.epoch.index, 1);
+    sessionSend(dev, Buffer.from("new key"), 0);
+    pump(dev, gw);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), ["new key"]);
+    assert.ok(!gw.inb.wantRekey);
+  });
+
+  it("closes on SVC's error packet and on a clean close", () => {
+    const a = pair();
+    sessionAbort(a.dev);
+    const out = sessionTakeOutput(a.dev);
+    assert.equal(hex(out[0].bytes), "00".repeat(16));
+    assert.equal(sessionReceive(a.gw, out[0].bytes, 1, 0), RX_CLOSED);
+    assert.equal(sessionSend(a.gw, Buffer.from("x"), 0), false);
+    const b = pair();
+    sessionClose(b.gw, 0);
+    pump(b.gw, b.dev);
+    assert.equal(b.dev.state, 2);
+  });
+
+  it("never reuses a (key, nonce) pair across many restarts of the sender", () => {
+    const store = memoryStore();
+    const { ei, er } = handshake();
+    const pol = policy(hostProvider, { store, seqBlock: 16 });
+    let dev = sessionNew(pol, ei, 0);
+    const gw = sessionNew(policy(hostProvider), er, 0);
+    addTransport(dev, 1, "ble");
+    const used = new Set<string>();
+    let delivered = 0;
+    const sendOne = (n: number) => {
+      sessionSend(dev, Buffer.from([n & 0xff]), 0);
+      const rec = sessionTakeOutput(dev)[0].bytes;
+      const h = readHeader(0, rec, 0) as { seq: number };
+      const pairId = `${hex(dev.out.epoch.key)}:${h.seq}`;
+      assert.ok(!used.has(pairId), `(key, nonce) ${pairId} reused`);
+      used.add(pairId);
+      const rx = sessionReceive(gw, rec, 1, 0);
+      if (rx === RX_DATA) delivered++;
+      else if (process.env.DEBUG_RX) console.log("rx", rx, h.seq, dev.out.epoch.index, gw.inb.cur.epoch.index);
+    };
+    let saved = sessionSave(dev);
+    for (let restart = 0; restart < 300; restart++) {
+      const burst = 1 + Math.floor(Math.random() * 40);
+      for (let n = 0; n < burst; n++) sendOne(n);
+      if (restart % 50 === 49) {
+        // Now and then the key moves on (as after the rekey interval); the board saves its session then.
+        dev.out.startedAt = -pol.rekeyAfterMs;
+        sendOne(0);
+        saved = sessionSave(dev);
+      }
+      // Power loss: RAM is gone; storage (the reservations) and the saved session survive.
+      dev = sessionRestore(pol, saved, 0)!;
+      addTransport(dev, 1, "ble");
+    }
+    assert.ok(used.size > 3000);
+    assert.equal(delivered, used.size, "the receiver accepts every resumed number");
+    assert.ok(store.writes < used.size / 4, `storage writes ${store.writes} for ${used.size} records`);
+  });
+});
