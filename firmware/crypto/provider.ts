@@ -13,9 +13,9 @@ export type CryptoProvider = {
   name: string;
   sha256: Hash;
   /** AES-128-CCM with the key bound in. */
-  ccm: (key: Bytes, tagLen: number, nonceLen: number) => Aead;
-  x25519: (scalar: Bytes, u: Bytes) => Bytes;
-  random: (n: number) => Bytes;
+  ccm: (this: void, key: Bytes, tagLen: number, nonceLen: number) => Aead;
+  x25519: (this: void, scalar: Bytes, u: Bytes) => Bytes;
+  random: (this: void, n: number) => Bytes;
 };
 
 /** CCM over any AES block function: how a board with only native AES-ECB still seals in hardware. */

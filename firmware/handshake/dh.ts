@@ -39,7 +39,7 @@ export function keyPair(p: CryptoProvider): KeyPair {
 }
 
 export type DhInitiator = { p: CryptoProvider; kid: Bytes; me: KeyPair; peer: Bytes };
-export type DhResponder = { p: CryptoProvider; me: KeyPair; lookup: (kid: Bytes) => Bytes | undefined };
+export type DhResponder = { p: CryptoProvider; me: KeyPair; lookup: (this: void, kid: Bytes) => Bytes | undefined };
 
 /** What a completed handshake gives the session layer. */
 export type Established = {

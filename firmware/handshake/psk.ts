@@ -27,7 +27,7 @@ export type PskKeys = { current: Bytes; previous: Bytes | undefined };
 export type PskMatch = { device: Bytes; key: Bytes };
 
 export type PskInitiator = { p: CryptoProvider; id: Bytes; keys: PskKeys };
-export type PskResponder = { p: CryptoProvider; lookup: (pid: Bytes) => PskMatch | undefined };
+export type PskResponder = { p: CryptoProvider; lookup: (this: void, pid: Bytes) => PskMatch | undefined };
 
 export type PskPending = { t: Transcript; spi: number; key: Bytes; msg: Bytes };
 

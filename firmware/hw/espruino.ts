@@ -15,8 +15,8 @@ import { bytesFromWords } from "./random";
 
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
-  SHA256: (message: Bytes) => ArrayBuffer;
-  AES: { encrypt: (data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer };
+  SHA256: (this: void, message: Bytes) => ArrayBuffer;
+  AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer };
 };
 
 function nativeBlock(c: EspruinoCrypto, key: Bytes): BlockEncrypt {

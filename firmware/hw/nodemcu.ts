@@ -14,8 +14,8 @@ import { bytesFromWords } from "./random";
 
 /** The parts of NodeMCU's `crypto` and `sodium` modules this provider uses. */
 export type Natives = {
-  crypto?: { hash: (algo: string, data: string) => string };
-  sodium?: { random: { random: () => number }; crypto_scalarmult?: (n: string, p: string) => string };
+  crypto?: { hash: (this: void, algo: string, data: string) => string };
+  sodium?: { random: { random: (this: void) => number }; crypto_scalarmult?: (this: void, n: string, p: string) => string };
 };
 
 function toStr(b: Bytes): string {

@@ -22,9 +22,9 @@ export type Aead = {
   tagLen: number;
   nonceLen: number;
   /** ciphertext || tag */
-  seal: (nonce: Bytes, aad: Bytes, plaintext: Bytes) => Bytes;
+  seal: (this: void, nonce: Bytes, aad: Bytes, plaintext: Bytes) => Bytes;
   /** plaintext, or undefined when the tag does not verify */
-  open: (nonce: Bytes, aad: Bytes, sealed: Bytes) => Bytes | undefined;
+  open: (this: void, nonce: Bytes, aad: Bytes, sealed: Bytes) => Bytes | undefined;
 };
 
 export type Opened = { header: Header; payload: Bytes };

@@ -17,7 +17,7 @@ export type SaPolicy = {
   suite: Suite;
   p: CryptoProvider;
   /** The suite's AEAD for a key; CCM from the provider when absent (the host passes AES-GCM for backbone). */
-  aead: ((key: Bytes) => Aead) | undefined;
+  aead: ((this: void, key: Bytes) => Aead) | undefined;
   /** Move to the next key after this long (ms), whatever the volume. */
   rekeyAfterMs: number;
   /** Datagram links get a sliding window; stream links demand strictly increasing numbers. */

@@ -17,9 +17,9 @@ import { fdiv } from "#target";
 
 /** Durable name -> string storage: require("Storage") on Espruino, a file on NodeMCU, a Map in tests. */
 export type SeqStorage = {
-  read: (name: string) => string | undefined;
+  read: (this: void, name: string) => string | undefined;
   /** Must be durable when it returns. write(name, "") may erase the entry instead; both read as fresh. */
-  write: (name: string, value: string) => void;
+  write: (this: void, name: string, value: string) => void;
 };
 
 export type SeqCounter = {
