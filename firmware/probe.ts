@@ -12,7 +12,13 @@ import { x25519, x25519Result, x25519Start, x25519Step } from "./crypto/x25519";
 import { checkHeader, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
 import { openRecord, sealRecord } from "./record/record";
 import { ccmAead } from "./crypto/provider";
-import { SUITE_CONSTRAINED } from "./suite";
+import { SUITE_BACKBONE, SUITE_CONSTRAINED } from "./suite";
+import { epochKeys, nextTrafficSecret, trafficSecret } from "./session/keys";
+import { parseDecimal } from "./session/seqstore";
+import { portableProvider, CryptoProvider } from "./crypto/provider";
+import { x25519Base } from "./crypto/x25519";
+import { dhI1, dhI1Finish, dhI1FinishNeeds, dhI1Needs, dhI2, dhI2Needs, dhR1, dhR1Finish, dhR2, DhNeed, Established, KeyPair } from "./handshake/dh";
+import { pskI1, pskI1Finish, pskI2, pskR1, pskR1Finish, pskR2 } from "./handshake/psk";
 
 /** The result of a probe that was refused: an authentication failure or a rejected input. */
 export const PROBE_FAIL = "FAIL";
@@ -23,12 +29,7 @@ function hex(s: string): Bytes {
   return b;
 }
 
-/** A decimal string of a small non-negative integer (lengths, counts). */
-function dec(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) n = n * 10 + (s.charCodeAt(i) - 48);
-  return n;
-}
+const dec = parseDecimal;
 
 /** A word from 8 hex digits. */
 function word(s: string): number {
@@ -85,6 +86,74 @@ function recordProbe(op: string, a: string, b: string, c: string, d: string, e: 
   return "UNKNOWN:" + op;
 }
 
+// A provider whose entropy is never used: every random input of a probe is an argument.
+const fixed: CryptoProvider = portableProvider((n: number) => {
+  throw "probe: randomness requested";
+});
+
+function pair(secret: Bytes): KeyPair {
+  return { s: secret, S: x25519Base(secret) };
+}
+
+function dhAll(needs: DhNeed[] | number): Bytes[] {
+  if (typeof needs === "number") throw "probe: handshake message refused";
+  const out: Bytes[] = [];
+  for (let i = 0; i < needs.length; i++) out.push(fixed.x25519(needs[i][0], needs[i][1]));
+  return out;
+}
+
+function hsOut(m1: Bytes, m2: Bytes, a: Established | number, b: Established | number): string {
+  if (typeof a === "number" || typeof b === "number") return PROBE_FAIL;
+  if (toHex(a.masterKey) !== toHex(b.masterKey)) return PROBE_FAIL;
+  return toHex(m1) + "." + toHex(m2) + "." + toHex(a.masterKey);
+}
+
+/**
+ * Complete handshakes from fixed inputs, both sides in portable code: the messages and K_M, joined by ".".
+ * dh.R / dh.I: [responder secret, initiator secret, responder ephemeral, initiator ephemeral, "spiR.spiI.kid"]
+ * psk.R / psk.I: [psk, N_R, N_I, "spiR.spiI.id"]
+ */
+function handshakeProbe(op: string, a: string, b: string, c: string, d: string, e: string): string {
+  const ids = (op.substring(0, 3) === "dh." ? e : d).split(".");
+  const spiR = dec(ids[0]);
+  const spiI = dec(ids[1]);
+  const who = hex(ids[2]);
+  if (op === "psk.R" || op === "psk.I") {
+    const key = hex(a);
+    const i = { p: fixed, id: who, keys: { current: key, previous: undefined } };
+    const r = { p: fixed, lookup: (pid: Bytes) => ({ device: who, key: key }) };
+    if (op === "psk.R") {
+      const pend = pskR1(fixed, hex(b), spiR);
+      const out = pskI2(i, key, pend.msg, hex(c), spiI);
+      if (typeof out === "number") return PROBE_FAIL;
+      const fin = pskR1Finish(r, pend, out.msg);
+      return hsOut(pend.msg, out.msg, out.est, typeof fin === "number" ? fin : fin.est);
+    }
+    const pend = pskI1(i, key, hex(c), spiI);
+    const out = pskR2(r, pend.msg, hex(b), spiR);
+    if (typeof out === "number") return PROBE_FAIL;
+    return hsOut(pend.msg, out.msg, pskI1Finish(i, pend, out.msg), out.est);
+  }
+  const rs = pair(hex(a));
+  const is = pair(hex(b));
+  const resp = { p: fixed, me: rs, lookup: (kid: Bytes) => (toHex(kid) === toHex(who) ? is.S : undefined) };
+  const init = { p: fixed, kid: who, me: is, peer: rs.S };
+  const dh = (s: Bytes, u: Bytes) => fixed.x25519(s, u);
+  if (op === "dh.R") {
+    const pend = dhR1(resp, pair(hex(c)), spiR);
+    const ie = pair(hex(d));
+    const out = dhI2(init, ie, pend.msg, dhAll(dhI2Needs(init, ie, pend.msg)), spiI);
+    if (typeof out === "number") return PROBE_FAIL;
+    return hsOut(pend.msg, out.msg, out.est, dhR1Finish(resp, pend, out.msg, dh));
+  }
+  const ie = pair(hex(d));
+  const pend = dhI1(init, ie, dhAll(dhI1Needs(init, ie)), spiI);
+  if (typeof pend === "number") return PROBE_FAIL;
+  const out = dhR2(resp, pair(hex(c)), pend.msg, dh, spiR);
+  if (typeof out === "number") return PROBE_FAIL;
+  return hsOut(pend.msg, out.msg, dhI1Finish(init, pend, out.msg, dhAll(dhI1FinishNeeds(init, pend, out.msg))), out.est);
+}
+
 /**
  * Runs operation `op` on hex (or decimal, where noted) string arguments and returns hex, or PROBE_FAIL.
  * Unused arguments are passed as "". Unknown operations return "UNKNOWN:" + op.
@@ -128,5 +197,13 @@ export function probe(op: string, a: string, b: string, c: string, d: string, e:
     return toHex(k);
   }
   if (op.substring(0, 7) === "record.") return recordProbe(op, a, b, c, d, e);
+  if (op === "keys.epoch") {
+    // [K_M, direction, key index, suite id] -> key.iv
+    let secret = trafficSecret(fixed, hex(a), dec(b));
+    for (let i = 0; i < dec(c); i++) secret = nextTrafficSecret(fixed, secret);
+    const k = epochKeys(fixed, secret, dec(c), dec(d) === SUITE_BACKBONE.id ? SUITE_BACKBONE : SUITE_CONSTRAINED);
+    return toHex(k.key) + "." + toHex(k.iv);
+  }
+  if (op === "dh.R" || op === "dh.I" || op === "psk.R" || op === "psk.I") return handshakeProbe(op, a, b, c, d, e);
   return "UNKNOWN:" + op;
 }

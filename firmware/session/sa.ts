@@ -11,7 +11,7 @@ import { Aead, openParsed, Opened, parseRecord, sealRecord } from "../record/rec
 import { Suite } from "../suite";
 import { epochKeys, EpochKeys, nextTrafficSecret } from "./keys";
 import { replayAccept, replayCheck, replayNew, ReplayWindow, strictAccept, strictCheck, strictNew, StrictCounter } from "./replay";
-import { seqOpen, SeqCounter, SeqStorage, seqTake } from "./seqstore";
+import { formatDecimal, seqOpen, SeqCounter, SeqStorage, seqTake } from "./seqstore";
 
 export type SaPolicy = {
   suite: Suite;
@@ -76,7 +76,7 @@ function maxSeq(suite: Suite): number {
 }
 
 function openCounter(policy: SaPolicy, tag: string, index: number): SeqCounter {
-  return seqOpen(policy.store, "sq" + tag + ":" + index, policy.seqBlock, maxSeq(policy.suite));
+  return seqOpen(policy.store, "sq" + tag + ":" + formatDecimal(index), policy.seqBlock, maxSeq(policy.suite));
 }
 
 /**

@@ -8,6 +8,7 @@ import { Established } from "../handshake/dh";
 import { errorPacket, isErrorPacket } from "../handshake/wire";
 import { FLAG_CONTROL } from "../record/header";
 import { DIR_I2R, DIR_R2I, trafficSecret } from "./keys";
+import { formatDecimal, parseDecimal } from "./seqstore";
 import { inboundNew, inboundOpen, Inbound, Outbound, outboundNew, outboundRekey, outboundSeal, SaPolicy } from "./sa";
 
 /** Control messages ride in records with FLAG_CONTROL; the first payload byte says which. */
@@ -195,15 +196,9 @@ export function sessionTakeInbox(s: Session): Bytes[] {
 export function sessionSave(s: Session): string {
   return [
     toHex(s.id), toHex(s.peer), s.initiator ? "i" : "r",
-    toHex(s.out.secret), "" + s.out.epoch.index, "" + s.out.spi,
-    toHex(s.inb.secret), "" + s.inb.cur.epoch.index, "" + s.inb.spi,
+    toHex(s.out.secret), formatDecimal(s.out.epoch.index), formatDecimal(s.out.spi),
+    toHex(s.inb.secret), formatDecimal(s.inb.cur.epoch.index), formatDecimal(s.inb.spi),
   ].join(",");
-}
-
-function dec(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) n = n * 10 + (s.charCodeAt(i) - 48);
-  return n;
 }
 
 /** The inverse of sessionSave; undefined for a string that is not one. */
@@ -218,8 +213,8 @@ export function sessionRestore(policy: SaPolicy, saved: string, now: number): Se
   const initiator = f[2] === "i";
   return {
     id: id, peer: peer, initiator: initiator,
-    out: outboundNew(policy, outSecret, dec(f[4]), dec(f[5]), tagOf(id, initiator), now),
-    inb: inboundNew(policy, inSecret, dec(f[7]), dec(f[8])),
+    out: outboundNew(policy, outSecret, parseDecimal(f[4]), parseDecimal(f[5]), tagOf(id, initiator), now),
+    inb: inboundNew(policy, inSecret, parseDecimal(f[7]), parseDecimal(f[8])),
     transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
   };
 }
