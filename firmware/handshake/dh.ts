@@ -11,9 +11,9 @@
 //
 // The X25519 work is split from the logic: a step says which scalar multiplications it needs (`...Needs`),
 // the caller computes them (at once on a host, in slices on a slow board) and passes the results in.
-import { alloc, Bytes } from "#target";
+import { Bytes } from "#target";
 import { copyInto, slice, wipe } from "../bytes";
-import { CryptoProvider } from "../crypto/provider";
+import { CryptoProvider, KeyPair } from "../crypto/provider";
 import {
   decryptAndHash, encryptAndHash, mixHash, mixKey, Transcript, transcriptCopy, transcriptFinish, transcriptStart,
 } from "./transcript";
@@ -27,15 +27,11 @@ const NAME_I = "sesame/1 dh-I X25519 AES-128-CCM-8 SHA-256";
 const KEY_AT = PREFIX + SPI_SIZE; // where E sits in every dh message
 const SEALED_AT = KEY_AT + KEY_SIZE; // where the sealed part starts
 
-/** A key pair: `s` secret (32 bytes), `S` public. Ephemeral pairs are used for one handshake only. */
-export type KeyPair = { s: Bytes; S: Bytes };
+export type { KeyPair };
 
-/** A fresh key pair from the provider's entropy (one X25519; a slow board computes it ahead, in slices). */
+/** A fresh ephemeral key pair from the provider. */
 export function keyPair(p: CryptoProvider): KeyPair {
-  const s = p.random(KEY_SIZE);
-  const base = alloc(KEY_SIZE);
-  base[0] = 9;
-  return { s: s, S: p.x25519(s, base) };
+  return p.keyPair();
 }
 
 export type DhInitiator = { p: CryptoProvider; kid: Bytes; me: KeyPair; peer: Bytes };

@@ -7,9 +7,10 @@
 // not a multiple of 16 bytes silently returns zeros, so only whole blocks are ever passed.
 import { Bytes } from "#target";
 import { NativeCrypto } from "../board";
-import { ccmAead, CryptoProvider } from "../crypto/provider";
+import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
 import { aesBlock, BlockEncrypt } from "../crypto/ccm";
 import { sha256 } from "../crypto/sha256";
+import { hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
 import { bytesFromWords } from "./random";
 
@@ -32,13 +33,17 @@ export type Natives = { crypto: EspruinoCrypto; hwRand: () => number };
 
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
   const c = n.crypto;
+  const random = bytesFromWords(n.hwRand);
+  const hash = native.sha256 ? (m: Bytes) => new Uint8Array(c.SHA256(m)) : sha256;
   return {
     name: "sha256:" + (native.sha256 ? "native" : "portable") + " aes:" + (native.aes ? "native" : "portable") +
       " x25519:portable",
-    sha256: native.sha256 ? (m: Bytes) => new Uint8Array(c.SHA256(m)) : sha256,
+    sha256: hash,
+    hmac: (key: Bytes, m: Bytes) => hmac(hash, 64, key, m),
     ccm: (key: Bytes, tagLen: number, nonceLen: number) =>
       ccmAead(native.aes ? nativeBlock(c, key) : aesBlock(key), tagLen, nonceLen),
     x25519: x25519,
-    random: bytesFromWords(n.hwRand),
+    random: random,
+    keyPair: () => keyPairWith(x25519, random),
   };
 }

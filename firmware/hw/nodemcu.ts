@@ -7,14 +7,15 @@
 import { alloc, Bytes, INT32_ONLY } from "#target";
 import { NativeCrypto } from "../board";
 import { aesBlock } from "../crypto/ccm";
-import { ccmAead, CryptoProvider } from "../crypto/provider";
+import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
 import { sha256 } from "../crypto/sha256";
+import { hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
 import { bytesFromWords } from "./random";
 
 /** The parts of NodeMCU's `crypto` and `sodium` modules this provider uses. */
 export type Natives = {
-  crypto?: { hash: (this: void, algo: string, data: string) => string };
+  crypto?: { hash: (this: void, algo: string, data: string) => string; hmac: (this: void, algo: string, data: string, key: string) => string };
   sodium?: { random: { random: (this: void) => number }; crypto_scalarmult?: (this: void, n: string, p: string) => string };
 };
 
@@ -46,11 +47,17 @@ export function boardProvider(native: NativeCrypto, m: Natives): CryptoProvider 
     };
   }
   if (sodium === undefined) throw "nodemcu: the sodium module (random numbers) is required";
+  const random = bytesFromWords(sodium.random.random);
+  const hash = native.sha256 && c !== undefined ? (msg: Bytes) => fromStr(c.hash("sha256", toStr(msg))) : sha256;
   return {
     name: "sha256:" + (native.sha256 && c !== undefined ? "native" : "portable") + " aes:portable x25519:" + xName,
-    sha256: native.sha256 && c !== undefined ? (msg: Bytes) => fromStr(c.hash("sha256", toStr(msg))) : sha256,
+    sha256: hash,
+    hmac: native.hmac && c !== undefined
+      ? (key: Bytes, msg: Bytes) => fromStr(c.hmac("sha256", toStr(msg), toStr(key)))
+      : (key: Bytes, msg: Bytes) => hmac(hash, 64, key, msg),
     ccm: (key: Bytes, tagLen: number, nonceLen: number) => ccmAead(aesBlock(key), tagLen, nonceLen),
     x25519: x,
-    random: bytesFromWords(sodium.random.random),
+    random: random,
+    keyPair: () => keyPairWith(x, random),
   };
 }

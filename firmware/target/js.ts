@@ -64,7 +64,10 @@ export function rotl(x: number, n: number): number {
   return (x << n) | (x >>> (32 - n));
 }
 
-/** The word as an unsigned number in [0, 2^32): for comparisons and for JSON, never for bit work. */
+/**
+ * The word as an unsigned number in [0, 2^32), for comparisons and reports. (On 32-bit Lua, where no such
+ * integer exists, a word above 2^31 stays negative.)
+ */
 export function unsigned(x: number): number {
   return x >>> 0;
 }

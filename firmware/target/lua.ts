@@ -60,8 +60,9 @@ export function rotl(x: number, n: number): number {
 }
 
 export function unsigned(x: number): number {
-  // On 32-bit Lua a word above 2^31 is negative and cannot be made non-negative as an integer.
-  return x < 0 ? x + 4294967296 : x;
+  // 64-bit Lua: words are already in [0, 2^32). 32-bit Lua has no unsigned integer above 2^31: the word
+  // stays as it is (negative), which keeps it an integer for the bit operations that follow.
+  return band(x, M32);
 }
 
 export function fdiv(a: number, b: number): number {

@@ -1,20 +1,29 @@
 // The host's CryptoProvider: node:crypto for everything (OpenSSL's X25519, SHA-256 and AES-CCM), so the
 // gateway runs the same handshake code as the boards at native speed.
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import type { CryptoProvider } from "../../firmware/crypto/provider";
 import type { KeyPair } from "../../firmware/handshake/dh";
 import { nodeCcm } from "./aead";
 
 // RFC 8410 DER wrappers for raw X25519 keys.
 const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
-const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
+
+// Importing a key into OpenSSL costs more than the X25519 itself (DER parsing in OpenSSL 3), so private keys
+// are imported once per scalar buffer and remembered; public keys come in through JWK, the fast path.
+const privateKeys = new WeakMap<Uint8Array, KeyObject>();
 
 export function x25519PrivateKey(s: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_X25519, s]), format: "der", type: "pkcs8" });
+  let k = privateKeys.get(s);
+  if (!k) {
+    k = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, s]), format: "der", type: "pkcs8" });
+    privateKeys.set(s, k);
+  }
+  return k;
 }
 
 export function x25519PublicKey(u: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519, u]), format: "der", type: "spki" });
+  const x = Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64url");
+  return createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
 }
 
 /** X25519(scalar, u) with OpenSSL. OpenSSL refuses an all-zero result; RFC 7748 returns it, so do we. */
@@ -26,17 +35,21 @@ export function nodeX25519(s: Uint8Array, u: Uint8Array): Uint8Array {
   }
 }
 
-/** A fresh X25519 key pair. */
+/** A fresh X25519 key pair, generated inside OpenSSL (no import needed for its later use). */
 export function nodeKeyPair(): KeyPair {
-  const s = randomBytes(32);
-  const S = createPublicKey(x25519PrivateKey(s)).export({ format: "der", type: "spki" }).subarray(SPKI_X25519.length);
-  return { s, S: new Uint8Array(S) };
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  const s = new Uint8Array(Buffer.from(privateKey.export({ format: "jwk" }).d!, "base64url"));
+  const S = new Uint8Array(Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url"));
+  privateKeys.set(s, privateKey);
+  return { s, S };
 }
 
 export const hostProvider: CryptoProvider = {
   name: "node:crypto",
   sha256: (m) => createHash("sha256").update(m).digest(),
+  hmac: (k, m) => createHmac("sha256", k).update(m).digest(),
   ccm: (key, tagLen, nonceLen) => nodeCcm(key, tagLen, nonceLen),
   x25519: nodeX25519,
   random: (n) => randomBytes(n),
+  keyPair: nodeKeyPair,
 };

@@ -11,8 +11,8 @@ export type RawSourceMap = {
   names?: string[];
 };
 
-/** One mapping segment: generated column, then source index, original line and column (all 0-based). */
-type Segment = [number, number, number, number];
+/** One mapping segment: generated column, source index, original line and column (0-based), name index or -1. */
+type Segment = [number, number, number, number, number];
 
 export type OriginalPosition = {
   /** The original file: relative to `relativeTo` when given, else as resolved against the map's directory. */
@@ -23,6 +23,8 @@ export type OriginalPosition = {
   column: number;
   /** The original source line, when the map carries sourcesContent. */
   lineText?: string;
+  /** The original name of the identifier that starts exactly here, where the map records one. */
+  name?: string;
 };
 
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -38,6 +40,7 @@ export function decodeMappings(mappings: string): Segment[][] {
   let srcLine = 0;
   let srcCol = 0;
   let genCol = 0;
+  let name = 0;
   let fields: number[] = [];
   let value = 0;
   let shift = 0;
@@ -47,7 +50,8 @@ export function decodeMappings(mappings: string): Segment[][] {
       source += fields[1];
       srcLine += fields[2];
       srcCol += fields[3];
-      line.push([genCol, source, srcLine, srcCol]);
+      if (fields.length >= 5) name += fields[4];
+      line.push([genCol, source, srcLine, srcCol, fields.length >= 5 ? name : -1]);
     } else if (fields.length === 1) {
       genCol += fields[0]; // a segment with no source: advances the column only
     }
@@ -119,10 +123,11 @@ export class SourceMapReader {
       }
     }
     if (found < 0) found = 0; // before the first mapped token of the line: the line's first token is closest
-    const [, source, srcLine, srcCol] = segments[found];
+    const [genCol, source, srcLine, srcCol, nameIndex] = segments[found];
     const file = this.sources[source];
     if (file === undefined) return undefined;
-    return { file, line: srcLine + 1, column: srcCol + 1, lineText: this.contentLines[source]?.[srcLine] };
+    const name = genCol === column && nameIndex >= 0 ? this.map.names?.[nameIndex] : undefined;
+    return { file, line: srcLine + 1, column: srcCol + 1, lineText: this.contentLines[source]?.[srcLine], ...(name !== undefined ? { name } : {}) };
   }
 }
 

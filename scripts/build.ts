@@ -1,0 +1,193 @@
+// `npm run build`: the board-independent core and one artefact per board, for Espruino (esbuild) and Lua
+// (TypeScriptToLua), each checked for what its target cannot run. `--quiet` prints only errors.
+//
+//   dist/espruino/core.js (+ .map)   firmware/core.ts, exports in the global `sesame`
+//   dist/lua/core.lua                firmware/core.ts, the chunk returns the export table
+//   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD
+//   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }`
+//   dist/build.json                  what was built, written only when everything passed
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
+import type { BoardProfile } from "../firmware/board";
+import { checkEspruino, EspruinoProblem, formatProblem } from "./espruino-check";
+import { BundleError, bundleEspruino } from "./lib/espruino-bundle";
+import { bundleLua, LuaBundleError } from "./lib/lua-bundle";
+import { toLuaLiteral } from "./lib/lua-table";
+import { checkLua, formatLuaProblem } from "./lua-check";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+/** The global that holds the exports of an Espruino artefact. */
+export const ESPRUINO_GLOBAL = "sesame";
+const CORE_BUDGET_BYTES = 12 * 1024;
+
+export type BuildOptions = {
+  root?: string;
+  /** Default: <root>/dist. */
+  outDir?: string;
+  /** Print only errors. */
+  quiet?: boolean;
+  log?: (line: string) => void;
+};
+
+export type Artefact = {
+  target: "espruino" | "lua";
+  /** "core" or the board name. */
+  name: string;
+  file: string;
+  bytes: number;
+  gzipBytes: number;
+  note: string;
+};
+
+export type BuildResult = { artefacts: Artefact[]; outDir: string };
+
+export class BuildError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`build failed: ${problems.length} problem(s)\n` + problems.join("\n"));
+  }
+}
+
+/** Reads boards/*.json; a profile that cannot drive a build is a problem, not a crash. */
+export function loadBoards(root: string, problems: string[] = []): BoardProfile[] {
+  const dir = path.join(root, "boards");
+  const boards: BoardProfile[] = [];
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith(".json")).sort()) {
+    const file = path.join("boards", f);
+    let profile: BoardProfile;
+    try {
+      profile = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as BoardProfile;
+    } catch (e) {
+      problems.push(`${file}: not valid JSON: ${(e as Error).message}`);
+      continue;
+    }
+    const expected = f.replace(/\.json$/, "");
+    if (profile.name !== expected) problems.push(`${file}: "name" is ${JSON.stringify(profile.name)}, expected "${expected}"`);
+    else if (profile.target !== "espruino" && profile.target !== "lua")
+      problems.push(`${file}: "target" must be "espruino" or "lua", got ${JSON.stringify(profile.target)}`);
+    else if (expected === "core") problems.push(`${file}: a board may not be called "core" (the core artefact's name)`);
+    else boards.push(profile);
+  }
+  return boards;
+}
+
+/** Every source a build depends on, for "is dist/ stale" checks. */
+export function buildInputs(root = REPO_ROOT): string[] {
+  const files: string[] = [];
+  const walkDir = (dir: string) => {
+    if (!fs.existsSync(dir)) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walkDir(p);
+      else if (/\.(ts|json)$/.test(e.name)) files.push(p);
+    }
+  };
+  walkDir(path.join(root, "firmware"));
+  walkDir(path.join(root, "boards"));
+  walkDir(path.join(root, "scripts"));
+  for (const f of ["package.json", "tsconfig.lua.json"]) files.push(path.join(root, f));
+  return files;
+}
+
+/** True when dist/build.json is missing or older than any build input. */
+export function isBuildStale(root = REPO_ROOT, outDir = path.join(root, "dist")): boolean {
+  const stamp = path.join(outDir, "build.json");
+  if (!fs.existsSync(stamp)) return true;
+  const built = fs.statSync(stamp).mtimeMs;
+  return buildInputs(root).some((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs > built);
+}
+
+function describeError(artefact: string, e: unknown): string[] {
+  if (e instanceof BundleError || e instanceof LuaBundleError) return [`${artefact}: ${e.message}`, ...e.details.map((d) => "  " + d.replace(/\n/g, "\n  "))];
+  return [`${artefact}: ${(e as Error).stack ?? String(e)}`];
+}
+
+function record(target: Artefact["target"], name: string, file: string, code: string, root: string, note: string): Artefact {
+  const bytes = Buffer.byteLength(code);
+  return { target, name, file: path.relative(root, file), bytes, gzipBytes: gzipSync(code, { level: 9 }).length, note };
+}
+
+async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string): Promise<Artefact | undefined> {
+  const rel = path.relative(root, outFile);
+  try {
+    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define });
+    fs.writeFileSync(outFile, bundle.code);
+    fs.writeFileSync(outFile + ".map", JSON.stringify(bundle.map));
+    const found: EspruinoProblem[] = checkEspruino(bundle.code, bundle.map, { file: rel, mapDir: path.dirname(outFile), root });
+    for (const p of found) problems.push(`${rel}: Espruino cannot run: ${formatProblem(p)}`);
+    return record("espruino", name, outFile, bundle.code, root, note);
+  } catch (e) {
+    problems.push(...describeError(rel, e));
+    return undefined;
+  }
+}
+
+function buildLua(name: string, entry: string, outFile: string, root: string, prelude: string | undefined, problems: string[]): Artefact | undefined {
+  const rel = path.relative(root, outFile);
+  try {
+    const bundle = bundleLua({ entry, root, prelude });
+    fs.writeFileSync(outFile, bundle.code);
+    for (const p of checkLua(bundle.code)) problems.push(`${rel}: 32-bit Lua problem: ${formatLuaProblem(rel, p)}`);
+    return record("lua", name, outFile, bundle.code, root, `${bundle.modules.length} modules`);
+  } catch (e) {
+    problems.push(...describeError(rel, e));
+    return undefined;
+  }
+}
+
+/** Builds and checks every artefact; throws BuildError listing every problem found. */
+export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
+  const root = path.resolve(opts.root ?? REPO_ROOT);
+  const outDir = path.resolve(opts.outDir ?? path.join(root, "dist"));
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const problems: string[] = [];
+  const boards = loadBoards(root, problems);
+  const espDir = path.join(outDir, "espruino");
+  const luaDir = path.join(outDir, "lua");
+  // Start clean so a removed board leaves no stale artefact, and a failed build leaves no stamp.
+  fs.rmSync(path.join(outDir, "build.json"), { force: true });
+  for (const d of [espDir, luaDir]) {
+    fs.rmSync(d, { recursive: true, force: true });
+    fs.mkdirSync(d, { recursive: true });
+  }
+  const artefacts: (Artefact | undefined)[] = [];
+  const coreNote = (bytes: number) => `goal < 12 KB for core${bytes > CORE_BUDGET_BYTES ? " (OVER)" : ""}`;
+  const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, undefined, problems, "");
+  if (core) core.note = coreNote(core.bytes);
+  artefacts.push(core);
+  artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, undefined, problems));
+  for (const board of boards) {
+    if (board.target === "espruino") {
+      const define = { SESAME_BOARD: JSON.stringify(board) };
+      const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars`;
+      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, define, problems, note));
+    } else {
+      const prelude = `SESAME_BOARD = ${toLuaLiteral(board)}\n`;
+      artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, prelude, problems));
+    }
+  }
+  const built = artefacts.filter((a): a is Artefact => a !== undefined);
+  if (!opts.quiet) log(formatTable(built));
+  if (problems.length > 0) throw new BuildError(problems);
+  fs.writeFileSync(path.join(outDir, "build.json"), JSON.stringify({ artefacts: built }, null, 2) + "\n");
+  return { artefacts: built, outDir };
+}
+
+export function formatTable(artefacts: Artefact[]): string {
+  const rows = [["artefact", "bytes", "gzip", "note"], ...artefacts.map((a) => [a.file, String(a.bytes), String(a.gzipBytes), a.note])];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [fmt(rows[0]), widths.map((w) => "-".repeat(w)).join("  "), ...rows.slice(1).map(fmt)].join("\n");
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const quiet = process.argv.includes("--quiet");
+  buildAll({ quiet }).then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e instanceof BuildError ? e.message : `build failed: ${(e as Error).stack ?? String(e)}`);
+      process.exit(1);
+    },
+  );
+}
