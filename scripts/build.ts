@@ -3,6 +3,7 @@
 //
 //   dist/espruino/core.js (+ .map)   firmware/core.ts, exports in the global `sesame`
 //   dist/lua/core.lua                firmware/core.ts, the chunk returns the export table
+//   dist/espruino/probe.js, dist/lua/probe.lua   firmware/probe.ts: everything, for the vector suite
 //   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD
 //   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }`
 //   dist/build.json                  what was built, written only when everything passed
@@ -66,7 +67,7 @@ export function loadBoards(root: string, problems: string[] = []): BoardProfile[
     if (profile.name !== expected) problems.push(`${file}: "name" is ${JSON.stringify(profile.name)}, expected "${expected}"`);
     else if (profile.target !== "espruino" && profile.target !== "lua")
       problems.push(`${file}: "target" must be "espruino" or "lua", got ${JSON.stringify(profile.target)}`);
-    else if (expected === "core") problems.push(`${file}: a board may not be called "core" (the core artefact's name)`);
+    else if (expected === "core" || expected === "probe") problems.push(`${file}: a board may not be called "${expected}" (an artefact of its own)`);
     else boards.push(profile);
   }
   return boards;
@@ -157,6 +158,10 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   if (core) core.note = coreNote(core.bytes);
   artefacts.push(core);
   artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, undefined, problems));
+  // The probe bundles carry every primitive, the record layer and both handshakes behind one string entry
+  // point: the vector suite runs test/vectors/*.json through them on every target.
+  artefacts.push(await buildEspruino("probe", "firmware/probe.ts", path.join(espDir, "probe.js"), root, undefined, problems, "vector-test bundle"));
+  artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, undefined, problems));
   for (const board of boards) {
     if (board.target === "espruino") {
       const define = { SESAME_BOARD: JSON.stringify(board) };

@@ -1,8 +1,8 @@
 // The four-way vector suite: every case of every test/vectors/*.json runs as probe(op, ...args) on
 //   node      the TypeScript source (firmware/probe.ts)
-//   espruino  dist/espruino/core.js in the Espruino-shaped sandbox
-//   wasmoon   dist/lua/core.lua on Lua 5.4 (64-bit integers)
-//   fengari   dist/lua/core.lua on Lua 5.3 with 32-bit integers
+//   espruino  dist/espruino/probe.js in the Espruino-shaped sandbox
+//   wasmoon   dist/lua/probe.lua on Lua 5.4 (64-bit integers)
+//   fengari   dist/lua/probe.lua on Lua 5.3 with 32-bit integers
 // and, when ESPRUINO_BIN names an Espruino Linux build, "espruino-native" (all calls in one interpreter run).
 // A case's "only" limits it to the targets it names; "lua" stands for wasmoon and fengari, and "espruino"
 // also admits espruino-native. Cases without "op" belong to other harnesses and are not run here.
@@ -104,22 +104,22 @@ describe("targets: every vector on every target", function () {
       }
     };
     await attempt(["espruino"], () => {
-      const map = JSON.parse(readArtefact("espruino/core.js.map", buildError)) as RawSourceMap;
-      const sandbox = loadEspruino(readArtefact("espruino/core.js", buildError), { sourceMap: map, filename: "dist/espruino/core.js" });
+      const map = JSON.parse(readArtefact("espruino/probe.js.map", buildError)) as RawSourceMap;
+      const sandbox = loadEspruino(readArtefact("espruino/probe.js", buildError), { sourceMap: map, filename: "dist/espruino/probe.js" });
       return [(op, a) => sandbox.call(op, a[0], a[1], a[2], a[3], a[4])];
     });
     await attempt(["wasmoon"], async () => {
-      const w = await loadWasmoon(readArtefact("lua/core.lua", buildError), { chunkName: "core.lua" });
+      const w = await loadWasmoon(readArtefact("lua/probe.lua", buildError), { chunkName: "probe.lua" });
       closeWasmoon = w.close;
       return [(op, a) => w.call(op, a[0], a[1], a[2], a[3], a[4])];
     });
     await attempt(["fengari"], () => {
-      const f = loadFengari(readArtefact("lua/core.lua", buildError), { chunkName: "core.lua" });
+      const f = loadFengari(readArtefact("lua/probe.lua", buildError), { chunkName: "probe.lua" });
       return [(op, a) => f.call(op, a[0], a[1], a[2], a[3], a[4])];
     });
     if (nativeBin) {
       await attempt(["espruino-native"], async () => {
-        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/core.js", buildError), nativeCalls);
+        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls);
         return [() => "unused"];
       });
     }

@@ -1,5 +1,5 @@
 // Time per operation of the portable primitives, in Node and (where ESPRUINO_BIN names a build of the
-// Espruino interpreter) in Espruino itself, running the built core bundle.
+// Espruino interpreter) in Espruino itself, running the built probe bundle.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -53,7 +53,7 @@ export function benchPortable(): string {
     ["x25519", timeEach(() => x25519(randomBytes(32), randomBytes(32)), 40).toFixed(3)],
   ];
   const bin = process.env.ESPRUINO_BIN;
-  const bundlePath = "dist/espruino/core.js";
+  const bundlePath = "dist/espruino/probe.js";
   let note = "Espruino: set ESPRUINO_BIN to a build of the Espruino interpreter to time the bundle in it.";
   if (bin && existsSync(bin) && existsSync(bundlePath)) {
     const r = espruinoTimes(bin, readFileSync(bundlePath, "utf8"));
