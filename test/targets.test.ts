@@ -8,6 +8,9 @@
 // also admits espruino-native. Cases without "op" belong to other harnesses and are not run here.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as vm from "node:vm";
+import { createCipheriv, createHash, createHmac, randomBytes } from "node:crypto";
+import { nodeKeyPair, nodeX25519 } from "../host/crypto/provider";
 import * as path from "node:path";
 import type { BoardProfile } from "../firmware/board";
 import { probe } from "../firmware/probe";
@@ -193,22 +196,49 @@ describe("targets: board artefacts", function () {
     buildError = (await ensureBuilt()).error;
   });
 
+  // The board's provider, built from the natives its boot code passes in, must give node:crypto's bytes:
+  // native AES-ECB under portable CCM on Espruino, native SHA-256/HMAC (and sodium's X25519) on NodeMCU.
+  const key = randomBytes(16), nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(37), hk = randomBytes(20);
+  const c = createCipheriv("aes-128-ccm", key, nonce, { authTagLength: 8 });
+  c.setAAD(aad, { plaintextLength: pt.length });
+  const sealed = Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]).toString("hex");
+  const digest = createHash("sha256").update(pt).digest("hex");
+  const mac = createHmac("sha256", hk).update(pt).digest("hex");
+  const [a, b] = [nodeKeyPair(), nodeKeyPair()];
+  const shared = Buffer.from(nodeX25519(a.s, b.S)).toString("hex");
+  const h = (x: Uint8Array) => Buffer.from(x).toString("hex");
+
   for (const board of boards) {
-    it(`${board.name} (${board.target}): loads, exports its profile and probes`, async function () {
+    it(`${board.name} (${board.target}): carries its profile, and its native provider gives node:crypto's bytes`, async function () {
       if (board.target === "espruino") {
         const code = readArtefact(`espruino/${board.name}.js`, buildError);
         const map = JSON.parse(readArtefact(`espruino/${board.name}.js.map`, buildError)) as RawSourceMap;
         const sandbox = loadEspruino(code, { nativeCrypto: board.nativeCrypto, sourceMap: map, filename: `dist/espruino/${board.name}.js` });
-        assert.equal(sandbox.sesame.board.name, board.name);
         assert.deepEqual(JSON.parse(JSON.stringify(sandbox.sesame.board)), board);
-        assert.equal(sandbox.call("hex", "ABcd"), "abcd");
+        const run = (js: string) => vm.runInContext(js, sandbox.context) as string;
+        run(`var X = sesame.fromHex, H = sesame.toHex; var p = sesame.boardProvider({ crypto: require("crypto"), hwRand: E.hwRand });`);
+        assert.match(run("p.name"), board.nativeCrypto.aes ? /aes:native/ : /aes:portable/);
+        assert.equal(run(`H(p.ccm(X("${h(key)}"), 8, 13).seal(X("${h(nonce)}"), X("${h(aad)}"), X("${h(pt)}")))`), sealed);
+        assert.equal(run(`H(p.ccm(X("${h(key)}"), 8, 13).open(X("${h(nonce)}"), X("${h(aad)}"), X("${sealed}")))`), h(pt));
+        assert.equal(run(`H(p.sha256(X("${h(pt)}")))`), digest);
+        assert.equal(run(`H(p.hmac(X("${h(hk)}"), X("${h(pt)}")))`), mac);
+        assert.equal(run(`p.random(16).length`), 16);
       } else {
-        const lua = await loadWasmoon(readArtefact(`lua/${board.name}.lua`, buildError), { nodemcu: true, chunkName: `${board.name}.lua` });
+        const code = readArtefact(`lua/${board.name}.lua`, buildError);
+        const w = await loadWasmoon(code, { nodemcu: true, chunkName: `${board.name}.lua` });
+        const f = loadFengari(code, { nodemcu: true, chunkName: `${board.name}.lua` });
         try {
-          assert.equal(lua.eval("return sesame.board.name .. ' ' .. tostring(sesame.board.nativeCrypto.x25519)"), `${board.name} ${board.nativeCrypto.x25519}`);
-          assert.equal(lua.call("hex", "ABcd"), "abcd");
+          for (const lua of [w, f]) {
+            assert.equal(lua.eval("return sesame.board.name"), board.name);
+            lua.eval(`X, H = sesame.fromHex, sesame.toHex; p = sesame.boardProvider({ crypto = crypto, sodium = sodium }); return ""`);
+            assert.equal(lua.eval(`return H(p.sha256(X("${h(pt)}")))`), digest);
+            assert.equal(lua.eval(`return H(p.hmac(X("${h(hk)}"), X("${h(pt)}")))`), mac);
+            assert.equal(lua.eval(`return H(p.ccm(X("${h(key)}"), 8, 13).seal(X("${h(nonce)}"), X("${h(aad)}"), X("${h(pt)}")))`), sealed);
+            // X25519 through sodium: the path a 32-bit-integer NodeMCU build (fengari here) takes.
+            assert.equal(lua.eval(`return H(p.x25519(X("${h(a.s)}"), X("${h(b.S)}")))`), shared);
+          }
         } finally {
-          lua.close();
+          w.close();
         }
       }
     });
