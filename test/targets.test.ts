@@ -13,67 +13,18 @@ import { createCipheriv, createHash, createHmac, randomBytes } from "node:crypto
 import { nodeKeyPair, nodeX25519 } from "../host/crypto/provider";
 import * as path from "node:path";
 import type { BoardProfile } from "../firmware/board";
-import { probe } from "../firmware/probe";
 import type { RawSourceMap } from "../scripts/lib/sourcemap";
 import { REPO_ROOT } from "../scripts/build";
 import { ensureBuilt, readArtefact } from "./harness/build-once";
-import { espruinoBinary, espruinoUnavailableReason, NativeResult, ProbeCall, runEspruinoNativeDetailed } from "./harness/espruino-native";
-import { loadEspruino } from "./harness/espruino-sandbox";
-import { loadFengari, loadWasmoon } from "./harness/lua-runtime";
-
-type VectorCase = { name: string; op?: string; args?: string[]; out?: string; only?: string[] };
-type VectorFile = { primitive?: string; source?: string; cases: VectorCase[] };
-type Target = "node" | "espruino" | "wasmoon" | "fengari" | "espruino-native";
-type Runner = (op: string, args: string[]) => string;
-
-const VECTOR_DIR = path.join(import.meta.dirname, "vectors");
-const TARGETS: Target[] = ["node", "espruino", "wasmoon", "fengari", "espruino-native"];
-const ALIASES: Record<Target, string[]> = {
-  node: ["node"],
-  espruino: ["espruino"],
-  wasmoon: ["wasmoon", "lua"],
-  fengari: ["fengari", "lua"],
-  "espruino-native": ["espruino-native", "espruino"],
-};
-const FENGARI_X25519 = "x25519 needs 64-bit Lua integers; boards with 32-bit Lua use native sodium";
-/**
- * Ops built on X25519 (a DH handshake) reach the portable ladder's guard on 32-bit Lua and throw its
- * message; on fengari such a case is pending like the x25519* ops, not failed. Any other result still fails.
- */
-const INT32_X25519_GUARD = /x25519.*64-bit integers/;
-
-function pad(args: string[] | undefined): string[] {
-  return [...(args ?? []), "", "", "", "", ""].slice(0, 5);
-}
-
-function runsOn(c: VectorCase, t: Target): boolean {
-  return c.op !== undefined && (!c.only || c.only.some((o) => ALIASES[t].includes(o)));
-}
-
-/** Why a case is pending on a target although it is meant for it. */
-function pendingReason(c: VectorCase, t: Target): string | undefined {
-  return t === "fengari" && c.op!.startsWith("x25519") ? FENGARI_X25519 : undefined;
-}
+import { espruinoBinary, espruinoUnavailableReason, NativeResult, ProbeCall, runEspruinoNativeDetailed } from "../host/sim/espruino-native";
+import { loadEspruino } from "../host/sim/espruino-sandbox";
+import {
+  FENGARI_X25519, INT32_X25519_GUARD, loadTargets, VECTOR_DIR, loadVectorFiles, pad, pendingReason, runCase, Runner, runsOn, Target, TARGETS, VectorCase,
+} from "../host/sim/vectors";
+import { loadFengari, loadWasmoon } from "../host/sim/lua-runtime";
 
 function short(s: string): string {
   return s.length > 80 ? `${s.slice(0, 77)}... (${s.length} chars)` : s;
-}
-
-function loadVectorFiles(): { file: string; data?: VectorFile; error?: string }[] {
-  if (!fs.existsSync(VECTOR_DIR)) return [];
-  return fs
-    .readdirSync(VECTOR_DIR)
-    .filter((f) => f.endsWith(".json"))
-    .sort()
-    .map((file) => {
-      try {
-        const data = JSON.parse(fs.readFileSync(path.join(VECTOR_DIR, file), "utf8")) as VectorFile;
-        if (!Array.isArray(data.cases)) return { file, error: 'no "cases" array' };
-        return { file, data };
-      } catch (e) {
-        return { file, error: (e as Error).message };
-      }
-    });
 }
 
 describe("targets: every vector on every target", function () {
@@ -96,35 +47,17 @@ describe("targets: every vector on every target", function () {
   before(async function () {
     // The real interpreter runs every case in one go: X25519 handshakes take minutes there.
     this.timeout(nativeBin ? 2_400_000 : 900_000);
-    runners.set("node", (op, a) => probe(op, a[0], a[1], a[2], a[3], a[4]));
     buildError = (await ensureBuilt()).error;
-    const attempt = async (targets: Target[], load: () => Promise<Runner[]> | Runner[]) => {
-      try {
-        const loaded = await load();
-        targets.forEach((t, i) => runners.set(t, loaded[i]));
-      } catch (e) {
-        for (const t of targets) unavailable.set(t, (e as Error).message);
-      }
-    };
-    await attempt(["espruino"], () => {
-      const map = JSON.parse(readArtefact("espruino/probe.js.map", buildError)) as RawSourceMap;
-      const sandbox = loadEspruino(readArtefact("espruino/probe.js", buildError), { sourceMap: map, filename: "dist/espruino/probe.js" });
-      return [(op, a) => sandbox.call(op, a[0], a[1], a[2], a[3], a[4])];
-    });
-    await attempt(["wasmoon"], async () => {
-      const w = await loadWasmoon(readArtefact("lua/probe.lua", buildError), { chunkName: "probe.lua" });
-      closeWasmoon = w.close;
-      return [(op, a) => w.call(op, a[0], a[1], a[2], a[3], a[4])];
-    });
-    await attempt(["fengari"], () => {
-      const f = loadFengari(readArtefact("lua/probe.lua", buildError), { chunkName: "probe.lua" });
-      return [(op, a) => f.call(op, a[0], a[1], a[2], a[3], a[4])];
-    });
+    const loaded = await loadTargets((a) => readArtefact(a, buildError));
+    for (const [t, r] of loaded.runners) runners.set(t, r);
+    for (const [t, why] of loaded.unavailable) unavailable.set(t, why);
+    closeWasmoon = loaded.close;
     if (nativeBin) {
-      await attempt(["espruino-native"], async () => {
+      try {
         nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls);
-        return [() => "unused"];
-      });
+      } catch (e) {
+        unavailable.set("espruino-native", (e as Error).message);
+      }
     }
   });
 
@@ -164,11 +97,7 @@ describe("targets: every vector on every target", function () {
               const r = nativeResults[nativeIndex.get(c)!];
               got = r && r.ok ? r.value : `THROWS ${r ? r.error : "no result"}`;
             } else {
-              try {
-                got = run!(c.op!, pad(c.args));
-              } catch (e) {
-                got = `THROWS ${e instanceof Error ? e.message : String(e)}`;
-              }
+              got = runCase(run!, c);
             }
             if (got !== c.out && target === "fengari" && got.startsWith("THROWS ") && INT32_X25519_GUARD.test(got)) int32Limited.push(c.name);
             else if (got !== c.out) failures.push(`  ${c.name} [${c.op}]\n    expected ${short(String(c.out))}\n    got      ${short(got)}`);

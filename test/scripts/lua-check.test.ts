@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { checkLua } from "../../scripts/lua-check";
 import { toLuaLiteral } from "../../scripts/lib/lua-table";
-import { loadFengari } from "../harness/lua-runtime";
+import { loadFengari } from "../../host/sim/lua-runtime";
 
 // The shape of a TypeScriptToLua bundle: a lualib section, then one function per module.
 const BUNDLE = `local ____modules = {}

@@ -4,10 +4,10 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { NativeCrypto } from "../../firmware/board";
-import { espruinoBinary } from "./espruino-native";
-import { decryptionRoundKeys, expandKey, forwardCipher } from "./espruino-natives";
-import { EspruinoRefusal, loadEspruino } from "./espruino-sandbox";
+import type { NativeCrypto } from "../../../firmware/board";
+import { espruinoBinary } from "../../../host/sim/espruino-native";
+import { decryptionRoundKeys, expandKey, forwardCipher } from "../../../host/sim/espruino-natives";
+import { EspruinoRefusal, loadEspruino } from "../../../host/sim/espruino-sandbox";
 
 const ALL_NATIVE: NativeCrypto = { sha256: true, aes: true, aesCcm: true, hmac: false, x25519: false };
 
