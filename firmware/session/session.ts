@@ -117,7 +117,8 @@ export function sessionSend(s: Session, payload: Bytes, now: number): boolean {
   return sealAndEmit(s, payload, 0, now);
 }
 
-function control(s: Session, what: number, now: number): boolean {
+/** Seals and queues a control record (FLAG_CONTROL) whose payload is the one byte `what`. */
+export function sessionControl(s: Session, what: number, now: number): boolean {
   const m = alloc(1);
   m[0] = what;
   return sealAndEmit(s, m, FLAG_CONTROL, now);
@@ -126,7 +127,7 @@ function control(s: Session, what: number, now: number): boolean {
 /** Closes cleanly: an authenticated CLOSE record, then nothing more is sent or accepted. */
 export function sessionClose(s: Session, now: number): void {
   if (s.state !== STATE_OPEN) return;
-  control(s, CTRL_CLOSE, now);
+  sessionControl(s, CTRL_CLOSE, now);
   s.state = STATE_CLOSED;
 }
 
@@ -152,7 +153,7 @@ export function sessionReceive(s: Session, packet: Bytes, tid: number, now: numb
     s.rejected = s.rejected + 1;
     if (s.inb.wantRekey && !s.askedRekey) {
       s.askedRekey = true;
-      control(s, CTRL_KEY_UPDATE, now);
+      sessionControl(s, CTRL_KEY_UPDATE, now);
     }
     return -r;
   }

@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { CryptoProvider, portableProvider } from "../../../firmware/crypto/provider";
+import { pskPid, PskKeys } from "../../../firmware/handshake/psk";
+import { Endpoint, EndpointConfig, epInput, epNew, epPoll, epReady, epStart, epTakeOutput } from "../../../firmware/session/endpoint";
+import { RX_DATA, sessionSend, sessionTakeInbox } from "../../../firmware/session/session";
+import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
+import { policy } from "./session.test";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const portable = portableProvider((n) => randomBytes(n));
+
+/** A device (initiator) and a gateway (responder) endpoint configured for one mode and order. */
+export function pairOf(dh: boolean, responderFirst: boolean, pi: CryptoProvider = hostProvider, sliceSteps = 0) {
+  const gw = nodeKeyPair(), dev = nodeKeyPair();
+  const kid = randomBytes(4), id = randomBytes(4), psk = randomBytes(32);
+  const devKeys: PskKeys = { current: Uint8Array.from(psk), previous: undefined };
+  const gwKeys: PskKeys = { current: Uint8Array.from(psk), previous: undefined };
+  const base = { dh, responderFirst, policy: undefined as never, sliceSteps: 0, retryMs: 2000, dhI: undefined, dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
+  const ci: EndpointConfig = {
+    ...base, initiator: true, p: pi, policy: policy(pi), sliceSteps,
+    dhI: { p: pi, kid, me: dev, peer: gw.S }, pskI: { p: pi, id, keys: devKeys },
+  };
+  const cr: EndpointConfig = {
+    ...base, initiator: false, p: hostProvider, policy: policy(hostProvider),
+    dhR: { p: hostProvider, me: gw, lookup: (k) => (hex(k) === hex(kid) ? dev.S : undefined) },
+    pskR: {
+      p: hostProvider,
+      lookup: (pid) => {
+        for (const k of [gwKeys.current, gwKeys.previous]) if (k && hex(pskPid(hostProvider, k)) === hex(pid)) return { device: id, key: k };
+        return undefined;
+      },
+    },
+    pskStore: () => gwKeys,
+  };
+  return { i: epNew(ci), r: epNew(cr), devKeys, gwKeys };
+}
+
+/** Moves packets both ways until quiet; `drop` decides which to lose. Returns the packets carried. */
+export function exchange(a: Endpoint, b: Endpoint, now: number, drop: (p: Uint8Array) => boolean = () => false): number {
+  let moved = 0;
+  for (let round = 0; round < 1000; round++) {
+    epPoll(a, now);
+    epPoll(b, now);
+    const ab = epTakeOutput(a), ba = epTakeOutput(b);
+    if (ab.length + ba.length === 0 && !a.work && !b.work) return moved;
+    for (const o of ab) if (!drop(o.bytes)) (moved++, epInput(b, o.bytes, 1, now));
+    for (const o of ba) if (!drop(o.bytes)) (moved++, epInput(a, o.bytes, 1, now));
+  }
+  return moved;
+}
+
+describe("endpoint", () => {
+  for (const dh of [true, false]) {
+    for (const responderFirst of [true, false]) {
+      const label = `${dh ? "dh" : "psk"} order ${responderFirst ? "R" : "I"}`;
+      it(`${label}: handshake, confirmation, data both ways (portable device, host gateway)`, () => {
+        const { i, r } = pairOf(dh, responderFirst, portable);
+        epStart(r, 0);
+        epStart(i, 0);
+        exchange(i, r, 0);
+        assert.ok(epReady(i) && epReady(r), `${label} not ready: ${i.state}/${r.state} confirmed ${i.confirmed}/${r.confirmed}`);
+        sessionSend(i.session!, Buffer.from("reading"), 0);
+        sessionSend(r.session!, Buffer.from("command"), 0);
+        exchange(i, r, 0);
+        assert.deepEqual(sessionTakeInbox(r.session!).map((b) => Buffer.from(b).toString()), ["reading"]);
+        assert.deepEqual(sessionTakeInbox(i.session!).map((b) => Buffer.from(b).toString()), ["command"]);
+      });
+    }
+  }
+
+  it("computes the device's X25519 in slices, a bounded amount per poll", () => {
+    const { i, r } = pairOf(true, true, portable, 8);
+    epStart(r, 0);
+    epStart(i, 0);
+    let polls = 0;
+    for (let t = 0; t < 2000 && !epReady(i); t++) {
+      for (const o of epTakeOutput(r)) epInput(i, o.bytes, 1, t);
+      if (epPoll(i, t)) polls++;
+      for (const o of epTakeOutput(i)) epInput(r, o.bytes, 1, t);
+      for (const o of epTakeOutput(r)) epInput(i, o.bytes, 1, t);
+    }
+    assert.ok(epReady(i));
+    assert.ok(polls >= 3 * 30, `only ${polls} polls: the 3 X25519 of I2 should take ~3 x 36 slices of 8 steps`);
+  });
+
+  it("recovers from lost handshake messages and lost confirmations by starting again", () => {
+    for (const [dh, rf] of [[true, true], [true, false], [false, true], [false, false]] as const) {
+      const { i, r } = pairOf(dh, rf);
+      epStart(r, 0);
+      epStart(i, 0);
+      let n = 0;
+      exchange(i, r, 0, () => n++ < 2); // the first two packets are lost
+      for (let t = 2000; !epReady(i) && t < 20000; t += 2000) exchange(i, r, t);
+      assert.ok(epReady(i) && epReady(r), `${dh ? "dh" : "psk"} ${rf ? "R" : "I"} did not recover`);
+    }
+  });
+
+  it("evolves psk keys on each confirmed session and resynchronises after a lost confirmation", () => {
+    const { i, r, devKeys, gwKeys } = pairOf(false, true);
+    const pids = new Set<string>();
+    for (let n = 0; n < 6; n++) {
+      pids.add(hex(pskPid(hostProvider, devKeys.current)));
+      epStart(r, n * 10000);
+      epStart(i, n * 10000);
+      // Every third time the gateway's CONFIRM is lost: the device has not evolved, the gateway has.
+      let first = true;
+      exchange(i, r, n * 10000, (p) => n % 3 === 2 && p[0] !== 0 && (first ? !(first = false) : false));
+      for (let t = n * 10000 + 2000; !epReady(i); t += 2000) exchange(i, r, t);
+      assert.ok(epReady(r) && epReady(i));
+      sessionSend(i.session!, Buffer.from([n]), 0);
+      exchange(i, r, n * 10000 + 9000);
+      assert.equal(sessionTakeInbox(r.session!).length, 1);
+      assert.ok([gwKeys.current, gwKeys.previous].some((k) => k && hex(k) === hex(devKeys.current)), "the gateway still knows the device's key");
+    }
+    assert.ok(pids.size >= 5, `pids repeat: ${pids.size} distinct in 6 sessions`);
+  });
+
+  it("refuses its own kind of message (reflection) and junk, silently", () => {
+    const { i, r } = pairOf(true, true);
+    epStart(r, 0);
+    const r1 = epTakeOutput(r)[0].bytes;
+    epInput(r, r1, 1, 0);
+    assert.equal(epTakeOutput(r).length, 0);
+    assert.equal(r.failures, 1);
+    epStart(i, 0);
+    epInput(i, randomBytes(39), 1, 0);
+    assert.equal(epTakeOutput(i).length, 0);
+    assert.equal(epInput(i, r1, 1, 0), 0);
+    assert.ok(epTakeOutput(i).length === 1, "the genuine R1 is answered");
+  });
+
+  it("delivers data after the handshake", () => {
+    const { i, r } = pairOf(true, false);
+    epStart(i, 0);
+    exchange(i, r, 0);
+    sessionSend(i.session!, Buffer.from("x"), 0);
+    const out = epTakeOutput(i);
+    assert.equal(epInput(r, out[0].bytes, 1, 0), RX_DATA);
+  });
+});
