@@ -1,5 +1,5 @@
 // Cipher suites: one fixed algorithm chain each, as SVC prescribes (no per-algorithm negotiation, so there
-// is nothing to downgrade). The suite id is bound into the handshake transcript.
+// is nothing to downgrade). The suite is named in the handshake's protocol name, which starts the transcript.
 import { FORMAT_COMPACT, FORMAT_EXTREME } from "./record/header";
 
 export type Suite = {

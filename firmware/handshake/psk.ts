@@ -1,7 +1,7 @@
 // psk mode: for boards where one X25519 takes minutes. Symmetric only: mutual authentication from a
 // pre-shared key, fresh nonces from both sides, and a pseudonym (pid) in place of an identifier, derived
 // from the current key, so an observer cannot link two sessions of one device. Forward secrecy comes from
-// evolving the key after every confirmed session and erasing the key before last (docs/PROTOCOL.md 2.3):
+// evolving the key after every confirmed session and erasing the key before last (docs/PROTOCOL.md 2.4):
 // each side keeps {current, previous}, which also resynchronises a side that missed an update.
 //
 //   order R (responder first):  R1 = N_R;  I2 = pid, N_I, psk, {}
@@ -54,10 +54,14 @@ export function pskConfirm(p: CryptoProvider, keys: PskKeys, used: Bytes, sessio
   keys.current = next;
 }
 
+/**
+ * The transcript after `parts`, keyed by the pre-shared key mixed together with the hash of everything so
+ * far: the nonces enter the chaining key, so no two sessions under one key share a handshake key or K_M.
+ */
 function authed(p: CryptoProvider, name: string, key: Bytes, parts: Bytes[]): Transcript {
   const t = transcriptStart(p, name);
   for (let i = 0; i < parts.length; i++) mixHash(p, t, parts[i]);
-  mixKey(p, t, key);
+  mixKey(p, t, concat(key, t.h));
   return t;
 }
 
@@ -125,6 +129,7 @@ export function pskR2(r: PskResponder, i1: Bytes, nonce: Bytes, spi: number): { 
   if (decryptAndHash(r.p, t, slice(i1, head.length, i1.length)) === undefined) return HS_FAIL;
   const m = withNonce(MSG_PSK_R2, spi, nonce, PREFIX + SPI_SIZE);
   mixHash(r.p, t, slice(m, 0, m.length - TAG_SIZE));
+  mixKey(r.p, t, t.h); // N_R enters the key: R2's tag is fresh even when a replayed I1 repeats N_I
   copyInto(m, m.length - TAG_SIZE, encryptAndHash(r.p, t, empty()), TAG_SIZE);
   return { msg: m, est: est(r.p, t, spi, getSpi(i1), match.device, false), key: match.key };
 }
@@ -133,6 +138,7 @@ export function pskI1Finish(i: PskInitiator, st: PskPending, r2: Bytes): Establi
   if (messageType(r2) !== MSG_PSK_R2) return HS_FAIL;
   const t = transcriptCopy(st.t);
   mixHash(i.p, t, slice(r2, 0, r2.length - TAG_SIZE));
+  mixKey(i.p, t, t.h);
   if (decryptAndHash(i.p, t, slice(r2, r2.length - TAG_SIZE, r2.length)) === undefined) return HS_FAIL;
   return est(i.p, t, st.spi, getSpi(r2), i.id, true);
 }

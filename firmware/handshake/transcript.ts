@@ -75,9 +75,13 @@ export function decryptAndHash(p: CryptoProvider, t: Transcript, sealed: Bytes):
   return m;
 }
 
-/** The session's master secret K_M, once the handshake is over; the transcript's keys are erased. */
+/**
+ * The session's master secret K_M = HMAC(ck, "sesame K_M" || h), once the handshake is over: it depends on
+ * every DH result and key mixed in (ck) and on every byte sent (h), nonces included. The transcript's keys
+ * are erased.
+ */
 export function transcriptFinish(p: CryptoProvider, t: Transcript): Bytes {
-  const km = hmacWith(p, t.ck, ascii("sesame K_M"));
+  const km = hmacWith(p, t.ck, concat(ascii("sesame K_M"), t.h));
   wipe(t.ck);
   if (t.k !== undefined) wipe(t.k);
   t.k = undefined;

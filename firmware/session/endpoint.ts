@@ -9,7 +9,7 @@
 // whose peer never confirms is abandoned the same way. Each side confirms a new session with an
 // authenticated CONFIRM control record (the responder at once, the initiator on the responder's), so
 // neither sends for long into a session the other does not have.
-import { Bytes } from "#target";
+import { Bytes, shl } from "#target";
 import { CryptoProvider, KeyPair } from "../crypto/provider";
 import {
   dhI1, dhI1Finish, dhI1FinishNeeds, dhI1Needs, dhI2, dhI2Needs, dhR1, dhR1Finish, dhR2, DhInitiator, DhNeed, DhPending, DhResponder,
@@ -18,10 +18,16 @@ import {
 import { pskConfirm, pskI1, pskI1Finish, pskI2, pskR1, pskR1Finish, pskR2, PskInitiator, PskKeys, PskPending, PskResponder } from "../handshake/psk";
 import { messageType, MSG_DH_I1, MSG_DH_I2, MSG_DH_R1, MSG_DH_R2, MSG_PSK_I1, MSG_PSK_I2, MSG_PSK_R1, MSG_PSK_R2, NONCE_SIZE } from "../handshake/wire";
 import { DhWork, workStart, workStep } from "../handshake/work";
-import { FORMAT_COMPACT } from "../record/header";
 import { SaPolicy } from "./sa";
-import { addTransport, Outgoing, RX_CLOSED, Session, sessionControl, sessionNew, sessionReceive, sessionTakeOutput, STATE_OPEN } from "./session";
+import {
+  addTransport, Outgoing, RX_CLOSED, Session, sessionControl, sessionNew, sessionReceive, sessionTakeInbox, sessionTakeOutput, STATE_OPEN,
+} from "./session";
 import { spiAllocate } from "./spi";
+
+/** The SPI of a compact record (its first three bytes), to pick the session it belongs to. */
+function recordSpi(b: Bytes): number {
+  return shl(b[0], 16) | shl(b[1], 8) | b[2];
+}
 
 export const EP_IDLE = 0;
 export const EP_WAIT = 1;
@@ -64,7 +70,11 @@ export type Endpoint = {
   workMsg: Bytes | undefined;
   pskKey: Bytes | undefined;
   session: Session | undefined;
+  /** The confirmed session a new, not yet confirmed handshake would replace: kept until the new one confirms. */
+  old: Session | undefined;
   confirmed: boolean;
+  /** Unconfirmed handshakes in a row: a psk device alternates between its current and previous key. */
+  tries: number;
   out: Bytes[];
   handshakes: number;
   failures: number;
@@ -74,16 +84,19 @@ export type Endpoint = {
 export function epNew(cfg: EndpointConfig): Endpoint {
   return {
     cfg: cfg, state: EP_IDLE, since: 0, spi: 0, eph: undefined, dhPending: undefined, pskPending: undefined, work: undefined,
-    workMsg: undefined, pskKey: undefined, session: undefined, confirmed: false, out: [], handshakes: 0, failures: 0, transport: 1,
+    workMsg: undefined, pskKey: undefined, session: undefined, old: undefined, confirmed: false, tries: 0, out: [], handshakes: 0,
+    failures: 0, transport: 1,
   };
 }
 
 function freshSpi(ep: Endpoint): number {
-  return spiAllocate(ep.cfg.p.random, ep.cfg.policy.suite.format === FORMAT_COMPACT, ep.cfg.spiLive);
+  return spiAllocate(ep.cfg.p.random, ep.cfg.spiLive);
 }
 
 function open(ep: Endpoint, est: Established, now: number): void {
   const s = sessionNew(ep.cfg.policy, est, now);
+  // A handshake that anyone could have started (a forged or replayed I1) must not end a confirmed session.
+  if (ep.session !== undefined && ep.confirmed && ep.session.state === STATE_OPEN) ep.old = ep.session;
   addTransport(s, ep.transport, "link");
   ep.session = s;
   ep.state = EP_OPEN;
@@ -100,15 +113,21 @@ export function epStart(ep: Endpoint, now: number): void {
   ep.state = EP_WAIT;
   ep.since = now;
   ep.session = undefined;
+  ep.old = undefined;
   ep.work = undefined;
   ep.spi = freshSpi(ep);
   if (c.initiator) {
     ep.eph = c.dh ? c.p.keyPair() : undefined;
+    if (!c.dh) {
+      // Resynchronisation: when handshakes with the current key go unanswered, the gateway may still be
+      // at the previous one (it missed our confirmation), so every other attempt uses that.
+      const keys = c.pskI!.keys;
+      ep.pskKey = ep.tries % 2 === 1 && keys.previous !== undefined ? keys.previous : keys.current;
+    }
     if (!c.responderFirst) {
       if (c.dh) begin(ep, dhI1Needs(c.dhI!, ep.eph!), undefined);
       else {
-        ep.pskKey = c.pskI!.keys.current;
-        ep.pskPending = pskI1(c.pskI!, ep.pskKey, c.p.random(NONCE_SIZE), ep.spi);
+        ep.pskPending = pskI1(c.pskI!, ep.pskKey!, c.p.random(NONCE_SIZE), ep.spi);
         ep.out.push(ep.pskPending.msg);
       }
     }
@@ -203,8 +222,7 @@ function answer(ep: Endpoint, msg: Bytes, type: number, now: number): void {
     return begin(ep, dhI1FinishNeeds(c.dhI!, ep.dhPending, msg), msg);
   }
   if (type === MSG_PSK_R1 && c.responderFirst) {
-    ep.pskKey = c.pskI!.keys.current;
-    const r = pskI2(c.pskI!, ep.pskKey, msg, c.p.random(NONCE_SIZE), ep.spi);
+    const r = pskI2(c.pskI!, ep.pskKey!, msg, c.p.random(NONCE_SIZE), ep.spi);
     if (typeof r === "number") return fail(ep);
     ep.out.push(r.msg);
     return open(ep, r.est, now);
@@ -219,6 +237,8 @@ function answer(ep: Endpoint, msg: Bytes, type: number, now: number): void {
 
 function confirm(ep: Endpoint, now: number): void {
   ep.confirmed = true;
+  ep.tries = 0;
+  ep.old = undefined;
   const c = ep.cfg;
   // The initiator answers the responder's CONFIRM with its own, so the responder knows at once too.
   if (c.initiator && ep.session !== undefined) sessionControl(ep.session, CTRL_CONFIRM, now);
@@ -244,6 +264,8 @@ export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): 
     return 0;
   }
   if (ep.session === undefined) return 0;
+  const old = ep.old;
+  if (old !== undefined && packet.length >= 3 && recordSpi(packet) === old.inb.spi) return sessionReceive(old, packet, tid, now);
   const r = sessionReceive(ep.session, packet, tid, now);
   if (ep.session.confirmed && !ep.confirmed) confirm(ep, now);
   if (r === RX_CLOSED) ep.state = EP_CLOSED;
@@ -258,7 +280,10 @@ export function epPoll(ep: Endpoint, now: number): boolean {
     return ep.work !== undefined;
   }
   const stale = (ep.state === EP_WAIT || (ep.state === EP_OPEN && !ep.confirmed)) && now - ep.since >= c.retryMs;
-  if (stale && (c.initiator || c.responderFirst)) epStart(ep, now);
+  if (stale && (c.initiator || c.responderFirst)) {
+    ep.tries = ep.tries + 1;
+    epStart(ep, now);
+  }
   return false;
 }
 
@@ -272,13 +297,34 @@ export function epReady(ep: Endpoint): boolean {
   return ep.state === EP_OPEN && (ep.confirmed || !ep.cfg.initiator) && s !== undefined && s.state === STATE_OPEN;
 }
 
+/** The session to send on: the newest once it is usable, else a confirmed one it has not yet replaced. */
+export function epSession(ep: Endpoint): Session | undefined {
+  return ep.old !== undefined && !ep.confirmed ? ep.old : ep.session;
+}
+
+/** Application payloads received on the endpoint's sessions, oldest session first. */
+export function epTakeInbox(ep: Endpoint): Bytes[] {
+  const out: Bytes[] = [];
+  const all = [ep.old, ep.session];
+  for (let k = 0; k < 2; k++) {
+    const s = all[k];
+    if (s === undefined) continue;
+    const got = sessionTakeInbox(s);
+    for (let i = 0; i < got.length; i++) out.push(got[i]);
+  }
+  return out;
+}
+
 /** Packets to put on the wire: handshake messages (on the transport the handshake uses), then records. */
 export function epTakeOutput(ep: Endpoint): Outgoing[] {
   const o: Outgoing[] = [];
   for (let i = 0; i < ep.out.length; i++) o.push({ transport: ep.transport, bytes: ep.out[i] });
   ep.out = [];
-  if (ep.session !== undefined) {
-    const rec = sessionTakeOutput(ep.session);
+  const all = [ep.old, ep.session];
+  for (let k = 0; k < 2; k++) {
+    const s = all[k];
+    if (s === undefined) continue;
+    const rec = sessionTakeOutput(s);
     for (let i = 0; i < rec.length; i++) o.push(rec[i]);
   }
   return o;

@@ -3,7 +3,7 @@
 // plain state object driven by three calls (send, receive, takeOutput): the board runtime, the host's
 // event loop, the simulator's virtual clock and the tests all drive it the same way.
 import { alloc, Bytes } from "#target";
-import { fromHex, slice, toHex } from "../bytes";
+import { fromHex, slice, toHex, wipe } from "../bytes";
 import { Established } from "../handshake/dh";
 import { errorPacket, isErrorPacket } from "../handshake/wire";
 import { FLAG_CONTROL } from "../record/header";
@@ -58,10 +58,13 @@ export function sessionNew(policy: SaPolicy, est: Established, now: number): Ses
   const p = policy.p;
   const mine = est.initiator ? DIR_I2R : DIR_R2I;
   const theirs = est.initiator ? DIR_R2I : DIR_I2R;
+  const out = trafficSecret(p, est.masterKey, mine);
+  const inb = trafficSecret(p, est.masterKey, theirs);
+  wipe(est.masterKey); // only the per-direction secrets, which ratchet forward, outlive the handshake
   return {
     id: est.sessionHash, peer: est.peer, initiator: est.initiator,
-    out: outboundNew(policy, trafficSecret(p, est.masterKey, mine), 0, est.peerSpi, tagOf(est.sessionHash, est.initiator), now),
-    inb: inboundNew(policy, trafficSecret(p, est.masterKey, theirs), 0, est.localSpi),
+    out: outboundNew(policy, out, 0, est.peerSpi, tagOf(est.sessionHash, est.initiator), now),
+    inb: inboundNew(policy, inb, 0, est.localSpi),
     transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: false, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
   };
 }
@@ -212,10 +215,14 @@ export function sessionRestore(policy: SaPolicy, saved: string, now: number): Se
   const inSecret = fromHex(f[6]);
   if (id === undefined || peer === undefined || outSecret === undefined || inSecret === undefined) return undefined;
   const initiator = f[2] === "i";
+  const inb = inboundNew(policy, inSecret, parseDecimal(f[7]), parseDecimal(f[8]));
+  // The receive window did not survive: refuse the saved key and ask the peer to move to the next one,
+  // so no record sent before the power loss can be replayed into the restored session.
+  inb.wantRekey = true;
   return {
     id: id, peer: peer, initiator: initiator,
     out: outboundNew(policy, outSecret, parseDecimal(f[4]), parseDecimal(f[5]), tagOf(id, initiator), now),
-    inb: inboundNew(policy, inSecret, parseDecimal(f[7]), parseDecimal(f[8])),
+    inb: inb,
     transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
   };
 }

@@ -38,7 +38,7 @@ class State {
     this.mixHash(out);
     return out;
   }
-  km() { return hmac(this.ck, Buffer.from("sesame K_M", "ascii")); }
+  km() { return hmac(this.ck, Buffer.from("sesame K_M", "ascii"), this.h); }
 }
 
 const spi = (n: number) => Buffer.from([n >> 16, (n >> 8) & 255, n & 255]);
@@ -83,7 +83,7 @@ function pskR(k: Buffer, nr: Buffer, ni: Buffer, spiR: number, spiI: number) {
   const t = new State("sesame/1 psk-R AES-128-CCM-8 SHA-256");
   t.mixHash(m1);
   t.mixHash(h2);
-  t.mixKey(k);
+  t.mixKey(Buffer.concat([k, t.h]));
   return [m1, Buffer.concat([h2, t.seal(Buffer.alloc(0))]), t.km()];
 }
 
@@ -91,10 +91,11 @@ function pskI(k: Buffer, nr: Buffer, ni: Buffer, spiR: number, spiI: number) {
   const h1 = Buffer.concat([head(0x17, spiI), pid(k), ni]);
   const t = new State("sesame/1 psk-I AES-128-CCM-8 SHA-256");
   t.mixHash(h1);
-  t.mixKey(k);
+  t.mixKey(Buffer.concat([k, t.h]));
   const m1 = Buffer.concat([h1, t.seal(Buffer.alloc(0))]);
   const h2 = Buffer.concat([head(0x18, spiR), nr]);
   t.mixHash(h2);
+  t.mixKey(t.h);
   return [m1, Buffer.concat([h2, t.seal(Buffer.alloc(0))]), t.km()];
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { CryptoProvider, portableProvider } from "../../../firmware/crypto/provider";
 import { pskPid, PskKeys } from "../../../firmware/handshake/psk";
-import { Endpoint, EndpointConfig, epInput, epNew, epPoll, epReady, epStart, epTakeOutput } from "../../../firmware/session/endpoint";
+import { Endpoint, EndpointConfig, epInput, epNew, epPoll, epReady, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { RX_DATA, sessionSend, sessionTakeInbox } from "../../../firmware/session/session";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { policy } from "./session.test";
@@ -114,6 +114,44 @@ describe("endpoint", () => {
       assert.ok([gwKeys.current, gwKeys.previous].some((k) => k && hex(k) === hex(devKeys.current)), "the gateway still knows the device's key");
     }
     assert.ok(pids.size >= 5, `pids repeat: ${pids.size} distinct in 6 sessions`);
+  });
+
+  it("resynchronises a psk device that evolved when the gateway did not (its confirmation was lost)", () => {
+    for (const rf of [true, false]) {
+      const { i, r, devKeys, gwKeys } = pairOf(false, rf);
+      epStart(r, 0);
+      epStart(i, 0);
+      // Lose the device's CONFIRM (the only record it sends): it evolves, the gateway does not.
+      exchange(i, r, 0, (p) => p[0] !== 0 && i.confirmed);
+      assert.ok(i.confirmed && !r.confirmed);
+      assert.notEqual(hex(devKeys.current), hex(gwKeys.current));
+      // Order I: the device's next record confirms the same session at the gateway. Order R: the gateway
+      // gives up first and sends a new R1; the device tries its current key (unknown there), then previous.
+      if (!rf) {
+        sessionSend(i.session!, Buffer.from("reading"), 100);
+        exchange(i, r, 100);
+      }
+      for (let t = 5000; !(epReady(i) && r.confirmed) && t < 60000; t += 5000) exchange(i, r, t);
+      assert.ok(epReady(i) && r.confirmed, `order ${rf ? "R" : "I"} did not resynchronise`);
+      assert.equal(hex(devKeys.current), hex(gwKeys.current));
+    }
+  });
+
+  it("keeps a confirmed session when a forged or replayed I1 starts another", () => {
+    const { i, r } = pairOf(false, false);
+    epStart(i, 0);
+    const i1 = epTakeOutput(i)[0].bytes;
+    epInput(r, i1, 1, 0);
+    exchange(i, r, 0);
+    exchange(i, r, 0);
+    assert.ok(epReady(i) && r.confirmed);
+    const before = r.session;
+    epInput(r, i1, 1, 1); // the replay: a new handshake, unconfirmed
+    epTakeOutput(r);
+    assert.ok(r.old === before, "the confirmed session is kept");
+    sessionSend(i.session!, Buffer.from("still here"), 2);
+    for (const o of epTakeOutput(i)) epInput(r, o.bytes, 1, 2);
+    assert.deepEqual(epTakeInbox(r).map((b) => Buffer.from(b).toString()), ["still here"]);
   });
 
   it("refuses its own kind of message (reflection) and junk, silently", () => {
