@@ -109,6 +109,11 @@ function emit(s: Session, bytes: Bytes): boolean {
 
 function sealAndEmit(s: Session, payload: Bytes, flags: number, now: number): boolean {
   if (s.state !== STATE_OPEN) return false;
+  // No route: nothing is sealed, so no sequence number is spent on a record that would go nowhere.
+  if (route(s) < 0) {
+    s.unsent = s.unsent + 1;
+    return false;
+  }
   const r = outboundSeal(s.out, payload, flags, now);
   if (typeof r === "number") return false;
   s.sent = s.sent + 1;
