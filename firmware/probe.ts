@@ -149,7 +149,7 @@ function handshakeProbe(op: string, a: string, b: string, c: string, d: string, 
   const ie = pair(hex(d));
   const pend = dhI1(init, ie, dhAll(dhI1Needs(init, ie)), spiI);
   if (typeof pend === "number") return PROBE_FAIL;
-  const out = dhR2(resp, pair(hex(c)), pend.msg, dh, spiR);
+  const out = dhR2(resp, () => pair(hex(c)), pend.msg, dh, spiR);
   if (typeof out === "number") return PROBE_FAIL;
   return hsOut(pend.msg, out.msg, dhI1Finish(init, pend, out.msg, dhAll(dhI1FinishNeeds(init, pend, out.msg))), out.est);
 }

@@ -157,8 +157,11 @@ export function dhI1(i: DhInitiator, eph: KeyPair, dhs: Bytes[], spi: number): D
   return { t: t, eph: eph, spi: spi, msg: m };
 }
 
-/** R2 (responder): on a valid I1, its ephemeral key, SPI and a tag that proves it holds its static key. */
-export function dhR2(r: DhResponder, eph: KeyPair, i1: Bytes, dh: (s: Bytes, u: Bytes) => Bytes, spi: number): { msg: Bytes; est: Established } | number {
+/**
+ * R2 (responder): on a valid I1, its ephemeral key, SPI and a tag that proves it holds its static key.
+ * The ephemeral key is made (`makeEph`) only once I1 has passed every check, so a junk I1 costs one X25519.
+ */
+export function dhR2(r: DhResponder, makeEph: () => KeyPair, i1: Bytes, dh: (s: Bytes, u: Bytes) => Bytes, spi: number): { msg: Bytes; est: Established } | number {
   if (messageType(i1) !== MSG_DH_I1) return HS_FAIL;
   const t = begin(r.p, NAME_I, r.me.S);
   const ei = field(i1, KEY_AT, KEY_SIZE);
@@ -168,6 +171,7 @@ export function dhR2(r: DhResponder, eph: KeyPair, i1: Bytes, dh: (s: Bytes, u: 
   if (kid === undefined) return HS_FAIL;
   const si = r.lookup(kid);
   if (si === undefined) return HS_FAIL;
+  const eph = makeEph();
   const m = newMessage(MSG_DH_R2);
   putSpi(m, spi);
   copyInto(m, KEY_AT, eph.S, KEY_SIZE);

@@ -125,7 +125,7 @@ export function epStart(ep: Endpoint, now: number): void {
       ep.pskKey = ep.tries % 2 === 1 && keys.previous !== undefined ? keys.previous : keys.current;
     }
     if (!c.responderFirst) {
-      if (c.dh) begin(ep, dhI1Needs(c.dhI!, ep.eph!), undefined);
+      if (c.dh) begin(ep, dhI1Needs(c.dhI!, ep.eph!), undefined, now);
       else {
         ep.pskPending = pskI1(c.pskI!, ep.pskKey!, c.p.random(NONCE_SIZE), ep.spi);
         ep.out.push(ep.pskPending.msg);
@@ -143,10 +143,11 @@ export function epStart(ep: Endpoint, now: number): void {
   }
 }
 
-function begin(ep: Endpoint, needs: DhNeed[] | number, msg: Bytes | undefined): void {
+function begin(ep: Endpoint, needs: DhNeed[] | number, msg: Bytes | undefined, now: number): void {
   if (typeof needs === "number") return fail(ep);
   ep.work = workStart(ep.cfg.p, needs, ep.cfg.sliceSteps);
   ep.workMsg = msg;
+  if (ep.work.done) afterWork(ep, now); // computed at once (a host, native X25519): no need to wait a tick
 }
 
 function fail(ep: Endpoint): void {
@@ -183,7 +184,7 @@ function respond(ep: Endpoint, msg: Bytes, type: number, now: number): void {
     // A new initiator hello restarts this endpoint's handshake, whatever state it was in.
     ep.spi = freshSpi(ep);
     if (type === MSG_DH_I1) {
-      const r = dhR2(c.dhR!, c.p.keyPair(), msg, c.p.x25519, ep.spi);
+      const r = dhR2(c.dhR!, c.p.keyPair, msg, c.p.x25519, ep.spi);
       if (typeof r === "number") return fail(ep);
       ep.out.push(r.msg);
       return open(ep, r.est, now);
@@ -217,9 +218,9 @@ function answer(ep: Endpoint, msg: Bytes, type: number, now: number): void {
   // A fresh R1 while open: the responder lost our session (or our confirmation) and starts again.
   if (ep.state === EP_OPEN && c.responderFirst && (type === MSG_DH_R1 || type === MSG_PSK_R1)) epStart(ep, now);
   if (ep.state !== EP_WAIT || ep.work !== undefined) return fail(ep);
-  if (type === MSG_DH_R1 && c.responderFirst) return begin(ep, dhI2Needs(c.dhI!, ep.eph!, msg), msg);
+  if (type === MSG_DH_R1 && c.responderFirst) return begin(ep, dhI2Needs(c.dhI!, ep.eph!, msg), msg, now);
   if (type === MSG_DH_R2 && !c.responderFirst && ep.dhPending !== undefined) {
-    return begin(ep, dhI1FinishNeeds(c.dhI!, ep.dhPending, msg), msg);
+    return begin(ep, dhI1FinishNeeds(c.dhI!, ep.dhPending, msg), msg, now);
   }
   if (type === MSG_PSK_R1 && c.responderFirst) {
     const r = pskI2(c.pskI!, ep.pskKey!, msg, c.p.random(NONCE_SIZE), ep.spi);

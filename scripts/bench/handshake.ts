@@ -90,7 +90,7 @@ function dhHandshakes(pi: CryptoProvider, pr: CryptoProvider): { R: Handshake; I
     const eph = keyPair(pi);
     const pend = dhI1(i, eph, xs(pi, dhI1Needs(i, eph)), 0x010203);
     if (typeof pend === "number") fail("dh I1");
-    const out = dhR2(r, keyPair(pr), pend.msg, pr.x25519, 0x0a0b0c);
+    const out = dhR2(r, () => keyPair(pr), pend.msg, pr.x25519, 0x0a0b0c);
     if (typeof out === "number") fail("dh R2");
     const needs = dhI1FinishNeeds(i, pend, out.msg);
     if (typeof needs === "number") fail("dh I1 finish needs");

@@ -45,7 +45,7 @@ function orderI(s: ReturnType<typeof setup>, tamper?: (which: number, m: Uint8Ar
   if (typeof pend === "number") return { fail: "i" };
   const i1 = Uint8Array.from(pend.msg);
   tamper?.(1, i1);
-  const out = dhR2(s.r, nodeKeyPair(), i1, nodeX25519, 0x0a0b0c);
+  const out = dhR2(s.r, nodeKeyPair, i1, nodeX25519, 0x0a0b0c);
   if (typeof out === "number") return { fail: "r" };
   const r2 = Uint8Array.from(out.msg);
   tamper?.(2, r2);
