@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { aesBlock, ccmSeal } from "../../firmware/crypto/ccm";
 import { sha256 } from "../../firmware/crypto/sha256";
 import { x25519 } from "../../firmware/crypto/x25519";
+import { probe } from "../../firmware/probe";
 import { fmt, table, timeEach } from "../lib/measure";
 
 const HEX64 = "00".repeat(64);
@@ -23,6 +24,10 @@ function espruinoTimes(bin: string, bundle: string): Record<string, number> | st
     ["ccm.seal 64 B", "ccm.seal", [K, N, "", HEX64, "8"], 5],
     ["sha256 64 B", "sha256", [HEX64], 5],
     ["x25519", "x25519", ["77".repeat(32), "09" + "00".repeat(31)], 1],
+    // Complete handshakes, both sides in the interpreter (dh: 8 X25519 of the handshake itself plus the 4
+    // public keys the probe derives from its fixed secrets).
+    ["handshake psk (both sides)", "psk.R", ["55".repeat(32), "a1a2a3a4a5a6a7a8", "b1b2b3b4b5b6b7b8", "65793.131586.01020304"], 1],
+    ["handshake dh (both sides)", "dh.R", ["11".repeat(32), "22".repeat(32), "33".repeat(32), "44".repeat(32), "65793.131586.d15ea5e1"], 1],
   ];
   const lines = ops.map(([label, op, args, n]) => {
     const a = [...args, "", "", "", "", ""].slice(0, 5).map((s) => JSON.stringify(s)).join(",");
@@ -51,6 +56,8 @@ export function benchPortable(): string {
     ["ccm.seal 64 B", timeEach(() => ccmSeal(enc, nonce, new Uint8Array(0), pt, 8), 2000).toFixed(4)],
     ["sha256 64 B", timeEach(() => sha256(pt), 2000).toFixed(4)],
     ["x25519", timeEach(() => x25519(randomBytes(32), randomBytes(32)), 40).toFixed(3)],
+    ["handshake psk (both sides)", timeEach(() => probe("psk.R", "55".repeat(32), "a1a2a3a4a5a6a7a8", "b1b2b3b4b5b6b7b8", "65793.131586.01020304", ""), 200).toFixed(3)],
+    ["handshake dh (both sides)", timeEach(() => probe("dh.R", "11".repeat(32), "22".repeat(32), "33".repeat(32), "44".repeat(32), "65793.131586.d15ea5e1"), 10).toFixed(3)],
   ];
   const bin = process.env.ESPRUINO_BIN;
   const bundlePath = "dist/espruino/probe.js";
