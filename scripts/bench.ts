@@ -5,12 +5,14 @@ import { benchRecords } from "./bench/records";
 import { benchPortable } from "./bench/portable";
 import { benchSizes } from "./bench/sizes";
 import { benchHandshake } from "./bench/handshake";
+import { benchFlood } from "./bench/flood";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
   ["Portable primitives (time per operation)", benchPortable],
   ["Bundle sizes", benchSizes],
   ["Handshakes: bytes and host handshakes per second, next to TLS 1.3 on loopback", benchHandshake],
+  ["Handshake flood at the gateway: work and memory", benchFlood],
 ];
 
 const only = process.argv.slice(2);
