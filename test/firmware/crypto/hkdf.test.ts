@@ -7,32 +7,7 @@ import { sha256 } from "../../../firmware/crypto/sha256";
 import { hmacSha256 } from "../../../firmware/crypto/hmac";
 import { fromHex, toHex } from "../../../firmware/bytes";
 import vectors from "../../vectors/hkdf.json";
-
-// (The helpers are repeated in each file so that any one file runs alone.)
-/** mulberry32: a seeded generator, so a failing random case can be replayed from its seed and index. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomBytes(rand: () => number, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = Math.floor(rand() * 256);
-  return b;
-}
-
-/** Lengths around every padding and block edge first, then uniform in 0..300. */
-const EDGE_LENGTHS = [0, 1, 2, 31, 32, 33, 54, 55, 56, 57, 63, 64, 65, 118, 119, 120, 121, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300];
-
-function randomLength(rand: () => number, i: number): number {
-  return i < EDGE_LENGTHS.length ? EDGE_LENGTHS[i] : Math.floor(rand() * 301);
-}
+import { prng, randomBytes, randomLength } from "../../harness/random";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const nodeHkdf = (ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, n: number) =>

@@ -5,7 +5,7 @@ import { pskPid, PskKeys } from "../../../firmware/handshake/psk";
 import { Endpoint, EndpointConfig, epInput, epNew, epPoll, epReady, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { RX_DATA, sessionSend, sessionTakeInbox } from "../../../firmware/session/session";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
-import { policy } from "./session.test";
+import { policy } from "../../harness/sessions";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const portable = portableProvider((n) => randomBytes(n));

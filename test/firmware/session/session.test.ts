@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { dhI2, dhI2Needs, dhR1, dhR1Finish, DhNeed, Established, keyPair } from "../../../firmware/handshake/dh";
-import { hostProvider, nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+import { hostProvider } from "../../../host/crypto/provider";
 import { portableProvider, CryptoProvider } from "../../../firmware/crypto/provider";
 import {
   addTransport, deleteTransport, queryTransports, RX_CLOSED, RX_DATA, Session, sessionAbort, sessionClose, sessionNew,
@@ -10,37 +9,9 @@ import {
 import { SaPolicy } from "../../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { FLAG_KEY_PHASE, readHeader, REJECT_AUTH, REJECT_SEQ } from "../../../firmware/record/header";
-import { SeqStorage } from "../../../firmware/session/seqstore";
+import { handshake, memoryStore, policy } from "../../harness/sessions";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
-export function memoryStore(): SeqStorage & { map: Map<string, string>; writes: number } {
-  const map = new Map<string, string>();
-  const s = { map, writes: 0, read: (n: string) => map.get(n), write: (n: string, v: string) => { s.writes++; map.set(n, v); } };
-  return s;
-}
-
-export function policy(p: CryptoProvider, over: Partial<SaPolicy> = {}): SaPolicy {
-  return {
-    suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64,
-    lateKeyMs: 30_000, seqBlock: 32, store: memoryStore(), ...over,
-  };
-}
-
-export function handshake(pi: CryptoProvider = hostProvider): { ei: Established; er: Established } {
-  const gw = nodeKeyPair();
-  const dev = nodeKeyPair();
-  const kid = randomBytes(4);
-  const r = { p: hostProvider, me: gw, lookup: (k: Uint8Array) => (hex(k) === hex(kid) ? dev.S : undefined) };
-  const i = { p: pi, kid, me: dev, peer: gw.S };
-  const pend = dhR1(r, nodeKeyPair(), 0x000101);
-  const eph = keyPair(pi);
-  const out = dhI2(i, eph, pend.msg, (dhI2Needs(i, eph, pend.msg) as DhNeed[]).map(([s, u]) => pi.x25519(s, u)), 0x000202);
-  if (typeof out === "number") throw new Error("handshake");
-  const er = dhR1Finish(r, pend, out.msg, nodeX25519);
-  if (typeof er === "number") throw new Error("handshake");
-  return { ei: out.est, er };
-}
 
 /** Delivers everything a sends to b (in order, or as `shuffle` reorders it); returns the packets. */
 function pump(a: Session, b: Session, now = 0, shuffle?: (x: Uint8Array[]) => Uint8Array[]): Uint8Array[] {

@@ -5,44 +5,14 @@ import { once } from "node:events";
 import * as net from "node:net";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { dhI2, dhI2Needs, dhR1, dhR1Finish, DhNeed, Established, keyPair } from "../../../firmware/handshake/dh";
 import { readHeader, writeHeader } from "../../../firmware/record/header";
 import { SaPolicy } from "../../../firmware/session/sa";
 import { sessionNew } from "../../../firmware/session/session";
-import { SeqStorage } from "../../../firmware/session/seqstore";
-import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { hostProvider, nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+import { hostProvider } from "../../../host/crypto/provider";
+import { handshake, policy as basePolicy } from "../../harness/sessions";
+
+const policy = (over: Partial<SaPolicy> = {}): SaPolicy => basePolicy(hostProvider, over);
 import { datagramLink, PacketLink, SessionStream, streamLink } from "../../../host/session/duplex";
-
-// The helpers of test/firmware/session/session.test.ts, repeated: importing that file would run its suite here.
-function memoryStore(): SeqStorage {
-  const map = new Map<string, string>();
-  return { read: (n: string) => map.get(n), write: (n: string, v: string) => void map.set(n, v) };
-}
-
-function policy(over: Partial<SaPolicy> = {}): SaPolicy {
-  return {
-    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64,
-    lateKeyMs: 30_000, seqBlock: 32, store: memoryStore(), ...over,
-  };
-}
-
-function handshake(): { ei: Established; er: Established } {
-  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-  const gw = nodeKeyPair();
-  const dev = nodeKeyPair();
-  const kid = randomBytes(4);
-  const r = { p: hostProvider, me: gw, lookup: (k: Uint8Array) => (hex(k) === hex(kid) ? dev.S : undefined) };
-  const i = { p: hostProvider, kid, me: dev, peer: gw.S };
-  const pend = dhR1(r, nodeKeyPair(), 0x000101);
-  const eph = keyPair(hostProvider);
-  const needs = dhI2Needs(i, eph, pend.msg) as DhNeed[];
-  const out = dhI2(i, eph, pend.msg, needs.map(([s, u]) => nodeX25519(s, u)), 0x000202);
-  if (typeof out === "number") throw new Error("handshake");
-  const er = dhR1Finish(r, pend, out.msg, nodeX25519);
-  if (typeof er === "number") throw new Error("handshake");
-  return { ei: out.est, er };
-}
 
 /** A device-side and a gateway-side stream over one in-memory handshake (sessions on Date.now's clock). */
 function streams(over: Partial<SaPolicy> = {}, maxRecord?: number): { dev: SessionStream; gw: SessionStream } {
