@@ -62,6 +62,7 @@ async function main(): Promise<number> {
   rows.push(["total", ...targets.map((t) => { const x = totals.get(t)!; return `${x.pass} passed${x.fail ? `, ${x.fail} FAILED` : ""}`; })]);
   console.log("\n" + table(["vectors", ...targets], rows));
   console.log(`\nn/a: X25519 on 32-bit Lua (fengari), where boards use their native sodium instead (tested with the board bundles).`);
+  console.log("gcm: the backbone AEAD runs on hosts only (node:crypto; test/host/crypto/aead.test.ts runs these vectors).");
   if (!bin) console.log("espruino-native: set ESPRUINO_BIN to an Espruino interpreter build to run the vectors there too.");
   for (const f of failures.slice(0, 20)) console.log("FAIL " + f);
   const failed = [...totals.values()].reduce((n, x) => n + x.fail, 0);
