@@ -180,4 +180,20 @@ describe("session", () => {
     assert.equal(delivered, used.size, "the receiver accepts every resumed number");
     assert.ok(store.writes < used.size / 4, `storage writes ${store.writes} for ${used.size} records`);
   });
+  it("a restored receiver replays nothing: it refuses its saved key and asks the sender to move on", () => {
+    const { dev, gw } = pair();
+    sessionSend(dev, Buffer.from("before"), 0);
+    const old = pump(dev, gw)[0];
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), ["before"]);
+    // The gateway loses power and restores its session: its replay window is gone.
+    const restored = sessionRestore(gw.inb.policy, sessionSave(gw), 0)!;
+    addTransport(restored, 1, "ble");
+    assert.ok(sessionReceive(restored, old, 1, 0) < 0, "the old record is not accepted again");
+    // That refusal asked the device to move to its next key; under it, traffic flows again.
+    pump(restored, dev);
+    assert.equal(dev.out.epoch.index, 1);
+    sessionSend(dev, Buffer.from("after"), 0);
+    pump(dev, restored);
+    assert.deepEqual(sessionTakeInbox(restored).map((b) => Buffer.from(b).toString()), ["after"]);
+  });
 });
