@@ -24,3 +24,15 @@ export const EDGE_LENGTHS = [0, 1, 2, 31, 32, 33, 54, 55, 56, 57, 63, 64, 65, 11
 export function randomLength(rand: () => number, i: number): number {
   return i < EDGE_LENGTHS.length ? EDGE_LENGTHS[i] : Math.floor(rand() * 301);
 }
+
+/** mulberry32 as integers: r(n) is in [0, n). */
+export function prngInt(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n: number) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+}

@@ -3,6 +3,7 @@ import { createCipheriv } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { aesEncryptBlock, aesExpandKey } from "../../../firmware/crypto/aes";
 import { fromHex, toHex } from "../../../firmware/bytes";
+import { prngInt } from "../../harness/random";
 
 interface Case {
   name: string;
@@ -14,17 +15,6 @@ const vectors: { cases: Case[] } = JSON.parse(
   readFileSync(new URL("../../vectors/aes.json", import.meta.url), "utf8"),
 );
 
-// mulberry32: a fixed seed makes any failure reproducible.
-function prng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
-  };
-}
 function randomBytes(rnd: (n: number) => number, n: number): Uint8Array {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i++) b[i] = rnd(256);
@@ -51,7 +41,7 @@ describe("aes", () => {
   });
 
   it("matches node:crypto on 2,000 random AES-128 and 2,000 random AES-256 blocks", () => {
-    const rnd = prng(0x5e5a3e01);
+    const rnd = prngInt(0x5e5a3e01);
     for (let i = 0; i < 4000; i++) {
       const key = randomBytes(rnd, i < 2000 ? 16 : 32);
       const block = randomBytes(rnd, 16);
@@ -60,7 +50,7 @@ describe("aes", () => {
   });
 
   it("reuses one expanded key across many blocks and offsets, in place or not", () => {
-    const rnd = prng(7);
+    const rnd = prngInt(7);
     for (const len of [16, 32]) {
       const key = randomBytes(rnd, len);
       const rk = aesExpandKey(key);
