@@ -21,9 +21,20 @@ export function x25519PrivateKey(s: Uint8Array): KeyObject {
   return k;
 }
 
+// Static public keys (a pinned gateway key, a registered device's key) come back in every handshake, so
+// their imported KeyObjects are kept; the cache is bounded because ephemeral keys never repeat.
+const publicKeys = new Map<string, KeyObject>();
+const PUBLIC_CACHE = 4096;
+
 export function x25519PublicKey(u: Uint8Array): KeyObject {
   const x = Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64url");
-  return createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
+  let k = publicKeys.get(x);
+  if (!k) {
+    k = createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
+    if (publicKeys.size >= PUBLIC_CACHE) publicKeys.delete(publicKeys.keys().next().value as string);
+    publicKeys.set(x, k);
+  }
+  return k;
 }
 
 /** X25519(scalar, u) with OpenSSL. OpenSSL refuses an all-zero result; RFC 7748 returns it, so do we. */
