@@ -14,7 +14,9 @@ import { openRecord, sealRecord } from "./record/record";
 import { ccmAead } from "./crypto/provider";
 import { SUITE_BACKBONE, SUITE_CONSTRAINED } from "./suite";
 import { epochKeys, nextTrafficSecret, trafficSecret } from "./session/keys";
-import { parseDecimal } from "./session/seqstore";
+import { formatDecimal, parseDecimal } from "./session/seqstore";
+import { loraFrameAirtimeUs, Region } from "./link/lora";
+import { bleAccept, bleFragment, bleReassemblerNew, BLE_MAX_PACKET } from "./link/ble";
 import { portableProvider, CryptoProvider } from "./crypto/provider";
 import { x25519Base } from "./crypto/x25519";
 import { dhI1, dhI1Finish, dhI1FinishNeeds, dhI1Needs, dhI2, dhI2Needs, dhR1, dhR1Finish, dhR2, DhNeed, Established, KeyPair } from "./handshake/dh";
@@ -155,6 +157,32 @@ function handshakeProbe(op: string, a: string, b: string, c: string, d: string, 
 }
 
 /**
+ * The device's link rules. link.lora.airtime: [payload bytes, data rate, region] -> microseconds on air
+ * (LoRaWAN settings). link.ble.fragment: [packet, mtu, counter] -> chunks joined by ".".
+ * link.ble.reassemble: [chunks joined by "."] -> delivered packets joined by "." then ":" and the drop count.
+ */
+function linkProbe(op: string, a: string, b: string, c: string): string {
+  if (op === "link.lora.airtime") return formatDecimal(loraFrameAirtimeUs(dec(a), dec(b), c as Region));
+  if (op === "link.ble.fragment") {
+    const chunks = bleFragment(hex(a), dec(b), dec(c));
+    const parts: string[] = [];
+    for (let i = 0; i < chunks.length; i++) parts.push(toHex(chunks[i]));
+    return parts.join(".");
+  }
+  if (op === "link.ble.reassemble") {
+    const r = bleReassemblerNew(BLE_MAX_PACKET);
+    const chunks = a.split(".");
+    const got: string[] = [];
+    for (let i = 0; i < chunks.length; i++) {
+      const p = bleAccept(r, hex(chunks[i]));
+      if (p !== undefined) got.push(toHex(p));
+    }
+    return got.join(".") + ":" + formatDecimal(r.dropped);
+  }
+  return "UNKNOWN:" + op;
+}
+
+/**
  * Runs operation `op` on hex (or decimal, where noted) string arguments and returns hex, or PROBE_FAIL.
  * Unused arguments are passed as "". Unknown operations return "UNKNOWN:" + op.
  */
@@ -205,5 +233,6 @@ export function probe(op: string, a: string, b: string, c: string, d: string, e:
     return toHex(k.key) + "." + toHex(k.iv);
   }
   if (op === "dh.R" || op === "dh.I" || op === "psk.R" || op === "psk.I") return handshakeProbe(op, a, b, c, d, e);
+  if (op.substring(0, 5) === "link.") return linkProbe(op, a, b, c);
   return "UNKNOWN:" + op;
 }
