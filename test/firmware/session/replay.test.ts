@@ -9,6 +9,7 @@ import {
   strictCheck,
   strictNew,
 } from "../../../firmware/session/replay";
+import { prngInt } from "../../harness/random";
 
 /** What a receiver does: check, (authenticate,) accept. */
 function receive(w: ReplayWindow, seq: number): boolean {
@@ -21,18 +22,6 @@ function snapshot(w: ReplayWindow): string {
   return JSON.stringify({ size: w.size, top: w.top, any: w.any, bits: Array.from(w.bits) });
 }
 
-/** A small deterministic generator (xorshift32), so a failing run can be repeated. */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 /** The trivially correct receiver: everything seen, and the same "at or below top - size" rule. */
 function reference(size: number) {
@@ -139,7 +128,7 @@ describe("session/replay: sliding window", () => {
   });
 
   it("never changes state in replayCheck (forgeries cannot move the window)", () => {
-    const next = rng(7);
+    const next = prngInt(7);
     for (const size of [32, 64, 1024]) {
       const w = replayNew(size);
       for (let i = 0; i < 2000; i++) {
@@ -154,7 +143,7 @@ describe("session/replay: sliding window", () => {
 
   for (const size of [32, 64, 128, 1024]) {
     it(`agrees with a reference model over 20,000 random operations (size ${size})`, () => {
-      const next = rng(size * 7919 + 1);
+      const next = prngInt(size * 7919 + 1);
       const w = replayNew(size);
       const ref = reference(size);
       let base = 0;

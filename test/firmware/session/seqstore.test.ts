@@ -10,6 +10,7 @@ import {
   SeqStorage,
   seqTake,
 } from "../../../firmware/session/seqstore";
+import { prngInt } from "../../harness/random";
 
 const COMPACT_MAX = 0xfffff;
 
@@ -46,18 +47,6 @@ function memStore() {
   return s;
 }
 
-/** xorshift32: deterministic randomness. */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 describe("session/seqstore: decimal strings", () => {
   it("formats and parses round trip", () => {
@@ -104,7 +93,7 @@ describe("session/seqstore: counters", () => {
   });
 
   it("survives 1,000 random crashes without repeating a number (random blocks 1..64)", () => {
-    const next = rng(20240611);
+    const next = prngInt(20240611);
     const st = memStore();
     const used: number[] = [];
     const kinds = [0, 0, 0, 0];
