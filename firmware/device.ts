@@ -1,34 +1,54 @@
-// The entry of a board's bundle (dist/espruino/<board>.js, dist/lua/<board>.lua): the board's profile
-// (which the build supplies as the global SESAME_BOARD), its crypto provider (`#hw` is firmware/hw/espruino.ts
-// in JavaScript and firmware/hw/nodemcu.ts in Lua), and the endpoint API in its string form.
-import { BoardProfile } from "./board";
-import { boardProvider as hwProvider, Natives } from "#hw";
+// The entry of a board's bundle (dist/espruino/<board>.js, dist/lua/<board>.lua): the board's profile (the
+// build supplies it as the global SESAME_BOARD), its hardware layer (`#hw`), the device runtime and the
+// example sensor application. The build also fixes the features the profile does not use to false
+// (firmware/features.d.ts), so the bundle carries one handshake mode, one role and only the portable crypto
+// the board lacks.
+//
+// Flashed, the board runs `sesame.boot({ require: require })` (Espruino) or
+// `sesame.boot({ crypto = crypto, sodium = sodium, lora = lora })` (NodeMCU) at start-up. Its configuration
+// (provisioning's output: mode, keys, and `period` in seconds) is the storage file "sesame.cfg".
+import { boardHal, boardProvider as hwProvider, BootNatives, Natives } from "#hw";
 import { CryptoProvider } from "./crypto/provider";
-import { SeqStorage } from "./session/seqstore";
-import { facadeInit, memoryStorage } from "./runtime/facade";
+import { sensorStart } from "./app/sensor";
+import { BoardProfile } from "./board";
+import { parseDecimal } from "./session/seqstore";
+import { parseFields } from "./runtime/config";
+import { Runtime, rtNew, rtReport, rtSend, rtStart } from "./runtime/runtime";
+import { Bytes } from "#target";
 
 declare const SESAME_BOARD: BoardProfile;
 
 export const board: BoardProfile = SESAME_BOARD;
+export const CONFIG_FILE = "sesame.cfg";
+const TICK_MS = 100;
 
-/** The board's crypto provider, from the natives its boot code passes in. */
+let rt: Runtime | undefined = undefined;
+
+/** Starts the board: hardware layer, runtime, sensor application. Returns "" or what is wrong. */
+export function boot(natives: BootNatives): string {
+  const hal = boardHal(board, natives);
+  const conf = hal.storage.read(CONFIG_FILE);
+  if (conf === undefined || conf === "") return "sesame: no configuration: write the provisioned config to storage as " + CONFIG_FILE;
+  rt = rtNew(hal, conf);
+  rtStart(rt, TICK_MS);
+  const period = parseDecimal(parseFields(conf)["period"] === undefined ? "60" : parseFields(conf)["period"]);
+  sensorStart(rt, period > 0 ? period : 60);
+  return "";
+}
+
+/** The runtime's counters (firmware/runtime/runtime.ts rtReport), for the REPL and the simulator. */
+export function report(): string {
+  return rt === undefined ? "" : rtReport(rt);
+}
+
+/** Sends one application message now (besides the sensor's own); its id, or -1. */
+export function send(body: Bytes): number {
+  return rt === undefined ? -1 : rtSend(rt, body);
+}
+
+/** The board's crypto provider alone, for checking it from the REPL (and in the tests). */
 export function boardProvider(natives: Natives): CryptoProvider {
   return hwProvider(board.nativeCrypto, natives);
 }
 
-/**
- * Boot: `sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, storage)` on Espruino,
- * `sesame.init({ crypto = crypto, sodium = sodium }, storage)` on NodeMCU. Without storage, sequence
- * reservations live in RAM (a board that must survive power loss passes its flash storage).
- * Returns the provider's description.
- */
-export function init(natives: Natives, storage: SeqStorage | undefined): string {
-  const p = boardProvider(natives);
-  facadeInit(p, storage === undefined ? memoryStorage() : storage);
-  return p.name;
-}
-
-export {
-  epCreate, epFeedH, epInboxH, epInfoH, epOutH, epPollH, epReadyH, epSendH, epSetSeqH, epStartH, epTransportH,
-} from "./runtime/facade";
 export { fromHex, toHex } from "./bytes";

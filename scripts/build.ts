@@ -4,8 +4,10 @@
 //   dist/espruino/core.js (+ .map)   firmware/core.ts, exports in the global `sesame`
 //   dist/lua/core.lua                firmware/core.ts, the chunk returns the export table
 //   dist/espruino/probe.js, dist/lua/probe.lua   firmware/probe.ts: everything, for the vector suite
-//   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD
-//   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }`
+//   dist/espruino/endpoints.js, dist/lua/endpoints.lua   firmware/endpoints.ts: every mode and role, for interop
+//   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD and the
+//                                    features it does not use defined false (firmware/features.d.ts)
+//   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }` and the features
 //   dist/build.json                  what was built, written only when everything passed
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -22,6 +24,32 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 /** The global that holds the exports of an Espruino artefact. */
 export const ESPRUINO_GLOBAL = "sesame";
 const CORE_BUDGET_BYTES = 12 * 1024;
+
+/** The build-time features (firmware/features.d.ts) a board's bundle keeps; a bundle that is not a board's keeps all. */
+export function boardFeatures(board: BoardProfile | undefined): Record<string, boolean> {
+  return {
+    SESAME_DH: board === undefined || board.handshake === "dh",
+    SESAME_PSK: board === undefined || board.handshake === "psk",
+    SESAME_RESPONDER: board === undefined,
+    SESAME_PORTABLE_SHA256: board === undefined || !board.nativeCrypto.sha256,
+    SESAME_PORTABLE_AES: board === undefined || !board.nativeCrypto.aes,
+    SESAME_BLE: board === undefined || board.radios.ble !== undefined,
+    SESAME_LORA: board === undefined || board.radios.lora !== undefined,
+  };
+}
+
+function espruinoDefine(board: BoardProfile | undefined): Record<string, string> {
+  const d: Record<string, string> = {};
+  for (const [k, v] of Object.entries(boardFeatures(board))) d[k] = String(v);
+  if (board) d.SESAME_BOARD = JSON.stringify(board);
+  return d;
+}
+
+function luaPrelude(board: BoardProfile | undefined): string {
+  const lines = Object.entries(boardFeatures(board)).map(([k, v]) => `${k} = ${v}`);
+  if (board) lines.unshift(`SESAME_BOARD = ${toLuaLiteral(board)}`);
+  return lines.join("\n") + "\n";
+}
 
 export type BuildOptions = {
   root?: string;
@@ -67,7 +95,7 @@ export function loadBoards(root: string, problems: string[] = []): BoardProfile[
     if (profile.name !== expected) problems.push(`${file}: "name" is ${JSON.stringify(profile.name)}, expected "${expected}"`);
     else if (profile.target !== "espruino" && profile.target !== "lua")
       problems.push(`${file}: "target" must be "espruino" or "lua", got ${JSON.stringify(profile.target)}`);
-    else if (expected === "core" || expected === "probe") problems.push(`${file}: a board may not be called "${expected}" (an artefact of its own)`);
+    else if (expected === "core" || expected === "probe" || expected === "endpoints") problems.push(`${file}: a board may not be called "${expected}" (an artefact of its own)`);
     else boards.push(profile);
   }
   return boards;
@@ -154,22 +182,24 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   }
   const artefacts: (Artefact | undefined)[] = [];
   const coreNote = (bytes: number) => `goal < 12 KB for core${bytes > CORE_BUDGET_BYTES ? " (OVER)" : ""}`;
-  const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, undefined, problems, "");
+  const all = espruinoDefine(undefined);
+  const allLua = luaPrelude(undefined);
+  const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, all, problems, "");
   if (core) core.note = coreNote(core.bytes);
   artefacts.push(core);
-  artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, undefined, problems));
+  artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, allLua, problems));
   // The probe bundles carry every primitive, the record layer and both handshakes behind one string entry
   // point: the vector suite runs test/vectors/*.json through them on every target.
-  artefacts.push(await buildEspruino("probe", "firmware/probe.ts", path.join(espDir, "probe.js"), root, undefined, problems, "vector-test bundle"));
-  artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, undefined, problems));
+  artefacts.push(await buildEspruino("probe", "firmware/probe.ts", path.join(espDir, "probe.js"), root, all, problems, "vector-test bundle"));
+  artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, allLua, problems));
+  artefacts.push(await buildEspruino("endpoints", "firmware/endpoints.ts", path.join(espDir, "endpoints.js"), root, all, problems, "every mode and role (interop)"));
+  artefacts.push(buildLua("endpoints", "firmware/endpoints.ts", path.join(luaDir, "endpoints.lua"), root, allLua, problems));
   for (const board of boards) {
     if (board.target === "espruino") {
-      const define = { SESAME_BOARD: JSON.stringify(board) };
-      const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars`;
-      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, define, problems, note));
+      const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars, ${board.handshake} only`;
+      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note));
     } else {
-      const prelude = `SESAME_BOARD = ${toLuaLiteral(board)}\n`;
-      artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, prelude, problems));
+      artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, luaPrelude(board), problems));
     }
   }
   const built = artefacts.filter((a): a is Artefact => a !== undefined);

@@ -44,9 +44,9 @@ function hostParty(): Party {
 
 function espruinoParty(board: string): Party {
   const profile = JSON.parse(readFileSync(`boards/${board}.json`, "utf8")) as BoardProfile;
-  const sb = loadEspruino(readArtefact(`espruino/${board}.js`), { nativeCrypto: profile.nativeCrypto, filename: `dist/espruino/${board}.js` });
+  const sb = loadEspruino(readArtefact("espruino/endpoints.js"), { nativeCrypto: profile.nativeCrypto, filename: "dist/espruino/endpoints.js" });
   const run = (js: string) => vm.runInContext(js, sb.context);
-  run(`sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, undefined)`);
+  run(`sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, undefined, ${JSON.stringify(profile.nativeCrypto)})`);
   return {
     name: `espruino(${board})`,
     create: (r, c) => run(`sesame.epCreate(${hexq(r)}, ${hexq(c)})`),
@@ -63,8 +63,9 @@ function espruinoParty(board: string): Party {
   };
 }
 
-function luaParty(name: string, lua: { eval(src: string): string }): Party {
-  lua.eval(`sesame.init({ crypto = crypto, sodium = sodium }, nil); return ""`);
+function luaParty(name: string, lua: { eval(src: string): string }, native: BoardProfile["nativeCrypto"]): Party {
+  const table = "{" + Object.entries(native).map(([k, v]) => `${k} = ${v}`).join(", ") + "}";
+  lua.eval(`sesame.init({ crypto = crypto, sodium = sodium }, nil, ${table}); return ""`);
   const q = (s: string) => JSON.stringify(s);
   const ev = (src: string) => lua.eval(`return tostring((${src}))`);
   return {
@@ -105,12 +106,13 @@ describe("interop matrix: host <-> Espruino bundle <-> Lua bundles (64-bit and 3
   before(async function () {
     const { error } = await ensureBuilt();
     assert.equal(error, undefined, error);
-    const lua = readArtefact("lua/esp32-nodemcu-lora.lua");
-    const w = await loadWasmoon(lua, { nodemcu: true, chunkName: "esp32-nodemcu-lora.lua" });
+    const lua = readArtefact("lua/endpoints.lua");
+    const native = (JSON.parse(readFileSync("boards/esp32-nodemcu-lora.json", "utf8")) as BoardProfile).nativeCrypto;
+    const w = await loadWasmoon(lua, { nodemcu: true, chunkName: "endpoints.lua" });
     closers.push(w.close);
-    const f = loadFengari(lua, { nodemcu: true, chunkName: "esp32-nodemcu-lora.lua" });
-    const wasmoon = luaParty("wasmoon (Lua, 64-bit)", w);
-    const fengari = luaParty("fengari (Lua, 32-bit)", f);
+    const f = loadFengari(lua, { nodemcu: true, chunkName: "endpoints.lua" });
+    const wasmoon = luaParty("wasmoon (Lua, 64-bit)", w, native);
+    const fengari = luaParty("fengari (Lua, 32-bit)", f, native);
     const host = hostParty();
     const esp = { dh: espruinoParty("esp32-espruino"), psk: espruinoParty("puckjs") };
     parties.set("host", () => host);

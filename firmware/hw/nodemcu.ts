@@ -1,11 +1,14 @@
-// NodeMCU's native crypto as a CryptoProvider (Lua on ESP32). The module tables are passed in by the
-// board's boot code. NodeMCU's `crypto.hash` and `crypto.hmac` work on Lua strings, so bytes cross as strings.
+// NodeMCU's hardware layer (Lua on ESP32): native crypto as a CryptoProvider, and tmr, file, adc, gpio and
+// the LoRa driver as a Hal. The crypto module tables are passed in by the boot line. NodeMCU's `crypto.hash`
+// and `crypto.hmac` work on Lua strings, so bytes cross as strings.
 //
 // X25519: the portable ladder needs 64-bit integers. On a 32-bit-integer build (NodeMCU's default) the
 // provider uses `sodium.crypto_scalarmult(n, p)`, a thin binding of libsodium's crypto_scalarmult that the
 // sesame firmware image adds to NodeMCU's sodium module; without it a 32-bit build must use `psk` mode.
 import { alloc, Bytes, INT32_ONLY } from "#target";
-import { NativeCrypto } from "../board";
+import { BoardProfile, NativeCrypto } from "../board";
+import { SeqStorage } from "../session/seqstore";
+import { Hal } from "./hal";
 import { aesBlock } from "../crypto/ccm";
 import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
 import { sha256 } from "../crypto/sha256";
@@ -59,5 +62,57 @@ export function boardProvider(native: NativeCrypto, m: Natives): CryptoProvider 
     x25519: x,
     random: random,
     keyPair: () => keyPairWith(x, random),
+  };
+}
+
+// ---- the hardware layer (firmware/hw/hal.ts) on NodeMCU's modules --------------------------------------
+
+type NodeTimer = { alarm: (this: NodeTimer, ms: number, mode: number, fn: (this: void) => void) => boolean };
+declare const tmr: { create: (this: void) => NodeTimer; ALARM_AUTO: number };
+declare const file: { getcontents: (this: void, name: string) => string | undefined; putcontents: (this: void, name: string, data: string) => boolean };
+declare const adc: { read: (this: void, unit: number, channel: number) => number; ADC1: number };
+declare const gpio: { write: (this: void, pin: number, level: number) => void };
+
+/** The SX127x binding the sesame firmware image adds: raw frames as Lua strings. */
+export type LoraDriver = { listen: (this: void, cb: (this: void, frame: string) => void) => void; send: (this: void, frame: string) => void };
+
+/** What the boot line passes in: `sesame.boot({ crypto = crypto, sodium = sodium, lora = lora })`. */
+export type BootNatives = Natives & { lora?: LoraDriver };
+
+/** The clock's resolution: one hardware alarm drives every timer, and the clock counts its ticks. */
+const BASE_TICK_MS = 100;
+
+export function boardHal(board: BoardProfile, n: BootNatives): Hal {
+  let clock = 0;
+  const timers: { ms: number; due: number; fn: (this: void) => void }[] = [];
+  tmr.create().alarm(BASE_TICK_MS, tmr.ALARM_AUTO, () => {
+    clock = clock + BASE_TICK_MS;
+    for (let i = 0; i < timers.length; i++) {
+      if (clock >= timers[i].due) {
+        timers[i].due = clock + timers[i].ms;
+        timers[i].fn();
+      }
+    }
+  });
+  const storage: SeqStorage = {
+    read: (name: string) => file.getcontents(name),
+    write: (name: string, v: string) => void file.putcontents(name, v),
+  };
+  const lora = board.radios.lora;
+  const drv = n.lora;
+  return {
+    now: () => clock,
+    every: (ms: number, fn: () => void) => void timers.push({ ms: ms, due: clock + ms, fn: fn }),
+    storage: storage,
+    provider: boardProvider(board.nativeCrypto, n),
+    ble: undefined,
+    lora: lora === undefined || drv === undefined ? undefined : {
+      listen: (cb: (frame: Bytes) => void) => drv.listen((f: string) => cb(fromStr(f))),
+      send: (frame: Bytes) => drv.send(toStr(frame)),
+      region: lora.region, dataRate: lora.dataRate,
+    },
+    sensor: () => adc.read(adc.ADC1, 0),
+    led: (on: boolean) => gpio.write(2, on ? 1 : 0),
+    log: (line: string) => print(line),
   };
 }

@@ -107,6 +107,14 @@ function open(ep: Endpoint, est: Established, now: number): void {
   if (!ep.cfg.initiator) sessionControl(s, CTRL_CONFIRM, now);
 }
 
+/** Takes over a session restored from storage (a board after a power cycle): open and confirmed, as it was. */
+export function epAdopt(ep: Endpoint, s: Session, now: number): void {
+  ep.session = s;
+  ep.state = EP_OPEN;
+  ep.since = now;
+  ep.confirmed = true;
+}
+
 /** Starts (or restarts) the handshake: the side that speaks first sends its first message. */
 export function epStart(ep: Endpoint, now: number): void {
   const c = ep.cfg;
@@ -117,15 +125,15 @@ export function epStart(ep: Endpoint, now: number): void {
   ep.work = undefined;
   ep.spi = freshSpi(ep);
   if (c.initiator) {
-    ep.eph = c.dh ? c.p.keyPair() : undefined;
-    if (!c.dh) {
+    ep.eph = (SESAME_DH && (!SESAME_PSK || c.dh)) ? c.p.keyPair() : undefined;
+    if (!(SESAME_DH && (!SESAME_PSK || c.dh))) {
       // Resynchronisation: when handshakes with the current key go unanswered, the gateway may still be
       // at the previous one (it missed our confirmation), so every other attempt uses that.
       const keys = c.pskI!.keys;
       ep.pskKey = ep.tries % 2 === 1 && keys.previous !== undefined ? keys.previous : keys.current;
     }
     if (!c.responderFirst) {
-      if (c.dh) begin(ep, dhI1Needs(c.dhI!, ep.eph!), undefined, now);
+      if ((SESAME_DH && (!SESAME_PSK || c.dh))) begin(ep, dhI1Needs(c.dhI!, ep.eph!), undefined, now);
       else {
         ep.pskPending = pskI1(c.pskI!, ep.pskKey!, c.p.random(NONCE_SIZE), ep.spi);
         ep.out.push(ep.pskPending.msg);
@@ -133,8 +141,8 @@ export function epStart(ep: Endpoint, now: number): void {
     }
     return;
   }
-  if (!c.responderFirst) return;
-  if (c.dh) {
+  if (!SESAME_RESPONDER || !c.responderFirst) return;
+  if ((SESAME_DH && (!SESAME_PSK || c.dh))) {
     ep.dhPending = dhR1(c.dhR!, c.p.keyPair(), ep.spi);
     ep.out.push(ep.dhPending.msg);
   } else {
@@ -218,17 +226,17 @@ function answer(ep: Endpoint, msg: Bytes, type: number, now: number): void {
   // A fresh R1 while open: the responder lost our session (or our confirmation) and starts again.
   if (ep.state === EP_OPEN && c.responderFirst && (type === MSG_DH_R1 || type === MSG_PSK_R1)) epStart(ep, now);
   if (ep.state !== EP_WAIT || ep.work !== undefined) return fail(ep);
-  if (type === MSG_DH_R1 && c.responderFirst) return begin(ep, dhI2Needs(c.dhI!, ep.eph!, msg), msg, now);
-  if (type === MSG_DH_R2 && !c.responderFirst && ep.dhPending !== undefined) {
+  if (SESAME_DH && type === MSG_DH_R1 && c.responderFirst) return begin(ep, dhI2Needs(c.dhI!, ep.eph!, msg), msg, now);
+  if (SESAME_DH && type === MSG_DH_R2 && !c.responderFirst && ep.dhPending !== undefined) {
     return begin(ep, dhI1FinishNeeds(c.dhI!, ep.dhPending, msg), msg, now);
   }
-  if (type === MSG_PSK_R1 && c.responderFirst) {
+  if (SESAME_PSK && type === MSG_PSK_R1 && c.responderFirst) {
     const r = pskI2(c.pskI!, ep.pskKey!, msg, c.p.random(NONCE_SIZE), ep.spi);
     if (typeof r === "number") return fail(ep);
     ep.out.push(r.msg);
     return open(ep, r.est, now);
   }
-  if (type === MSG_PSK_R2 && !c.responderFirst && ep.pskPending !== undefined) {
+  if (SESAME_PSK && type === MSG_PSK_R2 && !c.responderFirst && ep.pskPending !== undefined) {
     const r = pskI1Finish(c.pskI!, ep.pskPending, msg);
     if (typeof r === "number") return fail(ep);
     return open(ep, r, now);
@@ -243,7 +251,7 @@ function confirm(ep: Endpoint, now: number): void {
   const c = ep.cfg;
   // The initiator answers the responder's CONFIRM with its own, so the responder knows at once too.
   if (c.initiator && ep.session !== undefined) sessionControl(ep.session, CTRL_CONFIRM, now);
-  if (c.dh || ep.pskKey === undefined || ep.session === undefined) return;
+  if (!SESAME_PSK || (SESAME_DH && (!SESAME_PSK || c.dh)) || ep.pskKey === undefined || ep.session === undefined) return;
   const store = c.initiator ? c.pskI!.keys : c.pskStore !== undefined ? c.pskStore(ep.session.peer) : undefined;
   if (store !== undefined) pskConfirm(c.p, store, ep.pskKey, ep.session.id);
   ep.pskKey = undefined;
@@ -259,7 +267,7 @@ export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): 
     ep.transport = tid;
     const fromInitiator = type === MSG_DH_I1 || type === MSG_DH_I2 || type === MSG_PSK_I1 || type === MSG_PSK_I2;
     if (ep.cfg.initiator === fromInitiator) fail(ep); // reflected: our own kind of message
-    else if (ep.cfg.initiator) answer(ep, packet, type, now);
+    else if (!SESAME_RESPONDER || ep.cfg.initiator) answer(ep, packet, type, now);
     else respond(ep, packet, type, now);
     epPoll(ep, now);
     return 0;
@@ -276,7 +284,7 @@ export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): 
 /** Timers and sliced work: call on every tick. Returns true while X25519 work is in progress. */
 export function epPoll(ep: Endpoint, now: number): boolean {
   const c = ep.cfg;
-  if (ep.work !== undefined) {
+  if (SESAME_DH && ep.work !== undefined) {
     if (workStep(ep.work, c.sliceSteps > 0 ? c.sliceSteps : 255)) afterWork(ep, now);
     return ep.work !== undefined;
   }

@@ -9,6 +9,19 @@
 // these functions for `+ - ~ << >>` on words and must never compare words with `<` or `>`.
 // See docs/PORTABLE.md for the full rules.
 
+// Node runs the firmware from source with every feature (firmware/features.d.ts); bundles define these
+// names as constants, which removes this block.
+if (typeof SESAME_DH === "undefined") {
+  const g = globalThis as unknown as { [name: string]: boolean };
+  g.SESAME_DH = true;
+  g.SESAME_PSK = true;
+  g.SESAME_RESPONDER = true;
+  g.SESAME_PORTABLE_SHA256 = true;
+  g.SESAME_PORTABLE_AES = true;
+  g.SESAME_BLE = true;
+  g.SESAME_LORA = true;
+}
+
 /** Bytes: a Uint8Array in JavaScript, a 1-based table in Lua (typed `number[]` there). */
 export type Bytes = Uint8Array;
 /** Words: an Int32Array in JavaScript, a table in Lua. */

@@ -75,7 +75,8 @@ export function bundleLua(opts: LuaBundleOptions): LuaBundle {
   };
   let code: string | undefined;
   const emitted: string[] = [];
-  const result = tstl.transpileFiles([entry], options, (fileName, text) => {
+  // The build-time feature names are declared in a .d.ts that no module imports: give it to the compiler.
+  const result = tstl.transpileFiles([entry, path.join(root, "firmware/features.d.ts")], options, (fileName, text) => {
     emitted.push(fileName);
     if (path.basename(fileName) === bundleName) code = text;
   });

@@ -1,0 +1,250 @@
+// The device runtime: one endpoint (the device's side of its session with the gateway) over the board's
+// links, with the reliability layer of firmware/runtime/messages.ts on top. The application sees three
+// calls: rtSend (a reading), rtOnCommand, and the lost ids in the report. Everything else is driven by the
+// hardware layer's timer and radio callbacks, the same on a board and in the simulator.
+//
+//   - Transports: BLE is 1, LoRa is 2, and the session prefers BLE while a central is connected. A board
+//     that loses BLE carries on over LoRa in the same session, and back (no new handshake): a path probe
+//     record on each link change tells the gateway where the device is now.
+//   - The handshake starts at boot on LoRa, or when a central connects on BLE; a session that stops being
+//     acknowledged (two messages lost in a row) is replaced by a new handshake.
+//   - Power cycles: the session is saved to storage once confirmed and after each rekey, and resumed at
+//     boot; sequence numbers and message ids come from reservations, so nothing is ever sent twice under
+//     one key and nonce, and no id is reused.
+import { Bytes } from "#target";
+import { fromHex, toHex } from "../bytes";
+import { Hal } from "../hw/hal";
+import { Endpoint, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
+import { SaPolicy } from "../session/sa";
+import { parseDecimal } from "../session/seqstore";
+import { addTransport, deleteTransport, Session, sessionControl, sessionRestore, sessionSave, sessionSend } from "../session/session";
+import { SUITE_CONSTRAINED } from "../suite";
+import { deviceEndpoint, Fields, parseFields } from "./config";
+import { BleLink, bleLinkChunk, bleLinkNew, bleLinkSend, LoraLink, loraLinkNew, loraLinkPump, loraLinkSend } from "./links";
+import {
+  ackCount, dataBody, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, Receiver, receiverAccept, receiverNew, Sender, senderAck,
+  senderDue, senderNew, senderQueue, senderTakeLost,
+} from "./messages";
+
+export const TID_BLE = 1;
+export const TID_LORA = 2;
+/** A control record that says "I am reachable on this link now" (the gateway answers on the last link heard). */
+export const CTRL_PATH = 4;
+const SAVED_SESSION = "sesame.ses";
+/** A psk device's evolved keys ("current,previous" in hex): the configuration's key is only the first. */
+const SAVED_PSK = "sesame.psk";
+
+export type Runtime = {
+  hal: Hal;
+  ep: Endpoint;
+  ble: BleLink | undefined;
+  lora: LoraLink | undefined;
+  sender: Sender;
+  receiver: Receiver;
+  acks: number[];
+  /** The session whose transports were last arranged (a new one needs arranging). */
+  arranged: Session | undefined;
+  saved: string;
+  lostInRow: number;
+  onCommand: ((this: void, body: Bytes) => void) | undefined;
+  lostIds: number[];
+  commands: number;
+  restarts: number;
+};
+
+function num(f: Fields, k: string, d: number): number {
+  const n = f[k] === undefined ? -1 : parseDecimal(f[k]);
+  return n < 0 ? d : n;
+}
+
+/**
+ * A runtime for the device configuration `conf` (what provisioning hands out: firmware/runtime/config.ts,
+ * plus tries, rto (ms) and queue). Resumes a saved session if storage holds one.
+ */
+export function rtNew(hal: Hal, conf: string): Runtime {
+  const f = parseFields(conf);
+  const policy: SaPolicy = {
+    suite: SUITE_CONSTRAINED, p: hal.provider, aead: undefined, rekeyAfterMs: num(f, "rekey", 3600000), datagram: true,
+    windowSize: 64, lateKeyMs: 30000, seqBlock: num(f, "block", 16), store: hal.storage,
+  };
+  const ep = deviceEndpoint(hal.provider, policy, conf, (spi: number) => spi === 0);
+  const rt: Runtime = {
+    hal: hal, ep: ep, ble: !SESAME_BLE || hal.ble === undefined ? undefined : bleLinkNew(hal.ble, 256),
+    lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4),
+    sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
+    receiver: receiverNew(), acks: [], arranged: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
+    restarts: 0,
+  };
+  const keys = ep.cfg.pskI === undefined ? undefined : ep.cfg.pskI.keys;
+  const psk = hal.storage.read(SAVED_PSK);
+  if (keys !== undefined && psk !== undefined && psk !== "") {
+    const k = psk.split(",");
+    const cur = fromHex(k[0]);
+    if (cur !== undefined) {
+      keys.current = cur;
+      keys.previous = k.length > 1 ? fromHex(k[1]) : undefined;
+    }
+  }
+  const saved = hal.storage.read(SAVED_SESSION);
+  const s = saved === undefined || saved === "" ? undefined : sessionRestore(policy, saved, hal.now());
+  if (s !== undefined) {
+    epAdopt(ep, s, hal.now());
+    rt.saved = saved!;
+  }
+  return rt;
+}
+
+function live(rt: Runtime): number {
+  if (rt.ble !== undefined && rt.ble.up) return TID_BLE;
+  return rt.lora !== undefined ? TID_LORA : -1;
+}
+
+/** Puts the session on every link the board has, BLE first, each up or down as the link is. */
+function arrange(rt: Runtime, s: Session): void {
+  deleteTransport(s, TID_BLE);
+  deleteTransport(s, TID_LORA);
+  if (rt.ble !== undefined) {
+    addTransport(s, TID_BLE, "ble");
+    s.transports[s.transports.length - 1].up = rt.ble.up;
+  }
+  if (rt.lora !== undefined) addTransport(s, TID_LORA, "lora");
+  rt.arranged = s;
+}
+
+function restart(rt: Runtime, now: number): void {
+  const t = live(rt);
+  if (t < 0) return;
+  rt.ep.transport = t;
+  rt.restarts = rt.restarts + 1;
+  epStart(rt.ep, now);
+}
+
+/** Boot: hooks the links and the timer, and starts a handshake when there is no session to resume. */
+export function rtStart(rt: Runtime, tickMs: number): void {
+  const hal = rt.hal;
+  if (SESAME_BLE && rt.ble !== undefined) {
+    const ble = rt.ble;
+    hal.ble!.serve((up: boolean) => rtLink(rt, TID_BLE, up), (chunk: Bytes) => {
+      const p = bleLinkChunk(ble, chunk);
+      if (p !== undefined) rtPacket(rt, p, TID_BLE);
+    });
+  }
+  if (SESAME_LORA && rt.lora !== undefined) hal.lora!.listen((frame: Bytes) => rtPacket(rt, frame, TID_LORA));
+  if (rt.ep.session === undefined) restart(rt, hal.now());
+  hal.every(tickMs, () => rtTick(rt));
+}
+
+/** A link came up or went down. */
+export function rtLink(rt: Runtime, tid: number, up: boolean): void {
+  if (tid === TID_BLE && rt.ble !== undefined) rt.ble.up = up;
+  const now = rt.hal.now();
+  const s = epSession(rt.ep);
+  if (s !== undefined) {
+    arrange(rt, s);
+    if (up && epReady(rt.ep)) sessionControl(s, CTRL_PATH, now);
+  } else if (up) {
+    restart(rt, now);
+  }
+  flush(rt, now);
+}
+
+/** One whole packet from a link. */
+export function rtPacket(rt: Runtime, packet: Bytes, tid: number): void {
+  const now = rt.hal.now();
+  epInput(rt.ep, packet, tid, now);
+  const inbox = epTakeInbox(rt.ep);
+  for (let i = 0; i < inbox.length; i++) take(rt, inbox[i]);
+  flush(rt, now);
+}
+
+function take(rt: Runtime, m: Bytes): void {
+  const kind = messageKind(m);
+  if (kind === MSG_ACK) {
+    if (ackCount(m) > 0) rt.lostInRow = 0;
+    senderAck(rt.sender, m);
+  } else if (kind === MSG_DATA) {
+    const id = messageId(m, 0);
+    const r = receiverAccept(rt.receiver, id);
+    if (r !== 0) rt.acks.push(id);
+    if (r === 1) {
+      rt.commands = rt.commands + 1;
+      if (rt.onCommand !== undefined) rt.onCommand(dataBody(m));
+    }
+  }
+}
+
+/** Queues an application reading; returns its id, or -1 when it cannot be queued (reported lost at once). */
+export function rtSend(rt: Runtime, body: Bytes): number {
+  const id = senderQueue(rt.sender, rt.hal.storage, body, rt.hal.now());
+  if (id < 0) rt.lostIds.push(-1);
+  else flush(rt, rt.hal.now());
+  return id;
+}
+
+/** The timer: handshake timers and X25519 slices, retransmissions, the radio queue. */
+export function rtTick(rt: Runtime): void {
+  const now = rt.hal.now();
+  epPoll(rt.ep, now);
+  flush(rt, now);
+}
+
+function flush(rt: Runtime, now: number): void {
+  const ep = rt.ep;
+  const s = epSession(ep);
+  if (s !== undefined && rt.arranged !== s) arrange(rt, s);
+  if (epReady(ep) && s !== undefined) {
+    if (rt.acks.length > 0) {
+      sessionSend(s, encodeAck(rt.acks), now);
+      rt.acks = [];
+    }
+    // On LoRa one message per flush: the duty cycle paces them, a burst would only wait in the radio queue.
+    const msgs = senderDue(rt.sender, now, live(rt) === TID_LORA ? 1 : 4);
+    for (let i = 0; i < msgs.length; i++) sessionSend(s, msgs[i], now);
+    const lost = senderTakeLost(rt.sender);
+    for (let i = 0; i < lost.length; i++) rt.lostIds.push(lost[i]);
+    rt.lostInRow = rt.lostInRow + lost.length;
+    if (rt.lostInRow >= 2) {
+      rt.lostInRow = 0;
+      restart(rt, now);
+    }
+    persist(rt, s);
+  }
+  const out = epTakeOutput(ep);
+  for (let i = 0; i < out.length; i++) {
+    const o = out[i];
+    if (SESAME_BLE && o.transport === TID_BLE && rt.ble !== undefined) bleLinkSend(rt.ble, o.bytes);
+    else if (SESAME_LORA && o.transport === TID_LORA && rt.lora !== undefined) loraLinkSend(rt.lora, o.bytes);
+  }
+  if (SESAME_LORA && rt.lora !== undefined) loraLinkPump(rt.lora, now);
+}
+
+/**
+ * Saves a confirmed session when its keys changed (a new session, a rekey): one flash write each time, and
+ * a psk device's evolved keys with a new session (overwriting the old key: forward secrecy).
+ */
+function persist(rt: Runtime, s: Session): void {
+  if (!rt.ep.confirmed) return;
+  const text = sessionSave(s);
+  if (text === rt.saved) return;
+  const keys = rt.ep.cfg.pskI === undefined ? undefined : rt.ep.cfg.pskI.keys;
+  if (keys !== undefined) rt.hal.storage.write(SAVED_PSK, toHex(keys.current) + (keys.previous === undefined ? "" : "," + toHex(keys.previous)));
+  rt.saved = text;
+  rt.hal.storage.write(SAVED_SESSION, text);
+}
+
+/** "key=value;..." for the REPL and the simulator: the endpoint, the messages and the links. */
+export function rtReport(rt: Runtime): string {
+  const ep = rt.ep;
+  const s = ep.session;
+  const l = rt.lora;
+  const lost = rt.lostIds;
+  rt.lostIds = [];
+  return [
+    "state=" + ep.state, "handshakes=" + ep.handshakes, "ready=" + (epReady(ep) ? 1 : 0), "epoch=" + (s === undefined ? -1 : s.out.epoch.index),
+    "sent=" + (s === undefined ? 0 : s.sent), "acked=" + rt.sender.acked, "pending=" + rt.sender.pending.length, "lost=" + lost.join(" "),
+    "commands=" + rt.commands, "dups=" + rt.receiver.duplicates, "restarts=" + rt.restarts,
+    "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
+    "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),
+    "ble_sent=" + (rt.ble === undefined ? 0 : rt.ble.sent),
+  ].join(";");
+}
