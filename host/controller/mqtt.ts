@@ -1,0 +1,401 @@
+// Application delivery over MQTT: decrypted device messages go out on <prefix>/devices/<id>/up, session events
+// on .../events, and commands arriving on .../down are handed to the controller (topics: ./mqtt-topics.ts).
+//
+// The broker is either the embedded one (./mqtt-broker.ts, the default, nothing to install) or an external
+// one by URL. Either way the connection is a client connection that reconnects by itself.
+// Backpressure: at most `maxInflight` publishes wait for the broker's PUBACK; beyond that, and whenever the
+// broker is away, messages wait in a bounded queue that drops its oldest entry when full (counted, logged,
+// exported). Memory therefore stays bounded through any outage; nothing is silently lost without a count.
+// Commands are untrusted input: a malformed one is counted, logged and answered with a command-rejected
+// event, never a throw; whether a well-formed command for an unknown device is accepted is the handler's call.
+import { randomBytes } from "node:crypto";
+import { connect } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { silentLogger } from "../telemetry/log";
+import type { Logger } from "../telemetry/log";
+import type { Metrics } from "../telemetry/metrics";
+import { EmbeddedBroker } from "./mqtt-broker";
+import { DropOldestQueue } from "./mqtt-queue";
+import { DEFAULT_MAX_COMMAND_BYTES, DEFAULT_PREFIX, deviceIdProblem, eventBody, parseCommand, topicsFor, uplinkBody } from "./mqtt-topics";
+import type { EventDetails, Topics, Uplink } from "./mqtt-topics";
+
+export type BrokerChoice =
+  | { kind: "embedded"; port?: number; host?: string }
+  | { kind: "external"; url: string; username?: string; password?: string };
+
+/** What the controller answers to a command: nothing or true = taken, false or {rejected} = refused. */
+export type CommandVerdict = void | boolean | { rejected: string };
+export type CommandHandler = (deviceId: string, payload: Uint8Array, meta: { confirmed: boolean }) => CommandVerdict | Promise<CommandVerdict>;
+
+export type DeliveryOptions = {
+  /** Default: the embedded broker on 127.0.0.1:1883. */
+  broker?: BrokerChoice;
+  /** Topic prefix, default "sesame". */
+  prefix?: string;
+  onCommand?: CommandHandler;
+  clientId?: string;
+  /** Messages kept while the broker is away or slow (default 10,000); the oldest go first. */
+  maxQueue?: number;
+  /** Publishes awaiting PUBACK at once (default 256). */
+  maxInflight?: number;
+  /** Delay between reconnect attempts (default 1000 ms). */
+  reconnectMs?: number;
+  /** How long start() tries to reach the broker before it gives up with a reason (default 10 s). */
+  connectTimeoutMs?: number;
+  maxCommandBytes?: number;
+  metrics?: Metrics;
+  log?: Logger;
+  now?: () => number;
+};
+
+type Outgoing = { topic: string; body: string; kind: "up" | "event" };
+
+const URL_SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
+
+export class Delivery {
+  readonly topics: Topics;
+  /** The embedded broker, when this Delivery runs one. */
+  readonly broker: EmbeddedBroker | undefined;
+  readonly stats = { published: 0, publishFailures: 0, dropped: 0, commands: 0, malformed: 0, rejected: 0, failed: 0, connects: 0 };
+
+  private client: MqttClient | undefined;
+  private readonly queue: DropOldestQueue<Outgoing>;
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+  private stopping = false;
+  private started = false;
+  private stopped: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
+  /** Set while start() waits for the first subscription to be acknowledged. */
+  private onReady: ((err?: Error) => void) | undefined;
+  private readonly log: Logger;
+  private readonly choice: BrokerChoice;
+  private readonly warnLimit = { windowStart: 0, count: 0, suppressed: 0 };
+
+  constructor(private readonly opts: DeliveryOptions = {}) {
+    this.topics = topicsFor(opts.prefix ?? DEFAULT_PREFIX);
+    this.choice = opts.broker ?? { kind: "embedded" };
+    this.queue = new DropOldestQueue(opts.maxQueue ?? 10_000);
+    this.log = (opts.log ?? silentLogger()).child("mqtt");
+    if (this.choice.kind === "embedded") this.broker = new EmbeddedBroker({ port: this.choice.port, host: this.choice.host, log: opts.log });
+    else checkBrokerUrl(this.choice.url);
+    opts.metrics?.watchQueue("mqtt-out", () => this.queue.length);
+  }
+
+  /** Where messages go, printable (a password in the URL is masked). */
+  get brokerUrl(): string {
+    if (this.choice.kind === "embedded") return this.broker?.running ? this.broker.url : `mqtt://${this.choice.host ?? "127.0.0.1"}:${this.choice.port ?? 1883}`;
+    return printableUrl(this.choice.url);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  /** Messages waiting for the broker (not counting the ones in flight). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Starts the embedded broker if configured, connects, subscribes to the down topics. Resolves when commands
+   * can arrive; rejects with what to fix when the broker cannot be reached in connectTimeoutMs or refuses us.
+   * Messages published before start() wait in the queue.
+   */
+  start(): Promise<void> {
+    this.starting ??= this.connectFirst().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async connectFirst(): Promise<void> {
+    if (this.client !== undefined) return;
+    this.stopping = false;
+    this.stopped = undefined;
+    let url: string, auth: { username?: string; password?: string } = {};
+    if (this.choice.kind === "embedded") {
+      await this.broker!.start();
+      url = this.broker!.url;
+    } else {
+      const u = new URL(this.choice.url);
+      auth = { username: this.choice.username ?? (u.username ? decodeURIComponent(u.username) : undefined), password: this.choice.password ?? (u.password ? decodeURIComponent(u.password) : undefined) };
+      u.username = "";
+      u.password = "";
+      url = u.toString();
+    }
+    const options: IClientOptions = {
+      clientId: this.opts.clientId ?? `sesame-controller-${randomBytes(4).toString("hex")}`,
+      ...auth,
+      clean: true,
+      protocolVersion: 4,
+      reconnectPeriod: this.opts.reconnectMs ?? 1000,
+      connectTimeout: Math.min(this.opts.connectTimeoutMs ?? 10_000, 30_000),
+      // We subscribe on every connect ourselves (below), so the client's own resubscription is not needed.
+      resubscribe: false,
+    };
+    const client = connect(url, options);
+    this.client = client;
+    client.on("message", (topic, body) => this.onMessage(topic, body));
+    client.on("connect", () => this.onConnect(client));
+    client.on("close", () => this.onClose());
+    // Always listened to: an 'error' with no listener would throw out of the client and take the process down.
+    client.on("error", (err) => {
+      if (this.started) this.warnLimited("MQTT client error", { error: err, broker: this.brokerUrl });
+    });
+    try {
+      await this.firstConnect(client);
+    } catch (err) {
+      this.client = undefined;
+      client.end(true);
+      if (this.broker?.running) await this.broker.stop();
+      throw err;
+    }
+    this.started = true;
+    // After a first success, a refusal (broker restarted with other settings) is retried, not fatal.
+    client.options.reconnectOnConnackError = true;
+  }
+
+  private firstConnect(client: MqttClient): Promise<void> {
+    const limit = this.opts.connectTimeoutMs ?? 10_000;
+    return new Promise<void>((resolve, reject) => {
+      let last: Error | undefined;
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.onReady = undefined;
+        client.off("error", onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = (err?: Error) => done(err);
+      const onError = (err: Error & { code?: unknown }) => {
+        last = err;
+        // A refusal (bad credentials, not authorised) will not fix itself by retrying.
+        if (typeof err.code === "number") done(new Error(`MQTT broker ${this.brokerUrl} refused the connection: ${err.message}; check the username and password`));
+      };
+      const timer = setTimeout(() => {
+        const why = last ? `: ${last.message}` : "";
+        done(new Error(`could not connect to the MQTT broker at ${this.brokerUrl} within ${limit} ms${why}; check that it is running and the URL`));
+      }, limit);
+      // Ready means subscribed: a command published right after start() resolves must not be missed.
+      this.onReady = ok;
+      client.on("error", onError);
+    });
+  }
+
+  private onConnect(client: MqttClient): void {
+    this.stats.connects++;
+    this.opts.metrics?.mqttConnected(true);
+    this.log.info(this.stats.connects === 1 ? "connected to MQTT broker" : "reconnected to MQTT broker", { broker: this.brokerUrl, queued: this.queue.length, dropped: this.queue.dropped });
+    client.subscribe(this.topics.downFilter, { qos: 1 }, (err, granted) => {
+      // A broker's ACL refuses a subscription with QoS 128 in the SUBACK rather than an error.
+      const problem = err ?? (granted?.some((g) => g.qos === 128) ? new Error("the broker refused the subscription (ACL?)") : undefined);
+      if (problem) this.log.error("subscribing to commands failed", { filter: this.topics.downFilter, error: problem });
+      this.onReady?.(problem && new Error(`subscribing to ${this.topics.downFilter} on ${this.brokerUrl} failed: ${problem.message}`));
+    });
+    this.pump();
+  }
+
+  private onClose(): void {
+    if (this.stopping) return;
+    this.opts.metrics?.mqttConnected(false);
+    this.warnLimited("MQTT broker connection lost; queueing messages", { broker: this.brokerUrl, queued: this.queue.length, maxQueue: this.queue.capacity });
+  }
+
+  // ---- outgoing ----
+
+  /** One decrypted device message to <prefix>/devices/<device>/up (QoS 1). */
+  publishUplink(u: Uplink): void {
+    this.checkDevice(u.device);
+    this.enqueue({ topic: this.topics.up(u.device), body: uplinkBody(u, this.now()), kind: "up" });
+  }
+
+  /** A session event (session-opened, session-closed, revoked, ...) to <prefix>/devices/<device>/events. */
+  publishEvent(device: string, event: string, details?: EventDetails): void {
+    this.checkDevice(device);
+    this.enqueue({ topic: this.topics.events(device), body: eventBody(device, event, details, this.now()), kind: "event" });
+  }
+
+  /** Resolves true once nothing is queued or in flight, false if that takes longer than `timeoutMs`. */
+  flush(timeoutMs = 5000): Promise<boolean> {
+    if (this.idle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  private checkDevice(device: string): void {
+    const problem = deviceIdProblem(device);
+    if (problem !== undefined) throw new TypeError(`cannot publish: ${problem}`);
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  private enqueue(m: Outgoing): void {
+    if (this.stopping) {
+      this.drop("stopped", 1);
+      return;
+    }
+    if (this.client?.connected === true && this.queue.length === 0 && this.inflight < (this.opts.maxInflight ?? 256)) {
+      this.send(this.client, m);
+      return;
+    }
+    if (this.queue.push(m) !== undefined) this.drop("queue-full", 1);
+  }
+
+  private pump(): void {
+    const client = this.client;
+    const max = this.opts.maxInflight ?? 256;
+    while (client !== undefined && client.connected && this.inflight < max && this.queue.length > 0) this.send(client, this.queue.shift()!);
+    if (this.idle()) {
+      const ws = this.waiters;
+      this.waiters = [];
+      for (const w of ws) w();
+    }
+  }
+
+  private send(client: MqttClient, m: Outgoing): void {
+    this.inflight++;
+    client.publish(m.topic, m.body, { qos: 1 }, (err) => {
+      this.inflight--;
+      if (err) {
+        this.stats.publishFailures++;
+        this.opts.metrics?.mqttPublishFailure();
+        this.warnLimited("MQTT publish failed", { topic: m.topic, error: err });
+      } else {
+        this.stats.published++;
+        this.opts.metrics?.mqttPublish(m.kind);
+      }
+      this.pump();
+    });
+  }
+
+  private idle(): boolean {
+    return this.queue.length === 0 && this.inflight === 0;
+  }
+
+  private drop(reason: "queue-full" | "stopped", n: number): void {
+    this.stats.dropped += n;
+    this.opts.metrics?.mqttDrop(reason, n);
+    this.warnLimited("outgoing MQTT message dropped", { reason, dropped: this.stats.dropped, maxQueue: this.queue.capacity });
+  }
+
+  // ---- incoming commands ----
+
+  private onMessage(topic: string, body: Uint8Array): void {
+    const device = this.topics.deviceOfDown(topic);
+    if (device === undefined) return this.refuse(undefined, "malformed", `topic ${topic} is not ${this.topics.prefix}/devices/<id>/down`, body.byteLength);
+    const parsed = parseCommand(body, this.opts.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES);
+    if (!parsed.ok) return this.refuse(device, "malformed", parsed.reason, body.byteLength);
+    const handler = this.opts.onCommand;
+    if (handler === undefined) return this.refuse(device, "rejected", "this controller takes no commands", body.byteLength);
+    const verdict = (v: CommandVerdict) => {
+      if (v === false) return this.refuse(device, "rejected", "refused by the controller (unknown device?)", body.byteLength);
+      if (typeof v === "object" && v !== null) return this.refuse(device, "rejected", String(v.rejected), body.byteLength);
+      this.stats.commands++;
+      this.opts.metrics?.mqttCommand("delivered");
+      this.log.debug("command delivered", { device, size: parsed.command.payload.byteLength, confirmed: parsed.command.confirmed });
+    };
+    const failed = (err: unknown) => {
+      this.stats.failed++;
+      this.opts.metrics?.mqttCommand("failed");
+      this.log.error("command handler failed", { device, error: err });
+      this.event(device, "command-rejected", "the controller failed to handle it");
+    };
+    try {
+      const r = handler(device, parsed.command.payload, { confirmed: parsed.command.confirmed });
+      if (r instanceof Promise) r.then(verdict, failed);
+      else verdict(r);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  private refuse(device: string | undefined, outcome: "malformed" | "rejected", reason: string, size: number): void {
+    if (outcome === "malformed") this.stats.malformed++;
+    else this.stats.rejected++;
+    this.opts.metrics?.mqttCommand(outcome);
+    this.warnLimited(outcome === "malformed" ? "malformed command dropped" : "command rejected", { device, reason, size });
+    if (device !== undefined) this.event(device, "command-rejected", reason);
+  }
+
+  /** Tells the application why its command went nowhere (best effort: it must not loop or throw). */
+  private event(device: string, event: string, reason: string): void {
+    try {
+      this.publishEvent(device, event, { reason });
+    } catch {
+      // An id that cannot be a topic level never reaches here (deviceOfDown checked it); nothing to add.
+    }
+  }
+
+  /** Warnings under a flood (an application spamming bad commands, a long outage) are capped per 10 s. */
+  private warnLimited(msg: string, fields: Record<string, unknown>): void {
+    const now = this.now();
+    const w = this.warnLimit;
+    if (now - w.windowStart >= 10_000) {
+      if (w.suppressed > 0) this.log.warn("warnings suppressed", { count: w.suppressed });
+      w.windowStart = now;
+      w.count = 0;
+      w.suppressed = 0;
+    }
+    if (w.count++ < 20) this.log.warn(msg, fields);
+    else w.suppressed++;
+  }
+
+  // ---- shutdown ----
+
+  /** Sends what it can within `drainMs`, counts the rest as dropped, disconnects, stops the embedded broker. */
+  stop(opts: { drainMs?: number } = {}): Promise<void> {
+    this.stopped ??= this.shutdown(opts.drainMs ?? 2000);
+    return this.stopped;
+  }
+
+  private async shutdown(drainMs: number): Promise<void> {
+    if (this.starting !== undefined) await this.starting.catch(() => undefined);
+    const client = this.client;
+    if (client?.connected === true) await this.flush(drainMs);
+    this.stopping = true;
+    this.started = false;
+    const left = this.queue.clear();
+    if (left > 0) this.drop("stopped", left);
+    if (client !== undefined) {
+      // A clean DISCONNECT when nothing is in flight; otherwise (or if the broker does not answer in 1 s) cut.
+      const force = !client.connected || this.inflight > 0;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => client.end(true, {}, () => resolve()), 1000);
+        client.end(force, {}, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.client = undefined;
+    this.opts.metrics?.mqttConnected(false);
+    if (this.broker?.running) await this.broker.stop();
+    this.log.info("MQTT delivery stopped", { published: this.stats.published, dropped: this.stats.dropped });
+  }
+}
+
+function checkBrokerUrl(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} is not a URL; write it like mqtt://host:1883`);
+  }
+  if (!URL_SCHEMES.has(u.protocol)) throw new TypeError(`MQTT broker URL must start with mqtt://, mqtts://, ws:// or wss://, not ${u.protocol}//`);
+  if (u.hostname === "") throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} names no host`);
+}
+
+/** The URL with any password replaced, for logs and errors. */
+export function printableUrl(url: string): string {
+  return url.replace(/(\/\/[^:@/\s]*):[^@/\s]*@/, "$1:***@");
+}
