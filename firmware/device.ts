@@ -41,6 +41,11 @@ export function report(): string {
   return rt === undefined ? "" : rtReport(rt);
 }
 
+/** The runtime's state object, for inspecting it from the REPL (the simulator sizes it for its memory model). */
+export function state(): Runtime | undefined {
+  return rt;
+}
+
 /** Sends one application message now (besides the sensor's own); its id, or -1. */
 export function send(body: Bytes): number {
   return rt === undefined ? -1 : rtSend(rt, body);

@@ -50,6 +50,8 @@ export type Runtime = {
   lostIds: number[];
   commands: number;
   restarts: number;
+  /** Messages the application handed over (rtSend), whether queued or refused. */
+  queued: number;
 };
 
 function num(f: Fields, k: string, d: number): number {
@@ -73,7 +75,7 @@ export function rtNew(hal: Hal, conf: string): Runtime {
     lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4),
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
     receiver: receiverNew(), acks: [], arranged: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
-    restarts: 0,
+    restarts: 0, queued: 0,
   };
   const keys = ep.cfg.pskI === undefined ? undefined : ep.cfg.pskI.keys;
   const psk = hal.storage.read(SAVED_PSK);
@@ -175,6 +177,7 @@ function take(rt: Runtime, m: Bytes): void {
 
 /** Queues an application reading; returns its id, or -1 when it cannot be queued (reported lost at once). */
 export function rtSend(rt: Runtime, body: Bytes): number {
+  rt.queued = rt.queued + 1;
   const id = senderQueue(rt.sender, rt.hal.storage, body, rt.hal.now());
   if (id < 0) rt.lostIds.push(-1);
   else flush(rt, rt.hal.now());
@@ -242,7 +245,7 @@ export function rtReport(rt: Runtime): string {
   return [
     "state=" + ep.state, "handshakes=" + ep.handshakes, "ready=" + (epReady(ep) ? 1 : 0), "epoch=" + (s === undefined ? -1 : s.out.epoch.index),
     "sent=" + (s === undefined ? 0 : s.sent), "acked=" + rt.sender.acked, "pending=" + rt.sender.pending.length, "lost=" + lost.join(" "),
-    "commands=" + rt.commands, "dups=" + rt.receiver.duplicates, "restarts=" + rt.restarts,
+    "queued=" + rt.queued, "commands=" + rt.commands, "dups=" + rt.receiver.duplicates, "restarts=" + rt.restarts,
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
     "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),
     "ble_sent=" + (rt.ble === undefined ? 0 : rt.ble.sent),

@@ -34,6 +34,11 @@ export type SandboxOptions = {
   storage?: Record<string, string>;
   /** Name for stack traces. */
   filename?: string;
+  /** Board APIs besides the defaults (NRF, getTime, LED1...), and members added to E (getTemperature...). */
+  globals?: Record<string, unknown>;
+  E?: Record<string, unknown>;
+  /** The Storage files themselves, kept by the caller across power cycles (default: a copy of `storage`). */
+  files?: Map<string, string>;
 };
 
 export type EspruinoSandbox = {
@@ -111,7 +116,7 @@ export function loadEspruino(bundleCode: string, opts: SandboxOptions = {}): Esp
     if (refused.length > 0) throw new EspruinoRefusal(refused);
   }
   const output: string[] = [];
-  const storage = new Map(Object.entries(opts.storage ?? {}));
+  const storage = opts.files ?? new Map(Object.entries(opts.storage ?? {}));
   const context = vm.createContext({});
   const run = (code: string) => vm.runInContext(code, context, { timeout: opts.timeoutMs ?? 120_000 });
   run(STRIP_SOURCE)(Object.keys(MISSING_GLOBALS), Object.keys(MISSING_MEMBERS).filter((m) => m !== "Math.pow"), MISSING_PROTOTYPE_METHODS);
@@ -133,6 +138,7 @@ export function loadEspruino(bundleCode: string, opts: SandboxOptions = {}): Esp
       const parts = args.map((a) => bytesOf(a, realm) ?? new Uint8Array(0));
       return new (run("Uint8Array") as Uint8ArrayConstructor)(realm.buffer(Buffer.concat(parts)));
     },
+    ...opts.E,
   });
   Object.assign(context, {
     print,
@@ -148,6 +154,7 @@ export function loadEspruino(bundleCode: string, opts: SandboxOptions = {}): Esp
     clearTimeout,
     setInterval,
     clearInterval,
+    ...opts.globals,
   });
 
   vm.runInContext(bundleCode, context, { filename: opts.filename ?? "bundle.js", timeout: opts.timeoutMs ?? 120_000 });

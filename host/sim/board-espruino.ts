@@ -1,0 +1,135 @@
+// A simulated Espruino board: the built bundle (dist/espruino/<board>.js) in the Espruino-shaped sandbox,
+// booted through its real boot line, `sesame.boot({ require: require, lora: <driver> })`, against the board
+// APIs it calls: NRF (the GATT service, notifications, connect events) wired to the BLE medium, an SX127x
+// driver wired to the LoRa channel, getTime and setInterval on the virtual clock, Storage that survives power
+// cycles, E.getTemperature, LED1. Memory is counted like JsVars (host/sim/espruino-jsvars.ts) and a board that
+// goes over its profile's budget stops, as the real one would.
+import * as vm from "node:vm";
+import type { BoardProfile } from "../../firmware/board";
+import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
+import { BoardMemory, BoardWorld, parseReport, SimBoard } from "./board";
+import { loadEspruino, EspruinoSandbox } from "./espruino-sandbox";
+import { codeJsVars, valueJsVars } from "./espruino-jsvars";
+
+/** Memory is sampled every this many timer callbacks (walking the state graph costs host time). */
+const SAMPLE_EVERY = 10;
+
+export class EspruinoBoard implements SimBoard {
+  bootedAt = 0;
+  failed: string | undefined = undefined;
+  errors: string[] = [];
+  /** Storage: flash survives power cycles. */
+  readonly files = new Map<string, string>();
+  private gen = 0;
+  private sandbox: EspruinoSandbox | undefined;
+  private peak = 0;
+  private used = 0;
+  private calls = 0;
+
+  constructor(
+    readonly name: string,
+    readonly profile: BoardProfile,
+    private readonly code: string,
+    config: string,
+    private readonly world: BoardWorld,
+  ) {
+    this.files.set("sesame.cfg", config);
+  }
+
+  async prepare(): Promise<void> {}
+
+  boot(): void {
+    const gen = ++this.gen;
+    const { clock, ble, lora } = this.world;
+    const alive = () => this.gen === gen && this.failed === undefined;
+    this.bootedAt = clock.now;
+    const bootAt = clock.now;
+    let onWrite: ((evt: unknown) => void) | undefined;
+    const handlers: Record<string, () => void> = {};
+    let loraRx: ((frame: unknown) => void) | undefined;
+    const guard = (fn: () => void) => () => {
+      if (!alive()) return;
+      try {
+        fn();
+      } catch (e) {
+        this.errors.push(String(e));
+      }
+      if (++this.calls % SAMPLE_EVERY === 0) this.sample();
+    };
+    const name = this.name;
+    const NRF = {
+      setServices: (svc: Record<string, Record<string, { onWrite?: (evt: unknown) => void }>>) => {
+        onWrite = svc[BLE_SERVICE_UUID]?.[BLE_WRITE_UUID]?.onWrite;
+      },
+      updateServices: (u: Record<string, Record<string, { value: ArrayLike<number> }>>) => {
+        const v = u[BLE_SERVICE_UUID]?.[BLE_NOTIFY_UUID]?.value;
+        if (!v || !ble || !ble.notify(name, Uint8Array.from(v))) throw new Error("Not connected");
+      },
+      on: (event: string, cb: () => void) => {
+        handlers[event] = cb;
+      },
+    };
+    const sandbox = loadEspruino(this.code, {
+      nativeCrypto: this.profile.nativeCrypto, files: this.files, filename: `dist/espruino/${this.profile.name}.js`,
+      globals: {
+        NRF,
+        getTime: () => (clock.now - bootAt) / 1000,
+        setInterval: (fn: () => void, ms: number) => clock.every(ms, guard(fn), () => !alive()),
+        LED1: { write: () => {} },
+      },
+      E: { getTemperature: () => 21 + Math.round(this.world.rand() * 400) / 100 },
+    });
+    this.sandbox = sandbox;
+    const toBoard = vm.runInContext("(function (b) { var u = new Uint8Array(b.length); for (var i = 0; i < b.length; i++) u[i] = b[i]; return u; })", sandbox.context) as (b: Uint8Array) => Uint8Array;
+    const radio = this.profile.radios.lora;
+    const driver = radio && lora ? {
+      listen: (cb: (frame: unknown) => void) => { loraRx = cb; },
+      send: (frame: ArrayLike<number>) => { if (alive()) lora.transmit(name, Uint8Array.from(frame), radio.dataRate); },
+    } : undefined;
+    (sandbox.context as Record<string, unknown>).__lora = driver;
+    const r = vm.runInContext("sesame.boot({ require: require, lora: __lora })", sandbox.context) as string;
+    if (r) {
+      this.failed = r;
+      return;
+    }
+    if (this.profile.radios.ble && ble) {
+      ble.attachBoard(name, this.profile.radios.ble.mtu,
+        (chunk) => guard(() => onWrite?.({ data: toBoard(chunk).buffer }))(),
+        (up) => guard(() => handlers[up ? "connect" : "disconnect"]?.())());
+    }
+    if (driver && lora) lora.attachBoard(name, (frame) => guard(() => loraRx?.(toBoard(frame)))());
+    this.sample();
+  }
+
+  powerOff(): void {
+    this.gen++;
+    this.world.ble?.detachBoard(this.name);
+    this.world.lora?.detachBoard(this.name);
+    this.sandbox = undefined;
+  }
+
+  report(): Record<string, string> {
+    if (!this.sandbox) return {};
+    return parseReport(vm.runInContext("sesame.report()", this.sandbox.context) as string);
+  }
+
+  memory(): BoardMemory {
+    return { unit: "JsVars", used: this.used, peak: this.peak, budget: this.profile.memory.jsVars ?? Infinity };
+  }
+
+  close(): void {
+    this.powerOff();
+  }
+
+  private sample(): void {
+    if (!this.sandbox) return;
+    const state = vm.runInContext("sesame.state()", this.sandbox.context);
+    this.used = codeJsVars(this.code) + valueJsVars(state);
+    if (this.used > this.peak) this.peak = this.used;
+    const budget = this.profile.memory.jsVars;
+    if (budget !== undefined && this.used > budget) {
+      this.failed = `Out of memory: ${this.used} JsVars needed, the board has ${budget}`;
+      this.powerOff();
+    }
+  }
+}

@@ -1,0 +1,148 @@
+// The board simulator end to end: built bundles (Espruino sandbox, Lua under wasmoon) against the real
+// gateway, over BLE and LoRa modelled in virtual time.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as vm from "node:vm";
+import type { BoardProfile } from "../../../firmware/board";
+import { EspruinoBoard } from "../../../host/sim/board-espruino";
+import { VirtualClock } from "../../../host/sim/clock";
+import { EspruinoRefusal } from "../../../host/sim/espruino-sandbox";
+import { BoardResult, runFleet } from "../../../host/sim/fleet";
+import { prng } from "../../../host/sim/random";
+import { LoraChannel } from "../../../host/sim/radio-lora";
+import { ensureBuilt, readArtefact } from "../../harness/build-once";
+
+const profile = (name: string) => JSON.parse(readFileSync(`boards/${name}.json`, "utf8")) as BoardProfile;
+
+/** Each reading is delivered once, or reported lost, or still in flight at the end: nothing vanishes. */
+function accounted(r: BoardResult): void {
+  assert.equal(r.appDuplicates, 0, `${r.name}: the application saw a reading twice`);
+  assert.equal(r.delivered + (r.lost - r.lostButDelivered) + r.inFlight, r.queued,
+    `${r.name}: ${r.queued} readings, ${r.delivered} delivered, ${r.lost} reported lost (${r.lostButDelivered} of them delivered), ${r.inFlight} in flight`);
+}
+
+/** Sum of air time started within any one-hour window, per board. */
+function maxHourlyAirtime(log: { from: string; start: number; end: number }[], board: string): number {
+  const mine = log.filter((t) => t.from === board).sort((a, b) => a.start - b.start);
+  let best = 0;
+  for (let i = 0; i < mine.length; i++) {
+    let sum = 0;
+    for (let j = i; j < mine.length && mine[j].start - mine[i].start < 3_600_000; j++) sum += mine[j].end - mine[j].start;
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+describe("board simulator: built bundles, virtual radios, the real gateway", function () {
+  this.timeout(900_000);
+  before(async function () {
+    const { error } = await ensureBuilt();
+    assert.equal(error, undefined, error);
+  });
+
+  it("50 boards of every type over BLE and LoRa with 10 % loss: all handshake, every reading arrives once or is reported lost, memory stays in budget", async () => {
+    const { results, fleet } = await runFleet({ boards: 50, link: "mixed", loss: 0.1, minutes: 15, seed: 7 });
+    assert.equal(new Set(results.map((r) => r.profile)).size, 5);
+    for (const r of results) {
+      assert.equal(r.failed, undefined, `${r.name}: ${r.failed}`);
+      assert.equal(r.errors, 0, r.name);
+      assert.ok(r.handshakes >= 1, `${r.name} never completed a handshake`);
+      accounted(r);
+      assert.ok(r.memPeak <= r.memBudget, `${r.name}: ${r.memPeak} ${r.memUnit} of ${r.memBudget}`);
+      assert.ok(r.maxFrame <= (profile(r.profile).radios.lora?.maxPayload ?? 0), `${r.name} sent a ${r.maxFrame}-byte LoRa frame`);
+      assert.ok(maxHourlyAirtime(fleet.lora!.log, r.name) <= 36_000, `${r.name} went over the 1 % duty cycle`);
+    }
+    const delivered = results.reduce((a, r) => a + r.delivered, 0);
+    assert.ok(delivered > 1000, `only ${delivered} readings delivered`);
+    // 10 % loss really happened on both radios.
+    assert.ok(fleet.ble!.stats.retransmissions > 0);
+    assert.ok(fleet.lora!.log.some((t) => t.lost));
+  });
+
+  it("a board moves BLE -> LoRa -> BLE mid-session without a new handshake", async () => {
+    const links: string[] = [];
+    const { results, fleet } = await runFleet({
+      boards: 1, link: "mixed", loss: 0, minutes: 16, seed: 3, profiles: ["esp32-espruino"], periodBle: 60,
+      script: (f) => {
+        f.clock.at(4 * 60_000, () => f.ble!.setInRange(f.boards[0].name, false));
+        f.clock.at(11 * 60_000, () => f.ble!.setInRange(f.boards[0].name, true));
+      },
+    });
+    for (const u of fleet.uplinks) links.push(`${Math.floor(u.at / 60_000)}:${u.link.startsWith("ble") ? "ble" : "lora"}`);
+    const r = results[0];
+    assert.equal(r.handshakes, 1, "the move needed a new handshake");
+    accounted(r);
+    assert.equal(r.lost, 0);
+    const during = (from: number, to: number) => fleet.uplinks.filter((u) => u.at >= from * 60_000 && u.at < to * 60_000).map((u) => (u.link.startsWith("ble") ? "ble" : "lora"));
+    assert.ok(during(1, 4).length > 0 && during(1, 4).every((l) => l === "ble"), links.join(" "));
+    assert.ok(during(5, 11).length > 0 && during(5, 11).every((l) => l === "lora"), links.join(" "));
+    assert.ok(during(12, 16).length > 0 && during(12, 16).every((l) => l === "ble"), links.join(" "));
+  });
+
+  it("power-cycling boards mid-session never repeats a sequence number under a key", async () => {
+    const seen = new Map<string, number>();
+    let repeats = 0, records = 0;
+    const { results, fleet } = await runFleet({
+      boards: 10, link: "mixed", loss: 0.05, minutes: 20, seed: 11, periodBle: 20, periodLora: 120,
+      tap: (_link, p) => {
+        if (p.length < 8 || (p[0] === 0 && p[1] === 0 && p[2] === 0)) return; // handshake messages
+        // Compact header: SPI (3 bytes), FLAGS, then the 20-bit sequence number. No rekey happens in 20
+        // minutes (it is hourly), so one SPI means one key and (SPI, seq) is one nonce.
+        const key = `${p[0]}.${p[1]}.${p[2]}:${((p[5] & 0x0f) << 16) | (p[6] << 8) | p[7]}`;
+        records++;
+        if (seen.has(key)) repeats++;
+        seen.set(key, 1);
+      },
+      script: (f) => {
+        const rand = prng(99);
+        for (const b of f.boards) {
+          for (let k = 1; k <= 4; k++) {
+            const at = k * 3 * 60_000 + Math.floor(rand() * 60_000);
+            f.clock.at(at, () => b.powerOff());
+            f.clock.at(at + 2000, () => b.boot());
+          }
+        }
+      },
+    });
+    assert.ok(records > 200, `only ${records} records seen`);
+    assert.equal(repeats, 0, `${repeats} records reused a (key, sequence number)`);
+    for (const r of results) {
+      assert.equal(r.failed, undefined, `${r.name}: ${r.failed}`);
+      assert.ok(r.handshakes >= 1);
+    }
+    // The sessions were resumed from storage, not re-handshaken after every power cycle.
+    assert.ok(fleet.gateway.stats.uplinks > 100);
+  });
+
+  it("LoRa boards that want far more air time than 1 % get 1 % and no more, and never send an oversized frame", async () => {
+    const { results, fleet } = await runFleet({ boards: 4, link: "lora", loss: 0, minutes: 70, seed: 5, periodLora: 20, profiles: ["esp32-nodemcu-lora", "esp32-espruino"] });
+    for (const r of results) {
+      const hourly = maxHourlyAirtime(fleet.lora!.log, r.name);
+      assert.ok(hourly <= 36_000, `${r.name}: ${hourly} ms in one hour`);
+      assert.ok(hourly > 30_000, `${r.name}: the load should have pressed the duty cycle (${hourly} ms)`);
+      assert.ok(r.maxFrame <= 51);
+      accounted(r);
+    }
+  });
+
+  it("a payload too large for the LoRa data rate is refused on the board, never keyed", () => {
+    const clock = new VirtualClock();
+    const lora = new LoraChannel(clock, prng(1), 0, "EU868");
+    const p = profile("esp32-espruino");
+    const board = new EspruinoBoard("big", p, readArtefact("espruino/esp32-espruino.js"), "mode=dh;order=I;kid=01020304;secret=" + "11".repeat(32) + ";gateway=" + "09" + "00".repeat(31), { clock, ble: undefined, lora, rand: prng(2) });
+    board.boot();
+    clock.runUntil(1000);
+    const ctx = (board as unknown as { sandbox: { context: vm.Context } }).sandbox.context;
+    vm.runInContext("sesame.send(new Uint8Array(60))", ctx);
+    clock.runUntil(120_000);
+    assert.ok(lora.log.length > 0, "the board should have keyed its handshake");
+    assert.ok(lora.log.every((t) => t.bytes <= 51), `frames: ${lora.log.map((t) => t.bytes).join(",")}`);
+  });
+
+  it("refuses to boot a bundle that uses a construct Espruino lacks", () => {
+    const clock = new VirtualClock();
+    const code = readArtefact("espruino/puckjs.js") + "\nvar { a, b } = { a: 1, b: 2 };\n";
+    const board = new EspruinoBoard("bad", profile("puckjs"), code, "mode=psk;order=I;id=01;psk=" + "22".repeat(32), { clock, ble: undefined, lora: undefined, rand: prng(3) });
+    assert.throws(() => board.boot(), EspruinoRefusal);
+  });
+});
