@@ -1,0 +1,42 @@
+// The board profiles provisioning accepts: boards/*.json, read once. A profile is data (firmware/board.ts);
+// here only what provisioning needs is checked: its name, its handshake mode, and the fields the device
+// configuration is derived from.
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BoardProfile } from "../../firmware/board";
+
+export const BOARDS_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "boards");
+
+export type Boards = ReadonlyMap<string, BoardProfile>;
+
+export function loadBoards(dir = BOARDS_DIR): Boards {
+  const out = new Map<string, BoardProfile>();
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith(".json")) continue;
+    let p: BoardProfile;
+    try {
+      p = JSON.parse(readFileSync(join(dir, file), "utf8")) as BoardProfile;
+    } catch (e) {
+      throw new Error(`boards: ${file}: ${(e as Error).message}`);
+    }
+    if (typeof p.name !== "string" || p.name === "") throw new Error(`boards: ${file} has no "name"`);
+    if (p.handshake !== "dh" && p.handshake !== "psk") throw new Error(`boards: ${file}: "handshake" must be "dh" or "psk"`);
+    out.set(p.name, p);
+  }
+  if (out.size === 0) throw new Error(`boards: no board profiles in ${dir}`);
+  return out;
+}
+
+/**
+ * The handshake order the board's link needs: I (device speaks first) when its only radio is LoRa, where a
+ * class A gateway cannot speak first; R otherwise (BLE links the gateway accepts). docs/PROTOCOL.md 2.1.
+ */
+export function boardOrder(b: BoardProfile): "R" | "I" {
+  return b.radios.lora !== undefined && b.radios.ble === undefined ? "I" : "R";
+}
+
+/** Modes a board may be provisioned in: psk everywhere; dh only where the profile's handshake is dh. */
+export function boardModes(b: BoardProfile): ("dh" | "psk")[] {
+  return b.handshake === "dh" ? ["dh", "psk"] : ["psk"];
+}

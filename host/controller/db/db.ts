@@ -1,0 +1,31 @@
+// The controller's one view of its database, whichever backend holds it: the embedded PGlite (Postgres
+// compiled to WASM, no server to install) or a real Postgres. Both speak the same SQL, so the schema, the
+// migrations and every query are written once. Drivers differ in how they return a few types (bytea as
+// Uint8Array or Buffer, int8 as number or string), so queries cast int8 to int or text and callers read
+// bytea through `bytes()`.
+
+/** Anything SQL can be run on: the database itself or one transaction. */
+export interface Queryable {
+  /** One statement with $1.. parameters; returns its rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Several statements, no parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: "pglite" | "postgres";
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** A bytea column's value as a Uint8Array (PGlite gives one, node-postgres a Buffer). */
+export function bytes(v: unknown): Uint8Array {
+  if (v instanceof Uint8Array) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  throw new Error("db: expected a bytea value, got " + (v === null ? "null" : typeof v));
+}
+
+/** A nullable bytea column. */
+export function bytesOrNull(v: unknown): Uint8Array | null {
+  return v === null || v === undefined ? null : bytes(v);
+}

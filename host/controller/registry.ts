@@ -1,0 +1,265 @@
+// The device registry: provisioning (credentials + the configuration to flash), listing, revocation, key
+// rotation, and the lookups a handshake responder makes. Long-term secrets are kept only where a responder
+// needs them: a psk device's key store {current, previous}, wrapped by the master key. A dh device's
+// secret goes into its configuration and nowhere else; the registry keeps its public key and kid.
+import type { BoardProfile } from "../../firmware/board";
+import type { Db, Queryable } from "./db/db";
+import { bytes } from "./db/db";
+import { boardModes, type Boards } from "./boards";
+import { dhConfig, hex, newDeviceId, newDhKeys, newPsk, pidOf, pskConfig, PSK_SIZE } from "./credentials";
+import { StaleVersionError, type Keyring } from "./keyring";
+import { DEFAULT_RESPONDER, responderKey, responderPublicKey, type ResponderKey } from "./responder-key";
+import { closeSessionsOf } from "./sessions";
+
+export type Mode = "dh" | "psk";
+
+export type DeviceRecord = {
+  id: string;
+  name: string;
+  board: string;
+  mode: Mode;
+  /** dh: the key id the device sends (encrypted) in its handshake. */
+  kid: string | null;
+  /** dh: the device's static X25519 public key, hex. */
+  publicKey: string | null;
+  /** Increments on every key change (rotation, psk evolution). */
+  generation: number;
+  createdAt: string;
+  rotatedAt: string | null;
+  revokedAt: string | null;
+};
+
+export type Provisioned = { device: DeviceRecord; config: string };
+
+/** Why a device's live sessions must end. */
+export type RevokeEvent = { deviceId: string; reason: "revoked" | "rotated" };
+export type RevokeListener = (e: RevokeEvent) => void | Promise<void>;
+
+/** A psk device's key store as the handshake uses it (firmware/handshake/psk.ts PskKeys). */
+export type PskKeyStore = { current: Uint8Array; previous: Uint8Array | undefined };
+
+export class RegistryError extends Error {
+  constructor(readonly code: "not-found" | "bad-request" | "conflict", message: string) {
+    super(message);
+  }
+}
+
+type Row = {
+  id: string; name: string; board: string; mode: Mode; kid: string | null; public_key: unknown; generation: number;
+  created_at: Date; rotated_at: Date | null; revoked_at: Date | null;
+};
+const COLUMNS = "id, name, board, mode, kid, public_key, generation, created_at, rotated_at, revoked_at";
+
+function record(r: Row): DeviceRecord {
+  return {
+    id: r.id, name: r.name, board: r.board, mode: r.mode, kid: r.kid,
+    publicKey: r.public_key === null ? null : hex(bytes(r.public_key)), generation: r.generation,
+    createdAt: r.created_at.toISOString(), rotatedAt: r.rotated_at?.toISOString() ?? null, revokedAt: r.revoked_at?.toISOString() ?? null,
+  };
+}
+
+const UNIQUE_VIOLATION = "23505";
+const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === UNIQUE_VIOLATION;
+
+/** {current, previous} as stored (wrapped as one value): 32 or 64 bytes. */
+function packStore(s: PskKeyStore): Uint8Array {
+  return s.previous === undefined ? s.current.slice() : Buffer.concat([s.current, s.previous]);
+}
+function unpackStore(b: Uint8Array): PskKeyStore {
+  if (b.length !== PSK_SIZE && b.length !== 2 * PSK_SIZE) throw new Error("registry: stored psk key store has a bad length");
+  return { current: b.slice(0, PSK_SIZE), previous: b.length > PSK_SIZE ? b.slice(PSK_SIZE) : undefined };
+}
+
+export class Registry {
+  private readonly listeners = new Set<RevokeListener>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly ring: Keyring,
+    readonly boards: Boards,
+    private readonly responderId = DEFAULT_RESPONDER,
+  ) {}
+
+  /** Calls `cb` after a device is revoked or its keys rotated, so whoever holds its sessions ends them. */
+  onRevoke(cb: RevokeListener): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  board(name: string): BoardProfile {
+    const b = this.boards.get(name);
+    if (b === undefined) throw new RegistryError("bad-request", `board: unknown board "${name}"; known: ${[...this.boards.keys()].join(", ")}`);
+    return b;
+  }
+
+  async provision(req: { board: string; mode?: Mode; name?: string }): Promise<Provisioned> {
+    const board = this.board(req.board);
+    const mode = req.mode ?? board.handshake;
+    if (!boardModes(board).includes(mode)) {
+      throw new RegistryError("bad-request", `mode: ${board.name} can only be provisioned in ${boardModes(board).join(" or ")} (its handshake is ${board.handshake})`);
+    }
+    const id = newDeviceId();
+    return this.writeCredentials(board, mode, id, async (tx, cols) => {
+      await tx.query(
+        `INSERT INTO devices (id, name, board, mode, kid, public_key, wrapped_key, wrap_version, pid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [id, req.name ?? "", board.name, mode, cols.kid, cols.publicKey, cols.wrapped, cols.version, cols.pid],
+      );
+    });
+  }
+
+  /** New credentials for a live device (its sessions end); returns the configuration to flash again. */
+  async rotate(id: string): Promise<Provisioned> {
+    const cur = await this.get(id);
+    if (cur === undefined) throw new RegistryError("not-found", `device ${id} not found`);
+    if (cur.revokedAt !== null) throw new RegistryError("conflict", `device ${id} is revoked`);
+    const out = await this.writeCredentials(this.board(cur.board), cur.mode, id, async (tx, cols) => {
+      const rows = await tx.query(
+        `UPDATE devices SET kid = $2, public_key = $3, wrapped_key = $4, wrap_version = $5, pid = $6, pid_previous = NULL,
+           generation = generation + 1, rotated_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id`,
+        [id, cols.kid, cols.publicKey, cols.wrapped, cols.version, cols.pid],
+      );
+      if (rows.length === 0) throw new RegistryError("conflict", `device ${id} was revoked meanwhile`);
+      await closeSessionsOf(tx, id, "keys rotated");
+    });
+    await this.notify({ deviceId: id, reason: "rotated" });
+    return out;
+  }
+
+  /** Revokes a device: it is never returned by a lookup again and its sessions are ended. Idempotent. */
+  async revoke(id: string): Promise<{ device: DeviceRecord; listenerFailures: number }> {
+    const row = await this.db.transaction(async (tx) => {
+      const rows = await tx.query<Row>(
+        `UPDATE devices SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`, [id]);
+      if (rows.length === 0) throw new RegistryError("not-found", `device ${id} not found`);
+      await closeSessionsOf(tx, id, "device revoked");
+      return rows[0];
+    });
+    const listenerFailures = await this.notify({ deviceId: id, reason: "revoked" });
+    return { device: record(row), listenerFailures };
+  }
+
+  async get(id: string): Promise<DeviceRecord | undefined> {
+    const rows = await this.db.query<Row>(`SELECT ${COLUMNS} FROM devices WHERE id = $1`, [id]);
+    return rows.length === 0 ? undefined : record(rows[0]);
+  }
+
+  async list(opts: { includeRevoked?: boolean } = {}): Promise<DeviceRecord[]> {
+    const rows = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM devices WHERE ($1::boolean OR revoked_at IS NULL) ORDER BY created_at, id`,
+      [opts.includeRevoked ?? true],
+    );
+    return rows.map(record);
+  }
+
+  // ---- lookups for handshake responders; revoked devices are never returned ----
+
+  /** dh: the live device with this kid and its static public key. */
+  async lookupKid(kid: Uint8Array | string): Promise<{ deviceId: string; publicKey: Uint8Array } | undefined> {
+    const k = typeof kid === "string" ? kid.toLowerCase() : hex(kid);
+    const rows = await this.db.query<{ id: string; public_key: unknown }>(
+      "SELECT id, public_key FROM devices WHERE kid = $1 AND mode = 'dh' AND revoked_at IS NULL", [k]);
+    return rows.length === 0 ? undefined : { deviceId: rows[0].id, publicKey: bytes(rows[0].public_key) };
+  }
+
+  /** psk: a live device's key store, unwrapped. */
+  async lookupPsk(deviceId: string): Promise<PskKeyStore | undefined> {
+    return this.readPsk("id = $1", deviceId).then((r) => r?.keys);
+  }
+
+  /** psk: the live device whose current or previous key shows this pid, and that key. */
+  async findPskByPid(pid: Uint8Array | string): Promise<{ deviceId: string; key: Uint8Array } | undefined> {
+    const p = typeof pid === "string" ? pid.toLowerCase() : hex(pid);
+    const r = await this.readPsk("(pid = $1 OR pid_previous = $1)", p);
+    if (r === undefined) return undefined;
+    if (pidOf(r.keys.current) === p) return { deviceId: r.id, key: r.keys.current };
+    if (r.keys.previous !== undefined && pidOf(r.keys.previous) === p) return { deviceId: r.id, key: r.keys.previous };
+    return undefined;
+  }
+
+  /** psk: stores the key store after the handshake evolved it (pskConfirm), so a restart keeps it. */
+  async savePsk(deviceId: string, keys: PskKeyStore): Promise<void> {
+    if (keys.current.length !== PSK_SIZE || (keys.previous !== undefined && keys.previous.length !== PSK_SIZE)) {
+      throw new RangeError(`registry: psk keys must be ${PSK_SIZE} bytes`);
+    }
+    const packed = packStore(keys);
+    try {
+      await this.db.transaction((tx) =>
+        this.ring.wrapForWrite(tx, "device", deviceId, packed, async (w) => {
+          const rows = await tx.query(
+            `UPDATE devices SET wrapped_key = $2, wrap_version = $3, pid = $4, pid_previous = $5, generation = generation + 1
+             WHERE id = $1 AND mode = 'psk' AND revoked_at IS NULL RETURNING id`,
+            [deviceId, w.wrapped, w.version, pidOf(keys.current), keys.previous === undefined ? null : pidOf(keys.previous)],
+          );
+          if (rows.length === 0) throw new RegistryError("not-found", `device ${deviceId} is not a live psk device`);
+        }),
+      );
+    } finally {
+      packed.fill(0);
+    }
+  }
+
+  /** The responder's static public key every dh device pins (created on first use). */
+  responderPublicKey(): Promise<Uint8Array> {
+    return responderPublicKey(this.db, this.ring, this.responderId);
+  }
+
+  /** The responder's static key pair with its secret, for whoever answers dh handshakes. */
+  responderKey(): Promise<ResponderKey> {
+    return responderKey(this.db, this.ring, this.responderId);
+  }
+
+  // ---- internals ----
+
+  private async readPsk(where: string, arg: string): Promise<{ id: string; keys: PskKeyStore } | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const rows = await this.db.query<{ id: string; wrapped_key: unknown; wrap_version: number }>(
+        `SELECT id, wrapped_key, wrap_version FROM devices WHERE ${where} AND mode = 'psk' AND revoked_at IS NULL LIMIT 1`, [arg]);
+      if (rows.length === 0) return undefined;
+      const r = rows[0];
+      try {
+        const packed = this.ring.unwrap("device", r.id, { wrapped: bytes(r.wrapped_key), version: r.wrap_version });
+        const keys = unpackStore(packed);
+        packed.fill(0);
+        return { id: r.id, keys };
+      } catch (e) {
+        // A rotation re-wrapped the row and retired its version between the read and the unwrap.
+        if (!(e instanceof StaleVersionError) || attempt > 2) throw e;
+      }
+    }
+  }
+
+  private async writeCredentials(
+    board: BoardProfile, mode: Mode, id: string,
+    write: (tx: Queryable, cols: { kid: string | null; publicKey: Uint8Array | null; wrapped: Uint8Array | null; version: number | null; pid: string | null }) => Promise<void>,
+  ): Promise<Provisioned> {
+    if (mode === "psk") {
+      const c = newPsk();
+      try {
+        await this.db.transaction((tx) =>
+          this.ring.wrapForWrite(tx, "device", id, c.psk, (w) => write(tx, { kid: null, publicKey: null, wrapped: w.wrapped, version: w.version, pid: c.pid })));
+        return { device: (await this.get(id))!, config: pskConfig(board, id, c.psk) };
+      } finally {
+        c.psk.fill(0);
+      }
+    }
+    const gateway = await this.responderPublicKey();
+    // kids are 4 random bytes: a clash with a live device is possible in a large fleet; draw again.
+    for (let attempt = 0; ; attempt++) {
+      const c = newDhKeys();
+      try {
+        await this.db.transaction((tx) => write(tx, { kid: c.kid, publicKey: c.publicKey, wrapped: null, version: null, pid: null }));
+        return { device: (await this.get(id))!, config: dhConfig(board, c, gateway) };
+      } catch (e) {
+        if (!isUniqueViolation(e) || attempt >= 8) throw e;
+      } finally {
+        c.secret.fill(0);
+      }
+    }
+  }
+
+  private async notify(e: RevokeEvent): Promise<number> {
+    const results = await Promise.allSettled([...this.listeners].map(async (cb) => cb(e)));
+    return results.filter((r) => r.status === "rejected").length;
+  }
+}

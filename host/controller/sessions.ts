@@ -1,0 +1,79 @@
+// Sessions as the parties that hold them report them: a gateway (terminate mode) or the controller's own
+// responders (relay mode) call recordOpen when a device session is established and recordClose when it
+// ends. Revoking a device closes its open rows here; ending the live sessions is up to the revoke listeners.
+import type { Db, Queryable } from "./db/db";
+
+export type SessionRecord = {
+  id: string;
+  deviceId: string;
+  spi: number;
+  gateway: string;
+  openedAt: string;
+  closedAt: string | null;
+  closeReason: string | null;
+};
+
+type Row = { id: string; device_id: string; spi: number; gateway: string; opened_at: Date; closed_at: Date | null; close_reason: string | null };
+
+const COLUMNS = "id::text AS id, device_id, spi, gateway, opened_at, closed_at, close_reason";
+
+function record(r: Row): SessionRecord {
+  return {
+    id: r.id, deviceId: r.device_id, spi: r.spi, gateway: r.gateway, openedAt: r.opened_at.toISOString(),
+    closedAt: r.closed_at === null ? null : r.closed_at.toISOString(), closeReason: r.close_reason,
+  };
+}
+
+export class SessionLog {
+  constructor(private readonly db: Db) {}
+
+  /** A session was established; returns its id (for recordClose). The device must exist and not be revoked. */
+  async recordOpen(s: { deviceId: string; spi: number; gateway: string }): Promise<string> {
+    if (!Number.isInteger(s.spi) || s.spi < 0 || s.spi >= 1 << 24) throw new RangeError("sessions: spi must be a 24-bit integer");
+    const rows = await this.db.query<{ id: string }>(
+      `INSERT INTO sessions (device_id, spi, gateway)
+       SELECT id, $2, $3 FROM devices WHERE id = $1 AND revoked_at IS NULL RETURNING id::text AS id`,
+      [s.deviceId, s.spi, s.gateway],
+    );
+    if (rows.length === 0) throw new Error(`sessions: device ${s.deviceId} is unknown or revoked`);
+    return rows[0].id;
+  }
+
+  /** The session ended. Returns false if it was already closed (e.g. by a revocation) or is unknown. */
+  async recordClose(id: string, reason = "closed"): Promise<boolean> {
+    if (!/^\d{1,18}$/.test(id)) return false;
+    const rows = await this.db.query(
+      "UPDATE sessions SET closed_at = now(), close_reason = $2 WHERE id = $1::bigint AND closed_at IS NULL RETURNING id",
+      [id, reason],
+    );
+    return rows.length === 1;
+  }
+
+  /** Closes every open session a gateway reported (it restarted: none of them survive in it). */
+  async closeAllOf(gateway: string, reason = "gateway restarted"): Promise<number> {
+    const rows = await this.db.query(
+      "UPDATE sessions SET closed_at = now(), close_reason = $2 WHERE gateway = $1 AND closed_at IS NULL RETURNING id",
+      [gateway, reason],
+    );
+    return rows.length;
+  }
+
+  async list(filter: { openOnly?: boolean; deviceId?: string; limit?: number } = {}): Promise<SessionRecord[]> {
+    const rows = await this.db.query<Row>(
+      `SELECT ${COLUMNS} FROM sessions
+       WHERE ($1::boolean IS NOT TRUE OR closed_at IS NULL) AND ($2::text IS NULL OR device_id = $2)
+       ORDER BY id DESC LIMIT $3`,
+      [filter.openOnly ?? false, filter.deviceId ?? null, filter.limit ?? 1000],
+    );
+    return rows.map(record);
+  }
+}
+
+/** Inside a revocation's transaction: marks the device's open sessions closed. */
+export async function closeSessionsOf(tx: Queryable, deviceId: string, reason: string): Promise<number> {
+  const rows = await tx.query(
+    "UPDATE sessions SET closed_at = now(), close_reason = $2 WHERE device_id = $1 AND closed_at IS NULL RETURNING id",
+    [deviceId, reason],
+  );
+  return rows.length;
+}

@@ -1,0 +1,164 @@
+import assert from "node:assert/strict";
+import { parseFields } from "../../../firmware/runtime/config";
+import { hex, pidOf } from "../../../host/controller/credentials";
+import { MasterKey, MasterKeyError } from "../../../host/controller/masterkey";
+import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
+import { BACKENDS, stopSharedPostgres } from "./backends";
+
+after(stopSharedPostgres);
+
+async function provisionPsk(store: ControllerStore, n: number, into: Map<string, string>): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const p = await store.registry.provision({ board: "puckjs", name: `psk-${i}` });
+    into.set(p.device.id, parseFields(p.config)["psk"]);
+  }
+}
+
+async function wrapVersions(store: ControllerStore): Promise<number[]> {
+  const rows = await store.db.query<{ v: number }>(
+    "SELECT DISTINCT wrap_version AS v FROM devices WHERE wrap_version IS NOT NULL UNION SELECT wrap_version FROM responder_keys ORDER BY 1");
+  return rows.map((r) => r.v);
+}
+
+for (const b of BACKENDS) {
+  describe(`master-key rotation (${b.name})`, function () {
+    this.timeout(120_000);
+
+    it("re-wraps every row in batches while lookups and provisioning keep working, then retires the old key", async () => {
+      const k1 = MasterKey.generate();
+      const dbo = await b.options();
+      let store = await openControllerStore({ db: dbo, masterKeys: [k1] });
+      const psk = new Map<string, string>();
+      await provisionPsk(store, 30, psk);
+      await store.registry.provision({ board: "esp32-espruino" }); // creates the responder key
+      const responderSecret = hex((await store.registry.responderKey()).secret);
+
+      let stop = false;
+      let lookups = 0;
+      let provisioned = 0;
+      const failures: string[] = [];
+      // Each loop turn yields to the event loop: PGlite answers through microtasks alone, so a loop that never
+      // yields would starve every timer (the rotation's pauses, mocha's timeout).
+      const turn = () => new Promise((r) => setImmediate(r));
+      const reader = (async () => {
+        for (let i = 0; !stop; i++, await turn()) {
+          const ids = [...psk.keys()];
+          const id = ids[i % ids.length];
+          try {
+            const ks = await store.registry.lookupPsk(id);
+            if (ks === undefined || hex(ks.current) !== psk.get(id)) failures.push(`lookupPsk ${id} wrong`);
+            const m = await store.registry.findPskByPid(pidOf(Buffer.from(psk.get(id)!, "hex")));
+            if (m === undefined || m.deviceId !== id) failures.push(`findPskByPid ${id} wrong`);
+            if (hex((await store.registry.responderKey()).secret) !== responderSecret) failures.push("responder key changed");
+            lookups++;
+          } catch (e) {
+            failures.push(String(e));
+          }
+        }
+      })();
+      const writer = (async () => {
+        for (; !stop; await turn()) {
+          try {
+            await provisionPsk(store, 1, psk);
+            provisioned++;
+          } catch (e) {
+            failures.push("provision: " + String(e));
+          }
+        }
+      })();
+
+      const lookupsAtBatch: number[] = [];
+      const k2 = MasterKey.generate();
+      const result = await store.rotateMasterKey(k2, {
+        batchSize: 4,
+        onBatch: async () => {
+          lookupsAtBatch.push(lookups);
+          await new Promise((r) => setTimeout(r, 5)); // room for the others between batches
+        },
+      });
+      stop = true;
+      await Promise.all([reader, writer]);
+
+      assert.deepEqual(failures, []);
+      assert.equal(result.version, 2);
+      assert.equal(result.fingerprint, k2.fingerprint);
+      assert.deepEqual(result.retired, [1]);
+      assert.ok(result.rewrapped >= 31, `rewrapped ${result.rewrapped}`);
+      assert.ok(lookupsAtBatch.length >= 8, "several batches");
+      assert.ok(lookupsAtBatch[lookupsAtBatch.length - 1] > lookupsAtBatch[0], "lookups went on during the rotation");
+      assert.ok(provisioned > 0, "provisioning went on during the rotation");
+      assert.deepEqual(await wrapVersions(store), [2]);
+      const mk = await store.db.query<{ version: number; retired: boolean }>(
+        "SELECT version, retired_at IS NOT NULL AS retired FROM master_keys ORDER BY version");
+      assert.deepEqual(mk, [{ version: 1, retired: true }, { version: 2, retired: false }]);
+      assert.deepEqual(store.keyring.versions(), [2]);
+      await store.close();
+
+      // The old key alone no longer opens the store; the new one does, and every key is intact.
+      await assert.rejects(openControllerStore({ db: dbo, masterKeys: [k1] }), /master key v2 \(fingerprint [0-9a-f]+\) is needed/);
+      store = await openControllerStore({ db: dbo, masterKeys: [k2] });
+      try {
+        for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+        assert.equal(hex((await store.registry.responderKey()).secret), responderSecret);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a rotation stopped half-way is finished at the next start, given both keys", async () => {
+      const dbo = await b.options();
+      const k1 = MasterKey.generate(), k2 = MasterKey.generate();
+      let store = await openControllerStore({ db: dbo, masterKeys: [k1] });
+      const psk = new Map<string, string>();
+      await provisionPsk(store, 10, psk);
+      let batches = 0;
+      await assert.rejects(store.rotateMasterKey(k2, { batchSize: 3, onBatch: () => { if (++batches === 2) throw new Error("power cut"); } }), /power cut/);
+      assert.deepEqual(await wrapVersions(store), [1, 2]);
+      // Mixed rows read fine meanwhile.
+      for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+      await store.close();
+
+      await assert.rejects(openControllerStore({ db: dbo, masterKeys: [k2] }), /master key v1 \(fingerprint [0-9a-f]+\) is needed/);
+      store = await openControllerStore({ db: dbo, masterKeys: [k1, k2] });
+      try {
+        assert.deepEqual(await wrapVersions(store), [2]);
+        assert.deepEqual(store.keyring.versions(), [2]);
+        for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a wrapped key moved to another device's row does not unwrap (AAD = device id + version)", async () => {
+      const store = await openControllerStore({ db: await b.options(), masterKeys: [MasterKey.generate()] });
+      try {
+        const a = await store.registry.provision({ board: "puckjs" });
+        const c = await store.registry.provision({ board: "puckjs" });
+        await store.db.query(
+          "UPDATE devices SET wrapped_key = (SELECT wrapped_key FROM devices WHERE id = $1) WHERE id = $2", [a.device.id, c.device.id]);
+        await assert.rejects(store.registry.lookupPsk(c.device.id), MasterKeyError);
+        assert.equal(hex((await store.registry.lookupPsk(a.device.id))!.current), parseFields(a.config)["psk"]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a rotation to a key the database already knows is refused", async () => {
+      const k = MasterKey.generate();
+      const store = await openControllerStore({ db: await b.options(), masterKeys: [k] });
+      try {
+        await assert.rejects(store.rotateMasterKey(k), /already version 1; a rotation needs a new key/);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a master key the database does not know is refused at start", async () => {
+      const dbo = await b.options();
+      const store = await openControllerStore({ db: dbo, masterKeys: [MasterKey.generate()] });
+      await store.close();
+      await assert.rejects(openControllerStore({ db: dbo, masterKeys: [MasterKey.generate()] }), /is not known to this database \(known: v1 [0-9a-f]+\)/);
+      await assert.rejects(openControllerStore({ db: dbo, masterKeys: [] }), /no master key: set SESAME_MASTER_KEY/);
+    });
+  });
+}
