@@ -1,0 +1,234 @@
+// The backbone link between a gateway and the controller: BackboneClient on the gateway, BackboneServer on
+// the controller. Each TCP connection is one handshake and one extreme-format session (connection.ts);
+// what outlives connections, the numbered queue and the acknowledgements, is the peer's (peer.ts). Device
+// sessions are not tied to the backbone at all: a reconnect changes nothing for them.
+//
+// Client states (one timer: the reconnect delay):
+//
+//   IDLE --start()--> CONNECTING --ready--> OPEN --connection closed--> BACKOFF --delay--> CONNECTING
+//   any --close()--> CLOSED
+//
+// The reconnect delay doubles from backoffInitialMs up to backoffMaxMs with every failed attempt (reset by
+// a connection that became ready), and is drawn uniformly from its upper half (jitter), so gateways that
+// lost the controller together do not all come back in the same instant.
+import { EventEmitter, once } from "node:events";
+import * as net from "node:net";
+import type { KeyPair } from "../../firmware/crypto/provider";
+import { BackboneConnection, ConnectionOptions } from "./connection";
+import { AppMessage } from "./frame";
+import { controllerEndpointConfig, GatewayIdentity, GatewayLookup, gatewayEndpointConfig } from "./handshake";
+import { BackbonePeer, PeerOptions, peerOptions, PeerStats } from "./peer";
+
+export const CLIENT_IDLE = 0;
+export const CLIENT_CONNECTING = 1;
+export const CLIENT_OPEN = 2;
+export const CLIENT_BACKOFF = 3;
+export const CLIENT_CLOSED = 4;
+
+export type BackoffOptions = { backoffInitialMs: number; backoffMaxMs: number };
+export const DEFAULT_BACKOFF: BackoffOptions = { backoffInitialMs: 100, backoffMaxMs: 10_000 };
+
+export type BackboneClientOptions = Partial<PeerOptions> & Partial<BackoffOptions> & {
+  host: string;
+  port: number;
+  identity: GatewayIdentity;
+  /** The controller's static X25519 public key (pinned). */
+  controllerKey: Uint8Array;
+  connection?: Partial<ConnectionOptions>;
+};
+
+export type ClientStats = PeerStats & { attempts: number; lastClose: string | undefined };
+
+/** Resolves when the socket has closed, however (events.once would reject on its 'error'). */
+const closed = (s: net.Socket) => new Promise<void>((resolve) => s.once("close", () => resolve()));
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex");
+
+/**
+ * The gateway's end. Events: 'message' (m, seq) for DOWNLINK / RELAY_DOWN / ..., 'connected',
+ * 'disconnected' (reason), 'drain' (send() may be called again after it returned false).
+ */
+export class BackboneClient extends EventEmitter {
+  state = CLIENT_IDLE;
+  readonly peer: BackbonePeer;
+  private readonly opts: BackboneClientOptions & BackoffOptions;
+  private failures = 0; // attempts in a row that did not become ready
+  private attempts = 0;
+  private lastClose: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private socket: net.Socket | undefined;
+
+  constructor(opts: BackboneClientOptions) {
+    super();
+    this.opts = { ...DEFAULT_BACKOFF, ...opts };
+    gatewayEndpointConfig(opts.identity, opts.controllerKey); // fails early on a malformed identity
+    this.peer = new BackbonePeer(peerOptions(opts));
+    this.peer.on("message", (m: AppMessage, seq: number) => this.emit("message", m, seq));
+    this.peer.on("drain", () => this.emit("drain"));
+    this.peer.on("up", () => {
+      this.state = CLIENT_OPEN;
+      this.failures = 0;
+      this.emit("connected");
+    });
+  }
+
+  /** Connects, and keeps reconnecting until close(). */
+  start(): this {
+    if (this.state === CLIENT_IDLE) this.connect();
+    return this;
+  }
+
+  /** Queues a message for the controller; false when the queue is full (wait for 'drain'). */
+  send(m: AppMessage): boolean {
+    if (this.state === CLIENT_CLOSED) return false;
+    return this.peer.send(m);
+  }
+
+  /** With autoAck off: the gateway has durably taken the controller's messages numbered below `taken`. */
+  ack(taken: number, run?: string): void {
+    this.peer.ack(taken, run);
+  }
+
+  get connected(): boolean { return this.state === CLIENT_OPEN && this.peer.connected; }
+
+  get stats(): ClientStats {
+    return { ...this.peer.stats, attempts: this.attempts, lastClose: this.lastClose };
+  }
+
+  /** Stops reconnecting and ends the session with a CLOSE record. Queued messages are dropped. */
+  async close(): Promise<void> {
+    if (this.state === CLIENT_CLOSED) return;
+    this.state = CLIENT_CLOSED;
+    clearTimeout(this.timer);
+    const s = this.socket;
+    this.peer.close("client closed");
+    if (s !== undefined && !s.destroyed) {
+      s.end();
+      await closed(s);
+    }
+  }
+
+  private connect(): void {
+    this.state = CLIENT_CONNECTING;
+    this.attempts++;
+    const socket = net.connect(this.opts.port, this.opts.host);
+    this.socket = socket;
+    const conn = new BackboneConnection(socket, gatewayEndpointConfig(this.opts.identity, this.opts.controllerKey), this.opts.connection);
+    this.peer.attach(conn);
+    conn.once("close", (reason: string) => {
+      this.lastClose = reason;
+      if (this.state === CLIENT_CLOSED) return;
+      if (this.state === CLIENT_OPEN) this.emit("disconnected", reason);
+      else this.failures++;
+      this.backoff();
+    });
+  }
+
+  private backoff(): void {
+    this.state = CLIENT_BACKOFF;
+    const ceiling = Math.min(this.opts.backoffMaxMs, this.opts.backoffInitialMs * 2 ** Math.min(this.failures, 30));
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.timer = setTimeout(() => {
+      if (this.state === CLIENT_BACKOFF) this.connect();
+    }, delay);
+  }
+}
+
+export type BackboneServerOptions = Partial<PeerOptions> & {
+  keys: KeyPair;
+  /** The pinned gateways: kid -> static public key. */
+  gateways: GatewayLookup;
+  /** Connections still handshaking at once; more are refused (a flood costs a bounded amount). */
+  maxHandshaking?: number;
+  connection?: Partial<ConnectionOptions>;
+};
+
+const DEFAULT_MAX_HANDSHAKING = 64;
+
+/**
+ * The controller's end: accepts gateways, one session each (a new connection from a gateway replaces its
+ * old one). Gateways are named by their kid in hex. Events: 'message' (m, gateway, seq), 'gateway-up'
+ * (gateway), 'gateway-down' (gateway, reason), 'drain' (gateway).
+ */
+export class BackboneServer extends EventEmitter {
+  readonly peers = new Map<string, BackbonePeer>();
+  readonly stats = { accepted: 0, refused: 0, failedHandshakes: 0 };
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  /** Connections still in their handshake. */
+  handshaking = 0;
+
+  constructor(private readonly opts: BackboneServerOptions) {
+    super();
+    this.server = net.createServer((s) => this.accept(s));
+  }
+
+  async listen(port = 0, host = "127.0.0.1"): Promise<net.AddressInfo> {
+    this.server.listen(port, host);
+    await once(this.server, "listening");
+    return this.server.address() as net.AddressInfo;
+  }
+
+  /** Queues a message for a gateway (connected or not); false when its queue is full (wait for 'drain'). */
+  send(gateway: string, m: AppMessage): boolean {
+    return this.peerFor(gateway).send(m);
+  }
+
+  /** With autoAck off: the controller has durably taken the gateway's messages numbered below `taken`. */
+  ack(gateway: string, taken: number, run?: string): void {
+    this.peers.get(gateway)?.ack(taken, run);
+  }
+
+  /** Gateways with a ready connection. */
+  connected(): string[] {
+    return [...this.peers].filter(([, p]) => p.connected).map(([id]) => id);
+  }
+
+  async close(): Promise<void> {
+    const closing = once(this.server, "close");
+    this.server.close();
+    for (const p of this.peers.values()) p.close("controller closed");
+    for (const s of this.sockets) if (!s.destroyed) s.end();
+    await Promise.all([...this.sockets].map((s) => (s.destroyed ? undefined : closed(s))));
+    await closing;
+  }
+
+  private peerFor(gateway: string): BackbonePeer {
+    let p = this.peers.get(gateway);
+    if (p !== undefined) return p;
+    const kid = Buffer.from(gateway, "hex");
+    if (kid.length !== 4 || hex(kid) !== gateway || this.opts.gateways(kid) === undefined) throw new RangeError(`unknown gateway ${gateway}`);
+    p = new BackbonePeer(peerOptions(this.opts));
+    p.on("message", (m: AppMessage, seq: number) => this.emit("message", m, gateway, seq));
+    p.on("up", () => this.emit("gateway-up", gateway));
+    p.on("down", (reason: string) => this.emit("gateway-down", gateway, reason));
+    p.on("drain", () => this.emit("drain", gateway));
+    this.peers.set(gateway, p);
+    return p;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.handshaking >= (this.opts.maxHandshaking ?? DEFAULT_MAX_HANDSHAKING)) {
+      this.stats.refused++;
+      return void socket.destroy();
+    }
+    this.stats.accepted++;
+    this.handshaking++;
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    const conn = new BackboneConnection(socket, controllerEndpointConfig(this.opts.keys, this.opts.gateways), this.opts.connection);
+    let pending = true;
+    const settled = () => {
+      if (pending) this.handshaking--;
+      pending = false;
+    };
+    conn.once("ready", () => {
+      settled();
+      this.peerFor(hex(conn.peer!)).attach(conn);
+    });
+    conn.once("close", () => {
+      if (pending) this.stats.failedHandshakes++;
+      settled();
+    });
+  }
+}

@@ -1,0 +1,230 @@
+// One side's view of the other across connections: the gateway has one peer (the controller), the controller
+// one per gateway. A peer outlives its connections: its outgoing queue (queue.ts) and what it has received
+// carry over from one connection to the next, which is what lets a reconnect lose nothing acknowledged.
+//
+// Delivery guarantee: at least once, and exactly once while neither process restarts.
+//   - Every application message is numbered in its sender's run (a run = one peer object's lifetime, named
+//     by 8 random bytes). The first message on every connection is HELLO {run, next, peerRun, taken}:
+//     `next` numbers the first message that follows, `taken` tells the peer how many of its run we have
+//     taken (when peerRun is its run), so it can drop those before resending.
+//   - The receiver delivers each number once (a resent message it already delivered is skipped) and
+//     acknowledges with ACK {taken}, cumulative: after each batch when autoAck is on, or when the
+//     application calls ack() once it has stored the message durably.
+//   - The sender keeps every message until it is acknowledged, and resends the unacknowledged ones, in
+//     order, on the next connection. A receiver that restarted has a new run and has lost what it had
+//     not acknowledged, so it gets those again: nothing acknowledged is lost, something unacknowledged
+//     may come twice (with the same run and number, for the application to recognise).
+//
+// Batching: messages are queued and flushed into one record per batchBytes, at the latest on the next turn
+// of the event loop (setImmediate), or at once when batchBytes of them are waiting.
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { BackboneConnection, CONN_OPEN } from "./connection";
+import { BatchWriter } from "./batch";
+import { AppMessage, bodySize, checkedBodySize, isAppMessage, KIND_ACK, KIND_HELLO, Message, RUN_SIZE } from "./frame";
+import { DEFAULT_QUEUE, OutQueue, QueueLimits } from "./queue";
+
+export type PeerOptions = {
+  queue: QueueLimits;
+  /** A batch is closed once it holds this many bytes (a larger single message travels alone). */
+  batchBytes: number;
+  /** Acknowledge each batch as soon as its messages were emitted; off: the application calls ack(). */
+  autoAck: boolean;
+};
+
+export const DEFAULT_PEER: PeerOptions = { queue: DEFAULT_QUEUE, batchBytes: 256 << 10, autoAck: true };
+
+/** The peer options in `o` (which may hold other things too), defaults for the rest. */
+export function peerOptions(o: Partial<PeerOptions>): PeerOptions {
+  return {
+    queue: o.queue ?? DEFAULT_PEER.queue,
+    batchBytes: o.batchBytes ?? DEFAULT_PEER.batchBytes,
+    autoAck: o.autoAck ?? DEFAULT_PEER.autoAck,
+  };
+}
+
+/** Messages per batch at most, whatever their size (bounds the work one record makes the receiver do). */
+const MAX_BATCH_MESSAGES = 16384;
+
+export type PeerStats = { delivered: number; duplicates: number; sent: number; resent: number; batches: number; connections: number };
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex");
+const sameRun = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
+
+/**
+ * Events: 'message' (m: AppMessage, seq: number), 'up' (conn), 'down' (reason), 'drain'.
+ */
+export class BackbonePeer extends EventEmitter {
+  readonly run: Uint8Array = randomBytes(RUN_SIZE);
+  readonly out: OutQueue;
+  readonly opts: PeerOptions;
+  readonly stats: PeerStats = { delivered: 0, duplicates: 0, sent: 0, resent: 0, batches: 0, connections: 0 };
+  private conn: BackboneConnection | undefined;
+  /** The peer's run whose messages we are receiving (all zero: none yet), and its next undelivered number. */
+  private peerRun: Uint8Array = new Uint8Array(RUN_SIZE);
+  private inNext = 0;
+  /** What we have acknowledged (at most inNext), and what the peer was last told. */
+  private taken = 0;
+  private takenSent = 0;
+  /** The number the next counted message on the current connection carries (set by the peer's HELLO). */
+  private expect = -1;
+  private helloDue = false;
+  private scheduled = false;
+  private readonly writer = new BatchWriter();
+
+  constructor(opts: Partial<PeerOptions> = {}) {
+    super();
+    this.opts = peerOptions(opts);
+    this.out = new OutQueue(this.opts.queue);
+  }
+
+  /** The peer's run (hex) whose message numbers 'message' reports. */
+  get peerRunHex(): string { return hex(this.peerRun); }
+
+  get connected(): boolean { return this.conn !== undefined && this.conn.state === CONN_OPEN; }
+
+  get connection(): BackboneConnection | undefined { return this.conn; }
+
+  /**
+   * Takes a connection, still handshaking or just ready (call it from the 'ready' handler at the latest);
+   * it carries this peer's traffic from then on, and replaces the connection the peer had.
+   */
+  attach(conn: BackboneConnection): void {
+    const ready = () => {
+      if (this.conn !== undefined && this.conn !== conn) this.conn.close("replaced by a new connection");
+      this.conn = conn;
+      this.stats.connections++;
+      this.expect = -1;
+      this.helloDue = true;
+      this.out.rewind();
+      this.flush();
+      this.emit("up", conn);
+    };
+    if (conn.state === CONN_OPEN) ready();
+    else conn.once("ready", ready);
+    conn.on("messages", (ms: Message[]) => { if (this.conn === conn) this.receive(conn, ms); });
+    conn.on("drain", () => { if (this.conn === conn) this.flush(); });
+    conn.once("close", (reason: string) => {
+      if (this.conn !== conn) return;
+      this.conn = undefined;
+      this.emit("down", reason);
+    });
+  }
+
+  /**
+   * Queues an application message; false when the queue is full (the message is not taken: wait for
+   * 'drain'). Throws a RangeError for a message that cannot be encoded.
+   */
+  send(m: AppMessage): boolean {
+    if (!this.out.push(m, checkedBodySize(m))) return false;
+    if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
+    this.schedule();
+    return true;
+  }
+
+  /** Acknowledges every message of the peer's run `run` (default: the current one) numbered below `taken`. */
+  ack(taken: number, run?: string): void {
+    if (run !== undefined && run !== this.peerRunHex) return;
+    const t = Math.min(taken, this.inNext);
+    if (t <= this.taken) return;
+    this.taken = t;
+    this.schedule();
+  }
+
+  /** Closes the current connection (the queue stays: a later attach carries on with it). */
+  close(reason = "closed"): void {
+    this.conn?.close(reason);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush(true);
+    });
+  }
+
+  /**
+   * Puts queued messages on the connection, a batch per record, while its socket takes them. Unless
+   * `partial`, only full batches go (the rest waits for the next turn of the event loop, or for more).
+   */
+  private flush(partial = true): void {
+    const conn = this.conn;
+    if (conn === undefined || conn.state !== CONN_OPEN) return;
+    conn.corked(() => {
+      while (conn.writable && (partial || this.out.unsentBytes >= this.opts.batchBytes)) {
+        const ms: Message[] = [];
+        const bodies: number[] = [];
+        const control = (m: Message) => {
+          ms.push(m);
+          bodies.push(bodySize(m));
+        };
+        if (this.helloDue) {
+          control({ kind: KIND_HELLO, run: this.run, next: this.out.base, peerRun: this.peerRun, taken: this.taken });
+          this.helloDue = false;
+          this.takenSent = this.taken;
+        }
+        if (this.taken !== this.takenSent) {
+          control({ kind: KIND_ACK, taken: this.taken });
+          this.takenSent = this.taken;
+        }
+        let size = 0;
+        while (this.out.hasUnsent && ms.length < MAX_BATCH_MESSAGES) {
+          const q = this.out.peekUnsent();
+          if (size > 0 && size + q.size > this.opts.batchBytes) break;
+          if (this.out.nextToSend < this.out.sentHigh) this.stats.resent++;
+          this.out.takeUnsent();
+          ms.push(q.msg);
+          bodies.push(q.body);
+          size += q.size;
+          this.stats.sent++;
+        }
+        if (ms.length === 0) return;
+        this.stats.batches++;
+        // Sealed at once: the writer's chunks are only valid until its next batch.
+        conn.sendBatch(this.writer.write(ms, bodies));
+      }
+    });
+  }
+
+  private receive(conn: BackboneConnection, ms: Message[]): void {
+    let delivered = false;
+    for (const m of ms) {
+      if (m.kind === KIND_HELLO) {
+        if (this.expect >= 0) return conn.abort("second HELLO");
+        if (sameRun(m.peerRun, this.run)) this.acked(m.taken);
+        if (!sameRun(m.run, this.peerRun)) {
+          this.peerRun = Uint8Array.from(m.run);
+          this.inNext = m.next;
+          this.taken = m.next;
+          this.takenSent = m.next;
+        } else if (m.next > this.inNext) return conn.abort("HELLO skips messages");
+        this.expect = m.next;
+      } else if (this.expect < 0) {
+        return conn.abort("message before HELLO");
+      } else if (m.kind === KIND_ACK) {
+        this.acked(m.taken);
+      } else if (isAppMessage(m)) {
+        const seq = this.expect++;
+        if (seq < this.inNext) {
+          this.stats.duplicates++;
+          continue;
+        }
+        this.inNext = seq + 1;
+        this.stats.delivered++;
+        delivered = true;
+        this.emit("message", m, seq);
+        if (this.conn !== conn) return; // a handler closed the connection
+      }
+    }
+    if (delivered && this.opts.autoAck) this.ack(this.inNext);
+  }
+
+  private acked(taken: number): void {
+    if (this.out.ack(taken) > 0 && this.out.refused && this.out.roomAgain) {
+      this.out.refused = false;
+      this.emit("drain");
+    }
+  }
+}
