@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { parseFields, deviceEndpoint } from "../../../firmware/runtime/config";
+import * as facade from "../../../firmware/runtime/facade";
+import { hostProvider } from "../../../host/crypto/provider";
+import { hex, pidOf } from "../../../host/controller/credentials";
+import { MasterKey } from "../../../host/controller/masterkey";
+import { RegistryError, type RevokeEvent } from "../../../host/controller/registry";
+import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
+import { policy } from "../../harness/sessions";
+import { BACKENDS, stopSharedPostgres } from "./backends";
+
+after(stopSharedPostgres);
+
+/** Moves packets between two facade endpoints until both are quiet (a sliced X25519 takes many polls). */
+function pump(d: number, g: number, now: number, rounds = 20_000): void {
+  for (let i = 0; i < rounds; i++) {
+    facade.epPollH(d, now);
+    facade.epPollH(g, now);
+    const a = facade.epOutH(d), b = facade.epOutH(g);
+    if (!a && !b && facade.epReadyH(d) && facade.epReadyH(g)) return;
+    for (const p of a ? a.split(",") : []) { const [t, x] = p.split(":"); facade.epFeedH(g, x, +t, now); }
+    for (const p of b ? b.split(",") : []) { const [t, x] = p.split(":"); facade.epFeedH(d, x, +t, now); }
+  }
+}
+
+const text = (s: string) => Buffer.from(s).toString("hex");
+
+/** Runs a handshake between the device (its provisioned config) and a gateway keyed from the registry. */
+function handshake(deviceConf: string, gatewayConf: string): void {
+  const g = facade.epCreate("gateway", gatewayConf);
+  const d = facade.epCreate("device", deviceConf);
+  facade.epStartH(g, 0);
+  facade.epStartH(d, 0);
+  pump(d, g, 0);
+  assert.ok(facade.epReadyH(d) && facade.epReadyH(g), `not established: device ${facade.epInfoH(d)} gateway ${facade.epInfoH(g)}`);
+  assert.ok(facade.epSendH(d, text("t=21.5"), 1));
+  pump(d, g, 1);
+  assert.equal(facade.epInboxH(g), text("t=21.5"));
+}
+
+describe("device registry: provisioning gives a configuration the firmware runs", function () {
+  this.timeout(120_000);
+  let store: ControllerStore;
+  before(async () => {
+    facade.facadeInit(hostProvider, facade.memoryStorage());
+    store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+  });
+  after(() => store.close());
+
+  it("psk (puckjs): mode, order, a 16-byte id and a 32-byte key; the device completes a handshake with the stored key", async () => {
+    const p = await store.registry.provision({ board: "puckjs", name: "kitchen" });
+    const f = parseFields(p.config);
+    assert.deepEqual(Object.keys(f), ["mode", "order", "id", "psk"]);
+    assert.equal(f.mode, "psk");
+    assert.equal(f.order, "R");
+    assert.match(f.id, /^[0-9a-f]{32}$/);
+    assert.match(f.psk, /^[0-9a-f]{64}$/);
+    assert.equal(f.id, p.device.id);
+    assert.deepEqual({ board: p.device.board, mode: p.device.mode, name: p.device.name, kid: p.device.kid }, { board: "puckjs", mode: "psk", name: "kitchen", kid: null });
+    const ep = deviceEndpoint(hostProvider, policy(hostProvider), p.config, () => false);
+    assert.equal(hex(ep.cfg.pskI!.id), p.device.id);
+    const keys = (await store.registry.lookupPsk(p.device.id))!;
+    assert.equal(hex(keys.current), f.psk);
+    assert.equal(keys.previous, undefined);
+    const m = (await store.registry.findPskByPid(pidOf(keys.current)))!;
+    assert.equal(m.deviceId, p.device.id);
+    handshake(p.config, `mode=psk;order=${f.order};devices=${m.deviceId}:${hex(m.key)}`);
+  });
+
+  for (const [board, order, slice] of [["esp32-espruino", "R", "2"], ["esp32-nodemcu-lora", "I", "0"]]) {
+    it(`dh (${board}): kid, the device secret and the pinned responder key; order ${order}; a handshake against the registry's responder`, async () => {
+      const p = await store.registry.provision({ board });
+      const f = parseFields(p.config);
+      assert.deepEqual(Object.keys(f), ["mode", "order", "kid", "secret", "gateway", "slice"]);
+      assert.deepEqual([f.mode, f.order, f.slice], ["dh", order, slice]);
+      assert.match(f.kid, /^[0-9a-f]{8}$/);
+      assert.match(f.secret, /^[0-9a-f]{64}$/);
+      const responder = await store.registry.responderKey();
+      assert.equal(f.gateway, hex(responder.publicKey));
+      const found = (await store.registry.lookupKid(f.kid))!;
+      assert.equal(found.deviceId, p.device.id);
+      assert.equal(hex(found.publicKey), p.device.publicKey);
+      // The device secret is in the config only: nothing in the database holds it.
+      const dump = JSON.stringify(await store.db.query("SELECT encode(public_key, 'hex') AS pk, encode(wrapped_key, 'hex') AS w FROM devices"));
+      assert.ok(!dump.includes(f.secret));
+      handshake(p.config, `mode=dh;order=${f.order};secret=${hex(responder.secret)};devices=${f.kid}:${hex(found.publicKey)}`);
+    });
+  }
+
+  it("psk mode on a dh board is allowed; dh on a psk board and unknown boards are refused with the reason", async () => {
+    const p = await store.registry.provision({ board: "esp32-espruino", mode: "psk" });
+    assert.equal(parseFields(p.config).mode, "psk");
+    await assert.rejects(store.registry.provision({ board: "puckjs", mode: "dh" }), /mode: puckjs can only be provisioned in psk \(its handshake is psk\)/);
+    await assert.rejects(store.registry.provision({ board: "pdp11" }), (e: Error) => {
+      assert.ok(e instanceof RegistryError && e.code === "bad-request");
+      assert.match(e.message, /board: unknown board "pdp11"; known: banglejs2, esp32-espruino, esp32-nodemcu-lora, mdbt42q, puckjs/);
+      return true;
+    });
+  });
+});
+
+for (const b of BACKENDS) {
+  describe(`device registry lifecycle (${b.name})`, function () {
+    this.timeout(120_000);
+    let store: ControllerStore;
+    const events: RevokeEvent[] = [];
+    before(async () => {
+      store = await openControllerStore({ db: await b.options(), masterKeys: [MasterKey.generate()] });
+      store.registry.onRevoke((e) => void events.push(e));
+    });
+    after(() => store.close());
+    beforeEach(() => (events.length = 0));
+
+    it("revoke: lookups stop returning the device, its open sessions close, listeners hear of it", async () => {
+      const psk = await store.registry.provision({ board: "puckjs" });
+      const dh = await store.registry.provision({ board: "esp32-espruino" });
+      const key = Buffer.from(parseFields(psk.config).psk, "hex");
+      const s1 = await store.sessions.recordOpen({ deviceId: psk.device.id, spi: 0x010203, gateway: "gw-1" });
+      await store.sessions.recordOpen({ deviceId: dh.device.id, spi: 0x040506, gateway: "gw-1" });
+      assert.equal((await store.sessions.list({ openOnly: true })).length, 2);
+
+      const failing = store.registry.onRevoke(() => { throw new Error("listener broke"); });
+      const r = await store.registry.revoke(psk.device.id);
+      failing();
+      assert.notEqual(r.device.revokedAt, null);
+      assert.equal(r.listenerFailures, 1); // one listener failing does not stop the others
+      assert.deepEqual(events, [{ deviceId: psk.device.id, reason: "revoked" }]);
+      assert.equal(await store.registry.lookupPsk(psk.device.id), undefined);
+      assert.equal(await store.registry.findPskByPid(pidOf(key)), undefined);
+      const open = await store.sessions.list({ openOnly: true });
+      assert.deepEqual(open.map((s) => s.deviceId), [dh.device.id]);
+      const closed = (await store.sessions.list({ deviceId: psk.device.id }))[0];
+      assert.equal(closed.closeReason, "device revoked");
+      assert.equal(await store.sessions.recordClose(s1), false); // already closed by the revocation
+      await assert.rejects(store.sessions.recordOpen({ deviceId: psk.device.id, spi: 7, gateway: "gw-1" }), /unknown or revoked/);
+
+      await store.registry.revoke(dh.device.id);
+      assert.equal(await store.registry.lookupKid(dh.device.kid!), undefined);
+      // Revoking twice keeps the first time; unknown devices are a not-found error.
+      const again = await store.registry.revoke(dh.device.id);
+      assert.equal(again.device.revokedAt, (await store.registry.get(dh.device.id))!.revokedAt);
+      await assert.rejects(store.registry.revoke("00".repeat(16)), (e: Error) => e instanceof RegistryError && e.code === "not-found");
+      assert.ok((await store.registry.list()).some((d) => d.id === dh.device.id));
+      assert.ok(!(await store.registry.list({ includeRevoked: false })).some((d) => d.id === dh.device.id));
+    });
+
+    it("rotate: new credentials replace the old ones, sessions end, a revoked device cannot be rotated", async () => {
+      for (const board of ["puckjs", "esp32-espruino"]) {
+        const p = await store.registry.provision({ board });
+        const sid = await store.sessions.recordOpen({ deviceId: p.device.id, spi: 42, gateway: "gw-2" });
+        const r = await store.registry.rotate(p.device.id);
+        assert.equal(r.device.id, p.device.id);
+        assert.equal(r.device.generation, 2);
+        assert.notEqual(r.device.rotatedAt, null);
+        assert.notEqual(r.config, p.config);
+        assert.deepEqual(events.pop(), { deviceId: p.device.id, reason: "rotated" });
+        assert.equal(await store.sessions.recordClose(sid), false);
+        const before = parseFields(p.config), after = parseFields(r.config);
+        if (board === "puckjs") {
+          assert.equal(after.id, before.id);
+          assert.equal(await store.registry.findPskByPid(pidOf(Buffer.from(before.psk, "hex"))), undefined);
+          assert.equal(hex((await store.registry.lookupPsk(p.device.id))!.current), after.psk);
+        } else {
+          assert.equal(await store.registry.lookupKid(before.kid), undefined);
+          assert.equal((await store.registry.lookupKid(after.kid))!.deviceId, p.device.id);
+          assert.equal(after.gateway, before.gateway);
+        }
+        await store.registry.revoke(p.device.id);
+        await assert.rejects(store.registry.rotate(p.device.id), /is revoked/);
+      }
+      await assert.rejects(store.registry.rotate("ab".repeat(16)), /not found/);
+    });
+
+    it("savePsk keeps an evolved key store; the previous key still finds the device", async () => {
+      const p = await store.registry.provision({ board: "banglejs2" });
+      const first = (await store.registry.lookupPsk(p.device.id))!;
+      const next = hostProvider.hmac(first.current, Buffer.from("evolve"));
+      await store.registry.savePsk(p.device.id, { current: next, previous: first.current });
+      const now = (await store.registry.lookupPsk(p.device.id))!;
+      assert.equal(hex(now.current), hex(next));
+      assert.equal(hex(now.previous!), hex(first.current));
+      assert.equal(hex((await store.registry.findPskByPid(pidOf(first.current)))!.key), hex(first.current));
+      assert.equal(hex((await store.registry.findPskByPid(pidOf(next)))!.key), hex(next));
+      assert.equal((await store.registry.get(p.device.id))!.generation, 2);
+      await assert.rejects(store.registry.savePsk(p.device.id, { current: next.subarray(0, 16), previous: undefined }), /must be 32 bytes/);
+    });
+  });
+}
