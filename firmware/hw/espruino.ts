@@ -90,7 +90,8 @@ function bleHw(mtu: number): BleHw {
       c[BLE_NOTIFY_UUID] = { value: [0], maxLen: mtu - 3, notify: true, readable: true };
       c[BLE_WRITE_UUID] = { value: [0], maxLen: mtu - 3, writable: true, onWrite: (evt: { data: ArrayBuffer }) => onChunk(new Uint8Array(evt.data)) };
       svc[BLE_SERVICE_UUID] = c;
-      NRF.setServices(svc, { advertise: [BLE_SERVICE_UUID], uart: false });
+      // The UART service stays: it is the board's console, and how it is flashed again over Bluetooth.
+      NRF.setServices(svc, { advertise: [BLE_SERVICE_UUID], uart: true });
       NRF.on("connect", () => {
         connected = true;
         onConnect(true);

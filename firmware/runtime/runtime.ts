@@ -14,7 +14,7 @@
 import { Bytes } from "#target";
 import { fromHex, toHex } from "../bytes";
 import { Hal } from "../hw/hal";
-import { Endpoint, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
+import { Endpoint, EP_WAIT, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
 import { SaPolicy } from "../session/sa";
 import { parseDecimal } from "../session/seqstore";
 import { addTransport, deleteTransport, Session, sessionControl, sessionRestore, sessionSave, sessionSend } from "../session/session";
@@ -31,6 +31,7 @@ export const TID_LORA = 2;
 /** A control record that says "I am reachable on this link now" (the gateway answers on the last link heard). */
 export const CTRL_PATH = 4;
 const SAVED_SESSION = "sesame.ses";
+const BLE_GRACE_MS = 15000;
 /** A psk device's evolved keys ("current,previous" in hex): the configuration's key is only the first. */
 const SAVED_PSK = "sesame.psk";
 
@@ -52,6 +53,10 @@ export type Runtime = {
   restarts: number;
   /** Messages the application handed over (rtSend), whether queued or refused. */
   queued: number;
+  /** The identity saved state is bound to ("<id or kid>:"). */
+  who: string;
+  /** Until then (ms) a board with both radios waits for BLE before it handshakes over LoRa. */
+  bleGrace: number;
 };
 
 function num(f: Fields, k: string, d: number): number {
@@ -75,11 +80,13 @@ export function rtNew(hal: Hal, conf: string): Runtime {
     lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4),
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
     receiver: receiverNew(), acks: [], arranged: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
-    restarts: 0, queued: 0,
+    restarts: 0, queued: 0, who: "", bleGrace: 0,
   };
+  // Saved state belongs to the identity it was saved under: a board provisioned again starts afresh.
+  const who = (f["id"] === undefined ? "" : f["id"]) + (f["kid"] === undefined ? "" : f["kid"]) + ":";
   const keys = ep.cfg.pskI === undefined ? undefined : ep.cfg.pskI.keys;
-  const psk = hal.storage.read(SAVED_PSK);
-  if (keys !== undefined && psk !== undefined && psk !== "") {
+  const psk = mine(hal.storage.read(SAVED_PSK), who);
+  if (keys !== undefined && psk !== "") {
     const k = psk.split(",");
     const cur = fromHex(k[0]);
     if (cur !== undefined) {
@@ -87,13 +94,20 @@ export function rtNew(hal: Hal, conf: string): Runtime {
       keys.previous = k.length > 1 ? fromHex(k[1]) : undefined;
     }
   }
-  const saved = hal.storage.read(SAVED_SESSION);
-  const s = saved === undefined || saved === "" ? undefined : sessionRestore(policy, saved, hal.now());
+  const saved = mine(hal.storage.read(SAVED_SESSION), who);
+  const s = saved === "" ? undefined : sessionRestore(policy, saved, hal.now());
   if (s !== undefined) {
     epAdopt(ep, s, hal.now());
-    rt.saved = saved!;
+    rt.saved = saved;
   }
+  rt.who = who;
   return rt;
+}
+
+/** The value saved under identity `who`, or "" when there is none or it belongs to another identity. */
+function mine(v: string | undefined, who: string): string {
+  if (v === undefined || v.length <= who.length || v.substring(0, who.length) !== who) return "";
+  return v.substring(who.length);
 }
 
 function live(rt: Runtime): number {
@@ -132,7 +146,11 @@ export function rtStart(rt: Runtime, tickMs: number): void {
     });
   }
   if (SESAME_LORA && rt.lora !== undefined) hal.lora!.listen((frame: Bytes) => rtPacket(rt, frame, TID_LORA));
-  if (rt.ep.session === undefined) restart(rt, hal.now());
+  if (rt.ep.session === undefined) {
+    // LoRa air time is scarce (1 % duty cycle): a board that also has BLE gives a central time to connect.
+    if (rt.ble !== undefined && rt.lora !== undefined) rt.bleGrace = hal.now() + BLE_GRACE_MS;
+    else restart(rt, hal.now());
+  }
   hal.every(tickMs, () => rtTick(rt));
 }
 
@@ -187,6 +205,10 @@ export function rtSend(rt: Runtime, body: Bytes): number {
 /** The timer: handshake timers and X25519 slices, retransmissions, the radio queue. */
 export function rtTick(rt: Runtime): void {
   const now = rt.hal.now();
+  if (rt.bleGrace > 0 && now >= rt.bleGrace) {
+    rt.bleGrace = 0;
+    if (rt.ep.session === undefined && rt.ep.state !== EP_WAIT) restart(rt, now);
+  }
   epPoll(rt.ep, now);
   flush(rt, now);
 }
@@ -230,9 +252,15 @@ function persist(rt: Runtime, s: Session): void {
   const text = sessionSave(s);
   if (text === rt.saved) return;
   const keys = rt.ep.cfg.pskI === undefined ? undefined : rt.ep.cfg.pskI.keys;
-  if (keys !== undefined) rt.hal.storage.write(SAVED_PSK, toHex(keys.current) + (keys.previous === undefined ? "" : "," + toHex(keys.previous)));
+  if (keys !== undefined) rt.hal.storage.write(SAVED_PSK, rt.who + toHex(keys.current) + (keys.previous === undefined ? "" : "," + toHex(keys.previous)));
   rt.saved = text;
-  rt.hal.storage.write(SAVED_SESSION, text);
+  rt.hal.storage.write(SAVED_SESSION, rt.who + text);
+}
+
+function pendingIds(rt: Runtime): string {
+  const ids: number[] = [];
+  for (let i = 0; i < rt.sender.pending.length; i++) ids.push(rt.sender.pending[i].id);
+  return ids.join(" ");
 }
 
 /** "key=value;..." for the REPL and the simulator: the endpoint, the messages and the links. */
@@ -244,7 +272,7 @@ export function rtReport(rt: Runtime): string {
   rt.lostIds = [];
   return [
     "state=" + ep.state, "handshakes=" + ep.handshakes, "ready=" + (epReady(ep) ? 1 : 0), "epoch=" + (s === undefined ? -1 : s.out.epoch.index),
-    "sent=" + (s === undefined ? 0 : s.sent), "acked=" + rt.sender.acked, "pending=" + rt.sender.pending.length, "lost=" + lost.join(" "),
+    "sent=" + (s === undefined ? 0 : s.sent), "acked=" + rt.sender.acked, "pending=" + pendingIds(rt), "lost=" + lost.join(" "),
     "queued=" + rt.queued, "commands=" + rt.commands, "dups=" + rt.receiver.duplicates, "restarts=" + rt.restarts,
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
     "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),

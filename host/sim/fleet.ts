@@ -62,6 +62,7 @@ export type BoardResult = {
   lost: number;
   /** Lost as far as the sender knows, yet delivered (the acknowledgement was what got lost). */
   lostButDelivered: number;
+  /** Still waiting for an acknowledgement at the end, and not delivered yet. */
   inFlight: number;
   airtimeMs: number;
   maxFrame: number;
@@ -146,7 +147,9 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     const name = `${p.name}-${String(i + 1).padStart(2, "0")}`;
     const loraOnly = !p.radios.ble || opts.link === "lora";
     const period = loraOnly ? opts.periodLora ?? 300 : opts.periodBle ?? 30;
-    const timing = loraOnly ? "retry=30000;rto=30000;tries=4" : "retry=5000;rto=4000;tries=5";
+    // Retry timers with jitter, as provisioning would hand out: boards that collide once should not collide again.
+    const jitter = Math.floor(rand() * 20_000);
+    const timing = p.radios.lora ? `retry=${20_000 + jitter};rto=30000;tries=4` : `retry=${5_000 + (jitter % 2000)};rto=4000;tries=5`;
     let device: string, conf: string;
     if (p.handshake === "dh") {
       const dk = nodeKeyPair();
@@ -258,6 +261,7 @@ function summarise(fleet: Fleet, b: SimBoard): BoardResult {
   const ids = new Map<number, number>();
   for (const u of mine) ids.set(u.id, (ids.get(u.id) ?? 0) + 1);
   const lost = fleet.lostSeen.get(b.name) ?? [];
+  const pending = (r.pending ?? "").split(" ").filter((x) => x !== "").map(Number);
   const periodMs = fleet.periodMs.get(b.name) ?? 0;
   const latencies = periodMs > 0 ? mine.map((u) => u.at - (b.bootedAt + ((u.body[2] << 8) | u.body[3]) * periodMs)).filter((x) => x >= 0) : [];
   const txs = fleet.lora?.log.filter((t) => t.from === b.name) ?? [];
@@ -266,7 +270,7 @@ function summarise(fleet: Fleet, b: SimBoard): BoardResult {
     name: b.name, profile: b.profile.name,
     handshakes: Number(r.handshakes ?? 0), queued: Number(r.queued ?? 0), delivered: ids.size,
     appDuplicates: [...ids.values()].filter((n) => n > 1).length,
-    lost: lost.length, lostButDelivered: lost.filter((id) => ids.has(id)).length, inFlight: Number(r.pending ?? 0),
+    lost: lost.length, lostButDelivered: lost.filter((id) => ids.has(id)).length, inFlight: pending.filter((id) => !ids.has(id)).length,
     airtimeMs: txs.reduce((a, t) => a + (t.end - t.start), 0), maxFrame: txs.reduce((a, t) => Math.max(a, t.bytes), 0),
     memPeak: mem.peak, memBudget: mem.budget, memUnit: mem.unit, failed: b.failed, errors: b.errors.length, latencies,
   };

@@ -108,10 +108,12 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     assert.equal(repeats, 0, `${repeats} records reused a (key, sequence number)`);
     for (const r of results) {
       assert.equal(r.failed, undefined, `${r.name}: ${r.failed}`);
-      assert.ok(r.handshakes >= 1);
+      assert.equal(r.appDuplicates, 0, r.name);
+      // Readings made since the last power cycle arrive: the board resumed its saved session ("handshakes"
+      // counts this boot's handshakes: 0 means it carried on without one).
+      assert.ok(fleet.uplinks.some((u) => fleet.deviceOf.get(u.device)?.name === r.name && u.at > 13 * 60_000), `${r.name} went quiet`);
     }
-    // The sessions were resumed from storage, not re-handshaken after every power cycle.
-    assert.ok(fleet.gateway.stats.uplinks > 100);
+    assert.ok(results.filter((r) => r.handshakes === 0).length >= 5, "sessions should survive power cycles without a new handshake");
   });
 
   it("LoRa boards that want far more air time than 1 % get 1 % and no more, and never send an oversized frame", async () => {
