@@ -29,7 +29,7 @@ export class AuditLog {
     const rows = await this.db.query<{ id: string; at: Date; actor: string | null; action: string; target: string | null; outcome: AuditOutcome; detail: Record<string, unknown> }>(
       `SELECT id::text AS id, at, actor, action, target, outcome, detail FROM audit
        WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)
-       ORDER BY id DESC LIMIT $3`,
+       ORDER BY audit.id DESC LIMIT $3`,
       [filter.actor ?? null, filter.action ?? null, filter.limit ?? 100],
     );
     return rows.map((r) => ({ ...r, at: r.at.toISOString() }));

@@ -62,7 +62,7 @@ export class SessionLog {
     const rows = await this.db.query<Row>(
       `SELECT ${COLUMNS} FROM sessions
        WHERE ($1::boolean IS NOT TRUE OR closed_at IS NULL) AND ($2::text IS NULL OR device_id = $2)
-       ORDER BY id DESC LIMIT $3`,
+       ORDER BY sessions.id DESC LIMIT $3`,
       [filter.openOnly ?? false, filter.deviceId ?? null, filter.limit ?? 1000],
     );
     return rows.map(record);

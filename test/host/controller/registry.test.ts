@@ -1,48 +1,20 @@
 import assert from "node:assert/strict";
 import { parseFields, deviceEndpoint } from "../../../firmware/runtime/config";
-import * as facade from "../../../firmware/runtime/facade";
 import { hostProvider } from "../../../host/crypto/provider";
 import { hex, pidOf } from "../../../host/controller/credentials";
 import { MasterKey } from "../../../host/controller/masterkey";
 import { RegistryError, type RevokeEvent } from "../../../host/controller/registry";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
 import { policy } from "../../harness/sessions";
+import { assertHandshake as handshake } from "./handshake";
 import { BACKENDS, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
-
-/** Moves packets between two facade endpoints until both are quiet (a sliced X25519 takes many polls). */
-function pump(d: number, g: number, now: number, rounds = 20_000): void {
-  for (let i = 0; i < rounds; i++) {
-    facade.epPollH(d, now);
-    facade.epPollH(g, now);
-    const a = facade.epOutH(d), b = facade.epOutH(g);
-    if (!a && !b && facade.epReadyH(d) && facade.epReadyH(g)) return;
-    for (const p of a ? a.split(",") : []) { const [t, x] = p.split(":"); facade.epFeedH(g, x, +t, now); }
-    for (const p of b ? b.split(",") : []) { const [t, x] = p.split(":"); facade.epFeedH(d, x, +t, now); }
-  }
-}
-
-const text = (s: string) => Buffer.from(s).toString("hex");
-
-/** Runs a handshake between the device (its provisioned config) and a gateway keyed from the registry. */
-function handshake(deviceConf: string, gatewayConf: string): void {
-  const g = facade.epCreate("gateway", gatewayConf);
-  const d = facade.epCreate("device", deviceConf);
-  facade.epStartH(g, 0);
-  facade.epStartH(d, 0);
-  pump(d, g, 0);
-  assert.ok(facade.epReadyH(d) && facade.epReadyH(g), `not established: device ${facade.epInfoH(d)} gateway ${facade.epInfoH(g)}`);
-  assert.ok(facade.epSendH(d, text("t=21.5"), 1));
-  pump(d, g, 1);
-  assert.equal(facade.epInboxH(g), text("t=21.5"));
-}
 
 describe("device registry: provisioning gives a configuration the firmware runs", function () {
   this.timeout(120_000);
   let store: ControllerStore;
   before(async () => {
-    facade.facadeInit(hostProvider, facade.memoryStorage());
     store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
   });
   after(() => store.close());

@@ -1,0 +1,150 @@
+// The admin API's routes: what each call does, the audit action it is recorded as, and its target.
+// Handlers validate their input (validate.ts) and throw HttpError / RegistryError for refusals.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { badRequest, HttpError } from "./http";
+import { generateMasterKeyFile, MasterKeyError, readMasterKeyFile, type MasterKey } from "./masterkey";
+import type { ControllerStore } from "./store";
+import { boolParam, deviceId, fields, limitParam, masterKeyRequest, provisionRequest, query } from "./validate";
+
+export type RouteContext = {
+  params: string[];
+  query: URLSearchParams;
+  body: unknown;
+  /** Sets the audit row's target (a device id, a key version). */
+  target(t: string): void;
+  /** Adds non-secret facts to the audit row's detail. */
+  note(d: Record<string, unknown>): void;
+};
+
+export type RouteResult = { status: number; body: unknown };
+
+export type Route = {
+  method: "GET" | "POST";
+  path: RegExp;
+  action: string;
+  handle(ctx: RouteContext): Promise<RouteResult>;
+};
+
+export type RouteDeps = { store: ControllerStore; masterKeyDir?: string };
+
+const ID = "([^/]+)";
+
+export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
+  const { registry, sessions, audit } = store;
+  return [
+    {
+      method: "POST", path: /^\/v1\/devices$/, action: "device.provision",
+      async handle(c) {
+        query(c.query, []);
+        const req = provisionRequest(c.body, registry.boards);
+        const p = await registry.provision(req);
+        c.target(p.device.id);
+        c.note({ board: p.device.board, mode: p.device.mode });
+        return { status: 201, body: p };
+      },
+    },
+    {
+      method: "GET", path: /^\/v1\/devices$/, action: "device.list",
+      async handle(c) {
+        query(c.query, ["revoked"]);
+        const withRevoked = boolParam(c.query, "revoked") ?? true;
+        return { status: 200, body: { devices: await registry.list({ includeRevoked: withRevoked }) } };
+      },
+    },
+    {
+      method: "GET", path: new RegExp(`^/v1/devices/${ID}$`), action: "device.get",
+      async handle(c) {
+        query(c.query, []);
+        const id = deviceId(c.params[0]);
+        c.target(id);
+        const d = await registry.get(id);
+        if (d === undefined) throw new HttpError(404, "not-found", `device ${id} not found`);
+        return { status: 200, body: { device: d } };
+      },
+    },
+    {
+      method: "POST", path: new RegExp(`^/v1/devices/${ID}/revoke$`), action: "device.revoke",
+      async handle(c) {
+        query(c.query, []);
+        fields(c.body, []);
+        const id = deviceId(c.params[0]);
+        c.target(id);
+        const r = await registry.revoke(id);
+        c.note({ listenerFailures: r.listenerFailures });
+        return { status: 200, body: r };
+      },
+    },
+    {
+      method: "POST", path: new RegExp(`^/v1/devices/${ID}/rotate$`), action: "device.rotate",
+      async handle(c) {
+        query(c.query, []);
+        fields(c.body, []);
+        const id = deviceId(c.params[0]);
+        c.target(id);
+        const p = await registry.rotate(id);
+        c.note({ generation: p.device.generation });
+        return { status: 200, body: p };
+      },
+    },
+    {
+      method: "GET", path: /^\/v1\/sessions$/, action: "session.list",
+      async handle(c) {
+        query(c.query, ["open", "device", "limit"]);
+        const device = c.query.get("device");
+        const list = await sessions.list({
+          openOnly: boolParam(c.query, "open"), deviceId: device === null ? undefined : deviceId(device), limit: limitParam(c.query, 10_000),
+        });
+        return { status: 200, body: { sessions: list } };
+      },
+    },
+    {
+      method: "GET", path: /^\/v1\/audit$/, action: "audit.list",
+      async handle(c) {
+        query(c.query, ["limit"]);
+        return { status: 200, body: { entries: await audit.list({ limit: limitParam(c.query, 10_000) }) } };
+      },
+    },
+    {
+      method: "POST", path: /^\/v1\/master-key\/rotate$/, action: "master-key.rotate",
+      async handle(c) {
+        query(c.query, []);
+        const req = masterKeyRequest(c.body);
+        let key: MasterKey;
+        let keyFile: string;
+        if ("keyFile" in req) {
+          try {
+            key = readMasterKeyFile(req.keyFile);
+          } catch (e) {
+            if (e instanceof MasterKeyError) throw badRequest(`keyFile: ${e.message}`);
+            throw e;
+          }
+          keyFile = req.keyFile;
+          // Keep a copy where the next start looks for keys, so a restart finds the new version.
+          if (masterKeyDir !== undefined) {
+            const copy = join(masterKeyDir, `master-${key.fingerprint}.key`);
+            if (!existsSync(copy)) key.writeTo(copy);
+            keyFile = copy;
+          }
+        } else {
+          if (masterKeyDir === undefined) {
+            throw badRequest("generate: this controller has no master key directory to save a new key in; give keyFile instead");
+          }
+          // Saved before it wraps anything: a key that exists only in memory would be lost with the process.
+          ({ key, path: keyFile } = generateMasterKeyFile(masterKeyDir));
+        }
+        c.note({ fingerprint: key.fingerprint });
+        let r;
+        try {
+          r = await store.rotateMasterKey(key);
+        } catch (e) {
+          if (e instanceof MasterKeyError) throw new HttpError(409, "bad-request", e.message);
+          throw e;
+        }
+        c.target(`v${r.version}`);
+        c.note({ version: r.version, rewrapped: r.rewrapped, retired: r.retired });
+        return { status: 200, body: { ...r, keyFile } };
+      },
+    },
+  ];
+}
