@@ -155,24 +155,31 @@ function isCount(n: number): boolean {
   return Number.isSafeInteger(n) && n >= 0;
 }
 
-/** Why a message cannot be encoded (a caller bug), or undefined when it can. */
-export function checkMessage(m: Message): string | undefined {
-  if (m.kind === KIND_ACK) return isCount(m.taken) ? undefined : "ACK taken must be a safe non-negative integer";
+/** The message's body size, or why it cannot be encoded. */
+function check(m: Message): number | string {
+  if (m.kind === KIND_ACK) return isCount(m.taken) ? bodySize(m) : "ACK taken must be a safe non-negative integer";
   if (m.kind === KIND_HELLO) {
     if (m.run.length !== RUN_SIZE || m.peerRun.length !== RUN_SIZE) return `HELLO run ids are ${RUN_SIZE} bytes`;
-    return isCount(m.next) && isCount(m.taken) ? undefined : "HELLO counts must be safe non-negative integers";
+    return isCount(m.next) && isCount(m.taken) ? bodySize(m) : "HELLO counts must be safe non-negative integers";
   }
   if (m.kind < KIND_UPLINK || m.kind > KIND_SESSION_EVENT) return `unknown message kind ${(m as Message).kind}`;
   if (idOf(m).length > MAX_ID) return `ids are at most ${MAX_ID} bytes`;
   if (m.kind === KIND_SESSION_EVENT && m.event !== SESSION_OPENED && m.event !== SESSION_CLOSED) return `unknown session event ${m.event}`;
-  return bodySize(m) > MAX_BODY ? `a message body is at most ${MAX_BODY} bytes` : undefined;
+  const body = bodySize(m);
+  return body > MAX_BODY ? `a message body is at most ${MAX_BODY} bytes` : body;
+}
+
+/** Why a message cannot be encoded (a caller bug), or undefined when it can. */
+export function checkMessage(m: Message): string | undefined {
+  const r = check(m);
+  return typeof r === "string" ? r : undefined;
 }
 
 /** The body size of a message that can be encoded; throws a RangeError (a caller bug) for one that cannot. */
 export function checkedBodySize(m: Message): number {
-  const why = checkMessage(m);
-  if (why !== undefined) throw new RangeError(why);
-  return bodySize(m);
+  const r = check(m);
+  if (typeof r === "string") throw new RangeError(r);
+  return r;
 }
 
 /**
@@ -212,7 +219,10 @@ function view(b: Uint8Array, start: number, end: number): Uint8Array {
 /** One batch in one buffer; throws a RangeError for a message checkMessage refuses. */
 export function encodeBatch(ms: readonly Message[]): Buffer {
   let size = 0;
-  for (const m of ms) size += 1 + uvarintSize(checkedBodySize(m)) + bodySize(m);
+  for (const m of ms) {
+    const body = checkedBodySize(m);
+    size += 1 + uvarintSize(body) + body;
+  }
   const out = Buffer.allocUnsafe(size);
   let off = 0;
   for (const m of ms) {

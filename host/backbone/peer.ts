@@ -169,17 +169,9 @@ export class BackbonePeer extends EventEmitter {
           control({ kind: KIND_ACK, taken: this.taken });
           this.takenSent = this.taken;
         }
-        let size = 0;
-        while (this.out.hasUnsent && ms.length < MAX_BATCH_MESSAGES) {
-          const q = this.out.peekUnsent();
-          if (size > 0 && size + q.size > this.opts.batchBytes) break;
-          if (this.out.nextToSend < this.out.sentHigh) this.stats.resent++;
-          this.out.takeUnsent();
-          ms.push(q.msg);
-          bodies.push(q.body);
-          size += q.size;
-          this.stats.sent++;
-        }
+        const before = ms.length;
+        this.stats.resent += this.out.takeBatch(ms, bodies, this.opts.batchBytes, MAX_BATCH_MESSAGES);
+        this.stats.sent += ms.length - before;
         if (ms.length === 0) return;
         this.stats.batches++;
         // Sealed at once: the writer's chunks are only valid until its next batch.

@@ -19,12 +19,17 @@ export const PER_MESSAGE_OVERHEAD = 96;
 /** The queue takes new messages again once it has fallen to this fraction of each limit. */
 const LOW_WATER = 0.5;
 
-/** A queued message, its body size (what its length prefix says) and its whole encoded size. */
-export type Queued = { msg: AppMessage; body: number; size: number };
+/** Encoded size of a message whose body is `body` bytes. */
+function sizeOf(body: number): number {
+  return 1 + uvarintSize(body) + body;
+}
 
 export class OutQueue {
-  private items: Queued[] = [];
-  private head = 0; // items[head] has number `base`
+  // Messages and their body sizes (what their length prefix says) in two arrays, not one object each:
+  // a queue of a million 20-byte messages is mostly this bookkeeping.
+  private msgs: (AppMessage | undefined)[] = [];
+  private bodies: number[] = [];
+  private head = 0; // msgs[head] has number `base`
   /** The number of the oldest unacknowledged message. */
   base = 0;
   /** The number of the next message to send on the current connection. */
@@ -39,7 +44,7 @@ export class OutQueue {
   constructor(readonly limits: QueueLimits = DEFAULT_QUEUE) {}
 
   /** Queued messages (unsent and unacknowledged). */
-  get count(): number { return this.items.length - this.head; }
+  get count(): number { return this.msgs.length - this.head; }
 
   /** The number the next pushed message gets. */
   get end(): number { return this.base + this.count; }
@@ -48,30 +53,43 @@ export class OutQueue {
 
   /** Queues m, whose body size is `body`; false (and m not taken) when either limit would be passed. */
   push(msg: AppMessage, body: number): boolean {
-    const size = 1 + uvarintSize(body) + body;
+    const size = sizeOf(body);
     const cost = size + PER_MESSAGE_OVERHEAD;
     // An empty queue takes any one message, so a message larger than maxBytes is not refused for ever.
     if (this.count > 0 && (this.count >= this.limits.maxMessages || this.bytes + cost > this.limits.maxBytes)) {
       this.refused = true;
       return false;
     }
-    this.items.push({ msg, body, size });
+    this.msgs.push(msg);
+    this.bodies.push(body);
     this.bytes += cost;
     this.unsentBytes += size;
     return true;
   }
 
-  /** The next unsent message (call only while hasUnsent); takeUnsent() marks it sent. */
-  peekUnsent(): Queued {
-    return this.items[this.head + (this.nextToSend - this.base)];
-  }
-
-  takeUnsent(): Queued {
-    const q = this.peekUnsent();
-    this.nextToSend++;
+  /**
+   * Moves unsent messages, oldest first, into a batch (`ms`, and their body sizes into `bodies`) while
+   * the batch stays within maxBytes (a first message always goes) and maxCount; marks them sent. Returns
+   * how many of them had been sent before (on an earlier connection).
+   */
+  takeBatch(ms: unknown[], bodies: number[], maxBytes: number, maxCount: number): number {
+    let size = 0;
+    let i = this.head + (this.nextToSend - this.base);
+    const end = this.msgs.length;
+    const firstResend = this.sentHigh;
+    const start = this.nextToSend;
+    while (i < end && ms.length < maxCount) {
+      const n = sizeOf(this.bodies[i]);
+      if (size > 0 && size + n > maxBytes) break;
+      ms.push(this.msgs[i]);
+      bodies.push(this.bodies[i]);
+      size += n;
+      i++;
+    }
+    this.nextToSend = this.base + (i - this.head);
     if (this.nextToSend > this.sentHigh) this.sentHigh = this.nextToSend;
-    this.unsentBytes -= q.size;
-    return q;
+    this.unsentBytes -= size;
+    return Math.max(0, Math.min(this.nextToSend, firstResend) - start);
   }
 
   /**
@@ -81,19 +99,19 @@ export class OutQueue {
    */
   ack(taken: number): number {
     const upTo = Math.min(taken, this.sentHigh);
-    let n = 0;
-    while (this.base < upTo) {
-      const q = this.items[this.head];
-      this.items[this.head] = undefined as unknown as Queued; // let the payload go now
-      if (this.base >= this.nextToSend) this.unsentBytes -= q.size;
+    const n = Math.max(0, upTo - this.base);
+    for (let k = 0; k < n; k++) {
+      const size = sizeOf(this.bodies[this.head]);
+      if (this.base >= this.nextToSend) this.unsentBytes -= size;
+      this.msgs[this.head] = undefined; // let the payload go now
+      this.bytes -= size + PER_MESSAGE_OVERHEAD;
       this.head++;
       this.base++;
-      this.bytes -= q.size + PER_MESSAGE_OVERHEAD;
-      n++;
     }
     if (this.nextToSend < this.base) this.nextToSend = this.base;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    if (this.head > 1024 && this.head * 2 > this.msgs.length) {
+      this.msgs = this.msgs.slice(this.head);
+      this.bodies = this.bodies.slice(this.head);
       this.head = 0;
     }
     return n;
@@ -101,7 +119,7 @@ export class OutQueue {
 
   /** A new connection: everything unacknowledged goes out again, oldest first. */
   rewind(): void {
-    for (let i = this.base; i < this.nextToSend; i++) this.unsentBytes += this.items[this.head + (i - this.base)].size;
+    for (let i = this.base; i < this.nextToSend; i++) this.unsentBytes += sizeOf(this.bodies[this.head + (i - this.base)]);
     this.nextToSend = this.base;
   }
 
