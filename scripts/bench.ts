@@ -6,6 +6,8 @@ import { benchPortable } from "./bench/portable";
 import { benchSizes } from "./bench/sizes";
 import { benchHandshake } from "./bench/handshake";
 import { benchFlood } from "./bench/flood";
+import { benchBoards } from "./bench/boards";
+import { benchBackbone } from "./bench/backbone";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -13,6 +15,8 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Bundle sizes", benchSizes],
   ["Handshakes: bytes and host handshakes per second, next to TLS 1.3 on loopback", benchHandshake],
   ["Handshake flood at the gateway: work and memory", benchFlood],
+  ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
+  ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
 ];
 
 const only = process.argv.slice(2);
