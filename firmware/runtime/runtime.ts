@@ -83,7 +83,9 @@ export function rtNew(hal: Hal, conf: string): Runtime {
     restarts: 0, queued: 0, who: "", bleGrace: 0,
   };
   // Saved state belongs to the identity it was saved under: a board provisioned again starts afresh.
-  const who = (f["id"] === undefined ? "" : f["id"]) + (f["kid"] === undefined ? "" : f["kid"]) + ":";
+  // The identity and the start of the provisioned key: a rotated key (same id) also starts afresh.
+  const key = f["psk"] !== undefined ? f["psk"] : f["secret"] !== undefined ? f["secret"] : "";
+  const who = (f["id"] === undefined ? "" : f["id"]) + (f["kid"] === undefined ? "" : f["kid"]) + "/" + key.substring(0, 8) + ":";
   const keys = ep.cfg.pskI === undefined ? undefined : ep.cfg.pskI.keys;
   const psk = mine(hal.storage.read(SAVED_PSK), who);
   if (keys !== undefined && psk !== "") {
