@@ -54,12 +54,14 @@ export type ConnectionStats = { recordsIn: number; recordsOut: number; bytesIn: 
 
 /**
  * Events: 'ready' (the session is confirmed both ways), 'messages' (Message[] of one batch, in order),
- * 'drain' (the socket took what was written), 'close' (reason: string; once).
+ * 'drain' (the socket took what was written), 'close' (reason: string; once, as soon as either side
+ * ended the connection, possibly before the socket has closed).
  */
 export class BackboneConnection extends EventEmitter {
   state = CONN_HANDSHAKE;
   readonly ep: Endpoint;
   readonly stats: ConnectionStats = { recordsIn: 0, recordsOut: 0, bytesIn: 0, bytesOut: 0 };
+  /** Why the connection ended (set once, when it does). */
   closeReason: string | undefined;
   private readonly hs = new ByteQueue(); // bytes of the peer's handshake frame
   private readonly reader: RecordReader;
@@ -70,7 +72,6 @@ export class BackboneConnection extends EventEmitter {
   private readonly startedAt = Date.now();
   private lastIn = Date.now();
   private lastOut = Date.now();
-  private finished = false;
 
   constructor(readonly socket: Socket, cfg: EndpointConfig, opts: Partial<ConnectionOptions> = {}) {
     super();
@@ -81,8 +82,7 @@ export class BackboneConnection extends EventEmitter {
       record: (flags, plain) => this.onRecord(flags, plain),
       fail: (why) => this.abort(why),
       aborted: () => {
-        this.closeReason ??= "aborted by peer";
-        this.state = CONN_CLOSED; // nothing to answer: the peer is gone
+        this.finish("aborted by peer"); // nothing to answer: the peer is gone
         this.socket.destroy();
       },
     });
@@ -90,7 +90,7 @@ export class BackboneConnection extends EventEmitter {
     socket.on("data", (b: Buffer) => this.onData(b));
     socket.on("drain", () => this.emit("drain"));
     socket.on("error", () => {}); // ECONNRESET and the like: 'close' follows
-    socket.on("close", () => this.finish(this.closeReason ?? "socket closed"));
+    socket.on("close", () => this.finish("socket closed"));
     const tick = Math.max(50, Math.min(1000, this.opts.keepaliveMs / 2, this.opts.handshakeTimeoutMs / 2));
     this.timer = setInterval(() => this.onTick(), tick).unref();
     epStart(this.ep, Date.now());
@@ -142,13 +142,12 @@ export class BackboneConnection extends EventEmitter {
   /** Ends the session with an authenticated CLOSE record, then the TCP connection. */
   close(reason = "closed"): void {
     if (this.state === CONN_CLOSED) return;
-    this.closeReason ??= reason;
     const s = this.ep.session;
     if (s !== undefined) {
       sessionClose(s, Date.now());
       this.writeOutput();
     }
-    this.state = CONN_CLOSED;
+    this.finish(reason);
     this.socket.end();
     // A peer that never ends its side must not keep the socket: give the queued records time to leave.
     setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS).unref();
@@ -157,27 +156,28 @@ export class BackboneConnection extends EventEmitter {
   /** Ends at once with the error packet (SVC: no cause is given to the peer). */
   abort(reason: string): void {
     if (this.state === CONN_CLOSED) return;
-    this.closeReason ??= reason;
-    this.state = CONN_CLOSED;
-    this.reader.stop();
-    if (this.ep.session !== undefined && this.ep.session.state !== STATE_CLOSED) {
-      this.ep.session.state = STATE_CLOSED;
-      this.socket.end(errorPacket());
-    } else this.socket.end();
+    const s = this.ep.session;
+    const open = s !== undefined && s.state !== STATE_CLOSED;
+    if (s !== undefined) s.state = STATE_CLOSED;
+    this.finish(reason);
     this.socket.pause();
+    if (open) this.socket.end(errorPacket());
+    else this.socket.end();
     setTimeout(() => this.socket.destroy(), ABORT_LINGER_MS).unref();
   }
 
-  /** The socket is gone: stop the timers and tell the owner, once. */
+  /**
+   * The connection is over (whoever ended it): stop the timers and the reader and tell the owner, once, at
+   * once. The socket may linger a little to flush; the owner may already reconnect.
+   */
   private finish(reason: string): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.closeReason !== undefined) return;
+    this.state = CONN_CLOSED;
+    this.closeReason = reason;
     clearInterval(this.timer);
     this.hs.clear();
     this.reader.stop();
-    this.state = CONN_CLOSED;
-    this.closeReason ??= reason;
-    this.emit("close", this.closeReason);
+    this.emit("close", reason);
   }
 
   private onTick(): void {
@@ -275,11 +275,9 @@ export class BackboneConnection extends EventEmitter {
   }
 
   private peerClosed(): void {
-    this.reader.stop();
-    this.closeReason ??= "closed by peer";
     const s = this.ep.session;
     if (s !== undefined) s.state = STATE_CLOSED;
-    this.state = CONN_CLOSED;
+    this.finish("closed by peer");
     this.socket.end();
   }
 }
