@@ -179,6 +179,11 @@ export class BackboneServer extends EventEmitter {
     this.peers.get(gateway)?.ack(taken, run);
   }
 
+  /** Ends a gateway's connection (its queue stays); it reconnects unless its key is no longer pinned. */
+  disconnect(gateway: string, reason = "disconnected by the controller"): void {
+    this.peers.get(gateway)?.close(reason);
+  }
+
   /** Gateways with a ready connection. */
   connected(): string[] {
     return [...this.peers].filter(([, p]) => p.connected).map(([id]) => id);
@@ -224,7 +229,13 @@ export class BackboneServer extends EventEmitter {
     };
     conn.once("ready", () => {
       settled();
-      this.peerFor(hex(conn.peer!)).attach(conn);
+      let peer: BackbonePeer;
+      try {
+        peer = this.peerFor(hex(conn.peer!));
+      } catch {
+        return conn.abort("gateway no longer pinned"); // its key was withdrawn during the handshake
+      }
+      peer.attach(conn);
     });
     conn.once("close", () => {
       if (pending) this.stats.failedHandshakes++;
