@@ -26,7 +26,7 @@ import { median, progress, table } from "../lib/measure";
 
 const SIZES = [1 << 10, 64 << 10, 1 << 20, 10 << 20];
 const RUN_BYTES = 64 << 20; // per run (at least 4 messages)
-const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 7);
 const RECEIVER = "--backbone-bench-receiver";
 const V13 = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3", ciphers: "TLS_AES_256_GCM_SHA384" } as const;
 
