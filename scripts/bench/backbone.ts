@@ -227,7 +227,8 @@ export async function benchBackbone(): Promise<string> {
     return table(["payload", "messages/run", "sesame MB/s", "TLS 1.3 MB/s", "sesame/TLS", "sesame CPU ms/MB send / recv", "TLS CPU ms/MB send / recv"], rows) +
       `\n\nMedians of ${ROUNDS} runs of ~${RUN_BYTES >> 20} MiB each; receiver in a child process, sender here, loopback TCP.` +
       "\nCPU ms/MB: process CPU time (user + system) per MB moved, on each side; on a shared machine it is the steadier figure." +
-      `\nsesame: extreme format, AES-256-GCM, batches up to 256 KiB per record (${stats.batches} records for ${stats.sent} messages in all).` +
+      `\nsesame: extreme format, AES-256-GCM, batches up to 256 KiB per record (${stats.batches} records for ${stats.sent} messages in all; ` +
+      `${stats.connections} connection(s), ${stats.resent} messages resent).` +
       `\nTLS: ${protocol}, ${material.how}; 4-byte length prefix per message, reassembled by the receiver.`;
   } finally {
     child.disconnect();
