@@ -15,6 +15,11 @@
 //   0x05  SESSION_EVENT  dlen (uvarint) | device (dlen) | event (1) | detail (rest)
 //   0x06  ACK            taken (uvarint), nothing after it
 //   0x07  HELLO          run (8) | next (uvarint) | peerRun (8) | taken (uvarint), nothing after
+//   0x08  KEYS           dlen (uvarint) | device (dlen) | grant (rest)        terminate mode, ctl -> gw: the
+//                        device's handshake keys as "mode=psk;current=<hex>;previous=<hex>" or
+//                        "mode=dh;public=<hex>"; an empty grant withdraws them (revoked, rotated)
+//   0x09  KEYS_EVOLVED   dlen (uvarint) | device (dlen) | "current=<hex>;previous=<hex>"   gw -> ctl: a psk
+//                        device's keys moved on with a confirmed session; the controller stores them
 //
 // uvarint: unsigned LEB128 (7 bits a byte, least significant group first, high bit = more), in its
 // shortest form only, at most 2^53 - 1 (8 bytes), so every value has exactly one encoding and fits a JS
@@ -35,6 +40,9 @@ export const KIND_RELAY_DOWN = 0x04;
 export const KIND_SESSION_EVENT = 0x05;
 export const KIND_ACK = 0x06;
 export const KIND_HELLO = 0x07;
+export const KIND_KEYS = 0x08;
+export const KIND_KEYS_EVOLVED = 0x09;
+const KIND_MAX = KIND_KEYS_EVOLVED;
 
 export const SESSION_OPENED = 1;
 export const SESSION_CLOSED = 2;
@@ -49,6 +57,7 @@ export const RUN_SIZE = 8;
 export const MAX_UVARINT = Number.MAX_SAFE_INTEGER;
 
 export type Uplink = { kind: typeof KIND_UPLINK; device: Uint8Array; payload: Uint8Array };
+export type Keys = { kind: typeof KIND_KEYS | typeof KIND_KEYS_EVOLVED; device: Uint8Array; payload: Uint8Array };
 export type Downlink = { kind: typeof KIND_DOWNLINK; device: Uint8Array; payload: Uint8Array };
 export type RelayUp = { kind: typeof KIND_RELAY_UP; source: Uint8Array; spdu: Uint8Array };
 export type RelayDown = { kind: typeof KIND_RELAY_DOWN; source: Uint8Array; spdu: Uint8Array };
@@ -57,7 +66,7 @@ export type Ack = { kind: typeof KIND_ACK; taken: number };
 export type Hello = { kind: typeof KIND_HELLO; run: Uint8Array; next: number; peerRun: Uint8Array; taken: number };
 
 /** The messages the application sends and receives (numbered and acknowledged by the link). */
-export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent;
+export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent | Keys;
 export type Message = AppMessage | Ack | Hello;
 
 export const FRAME_TRUNCATED = 1; // the batch ends inside a message
@@ -162,7 +171,7 @@ function check(m: Message): number | string {
     if (m.run.length !== RUN_SIZE || m.peerRun.length !== RUN_SIZE) return `HELLO run ids are ${RUN_SIZE} bytes`;
     return isCount(m.next) && isCount(m.taken) ? bodySize(m) : "HELLO counts must be safe non-negative integers";
   }
-  if (m.kind < KIND_UPLINK || m.kind > KIND_SESSION_EVENT) return `unknown message kind ${(m as Message).kind}`;
+  if (m.kind < KIND_UPLINK || m.kind > KIND_MAX) return `unknown message kind ${(m as Message).kind}`;
   if (idOf(m).length > MAX_ID) return `ids are at most ${MAX_ID} bytes`;
   if (m.kind === KIND_SESSION_EVENT && m.event !== SESSION_OPENED && m.event !== SESSION_CLOSED) return `unknown session event ${m.event}`;
   const body = bodySize(m);
@@ -251,7 +260,7 @@ function readId(c: Cursor, end: number): Uint8Array {
 function readMessage(c: Cursor): Message | undefined {
   const at = c.off;
   const kind = c.b[c.off++];
-  if (kind < KIND_UPLINK || kind > KIND_HELLO) return void fail(c, FRAME_KIND, at);
+  if (kind < KIND_UPLINK || kind > KIND_MAX) return void fail(c, FRAME_KIND, at);
   const len = readUvarint(c, c.b.length);
   if (c.err !== undefined) return undefined;
   if (len > MAX_BODY) return void fail(c, FRAME_LENGTH, at);
@@ -279,7 +288,7 @@ function readMessage(c: Cursor): Message | undefined {
     } else if (kind === KIND_RELAY_UP || kind === KIND_RELAY_DOWN) {
       m = { kind, source: id, spdu: view(c.b, c.off, end) };
     } else {
-      m = { kind: kind as typeof KIND_UPLINK, device: id, payload: view(c.b, c.off, end) };
+      m = { kind: kind as typeof KIND_UPLINK | typeof KIND_KEYS, device: id, payload: view(c.b, c.off, end) } as Message;
     }
     c.off = end;
   }
@@ -297,7 +306,7 @@ export const MESSAGE_PREFIX_MAX = 9;
  */
 export function messageExtent(b: Uint8Array): number | FrameError {
   if (b.length === 0) return 0;
-  if (b[0] < KIND_UPLINK || b[0] > KIND_HELLO) return new FrameError(FRAME_KIND, 0);
+  if (b[0] < KIND_UPLINK || b[0] > KIND_MAX) return new FrameError(FRAME_KIND, 0);
   const c: Cursor = { b, off: 1, err: undefined };
   const len = readUvarint(c, b.length);
   if (c.err !== undefined) return c.err.code === FRAME_TRUNCATED ? 0 : c.err;
@@ -321,7 +330,7 @@ export function decodeComplete(b: Uint8Array, off: number, out: Message[]): numb
   const c: Cursor = { b, off, err: undefined };
   while (c.off < b.length) {
     const start = c.off;
-    if (b[start] < KIND_UPLINK || b[start] > KIND_HELLO) return new FrameError(FRAME_KIND, start);
+    if (b[start] < KIND_UPLINK || b[start] > KIND_MAX) return new FrameError(FRAME_KIND, start);
     c.off = start + 1;
     const len = readUvarint(c, b.length);
     if (c.err !== undefined) return c.err.code === FRAME_TRUNCATED ? start : c.err;
