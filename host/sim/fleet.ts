@@ -8,13 +8,12 @@ import * as path from "node:path";
 import type { BoardProfile } from "../../firmware/board";
 import { bleAccept, bleFragment, BleReassembler, bleReassemblerNew, BLE_MAX_PACKET } from "../../firmware/link/ble";
 import { DutyCycle, dutyAllows, dutyNew, dutyRecord } from "../../firmware/link/lora";
-import { pskPid, PskKeys } from "../../firmware/handshake/psk";
-import { EndpointConfig } from "../../firmware/session/endpoint";
 import { SaPolicy } from "../../firmware/session/sa";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import { DeviceGateway, LORA, Uplink } from "../gateway/devices";
+import { KeyTable } from "../gateway/keytable";
 import { SimBoard } from "./board";
 import { EspruinoBoard } from "./board-espruino";
 import { LuaBoard } from "./board-lua";
@@ -117,27 +116,12 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
 
   // Provisioning: what the controller would hand out.
   const gw = nodeKeyPair();
-  const pskStores = new Map<string, PskKeys>();
-  const dhKeys = new Map<string, Uint8Array>();
+  const keys = new KeyTable();
   const store = memoryStorage();
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store,
   };
-  const base = { initiator: false, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: undefined, pskI: undefined, spiLive: () => false };
-  const config = (mode: "dh" | "psk"): EndpointConfig => mode === "dh"
-    ? { ...base, dh: true, dhR: { p: hostProvider, me: gw, lookup: (kid) => dhKeys.get(hex(kid)) }, pskR: undefined, pskStore: undefined }
-    : {
-      ...base, dh: false, dhR: undefined,
-      pskR: { p: hostProvider, lookup: (pid) => {
-        const want = hex(pid);
-        for (const [id, k] of pskStores) {
-          if (hex(pskPid(hostProvider, k.current)) === want) return { device: Buffer.from(id, "hex"), key: k.current };
-          if (k.previous && hex(pskPid(hostProvider, k.previous)) === want) return { device: Buffer.from(id, "hex"), key: k.previous };
-        }
-        return undefined;
-      } },
-      pskStore: (device) => pskStores.get(hex(device)),
-    };
+  const config = keys.responders(gw, policy);
   const gateway = new DeviceGateway({ config, storage: store });
   const fleet: Fleet = { clock, boards: [], gateway, ble, lora, uplinks: [], deviceOf: new Map(), lostSeen: new Map(), periodMs: new Map() };
 
@@ -154,12 +138,12 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     if (p.handshake === "dh") {
       const dk = nodeKeyPair();
       device = hex(Uint8Array.from([0x10, i >> 8, i & 0xff, 1]));
-      dhKeys.set(device, dk.S);
+      keys.setDh(device, device, dk.S);
       conf = `mode=dh;order=I;kid=${device};secret=${hex(dk.s)};gateway=${hex(gw.S)}`;
     } else {
       device = hex(Uint8Array.from([0x20, i >> 8, i & 0xff, 2]));
       const psk = Uint8Array.from({ length: 32 }, () => Math.floor(rand() * 256));
-      pskStores.set(device, { current: psk, previous: undefined });
+      keys.setPsk(device, { current: psk, previous: undefined });
       conf = `mode=psk;order=I;id=${device};psk=${hex(psk)}`;
     }
     conf += `;period=${period};${timing}`;
