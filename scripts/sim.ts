@@ -89,7 +89,7 @@ async function main(): Promise<void> {
     onProgress: (now, end, f) => {
       const done = now / end;
       const bar = "#".repeat(Math.round(done * 30)).padEnd(30, ".");
-      const online = f.gateway.online().length;
+      const online = f.gateway?.online().length ?? 0;
       process.stderr.write(`\r[${bar}] ${(now / 60000).toFixed(1)}/${end / 60000} min virtual, ${((Date.now() - t0) / 1000).toFixed(1)} s real, ${online}/${boards} online, ${f.uplinks.length} readings delivered `);
     },
   });

@@ -79,13 +79,15 @@ export type Endpoint = {
   handshakes: number;
   failures: number;
   transport: number;
+  /** A record that came while our X25519 work was still running (the responder's CONFIRM in order I): taken up once the session exists. */
+  early: Bytes | undefined;
 };
 
 export function epNew(cfg: EndpointConfig): Endpoint {
   return {
     cfg: cfg, state: EP_IDLE, since: 0, spi: 0, eph: undefined, dhPending: undefined, pskPending: undefined, work: undefined,
     workMsg: undefined, pskKey: undefined, session: undefined, old: undefined, confirmed: false, tries: 0, out: [], handshakes: 0,
-    failures: 0, transport: 1,
+    failures: 0, transport: 1, early: undefined,
   };
 }
 
@@ -272,7 +274,10 @@ export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): 
     epPoll(ep, now);
     return 0;
   }
-  if (ep.session === undefined) return 0;
+  if (ep.session === undefined) {
+    if (SESAME_DH && ep.work !== undefined) ep.early = packet;
+    return 0;
+  }
   const old = ep.old;
   if (old !== undefined && packet.length >= 3 && recordSpi(packet) === old.inb.spi) return sessionReceive(old, packet, tid, now);
   const r = sessionReceive(ep.session, packet, tid, now);
@@ -285,7 +290,12 @@ export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): 
 export function epPoll(ep: Endpoint, now: number): boolean {
   const c = ep.cfg;
   if (SESAME_DH && ep.work !== undefined) {
-    if (workStep(ep.work, c.sliceSteps > 0 ? c.sliceSteps : 255)) afterWork(ep, now);
+    if (workStep(ep.work, c.sliceSteps > 0 ? c.sliceSteps : 255)) {
+      afterWork(ep, now);
+      const early = ep.early;
+      ep.early = undefined;
+      if (early !== undefined && ep.session !== undefined) epInput(ep, early, ep.transport, now);
+    }
     return ep.work !== undefined;
   }
   const stale = (ep.state === EP_WAIT || (ep.state === EP_OPEN && !ep.confirmed)) && now - ep.since >= c.retryMs;

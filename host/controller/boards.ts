@@ -29,11 +29,14 @@ export function loadBoards(dir = BOARDS_DIR): Boards {
 }
 
 /**
- * The handshake order the board's link needs: I (device speaks first) when its only radio is LoRa, where a
- * class A gateway cannot speak first; R otherwise (BLE links the gateway accepts). docs/PROTOCOL.md 2.1.
+ * The handshake order boards are provisioned with: I (the device speaks first) on every link. The device
+ * runtime starts a handshake as soon as any link is up (a BLE connection, or LoRa at boot), which is what
+ * LoRa needs (a class A gateway cannot speak first) and what lets one session move between BLE and LoRa;
+ * the gateway's responders answer order I. docs/PROTOCOL.md 2.1 and 5.4.
  */
 export function boardOrder(b: BoardProfile): "R" | "I" {
-  return b.radios.lora !== undefined && b.radios.ble === undefined ? "I" : "R";
+  void b;
+  return "I";
 }
 
 /** Modes a board may be provisioned in: psk everywhere; dh only where the profile's handshake is dh. */

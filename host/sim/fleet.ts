@@ -12,7 +12,7 @@ import { SaPolicy } from "../../firmware/session/sa";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
-import { DeviceGateway, LORA, Uplink } from "../gateway/devices";
+import { DeviceGateway, DownPacket, LORA, Uplink } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { SimBoard } from "./board";
 import { EspruinoBoard } from "./board-espruino";
@@ -44,6 +44,12 @@ export type FleetOptions = {
   /** Called every `progressMs` of virtual time. */
   onProgress?: (now: number, end: number, fleet: Fleet) => void;
   progressMs?: number;
+  /** The gateway's device side: by default an in-process DeviceGateway with keys made up for the run. */
+  gateway?: GatewayPort;
+  /** Board configurations from a controller (its provisioning), instead of keys made up for the run. */
+  provision?: (profile: BoardProfile, index: number) => Promise<{ device: string; config: string }>;
+  /** Run against the wall clock (for a live gateway) until `stop()` says so, instead of `minutes` flat out. */
+  realtime?: { stop: () => boolean };
   /** Sees every whole packet the gateway receives (a wiretap for tests). */
   tap?: (link: string, packet: Uint8Array) => void;
   /** Scripted events: called once at the start with the fleet, may schedule on fleet.clock. */
@@ -73,10 +79,22 @@ export type BoardResult = {
   latencies: number[];
 };
 
+/** What the fleet's radios hand packets to: host/gateway/devices.ts in process, or a gateway process over
+ * its simulator link (host/gateway/simlink.ts SimLinkClient). */
+export interface GatewayPort {
+  input(link: string, packet: Uint8Array, now: number): void;
+  connected(link: string, now: number): void;
+  poll(now: number): void;
+  takeOutput(): DownPacket[];
+  takeUplinks(): Uplink[];
+}
+
 export type Fleet = {
   clock: VirtualClock;
   boards: SimBoard[];
-  gateway: DeviceGateway;
+  /** The in-process gateway, when the run has one. */
+  gateway: DeviceGateway | undefined;
+  port: GatewayPort;
   ble: BleMedium | undefined;
   lora: LoraChannel | undefined;
   uplinks: Uplink[];
@@ -122,8 +140,9 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store,
   };
   const config = keys.responders(gw, policy);
-  const gateway = new DeviceGateway({ config, storage: store });
-  const fleet: Fleet = { clock, boards: [], gateway, ble, lora, uplinks: [], deviceOf: new Map(), lostSeen: new Map(), periodMs: new Map() };
+  const local = opts.gateway ? undefined : new DeviceGateway({ config, storage: store });
+  const gateway: GatewayPort = opts.gateway ?? local!;
+  const fleet: Fleet = { clock, boards: [], gateway: local, port: gateway, ble, lora, uplinks: [], deviceOf: new Map(), lostSeen: new Map(), periodMs: new Map() };
 
   const world = { clock, ble, lora, rand };
   for (let i = 0; i < opts.boards; i++) {
@@ -135,7 +154,9 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     const jitter = Math.floor(rand() * 20_000);
     const timing = p.radios.lora ? `retry=${20_000 + jitter};rto=30000;tries=4` : `retry=${5_000 + (jitter % 2000)};rto=4000;tries=5`;
     let device: string, conf: string;
-    if (p.handshake === "dh") {
+    if (opts.provision) {
+      ({ device, config: conf } = await opts.provision(p, i));
+    } else if (p.handshake === "dh") {
       const dk = nodeKeyPair();
       device = hex(Uint8Array.from([0x10, i >> 8, i & 0xff, 1]));
       keys.setDh(device, device, dk.S);
@@ -217,11 +238,25 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   opts.script?.(fleet);
   const end = opts.minutes * 60_000;
   const step = opts.progressMs ?? 10_000;
-  for (let t = 0; t < end; t = Math.min(end, t + step)) {
-    clock.runUntil(Math.min(end, t + step));
-    for (const b of fleet.boards) collectLost(fleet, b);
-    opts.onProgress?.(clock.now, end, fleet);
-    await new Promise((r) => setImmediate(r));
+  if (opts.realtime) {
+    const t0 = Date.now();
+    let next = step;
+    while (!opts.realtime.stop()) {
+      clock.runUntil(Date.now() - t0);
+      if (clock.now >= next) {
+        next += step;
+        for (const b of fleet.boards) collectLost(fleet, b);
+        opts.onProgress?.(clock.now, end, fleet);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } else {
+    for (let t = 0; t < end; t = Math.min(end, t + step)) {
+      clock.runUntil(Math.min(end, t + step));
+      for (const b of fleet.boards) collectLost(fleet, b);
+      opts.onProgress?.(clock.now, end, fleet);
+      await new Promise((r) => setImmediate(r));
+    }
   }
   const results = fleet.boards.map((b) => summarise(fleet, b));
   for (const b of fleet.boards) b.close();

@@ -110,7 +110,7 @@ for (const b of BACKENDS) {
       const ep = deviceEndpoint(hostProvider, policy(hostProvider), config, () => false);
       assert.equal(hex(ep.cfg.pskI!.id), device.id);
       const keys = (await store.registry.lookupPsk(device.id))!;
-      assertHandshake(config, `mode=psk;order=R;devices=${device.id}:${hex(keys.current)}`);
+      assertHandshake(config, `mode=psk;order=I;devices=${device.id}:${hex(keys.current)}`);
 
       const dh = await call("POST", "/v1/devices", { body: { board: "esp32-nodemcu-lora" } });
       assert.equal(dh.status, 201);

@@ -1,0 +1,226 @@
+// The controller process: durable store (devices, wrapped keys, sessions, audit), admin API, the backbone
+// server for gateways, application delivery over MQTT, and telemetry.
+//
+//   - Terminate-mode gateways get device keys as KEYS grants when they connect and whenever the registry
+//     changes (provisioned, rotated, revoked); they hand psk evolutions back (KEYS_EVOLVED), stored at once.
+//   - Relay-mode gateways get no keys: the controller ends those device sessions itself (host/gateway/devices.ts
+//     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>").
+//   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
+//     the device through whichever gateway last carried it.
+import { memoryStorage } from "../../firmware/runtime/facade";
+import type { SaPolicy } from "../../firmware/session/sa";
+import { SUITE_CONSTRAINED } from "../../firmware/suite";
+import { BackboneServer } from "../backbone/link";
+import {
+  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type Message,
+} from "../backbone/frame";
+import { hostProvider } from "../crypto/provider";
+import { DeviceGateway } from "../gateway/devices";
+import { KeyTable } from "../gateway/keytable";
+import { RESPONDER_GRANT, type GatewayMode } from "../gateway/gateway";
+import { Metrics } from "../telemetry/metrics";
+import { metricsHandler } from "../telemetry/metrics-http";
+import type { Logger } from "../telemetry/log";
+import { createAdminApi, type AdminApi } from "./admin";
+import { Delivery, type BrokerChoice } from "./mqtt";
+import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
+import type { AdminToken } from "./tokens";
+
+export type GatewayEntry = { kid: string; publicKey: Uint8Array; mode: GatewayMode };
+
+export type ControllerOptions = {
+  store: StoreOptions;
+  /** The controller's backbone key pair (gateways pin its public key). */
+  keys: { S: Uint8Array; s: Uint8Array };
+  gateways: GatewayEntry[];
+  backbone: { port: number; host?: string };
+  admin: { port: number; host?: string; tokens: AdminToken[] };
+  mqtt: BrokerChoice;
+  log: Logger;
+  /** How often the registry is re-read for devices provisioned since (ms). */
+  refreshMs?: number;
+};
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const utf8 = (b: Uint8Array) => Buffer.from(b).toString("utf8");
+
+export class Controller {
+  readonly metrics = new Metrics();
+  readonly keys = new KeyTable();
+  store!: ControllerStore;
+  server!: BackboneServer;
+  delivery!: Delivery;
+  admin!: AdminApi;
+  relay!: DeviceGateway;
+  readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
+  /** Where each device was last heard: the gateway, and in relay mode the link on it. */
+  private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string }>();
+  private known = new Map<string, number>();
+  private timers: NodeJS.Timeout[] = [];
+  private responderGrant = "";
+
+  constructor(private readonly opts: ControllerOptions) {}
+
+  async start(): Promise<{ backbone: number; admin: number; mqtt: string }> {
+    const { log } = this.opts;
+    this.store = await openControllerStore(this.opts.store);
+    const rk = await this.store.registry.responderKey();
+    this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
+    const policy: SaPolicy = {
+      suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
+      seqBlock: 1024, store: memoryStorage(),
+    };
+    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage() });
+    await this.refreshKeys();
+    this.store.registry.onRevoke((e) => {
+      this.keys.remove(e.deviceId);
+      this.known.delete(e.deviceId);
+      this.grantAll(e.deviceId);
+    });
+
+    const gateways = new Map(this.opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
+    this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => gateways.get(hex(kid))?.publicKey });
+    this.server.on("message", (m: Message, gw: string) => this.fromGateway(m, gw));
+    this.server.on("gateway-up", (gw: string) => {
+      log.info("gateway connected", { gateway: gw, mode: gateways.get(gw)?.mode });
+      if (gateways.get(gw)?.mode === "terminate") this.grantGateway(gw);
+    });
+    this.server.on("gateway-down", (gw: string, reason: string) => log.warn("gateway disconnected", { gateway: gw, reason }));
+    const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
+
+    this.delivery = new Delivery({ broker: this.opts.mqtt, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
+    await this.delivery.start();
+
+    this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
+    const metricsRoute = metricsHandler(this.metrics);
+    this.admin.server.prependListener("request", (req, res) => {
+      if (req.url === "/metrics") metricsRoute(req, res);
+      else if (req.url === "/status") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ ...this.metrics.snapshot(), gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }));
+      }
+    });
+    const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
+    this.metrics.watchDevicesOnline(() => this.relay.online().length + this.lastSeen.size);
+
+    this.timers.push(setInterval(() => this.tick(), 50));
+    this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
+    log.info("controller started", { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl });
+    return { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl };
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.admin?.close().catch(() => {});
+    await this.server?.close().catch(() => {});
+    await this.delivery?.stop().catch(() => {});
+    await this.store?.close().catch(() => {});
+  }
+
+  /** Loads devices the registry has and the table lacks (provisioned or rotated since), and grants them. */
+  private async refreshKeys(): Promise<void> {
+    const reg = this.store.registry;
+    for (const d of await reg.list({ includeRevoked: false })) {
+      if (this.known.get(d.id) === d.generation) continue;
+      this.known.set(d.id, d.generation);
+      if (d.mode === "psk") {
+        const k = await reg.lookupPsk(d.id);
+        if (k) this.keys.setPsk(d.id, { current: k.current, previous: k.previous });
+      } else if (d.kid && d.publicKey) {
+        this.keys.setDh(d.id, d.kid, Uint8Array.from(Buffer.from(d.publicKey, "hex")));
+      }
+      this.grantAll(d.id);
+    }
+  }
+
+  private terminateGateways(): string[] {
+    return this.opts.gateways.filter((g) => g.mode === "terminate").map((g) => g.kid.toLowerCase());
+  }
+
+  private grantAll(device: string): void {
+    for (const gw of this.terminateGateways()) this.sendKeys(gw, device, this.keys.grant(device));
+  }
+
+  private grantGateway(gw: string): void {
+    this.sendKeys(gw, RESPONDER_GRANT, this.responderGrant);
+    for (const id of this.known.keys()) this.sendKeys(gw, id, this.keys.grant(id));
+  }
+
+  private sendKeys(gw: string, device: string, grant: string): void {
+    this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
+    this.stats.grantsSent++;
+  }
+
+  private fromGateway(m: Message, gw: string): void {
+    if (m.kind === KIND_UPLINK && m.payload.length >= 3) {
+      const peer = hex(m.device);
+      const device = this.keys.deviceOfPeer(peer);
+      this.lastSeen.set(device, { gateway: gw, peer });
+      const id = (m.payload[0] << 16) | (m.payload[1] << 8) | m.payload[2];
+      this.publish(device, id, m.payload.subarray(3), gw, "terminate");
+    } else if (m.kind === KIND_RELAY_UP) {
+      this.stats.relayed++;
+      this.relay.input(`${gw}|${utf8(m.source)}`, m.spdu, Date.now());
+      this.pumpRelay();
+    } else if (m.kind === KIND_KEYS_EVOLVED) {
+      const device = utf8(m.device);
+      if (this.keys.applyEvolved(device, utf8(m.payload))) this.saveEvolved(device);
+      else this.stats.badMessages++;
+    } else {
+      this.stats.badMessages++;
+    }
+  }
+
+  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string): void {
+    this.stats.uplinks++;
+    this.metrics.message("up", mode, body.length);
+    this.delivery.publishUplink({ device, seq: id, payload: Uint8Array.from(body), gateway: gw });
+  }
+
+  private pumpRelay(): void {
+    for (const u of this.relay.takeUplinks()) {
+      const device = this.keys.deviceOfPeer(u.device);
+      const [gw, link] = splitLink(u.link);
+      this.lastSeen.set(device, { gateway: gw, link, peer: u.device });
+      this.publish(device, u.id, u.body, gw, "relay");
+    }
+    for (const o of this.relay.takeOutput()) {
+      const [gw, link] = splitLink(o.link);
+      this.server.send(gw, { kind: KIND_RELAY_DOWN, source: Buffer.from(link), spdu: o.bytes });
+    }
+  }
+
+  private tick(): void {
+    this.relay.poll(Date.now());
+    this.pumpRelay();
+    for (const e of this.keys.takeEvolved()) this.saveEvolved(e.device);
+  }
+
+  private saveEvolved(device: string): void {
+    const grant = this.keys.grant(device);
+    const m = /current=([0-9a-f]+)(?:;previous=([0-9a-f]+))?/.exec(grant);
+    if (!m) return;
+    const keys = { current: Uint8Array.from(Buffer.from(m[1], "hex")), previous: m[2] ? Uint8Array.from(Buffer.from(m[2], "hex")) : undefined };
+    void this.store.registry.savePsk(device, keys).catch((e) => this.opts.log.error("saving evolved psk keys failed", { device, error: String(e) }));
+  }
+
+  /** A command from MQTT: to the device through the gateway that last carried it. */
+  private command(device: string, payload: Uint8Array): boolean | { rejected: string } {
+    const seen = this.lastSeen.get(device);
+    if (!seen) return { rejected: "device not heard from yet" };
+    this.stats.commands++;
+    this.metrics.message("down", seen.link ? "relay" : "terminate", payload.length);
+    if (seen.link) {
+      this.relay.command(seen.peer, payload, Date.now());
+      this.pumpRelay();
+    } else {
+      this.server.send(seen.gateway, { kind: KIND_DOWNLINK, device: Buffer.from(seen.peer, "hex"), payload });
+    }
+    return true;
+  }
+}
+
+function splitLink(l: string): [string, string] {
+  const i = l.indexOf("|");
+  return [l.slice(0, i), l.slice(i + 1)];
+}
