@@ -9,32 +9,39 @@
 import { alloc, Bytes, fdiv, shl, shr, Words, words } from "#target";
 import { wipe } from "../bytes";
 
-/** The AES S-box. */
-const SBOX = alloc(256);
-/** XT[x] = x * 2 in GF(2^8) mod x^8 + x^4 + x^3 + x + 1; a table so the round has no data-dependent branch. */
-const XT = alloc(256);
-
 function rotl8(x: number, n: number): number {
   return (shl(x, n) | shr(x, 8 - n)) & 0xff;
 }
 
+/** XT[x] = x * 2 in GF(2^8) mod x^8 + x^4 + x^3 + x + 1; a table so the round has no data-dependent branch. */
+function xtimeTable(): Bytes {
+  const xt = alloc(256);
+  for (let x = 0; x < 256; x++) xt[x] = (x * 2) ^ ((x & 0x80) !== 0 ? 0x11b : 0);
+  return xt;
+}
+
 // Walks the multiplicative group with generator 3: p runs over 3^k and q over 3^-k, so q is the inverse of
 // p, and the S-box entry is the affine map of q. This is load-time code, so its branches leak nothing.
-function initTables(): void {
-  for (let x = 0; x < 256; x++) XT[x] = (x * 2) ^ ((x & 0x80) !== 0 ? 0x11b : 0);
+function sboxTable(xt: Bytes): Bytes {
+  const sbox = alloc(256);
   let p = 1;
   let q = 1;
   for (let k = 0; k < 255; k++) {
-    p = p ^ XT[p]; // p * 3
+    p = p ^ xt[p]; // p * 3
     q = (q ^ (q * 2)) & 0xff; // q / 3, i.e. q * 0xf6: three shift-XORs and a reduction
     q = (q ^ (q * 4)) & 0xff;
     q = (q ^ (q * 16)) & 0xff;
     if ((q & 0x80) !== 0) q = q ^ 0x09;
-    SBOX[p] = q ^ rotl8(q, 1) ^ rotl8(q, 2) ^ rotl8(q, 3) ^ rotl8(q, 4) ^ 0x63;
+    sbox[p] = q ^ rotl8(q, 1) ^ rotl8(q, 2) ^ rotl8(q, 3) ^ rotl8(q, 4) ^ 0x63;
   }
-  SBOX[0] = 0x63; // 0 has no inverse; FIPS 197 maps it to 0 before the affine step
+  sbox[0] = 0x63; // 0 has no inverse; FIPS 197 maps it to 0 before the affine step
+  return sbox;
 }
-initTables();
+
+// Built by calls marked pure, so that a bundle without portable AES (a board with native AES) drops them.
+const XT = /* @__PURE__ */ xtimeTable();
+/** The AES S-box. */
+const SBOX = /* @__PURE__ */ sboxTable(XT);
 
 function subWord(w: number): number {
   return (
@@ -76,8 +83,8 @@ export function aesExpandKey(key: Bytes): Words {
 // Scratch state for aesEncryptBlock, allocated once: a fresh buffer per block would churn Espruino's
 // garbage collector. It is wiped after every block, because the state before the last round together with
 // the ciphertext gives the last round key, and the AES-128 key schedule runs backwards from it to the key.
-const stateA = alloc(16);
-const stateB = alloc(16);
+const stateA = /* @__PURE__ */ alloc(16);
+const stateB = /* @__PURE__ */ alloc(16);
 
 // One column of a full round: a0..a3 are the column's bytes after SubBytes and ShiftRows. MixColumns is
 // written as b_i = a_i ^ t ^ 2(a_i ^ a_{i+1}) with t the XOR of all four, which needs one xtime per byte.

@@ -45,8 +45,8 @@ function decodeWords(hex: string): Words {
 }
 
 // Decoded once at load time (Espruino does not hoist: the helpers above must precede these lines).
-const IV = decodeWords(IV_HEX);
-const K = decodeWords(K_HEX);
+const IV = /* @__PURE__ */ decodeWords(IV_HEX);
+const K = /* @__PURE__ */ decodeWords(K_HEX);
 
 /** Folds the 64-byte block at block[off] into state, using w (64 words) as the message schedule. */
 function compress(state: Words, w: Words, block: Bytes, off: number): void {

@@ -29,9 +29,9 @@ export const X25519_LADDER_STEP_OPS = 10;
 // Field arithmetic
 
 /** Scratch for `mul`/`sqr`: their output may alias an input, so columns are carried here first. */
-const T = words(16);
+const T = /* @__PURE__ */ words(16);
 /** Scratch for `pack`'s trial subtraction of p. */
-const M = words(16);
+const M = /* @__PURE__ */ words(16);
 
 function set(o: Words, small: number): void {
   o[0] = small;
@@ -186,48 +186,58 @@ const R_T2 = 4;
 const R_T3 = 5;
 
 const CHAIN_MAX = 23;
-/** Instructions of 4 words: dst, src1, src2, n. n > 0: dst = src1^(2^n) (n squarings); n = 0: dst = src1 * src2. */
-const CHAIN = words(4 * CHAIN_MAX);
-let chainLength = 0;
-let chainOps = 0;
 
-function op(dst: number, src1: number, src2: number, n: number): void {
-  const i = 4 * chainLength;
-  CHAIN[i] = dst;
-  CHAIN[i + 1] = src1;
-  CHAIN[i + 2] = src2;
-  CHAIN[i + 3] = n;
-  chainLength++;
-  chainOps += n === 0 ? 1 : n;
+function buildChain(): Words {
+  const c = words(4 * CHAIN_MAX);
+  let i = 0;
+  const op = (dst: number, src1: number, src2: number, n: number): void => {
+    c[i] = dst;
+    c[i + 1] = src1;
+    c[i + 2] = src2;
+    c[i + 3] = n;
+    i += 4;
+  };
+  // exponents in the comments are of z
+  op(R_T0, R_Z, 0, 1); // t0 = 2
+  op(R_T1, R_T0, 0, 2); // t1 = 8
+  op(R_T1, R_Z, R_T1, 0); // t1 = 9
+  op(R_T0, R_T0, R_T1, 0); // t0 = 11
+  op(R_T2, R_T0, 0, 1); // t2 = 22
+  op(R_T1, R_T1, R_T2, 0); // t1 = 31 = 2^5 - 1
+  op(R_T2, R_T1, 0, 5); // t2 = 2^10 - 2^5
+  op(R_T1, R_T2, R_T1, 0); // t1 = 2^10 - 1
+  op(R_T2, R_T1, 0, 10); // t2 = 2^20 - 2^10
+  op(R_T2, R_T2, R_T1, 0); // t2 = 2^20 - 1
+  op(R_T3, R_T2, 0, 20); // t3 = 2^40 - 2^20
+  op(R_T2, R_T3, R_T2, 0); // t2 = 2^40 - 1
+  op(R_T2, R_T2, 0, 10); // t2 = 2^50 - 2^10
+  op(R_T1, R_T2, R_T1, 0); // t1 = 2^50 - 1
+  op(R_T2, R_T1, 0, 50); // t2 = 2^100 - 2^50
+  op(R_T2, R_T2, R_T1, 0); // t2 = 2^100 - 1
+  op(R_T3, R_T2, 0, 100); // t3 = 2^200 - 2^100
+  op(R_T2, R_T3, R_T2, 0); // t2 = 2^200 - 1
+  op(R_T2, R_T2, 0, 50); // t2 = 2^250 - 2^50
+  op(R_T1, R_T2, R_T1, 0); // t1 = 2^250 - 1
+  op(R_T1, R_T1, 0, 5); // t1 = 2^255 - 2^5
+  op(R_T1, R_T1, R_T0, 0); // t1 = 2^255 - 21 = p - 2, so t1 = 1/z
+  op(R_T1, R_T1, R_X, 0); // t1 = x2 / z2 (the CHAIN_MAX-th)
+  return c;
 }
 
-// exponents in the comments are of z
-op(R_T0, R_Z, 0, 1); // t0 = 2
-op(R_T1, R_T0, 0, 2); // t1 = 8
-op(R_T1, R_Z, R_T1, 0); // t1 = 9
-op(R_T0, R_T0, R_T1, 0); // t0 = 11
-op(R_T2, R_T0, 0, 1); // t2 = 22
-op(R_T1, R_T1, R_T2, 0); // t1 = 31 = 2^5 - 1
-op(R_T2, R_T1, 0, 5); // t2 = 2^10 - 2^5
-op(R_T1, R_T2, R_T1, 0); // t1 = 2^10 - 1
-op(R_T2, R_T1, 0, 10); // t2 = 2^20 - 2^10
-op(R_T2, R_T2, R_T1, 0); // t2 = 2^20 - 1
-op(R_T3, R_T2, 0, 20); // t3 = 2^40 - 2^20
-op(R_T2, R_T3, R_T2, 0); // t2 = 2^40 - 1
-op(R_T2, R_T2, 0, 10); // t2 = 2^50 - 2^10
-op(R_T1, R_T2, R_T1, 0); // t1 = 2^50 - 1
-op(R_T2, R_T1, 0, 50); // t2 = 2^100 - 2^50
-op(R_T2, R_T2, R_T1, 0); // t2 = 2^100 - 1
-op(R_T3, R_T2, 0, 100); // t3 = 2^200 - 2^100
-op(R_T2, R_T3, R_T2, 0); // t2 = 2^200 - 1
-op(R_T2, R_T2, 0, 50); // t2 = 2^250 - 2^50
-op(R_T1, R_T2, R_T1, 0); // t1 = 2^250 - 1
-op(R_T1, R_T1, 0, 5); // t1 = 2^255 - 2^5
-op(R_T1, R_T1, R_T0, 0); // t1 = 2^255 - 21 = p - 2, so t1 = 1/z
-op(R_T1, R_T1, R_X, 0); // t1 = x2 / z2
+/**
+ * Instructions of 4 words: dst, src1, src2, n. n > 0: dst = src1^(2^n) (n squarings); n = 0: dst = src1 * src2.
+ * Built by a call marked pure (as every table here), so that a bundle without X25519 (a psk board's) drops it.
+ */
+const CHAIN = /* @__PURE__ */ buildChain();
+
+function chainOps(c: Words): number {
+  let ops = 0;
+  for (let i = 0; i < CHAIN_MAX; i++) ops += c[4 * i + 3] === 0 ? 1 : c[4 * i + 3];
+  return ops;
+}
 
 /** Field operations of the final inversion and multiplication by x2 (266). */
-export const X25519_INVERT_OPS = chainOps;
+export const X25519_INVERT_OPS = /* @__PURE__ */ chainOps(CHAIN);
 /** Field operations of one whole X25519, the unit of `x25519Step`'s budget (2816). */
 export const X25519_FIELD_OPS = X25519_LADDER_STEPS * X25519_LADDER_STEP_OPS + X25519_INVERT_OPS;
 
@@ -264,15 +274,15 @@ function reg(j: X25519Job, r: number): Words {
 }
 
 // ladder temporaries, shared: a step always runs to its end before another job's can start
-const A = words(16);
-const AA = words(16);
-const B = words(16);
-const BB = words(16);
-const C = words(16);
-const D = words(16);
-const E = words(16);
-const DA = words(16);
-const CB = words(16);
+const A = /* @__PURE__ */ words(16);
+const AA = /* @__PURE__ */ words(16);
+const B = /* @__PURE__ */ words(16);
+const BB = /* @__PURE__ */ words(16);
+const C = /* @__PURE__ */ words(16);
+const D = /* @__PURE__ */ words(16);
+const E = /* @__PURE__ */ words(16);
+const DA = /* @__PURE__ */ words(16);
+const CB = /* @__PURE__ */ words(16);
 
 /** One step of the Montgomery ladder (RFC 7748 section 5), on scalar bit j.bit. */
 function ladderStep(j: X25519Job): void {
@@ -382,11 +392,11 @@ export function x25519Step(job: X25519Job, ladderSteps: number): boolean {
     ladderStep(job);
     budget -= X25519_LADDER_STEP_OPS;
   }
-  while (job.bit < 0 && job.pc < chainLength && budget > 0) {
+  while (job.bit < 0 && job.pc < CHAIN_MAX && budget > 0) {
     chainStep(job);
     budget--;
   }
-  if (job.pc < chainLength) return false;
+  if (job.pc < CHAIN_MAX) return false;
   pack(job.out, job.t1);
   wipeJob(job);
   job.done = true;
