@@ -7,6 +7,7 @@
 //   dist/espruino/endpoints.js, dist/lua/endpoints.lua   firmware/endpoints.ts: every mode and role, for interop
 //   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD and the
 //                                    features it does not use defined false (firmware/features.d.ts)
+//   Espruino artefacts but the core are rewritten for fewer JsVars once loaded (scripts/lib/espruino-slim.ts).
 //   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }` and the features
 //   dist/build.json                  what was built, written only when everything passed
 import * as fs from "node:fs";
@@ -137,10 +138,10 @@ function record(target: Artefact["target"], name: string, file: string, code: st
   return { target, name, file: path.relative(root, file), bytes, gzipBytes: gzipSync(code, { level: 9 }).length, note };
 }
 
-async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string): Promise<Artefact | undefined> {
+async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string, slim = true): Promise<Artefact | undefined> {
   const rel = path.relative(root, outFile);
   try {
-    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define });
+    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define, slim });
     fs.writeFileSync(outFile, bundle.code);
     fs.writeFileSync(outFile + ".map", JSON.stringify(bundle.map));
     const found: EspruinoProblem[] = checkEspruino(bundle.code, bundle.map, { file: rel, mapDir: path.dirname(outFile), root });
@@ -184,7 +185,10 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   const coreNote = (bytes: number) => `goal < 12 KB for core${bytes > CORE_BUDGET_BYTES ? " (OVER)" : ""}`;
   const all = espruinoDefine(undefined);
   const allLua = luaPrelude(undefined);
-  const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, all, problems, "");
+  // The core stays as esbuild writes it (its byte size is the figure); every other Espruino artefact is
+  // slimmed for JsVars as a board's is (scripts/lib/espruino-slim.ts), so the vector and interop suites
+  // run the rewritten code.
+  const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, all, problems, "", false);
   if (core) core.note = coreNote(core.bytes);
   artefacts.push(core);
   artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, allLua, problems));

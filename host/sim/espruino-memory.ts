@@ -21,7 +21,9 @@
 // first fills the table with a known number of JsVars (a filler array) and then runs the session tells
 // whether the session fitted in what was left; a binary search over the filler finds the smallest room the
 // session fits in: that is the session's real peak, transient buffers included (sampling
-// process.memory() between steps would miss those). The figure counts every JsVar above the interpreter's
+// process.memory() between steps would miss those). A run that fails counts as not fitting too: near the
+// limit a native call that needs a contiguous buffer (AES.encrypt's result) fails after a garbage
+// collection leaves none, without the table growing, as it would on a board. The figure counts every JsVar above the interpreter's
 // empty state: the bundle's code, the runtime, the session, and the few the driver's own lines take.
 //
 // Counts are approximate for a board: the Linux build's JsVar is 27 bytes (an nRF52's is smaller), so
@@ -77,9 +79,9 @@ export type MeasureOptions = {
 
 const REKEY_MS = 1500;
 
-type Keys = { deviceConf: string; gatewayConf: string };
+export type Keys = { deviceConf: string; gatewayConf: string };
 
-function sessionKeys(board: BoardProfile): Keys {
+export function sessionKeys(board: BoardProfile): Keys {
   const common = `mode=${board.handshake};order=I;rekey=${REKEY_MS}`;
   if (board.handshake === "dh") {
     const gk = nodeKeyPair(), dk = nodeKeyPair();
@@ -217,12 +219,12 @@ function driverLines(prefix: string, timing: boolean): string[] {
   ];
 }
 
-type RunResult = { loaded: number; fillerVars: number; base: number; totalBefore: number; totalAfter: number; idle: number; hsMs: number; hsWallMs: number; recordMs: number[]; samples: [string, number][] };
+type RunResult = { loaded: number; fillerVars: number; base: number; totalBefore: number; totalAfter: number; idle: number; hsMs: number; hsWallMs: number; recordMs: number[]; samples: [string, number][]; failure?: string };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One session on a fresh interpreter from the prepared flash. `filler`: JsVars to take before boot. */
-async function sessionRun(bin: string, flash: string, board: BoardProfile, keys: Keys, room: { grow: boolean; filler: number }, timing: boolean, timeoutMs: number): Promise<RunResult> {
+export async function sessionRun(bin: string, flash: string, board: BoardProfile, keys: Keys, room: { grow: boolean; filler: number }, timing: boolean, timeoutMs: number): Promise<RunResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sesame-mem-"));
   fs.copyFileSync(flash, path.join(dir, "espruino.flash"));
   const mtu = board.radios.ble?.mtu ?? 23;
@@ -295,47 +297,59 @@ async function sessionRun(bin: string, flash: string, board: BoardProfile, keys:
       const after = Number((await run(`for(var i=0;i<${room.filler};i++)Z.push(0);V(process.memory().usage)`))[0]);
       fillerVars = after - before[0];
     }
-    const booted = (await run(`V(sesame.boot({require:require}))`))[0];
-    if (booted !== "") throw new Error("boot: " + booted);
-    const samples: [string, number][] = [];
-    const sample = async (what: string) => {
-      if (timing) samples.push([what, Number((await run(`V(process.memory().usage-${base}-${fillerVars})`))[0])]);
-    };
-    await sample("booted");
-    // The handshake: connect, then the gateway's answers, until the gateway has sent its first record and
-    // the device has taken every chunk of it (the device is then ready: its session is confirmed).
-    const tc = Date.now();
-    await run(`BZ=0;var T0=getTime();C()`);
-    await drain(0, () => facade.epReadyH(gh) && toDevice.length === 0);
-    const hs = (await run(`V(BZ*1000);V((getTime()-T0)*1000)${timing ? ';V(sesame.report().indexOf("ready=1")>=0)' : ""}`));
-    if (timing && hs[2] !== "true") throw new Error("session: the device is not ready after the handshake: " + (await run(`V(sesame.report())`))[0]);
-    const hsWall = Date.now() - tc;
-    await sample("ready");
-    // Records both ways, a command, a rekey on both sides, more records.
+    let hs: string[] = [];
+    let hsWall = 0;
     const recordMs: number[] = [];
-    const records = async (n: number) => {
-      for (let i = 0; i < n; i++) {
-        recordMs.push(Number((await run(`S()`))[0].slice(1)) * 1000);
-        await drain(20);
-      }
-    };
-    const command = async () => {
-      facade.epSendH(gh, toHex(encodeData(nextCmd++, Uint8Array.from([2, nextCmd & 1]))), now());
-      await drain(50);
-    };
-    await records(4);
-    await sample("4 records");
-    await command();
-    await sample("command");
-    const rekeyAt = Date.now() + REKEY_MS + 100;
-    while (Date.now() < rekeyAt) await drain(100);
-    await command();
-    await sample("rekeyed");
-    await records(4);
-    await drain(300);
-    const info = facade.epInfoH(gh).split(",");
-    if (info[3] === "0" || info[4] === "0") throw new Error(`session: no rekey happened (gateway epochs out ${info[3]}, in ${info[4]})`);
-    if (received.length < 8) throw new Error(`session: the gateway received ${received.length} readings, expected at least 8`);
+    const samples: [string, number][] = [];
+    try {
+      const booted = (await run(`V(sesame.boot({require:require}))`))[0];
+      if (booted !== "") throw new Error("boot: " + booted);
+      const sample = async (what: string) => {
+        if (timing) samples.push([what, Number((await run(`V(process.memory().usage-${base}-${fillerVars})`))[0])]);
+      };
+      await sample("booted");
+      // The handshake: connect, then the gateway's answers, until the device's first record reaches the
+      // gateway (an initiator sends one as soon as its session is confirmed: it is then ready).
+      const tc = Date.now();
+      await run(`BZ=0;var T0=getTime();C()`);
+      await drain(0, () => Number(facade.epInfoH(gh).split(",")[6]) > 0 && toDevice.length === 0);
+      hs = (await run(`V(BZ*1000);V((getTime()-T0)*1000)${timing ? ';V(sesame.report().indexOf("ready=1")>=0)' : ""}`));
+      if (timing && hs[2] !== "true") throw new Error("session: the device is not ready after the handshake: " + (await run(`V(sesame.report())`))[0]);
+      hsWall = Date.now() - tc;
+      await sample("ready");
+      // Records both ways, a command, a rekey on both sides, more records.
+      const records = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          recordMs.push(Number((await run(`S()`))[0].slice(1)) * 1000);
+          await drain(20);
+        }
+      };
+      const command = async () => {
+        facade.epSendH(gh, toHex(encodeData(nextCmd++, Uint8Array.from([2, nextCmd & 1]))), now());
+        await drain(50);
+      };
+      await records(4);
+      await sample("4 records");
+      await command();
+      await sample("command");
+      const rekeyAt = Date.now() + REKEY_MS + 100;
+      while (Date.now() < rekeyAt) await drain(100);
+      await command();
+      await sample("rekeyed");
+      await records(4);
+      await drain(300);
+      const info = facade.epInfoH(gh).split(",");
+      if (info[3] === "0" || info[4] === "0") throw new Error(`session: no rekey happened (gateway epochs out ${info[3]}, in ${info[4]})`);
+      if (received.length < 8) throw new Error(`session: the gateway received ${received.length} readings, expected at least 8`);
+    } catch (e) {
+      // A session that runs out of room fails on the interpreter as on a board: the Linux build grows its
+      // table only for ordinary allocations, but a native call that needs a flat (contiguous) buffer, such
+      // as AES.encrypt's result, fails when a garbage collection leaves none, and the caller then sees
+      // undefined. In a filler run any failure counts as "did not fit" (the run without filler must pass).
+      if (timing) throw e;
+      const total = Number((await run(`V(process.memory().total)`))[0]);
+      return { loaded, fillerVars, base, totalBefore: before[1], totalAfter: total, idle: NaN, hsMs: NaN, hsWallMs: NaN, recordMs, samples, failure: String(e).split("\n").slice(0, 2).join(" ") };
+    }
     const end = (await run(`V(process.memory().usage-${base}-${fillerVars});V(process.memory().total)`)).map(Number);
     return {
       loaded, fillerVars, base, totalBefore: before[1], totalAfter: end[1], idle: end[0], hsMs: Number(hs[0]), hsWallMs: timing ? Number(hs[1]) : hsWall,
@@ -378,15 +392,16 @@ export async function measureEspruinoBoard(board: BoardProfile, bundleCode: stri
       const probe = async (filler: number) => {
         runs++;
         const r = await sessionRun(bin, flash, board, keys, { grow, filler }, false, timeoutMs);
-        const fits = r.totalAfter === r.totalBefore;
-        log(`${board.name}: filler ${filler} (${r.fillerVars} JsVars): ${fits ? "fits" : "grew"} (total ${r.totalBefore} -> ${r.totalAfter})`);
+        const fits = r.failure === undefined && r.totalAfter === r.totalBefore;
+        log(`${board.name}: filler ${filler} (${r.fillerVars} JsVars): ${fits ? "fits" : r.failure ? "failed" : "grew"} (total ${r.totalBefore} -> ${r.totalAfter})${r.failure ? "; " + r.failure : ""}`);
         return { fits, r };
       };
       let zero = await probe(0);
       if (!zero.fits) {
+        if (zero.r.failure !== undefined && zero.r.totalAfter === zero.r.totalBefore) throw new Error(`${board.name}: the session failed: ${zero.r.failure}`);
         grow = true;
         zero = await probe(0);
-        if (!zero.fits) throw new Error(`${board.name}: the session does not fit 8192 JsVars`);
+        if (!zero.fits) throw new Error(`${board.name}: the session does not fit 8192 JsVars${zero.r.failure ? ": " + zero.r.failure : ""}`);
       }
       // room at boot = total - base - loaded - filler; search the largest filler that still fits.
       let lo = 0; // fits

@@ -25,12 +25,18 @@ export async function benchBoards(distDir = "dist/espruino"): Promise<string> {
   const only = (process.env.SESAME_BOARDS ?? "").split(",").filter((s) => s);
   const boards: BoardProfile[] = loadBoards(REPO_ROOT).filter((b) => b.target === "espruino" && (only.length === 0 || only.includes(b.name)));
   const rows: BoardFigures[] = [];
+  const failed: string[] = [];
   for (const b of boards) {
     const code = readFileSync(`${distDir}/${b.name}.js`, "utf8");
-    rows.push(await measureEspruinoBoard(b, code, { peak: process.env.SESAME_PEAK !== "0", log: (l) => process.stderr.write(l + "\n") }));
+    try {
+      rows.push(await measureEspruinoBoard(b, code, { peak: process.env.SESAME_PEAK !== "0", log: (l) => process.stderr.write(l + "\n") }));
+    } catch (e) {
+      failed.push(`${b.name}: ${(e as Error).message.split("\n")[0]}`);
+    }
   }
   return (
     boardsTable(rows) +
+    failed.map((f) => "\nFAILED " + f).join("") +
     "\nJsVars counted above the empty interpreter (Espruino 2v29 Linux build: 27-byte JsVars, so strings and typed arrays" +
     "\ntake fewer than on an nRF52). Peak: the smallest room the whole session fits in (binary search on a filler; the" +
     "\ntable grows only when full after a GC). Handshake (device): interpreter time in the device's calls and timers" +

@@ -7,6 +7,7 @@
 import * as acorn from "acorn";
 import * as esbuild from "esbuild";
 import * as path from "node:path";
+import { slimBundle, SlimError } from "./espruino-slim";
 import { prependLines, RawSourceMap } from "./sourcemap";
 
 export type EspruinoBundleOptions = {
@@ -20,6 +21,11 @@ export type EspruinoBundleOptions = {
   globalName: string;
   /** esbuild `define`: identifier -> JavaScript expression text. */
   define?: Record<string, string>;
+  /**
+   * Rewrites the bundle to take fewer JsVars once loaded (scripts/lib/espruino-slim.ts): constants inlined,
+   * trivial wrappers written out, top-level names prefixed and unwrapped. For what boards load.
+   */
+  slim?: boolean;
 };
 
 export type EspruinoBundle = { code: string; map: RawSourceMap; exports: string[] };
@@ -68,7 +74,15 @@ export async function bundleEspruino(opts: EspruinoBundleOptions): Promise<Espru
   const js = result.outputFiles.find((f) => f.path.endsWith(".js"));
   const mapFile = result.outputFiles.find((f) => f.path.endsWith(".map"));
   if (!js || !mapFile) throw new BundleError(`esbuild wrote no output for ${opts.entry}`, []);
-  return wrapEsm(js.text, JSON.parse(mapFile.text) as RawSourceMap, opts.globalName, opts.entry);
+  const bundle = wrapEsm(js.text, JSON.parse(mapFile.text) as RawSourceMap, opts.globalName, opts.entry);
+  if (!opts.slim) return bundle;
+  try {
+    const slim = slimBundle(bundle.code, bundle.map, opts.globalName);
+    return { code: slim.code, map: slim.map, exports: bundle.exports };
+  } catch (e) {
+    if (e instanceof SlimError) throw new BundleError(`${opts.entry}: cannot slim the bundle: ${e.message}`, []);
+    throw e;
+  }
 }
 
 /** Replaces the ESM export statement of a bundle with `var <globalName> = (function(){ ...; return {...}; })();` */
