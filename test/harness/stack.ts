@@ -1,0 +1,39 @@
+// A whole stack in one process for end-to-end tests: controller (embedded Postgres, embedded MQTT unless told
+// otherwise), a gateway in the given mode connected to it over the backbone, and the gateway's simulator
+// link, all on ephemeral ports.
+import { randomBytes } from "node:crypto";
+import { backboneKeyPair } from "../../host/backbone/handshake";
+import { Controller } from "../../host/controller/controller";
+import { MasterKey } from "../../host/controller/masterkey";
+import { Gateway, type GatewayMode } from "../../host/gateway/gateway";
+import { SimLinkServer } from "../../host/gateway/simlink";
+import { Logger, memorySink } from "../../host/telemetry/log";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedded"; port: number } | { kind: "external"; url: string } = { kind: "embedded", port: 0 }) {
+  const sink = memorySink();
+  const log = Logger.create({ level: "info", stream: sink });
+  const ctlKeys = backboneKeyPair(), gwKeys = backboneKeyPair(), gwKid = randomBytes(4);
+  const controller = new Controller({
+    store: { db: {}, masterKeys: [MasterKey.generate()] }, keys: ctlKeys, gateways: [{ kid: hex(gwKid), publicKey: gwKeys.S, mode }],
+    backbone: { port: 0 }, admin: { port: 0, tokens: [] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
+  });
+  const ports = await controller.start();
+  const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
+  gateway.start();
+  const sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} });
+  const simPort = await sim.listen(0);
+  gateway.on("output", () => {
+    for (const o of gateway.takeOutput()) sim.send(o);
+  });
+  return {
+    controller, gateway, sim, simPort, ports, sink,
+    close: async () => {
+      await sim.close();
+      await gateway.close();
+      await controller.stop();
+    },
+  };
+}
+
