@@ -7,9 +7,9 @@
 //   1. constants: a top-level `var X = <number>` (or a constant expression of such) that nothing assigns is
 //      replaced by its value at every use; esbuild does not inline them because every module imports
 //      `#target` (esbuild inlines constants only from modules without imports).
-//   2. trivial wrappers: a top-level `function f(a, b) { return <expression> }` whose expression uses each
-//      parameter once, in order, and names nothing else but well-known globals (the #target intrinsics:
-//      alloc, shl, shr, u32, fdiv ...) is written out at each call; the function goes when only calls used it.
+//   2. one-expression functions: a top-level `function f(a, b) { return <expression> }` is written out at
+//      each call where that cannot change what is evaluated (see below): the #target intrinsics (alloc, shl,
+//      shr, u32, fdiv ...) and the many one-line helpers; the function goes when only such calls used it.
 //   3. no wrapper: the body moves to the top level with every top-level name prefixed (so it cannot meet a
 //      board's global such as D1 or LED1), and the exports become `var sesame={...}`; a function at
 //      the top level carries no scope link.
@@ -196,27 +196,6 @@ function constantValue(node: Node, known: (id: Node) => number | undefined): num
   }
 }
 
-/** True for an expression that cannot change state: names, literals, member reads, arithmetic. */
-function sideEffectFree(n: Node): boolean {
-  switch (n.type) {
-    case "Identifier":
-    case "Literal":
-    case "ThisExpression":
-      return true;
-    case "MemberExpression":
-      return sideEffectFree(n.object) && (!n.computed || sideEffectFree(n.property));
-    case "UnaryExpression":
-      return n.operator !== "delete" && sideEffectFree(n.argument);
-    case "BinaryExpression":
-    case "LogicalExpression":
-      return sideEffectFree(n.left) && sideEffectFree(n.right);
-    case "ConditionalExpression":
-      return sideEffectFree(n.test) && sideEffectFree(n.consequent) && sideEffectFree(n.alternate);
-    default:
-      return false;
-  }
-}
-
 function literal(v: number): string {
   if (!Number.isFinite(v) || !Number.isInteger(v) || Object.is(v, -0)) throw new SlimError(`constant ${v} is not an integer`);
   return v < 0 ? `(${v})` : String(v);
@@ -272,10 +251,19 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
   const localNames = new Set<string>();
   for (const sc of scopes) if (sc !== top && sc.node !== ast) for (const n of sc.names.keys()) localNames.add(n);
 
-  // 2. trivial wrappers.
+  // 2. one-expression functions, written out at their calls. Safe because (a) after step 3 every top-level
+  // name is prefixed and no local name carries the prefix, so a name in the expression means the same at
+  // any call; (b) the expression assigns nothing and defines no function; (c) the arguments are evaluated
+  // as the call would: every argument is stable (a literal, a local or never-assigned name, or a member
+  // read where the expression calls nothing), so reading it twice, late or not at all changes nothing; or
+  // the expression is straight (no ?:, && or ||), uses each parameter once in order, evaluates its first
+  // parameter before anything but function names, and only the first argument is not stable.
   let wrappers = 0;
   let inlined = 0;
-  const wrapperBody = new Map<Binding, { params: string[]; expr: Node; fn: Node }>();
+  type Wrapper = { params: string[]; expr: Node; fn: Node; straightOnce: boolean; calls: boolean };
+  const wrapperBody = new Map<Binding, Wrapper>();
+  const paramEdits: Edit[] = [];
+  const argStacks = new Map<Node, string[][]>();
   for (const b of top.names.values()) {
     const fn = b.decl;
     if (b.kind !== "fn" || fn.type !== "FunctionDeclaration" || b.writes > 0) continue;
@@ -283,19 +271,31 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
     if (stmts.length !== 1 || stmts[0].type !== "ReturnStatement" || !stmts[0].argument) continue;
     const expr = stmts[0].argument;
     const params: string[] = fn.params.map((p: Node) => p.name);
-    // Every identifier in the expression: a parameter (each once, in order) or a safe global.
     const order: string[] = [];
     let ok = true;
+    let straight = true;
+    let calls = false;
+    let firstFirst = true; // nothing but function names is evaluated before the first parameter
+    const ids: Node[] = [];
     const walk = (n: Node, parent: Node, key: string) => {
       if (!n || typeof n.type !== "string" || !ok) return;
-      // Each parameter used once and unconditionally: no function, no assignment, no condition.
-      if (FUNCTIONS.has(n.type) || ["ThisExpression", "AssignmentExpression", "UpdateExpression", "ConditionalExpression", "LogicalExpression", "SequenceExpression"].includes(n.type)) ok = false;
+      if (FUNCTIONS.has(n.type) || ["ThisExpression", "AssignmentExpression", "UpdateExpression", "SequenceExpression", "NewExpression"].includes(n.type) &&
+        !(n.type === "NewExpression" && n.callee.type === "Identifier" && SAFE_GLOBALS.has(n.callee.name))) ok = false;
+      if (n.type === "ConditionalExpression" || n.type === "LogicalExpression") straight = false;
+      if (n.type === "CallExpression" || n.type === "NewExpression") calls = true;
+      if (n.type === "MemberExpression" && ids.length === 0) firstFirst = false;
       if (n.type === "Identifier") {
         if (parent?.type === "MemberExpression" && key === "property" && !parent.computed) return;
+        if (parent?.type === "Property" && key === "key" && !parent.computed) return;
         const r = refOf.get(n);
-        if (r && r.kind === "param" && r.scope.node === fn) order.push(n.name);
-        else if (r === undefined && SAFE_GLOBALS.has(n.name) && !localNames.has(n.name) && !top.names.has(n.name)) return;
-        else ok = false;
+        if (r && r.kind === "param" && r.scope.node === fn) {
+          order.push(n.name);
+          ids.push(n);
+        } else if (r === undefined && SAFE_GLOBALS.has(n.name) && !localNames.has(n.name) && !top.names.has(n.name)) return;
+        else if (r && r.scope === top && r !== b) {
+          // A top-level name: prefixed, so the same everywhere. Read before the first parameter, only a function's.
+          if (ids.length === 0 && !(r.kind === "fn" && r.writes === 0)) firstFirst = false;
+        } else ok = false;
         return;
       }
       for (const k of Object.keys(n)) {
@@ -306,53 +306,54 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
       }
     };
     walk(expr, undefined, "");
-    if (!ok || order.length !== params.length || order.some((p, i) => p !== params[i])) continue;
-    wrapperBody.set(b, { params, expr, fn });
+    if (!ok) continue;
+    const straightOnce = straight && firstFirst && order.length === params.length && order.every((p, i) => p === params[i]);
+    wrapperBody.set(b, { params, expr, fn, straightOnce, calls });
+    // The parameters inside the expression: the call's arguments while it is being written out.
+    argStacks.set(fn, []);
+    for (const id of ids) {
+      const i = params.indexOf(id.name);
+      paramEdits.push({
+        start: id.start,
+        end: id.end,
+        render: () => {
+          const st = argStacks.get(fn)!;
+          return st.length > 0 ? st[st.length - 1][i] : id.name;
+        },
+      });
+    }
   }
+  const stable = (a: Node, calls: boolean): boolean => {
+    if (a.type === "Literal" || (a.type === "UnaryExpression" && a.operator === "-" && a.argument.type === "Literal")) return true;
+    if (a.type === "Identifier") {
+      const r = refOf.get(a);
+      return r !== undefined && (r.scope !== top || r.writes === 0);
+    }
+    return !calls && a.type === "MemberExpression" && !a.computed && stable(a.object, calls);
+  };
   const callEdits = new Map<Node, Edit>();
   for (const [b, w] of wrapperBody) {
     let onlyCalls = true;
     for (const id of b.refs) {
       if (id === w.fn.id) continue;
-      const parentCall = callOf.get(id);
-      // Arguments are evaluated before the body in a call, and where the body uses them once inlined: the
-      // same as long as every argument after the first has no side effects.
-      if (!parentCall || parentCall.callee !== id || parentCall.arguments.length !== w.params.length ||
-        parentCall.arguments.some((a: Node, i: number) => a.type === "SpreadElement" || (i > 0 && !sideEffectFree(a)))) {
+      const call = callOf.get(id);
+      const args: Node[] | undefined = call?.callee === id ? call.arguments : undefined;
+      const fits = args !== undefined && args.length === w.params.length && !args.some((a) => a.type === "SpreadElement") &&
+        (args.every((a) => stable(a, w.calls)) || (w.straightOnce && args.every((a, i) => i === 0 || stable(a, w.calls))));
+      if (!fits) {
         onlyCalls = false;
         continue;
       }
-      // The globals the expression names must mean the same at the call.
-      callEdits.set(parentCall, {
-        start: parentCall.start,
-        end: parentCall.end,
+      callEdits.set(call, {
+        start: call.start,
+        end: call.end,
         render: () => {
-          const args = parentCall.arguments.map((a: Node) => "(" + render(a.start, a.end) + ")");
-          let i = 0;
-          const texts: Edit[] = [];
-          const collect = (n: Node, parent: Node, key: string) => {
-            if (!n || typeof n.type !== "string") return;
-            if (n.type === "Identifier") {
-              if (parent?.type === "MemberExpression" && key === "property" && !parent.computed) return;
-              const r = refOf.get(n);
-              if (r && r.kind === "param") texts.push({ start: n.start, end: n.end, render: () => args[i++] });
-              return;
-            }
-            for (const k of Object.keys(n)) {
-              if (k === "type" || k === "start" || k === "end") continue;
-              const v = n[k];
-              if (Array.isArray(v)) v.forEach((x) => collect(x, n, k));
-              else if (v && typeof v.type === "string") collect(v, n, k);
-            }
-          };
-          collect(w.expr, undefined, "");
-          let out = "(";
-          let at = w.expr.start;
-          for (const t of texts) {
-            out += code.slice(at, t.start) + t.render();
-            at = t.end;
-          }
-          return out + code.slice(at, w.expr.end) + ")";
+          const texts = args!.map((a: Node) => (a.type === "Identifier" || a.type === "Literal" ? render(a.start, a.end) : "(" + render(a.start, a.end) + ")"));
+          const st = argStacks.get(w.fn)!;
+          st.push(texts);
+          const out = "(" + render(w.expr.start, w.expr.end) + ")";
+          st.pop();
+          return out;
         },
       });
       inlined++;
@@ -377,6 +378,7 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
   // Edits: identifiers, calls, removed declarations.
   for (const [id, text] of replacedRefs) edits.push({ start: id.start, end: id.end, render: () => (shorthand.has(id) ? id.name + ":" + text : text) });
   for (const e of callEdits.values()) edits.push(e);
+  for (const e of paramEdits) edits.push(e);
   for (const st of body.slice(0, -1)) {
     if (st.type === "FunctionDeclaration" && removed.has(st)) edits.push({ start: st.start, end: st.end, render: () => "" });
     if (st.type === "VariableDeclaration") {
@@ -406,6 +408,7 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
       if (depth === 0) pieces.push({ from, to, at: out.length });
       out += code.slice(from, to);
     };
+    if (depth > 64) throw new SlimError("functions written out inside each other too deeply");
     for (let i = 0; i < edits.length; i++) {
       const e = edits[i];
       if (e.start < at || e.start >= end) continue;
