@@ -18,3 +18,8 @@ declare const SESAME_PORTABLE_AES: boolean;
 declare const SESAME_BLE: boolean;
 /** The LoRa link. */
 declare const SESAME_LORA: boolean;
+/**
+ * What only the host's records use: the large and extreme formats (boards seal and open compact records
+ * only) and the strictly-increasing sequence check of stream links (boards' links are datagrams).
+ */
+declare const SESAME_HOST_RECORDS: boolean;

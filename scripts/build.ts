@@ -36,6 +36,7 @@ export function boardFeatures(board: BoardProfile | undefined): Record<string, b
     SESAME_PORTABLE_AES: board === undefined || !board.nativeCrypto.aes,
     SESAME_BLE: board === undefined || board.radios.ble !== undefined,
     SESAME_LORA: board === undefined || board.radios.lora !== undefined,
+    SESAME_HOST_RECORDS: board === undefined,
   };
 }
 

@@ -230,16 +230,17 @@ function buildChain(): Words {
  */
 const CHAIN = /* @__PURE__ */ buildChain();
 
-function chainOps(c: Words): number {
-  let ops = 0;
+/** Field operations in the chain, plus the ladder's when `ladder` (one whole X25519). */
+function chainOps(c: Words, ladder: boolean): number {
+  let ops = ladder ? X25519_LADDER_STEPS * X25519_LADDER_STEP_OPS : 0;
   for (let i = 0; i < CHAIN_MAX; i++) ops += c[4 * i + 3] === 0 ? 1 : c[4 * i + 3];
   return ops;
 }
 
 /** Field operations of the final inversion and multiplication by x2 (266). */
-export const X25519_INVERT_OPS = /* @__PURE__ */ chainOps(CHAIN);
+export const X25519_INVERT_OPS = /* @__PURE__ */ chainOps(CHAIN, false);
 /** Field operations of one whole X25519, the unit of `x25519Step`'s budget (2816). */
-export const X25519_FIELD_OPS = X25519_LADDER_STEPS * X25519_LADDER_STEP_OPS + X25519_INVERT_OPS;
+export const X25519_FIELD_OPS = /* @__PURE__ */ chainOps(CHAIN, true);
 
 // ---------------------------------------------------------------------------------------------------
 // The resumable computation

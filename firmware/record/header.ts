@@ -74,7 +74,7 @@ function get32(b: Bytes, off: number): number {
  * integers; 32-bit fields are below 2^32.
  */
 export function checkHeader(format: number, h: Header): number {
-  if (format !== FORMAT_COMPACT && format !== FORMAT_LARGE && format !== FORMAT_EXTREME) return REJECT_FORMAT;
+  if (format !== FORMAT_COMPACT && (!SESAME_HOST_RECORDS || (format !== FORMAT_LARGE && format !== FORMAT_EXTREME))) return REJECT_FORMAT;
   if ((h.flags & 0xff) !== h.flags || (h.flags & FLAGS_KNOWN) !== h.flags) return REJECT_FLAGS;
   if (format === FORMAT_COMPACT) {
     if (h.spi < 0 || h.spi > MAX_SPI_COMPACT) return REJECT_SPI;
@@ -88,27 +88,28 @@ export function checkHeader(format: number, h: Header): number {
 
 /** Writes the header at out[off..]; the caller has checked it with checkHeader. */
 export function writeHeader(format: number, h: Header, out: Bytes, off: number): void {
-  if (format === FORMAT_COMPACT) {
-    out[off] = shr(h.spi, 16) & 0xff;
-    out[off + 1] = shr(h.spi, 8) & 0xff;
-    out[off + 2] = h.spi & 0xff;
-    out[off + 3] = h.flags;
-    // Length 12 | Sequence 20 share four bytes.
-    out[off + 4] = shr(h.length, 4) & 0xff;
-    out[off + 5] = (shl(h.length & 0x0f, 4) | shr(h.seq, 16)) & 0xff;
-    out[off + 6] = shr(h.seq, 8) & 0xff;
-    out[off + 7] = h.seq & 0xff;
+  // A board's bundle has the compact format only (SESAME_HOST_RECORDS: firmware/features.d.ts).
+  if (SESAME_HOST_RECORDS && format !== FORMAT_COMPACT) {
+    put32(out, off, h.spi);
+    out[off + 4] = h.flags;
+    put32(out, off + 5, h.length);
+    if (format === FORMAT_LARGE) {
+      put32(out, off + 9, h.seq);
+    } else {
+      put32(out, off + 9, h.seqHi);
+      put32(out, off + 13, h.seq);
+    }
     return;
   }
-  put32(out, off, h.spi);
-  out[off + 4] = h.flags;
-  put32(out, off + 5, h.length);
-  if (format === FORMAT_LARGE) {
-    put32(out, off + 9, h.seq);
-  } else {
-    put32(out, off + 9, h.seqHi);
-    put32(out, off + 13, h.seq);
-  }
+  out[off] = shr(h.spi, 16) & 0xff;
+  out[off + 1] = shr(h.spi, 8) & 0xff;
+  out[off + 2] = h.spi & 0xff;
+  out[off + 3] = h.flags;
+  // Length 12 | Sequence 20 share four bytes.
+  out[off + 4] = shr(h.length, 4) & 0xff;
+  out[off + 5] = (shl(h.length & 0x0f, 4) | shr(h.seq, 16)) & 0xff;
+  out[off + 6] = shr(h.seq, 8) & 0xff;
+  out[off + 7] = h.seq & 0xff;
 }
 
 /**
@@ -116,24 +117,24 @@ export function writeHeader(format: number, h: Header, out: Bytes, off: number):
  * reserved flag is set. The SPI and sequence number are not judged here: that is the SA's business.
  */
 export function readHeader(format: number, b: Bytes, off: number): Header | number {
-  if (format !== FORMAT_COMPACT && format !== FORMAT_LARGE && format !== FORMAT_EXTREME) return REJECT_FORMAT;
+  if (format !== FORMAT_COMPACT && (!SESAME_HOST_RECORDS || (format !== FORMAT_LARGE && format !== FORMAT_EXTREME))) return REJECT_FORMAT;
   if (off < 0 || b.length - off < HEADER_SIZE[format]) return REJECT_TRUNCATED;
   let h: Header;
-  if (format === FORMAT_COMPACT) {
-    h = {
-      spi: shl(b[off], 16) | shl(b[off + 1], 8) | b[off + 2],
-      flags: b[off + 3],
-      length: shl(b[off + 4], 4) | shr(b[off + 5], 4),
-      seqHi: 0,
-      seq: shl(b[off + 5] & 0x0f, 16) | shl(b[off + 6], 8) | b[off + 7],
-    };
-  } else {
+  if (SESAME_HOST_RECORDS && format !== FORMAT_COMPACT) {
     h = {
       spi: get32(b, off),
       flags: b[off + 4],
       length: get32(b, off + 5),
       seqHi: format === FORMAT_EXTREME ? get32(b, off + 9) : 0,
       seq: get32(b, format === FORMAT_EXTREME ? off + 13 : off + 9),
+    };
+  } else {
+    h = {
+      spi: shl(b[off], 16) | shl(b[off + 1], 8) | b[off + 2],
+      flags: b[off + 3],
+      length: shl(b[off + 4], 4) | shr(b[off + 5], 4),
+      seqHi: 0,
+      seq: shl(b[off + 5] & 0x0f, 16) | shl(b[off + 6], 8) | b[off + 7],
     };
   }
   if ((h.flags & FLAGS_KNOWN) !== h.flags) return REJECT_FLAGS;

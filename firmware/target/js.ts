@@ -20,6 +20,7 @@ if (typeof SESAME_DH === "undefined") {
   g.SESAME_PORTABLE_AES = true;
   g.SESAME_BLE = true;
   g.SESAME_LORA = true;
+  g.SESAME_HOST_RECORDS = true;
 }
 
 /** Bytes: a Uint8Array in JavaScript, a 1-based table in Lua (typed `number[]` there). */
