@@ -87,7 +87,9 @@ export function sessionKeys(board: BoardProfile): Keys {
     const gk = nodeKeyPair(), dk = nodeKeyPair();
     const kid = crypto.randomBytes(4).toString("hex");
     return {
-      deviceConf: `${common};kid=${kid};secret=${toHex(dk.s)};gateway=${toHex(gk.S)};slice=${board.x25519StepsPerTick};period=1`,
+      // A sliced X25519 (the profile's steps per 100 ms tick) takes longer than the default retry (5 s), so
+      // the device would start over before finishing: the retry is raised to let the handshake complete.
+      deviceConf: `${common};kid=${kid};secret=${toHex(dk.s)};gateway=${toHex(gk.S)};slice=${board.x25519StepsPerTick};retry=600000;period=1`,
       gatewayConf: `${common};secret=${toHex(gk.s)};devices=${kid}:${toHex(dk.S)}`,
     };
   }
