@@ -7,6 +7,7 @@
 //     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>").
 //   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
 //     the device through whichever gateway last carried it.
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
@@ -17,7 +18,7 @@ import {
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
-import { RESPONDER_GRANT, type GatewayMode } from "../gateway/gateway";
+import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
 import { Metrics } from "../telemetry/metrics";
 import { metricsHandler } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
@@ -54,7 +55,7 @@ export class Controller {
   relay!: DeviceGateway;
   readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
   /** Where each device was last heard: the gateway, and in relay mode the link on it. */
-  private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string }>();
+  private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string; at: number }>();
   private known = new Map<string, number>();
   private timers: NodeJS.Timeout[] = [];
   private responderGrant = "";
@@ -92,16 +93,20 @@ export class Controller {
     await this.delivery.start();
 
     this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
+    // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the token-guarded /v1 API.
     const metricsRoute = metricsHandler(this.metrics);
-    this.admin.server.prependListener("request", (req, res) => {
+    const api = this.admin.server.listeners("request")[0] as (req: IncomingMessage, res: ServerResponse) => void;
+    this.admin.server.removeAllListeners("request");
+    this.admin.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       if (req.url === "/metrics") metricsRoute(req, res);
       else if (req.url === "/status") {
         res.setHeader("content-type", "application/json");
         res.end(JSON.stringify({ ...this.metrics.snapshot(), gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }));
-      }
+      } else api(req, res);
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
-    this.metrics.watchDevicesOnline(() => this.relay.online().length + this.lastSeen.size);
+    // Online: heard from in the last ten minutes (a LoRa board may report only every few minutes).
+    this.metrics.watchDevicesOnline(() => [...this.lastSeen.values()].filter((s) => Date.now() - s.at < 600_000).length);
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
@@ -152,16 +157,17 @@ export class Controller {
   }
 
   private fromGateway(m: Message, gw: string): void {
-    if (m.kind === KIND_UPLINK && m.payload.length >= 3) {
+    if (m.kind === KIND_UPLINK && m.payload.length >= UPLINK_HEAD) {
       const peer = hex(m.device);
       const device = this.keys.deviceOfPeer(peer);
-      this.lastSeen.set(device, { gateway: gw, peer });
-      const id = (m.payload[0] << 16) | (m.payload[1] << 8) | m.payload[2];
-      this.publish(device, id, m.payload.subarray(3), gw, "terminate");
+      this.lastSeen.set(device, { gateway: gw, peer, at: Date.now() });
+      const p = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.length);
+      this.publish(device, p.readUIntBE(0, 3), m.payload.subarray(UPLINK_HEAD), gw, "terminate", p.readUIntBE(3, 6));
     } else if (m.kind === KIND_RELAY_UP) {
       this.stats.relayed++;
-      this.relay.input(`${gw}|${utf8(m.source)}`, m.spdu, Date.now());
-      this.pumpRelay();
+      const at = Date.now();
+      this.relay.input(`${gw}|${utf8(m.source)}`, m.spdu, at);
+      this.pumpRelay(at);
     } else if (m.kind === KIND_KEYS_EVOLVED) {
       const device = utf8(m.device);
       if (this.keys.applyEvolved(device, utf8(m.payload))) this.saveEvolved(device);
@@ -171,18 +177,20 @@ export class Controller {
     }
   }
 
-  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string): void {
+  /** `since`: when the message reached the gateway (terminate) or this controller (relay), ms. */
+  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string, since: number): void {
     this.stats.uplinks++;
     this.metrics.message("up", mode, body.length);
+    this.metrics.latency("up", mode, Math.max(0, Date.now() - since) / 1000);
     this.delivery.publishUplink({ device, seq: id, payload: Uint8Array.from(body), gateway: gw });
   }
 
-  private pumpRelay(): void {
+  private pumpRelay(since = Date.now()): void {
     for (const u of this.relay.takeUplinks()) {
       const device = this.keys.deviceOfPeer(u.device);
       const [gw, link] = splitLink(u.link);
-      this.lastSeen.set(device, { gateway: gw, link, peer: u.device });
-      this.publish(device, u.id, u.body, gw, "relay");
+      this.lastSeen.set(device, { gateway: gw, link, peer: u.device, at: Date.now() });
+      this.publish(device, u.id, u.body, gw, "relay", since);
     }
     for (const o of this.relay.takeOutput()) {
       const [gw, link] = splitLink(o.link);

@@ -25,6 +25,8 @@ import { KeyTable } from "./keytable";
 export type GatewayMode = "terminate" | "relay";
 /** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */
 export const RESPONDER_GRANT = "*responder*";
+/** An UPLINK's payload: message id (3 bytes) | gateway receive time, ms since the epoch (6) | the reading. */
+export const UPLINK_HEAD = 9;
 
 export type GatewayOptions = {
   mode: GatewayMode;
@@ -112,12 +114,12 @@ export class Gateway extends EventEmitter {
   private pump(): void {
     const d = this.devices!;
     for (const u of d.takeUplinks()) {
-      // The message id travels with the reading, so the controller can publish it and filter copies.
-      const payload = new Uint8Array(3 + u.body.length);
-      payload[0] = u.id >> 16;
-      payload[1] = (u.id >> 8) & 0xff;
-      payload[2] = u.id & 0xff;
-      payload.set(u.body, 3);
+      // The message id travels with the reading, so the controller can publish it and filter copies, and so
+      // does the time the gateway took it in (ms), for the controller's latency figures.
+      const payload = Buffer.alloc(UPLINK_HEAD + u.body.length);
+      payload.writeUIntBE(u.id, 0, 3);
+      payload.writeUIntBE(u.at, 3, 6);
+      payload.set(u.body, UPLINK_HEAD);
       if (this.toController({ kind: KIND_UPLINK, device: Buffer.from(u.device, "hex"), payload })) this.stats.up++;
     }
     for (const o of d.takeOutput()) this.out.push(o);
