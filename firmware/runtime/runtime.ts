@@ -57,6 +57,9 @@ export type Runtime = {
   who: string;
   /** Until then (ms) a board with both radios waits for BLE before it handshakes over LoRa. */
   bleGrace: number;
+  /** Timeouts per link, [BLE, LoRa]: a LoRa round trip takes seconds and waits for the duty cycle. */
+  rto: number[];
+  retry: number[];
 };
 
 function num(f: Fields, k: string, d: number): number {
@@ -66,7 +69,8 @@ function num(f: Fields, k: string, d: number): number {
 
 /**
  * A runtime for the device configuration `conf` (what provisioning hands out: firmware/runtime/config.ts,
- * plus tries, rto (ms) and queue). Resumes a saved session if storage holds one.
+ * plus queue, tries, and per link the acknowledgement timeout (rto on BLE, rtolora on LoRa, ms) and the
+ * handshake retry (retry, retrylora)). Resumes a saved session if storage holds one.
  */
 export function rtNew(hal: Hal, conf: string): Runtime {
   const f = parseFields(conf);
@@ -81,6 +85,7 @@ export function rtNew(hal: Hal, conf: string): Runtime {
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
     receiver: receiverNew(), acks: [], arranged: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
     restarts: 0, queued: 0, who: "", bleGrace: 0,
+    rto: [num(f, "rto", 4000), num(f, "rtolora", 30000)], retry: [num(f, "retry", 5000), num(f, "retrylora", 30000)],
   };
   // Saved state belongs to the identity it was saved under: a board provisioned again starts afresh.
   // The identity and the start of the provisioned key: a rotated key (same id) also starts afresh.
@@ -133,6 +138,7 @@ function restart(rt: Runtime, now: number): void {
   const t = live(rt);
   if (t < 0) return;
   rt.ep.transport = t;
+  rt.ep.cfg.retryMs = rt.retry[t === TID_LORA ? 1 : 0];
   rt.restarts = rt.restarts + 1;
   epStart(rt.ep, now);
 }
@@ -225,7 +231,9 @@ function flush(rt: Runtime, now: number): void {
       rt.acks = [];
     }
     // On LoRa one message per flush: the duty cycle paces them, a burst would only wait in the radio queue.
-    const msgs = senderDue(rt.sender, now, live(rt) === TID_LORA ? 1 : 4);
+    const lora = live(rt) === TID_LORA;
+    rt.sender.rtoMs = rt.rto[lora ? 1 : 0];
+    const msgs = senderDue(rt.sender, now, lora ? 1 : 4);
     for (let i = 0; i < msgs.length; i++) sessionSend(s, msgs[i], now);
     const lost = senderTakeLost(rt.sender);
     for (let i = 0; i < lost.length; i++) rt.lostIds.push(lost[i]);
@@ -273,7 +281,7 @@ export function rtReport(rt: Runtime): string {
   const lost = rt.lostIds;
   rt.lostIds = [];
   return [
-    "state=" + ep.state, "handshakes=" + ep.handshakes, "ready=" + (epReady(ep) ? 1 : 0), "epoch=" + (s === undefined ? -1 : s.out.epoch.index),
+    "state=" + ep.state, "link=" + live(rt), "unsent=" + (s === undefined ? 0 : s.unsent), "handshakes=" + ep.handshakes, "ready=" + (epReady(ep) ? 1 : 0), "epoch=" + (s === undefined ? -1 : s.out.epoch.index),
     "sent=" + (s === undefined ? 0 : s.sent), "acked=" + rt.sender.acked, "pending=" + pendingIds(rt), "lost=" + lost.join(" "),
     "queued=" + rt.queued, "commands=" + rt.commands, "dups=" + rt.receiver.duplicates, "restarts=" + rt.restarts,
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),

@@ -175,6 +175,9 @@ function afterWork(ep: Endpoint, now: number): void {
     if (typeof pend === "number") return fail(ep);
     ep.dhPending = pend;
     ep.out.push(pend.msg);
+    // The retry timer runs from when I1 leaves, not from when its X25519 work began: a board that slices
+    // its X25519 finely would otherwise start over before its peer ever saw the message.
+    ep.since = now;
   } else if (messageType(msg) === MSG_DH_R1) {
     const r = dhI2(c.dhI!, ep.eph!, msg, dhs, ep.spi);
     if (typeof r === "number") return fail(ep);

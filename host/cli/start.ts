@@ -30,9 +30,10 @@ export const START: CommandSpec = {
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
-type Ready = Record<string, string | number>;
+export type Ready = Record<string, string | number>;
 
-function child(args: string[], name: string, log: Logger): { proc: ChildProcess; ready: Promise<Ready> } {
+/** A `sesame <command>` child process, and its ready line (the JSON it prints once listening). */
+export function spawnSesame(args: string[], name: string, log: Logger): { proc: ChildProcess; ready: Promise<Ready> } {
   const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
     cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SESAME_LOG_LEVEL: process.env.SESAME_LOG_LEVEL ?? "warn" },
   });
@@ -74,13 +75,13 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   };
   try {
     process.stderr.write("starting the controller...\n");
-    const ctl = child(["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"), "--key-file", path.join(dir, "controller.key"),
+    const ctl = spawnSesame(["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"), "--key-file", path.join(dir, "controller.key"),
       "--admin-port", String(port(v, "admin-port")), "--mqtt-port", String(port(v, "mqtt-port")), "--backbone-port", String(port(v, "backbone-port")),
       "--admin-tokens", `start:${token.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], "controller", log);
     kids.push(ctl.proc);
     const c = await ctl.ready;
     process.stderr.write(`starting the gateway (${mode})...\n`);
-    const gw = child(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0"], "gateway", log);
+    const gw = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0"], "gateway", log);
     kids.push(gw.proc);
     const g = await gw.ready;
     const admin = `http://127.0.0.1:${c.admin}`;

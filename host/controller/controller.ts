@@ -152,6 +152,8 @@ export class Controller {
   }
 
   private sendKeys(gw: string, device: string, grant: string): void {
+    // Before the backbone is up there is no one to tell: gateways get everything when they connect.
+    if (this.server === undefined) return;
     this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
     this.stats.grantsSent++;
   }

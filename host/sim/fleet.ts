@@ -94,7 +94,9 @@ export type Fleet = {
   boards: SimBoard[];
   /** The in-process gateway, when the run has one. */
   gateway: DeviceGateway | undefined;
+  /** Where the radios deliver; a script may swap it (a gateway restart) for `newGateway()`. */
   port: GatewayPort;
+  newGateway: () => DeviceGateway;
   ble: BleMedium | undefined;
   lora: LoraChannel | undefined;
   uplinks: Uplink[];
@@ -140,9 +142,10 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store,
   };
   const config = keys.responders(gw, policy);
-  const local = opts.gateway ? undefined : new DeviceGateway({ config, storage: store });
+  const newGateway = () => new DeviceGateway({ config, storage: store });
+  const local = opts.gateway ? undefined : newGateway();
   const gateway: GatewayPort = opts.gateway ?? local!;
-  const fleet: Fleet = { clock, boards: [], gateway: local, port: gateway, ble, lora, uplinks: [], deviceOf: new Map(), lostSeen: new Map(), periodMs: new Map() };
+  const fleet: Fleet = { clock, boards: [], gateway: local, port: gateway, newGateway, ble, lora, uplinks: [], deviceOf: new Map(), lostSeen: new Map(), periodMs: new Map() };
 
   const world = { clock, ble, lora, rand };
   for (let i = 0; i < opts.boards; i++) {
@@ -152,7 +155,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     const period = loraOnly ? opts.periodLora ?? 300 : opts.periodBle ?? 30;
     // Retry timers with jitter, as provisioning would hand out: boards that collide once should not collide again.
     const jitter = Math.floor(rand() * 20_000);
-    const timing = p.radios.lora ? `retry=${20_000 + jitter};rto=30000;tries=4` : `retry=${5_000 + (jitter % 2000)};rto=4000;tries=5`;
+    const timing = `retry=${5_000 + (jitter % 2000)};retrylora=${20_000 + jitter};tries=4`;
     let device: string, conf: string;
     if (opts.provision) {
       ({ device, config: conf } = await opts.provision(p, i));
@@ -188,13 +191,13 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
       const packet = bleAccept(r, chunk);
       if (packet) {
         opts.tap?.(`ble:${from}`, packet);
-        gateway.input(`ble:${from}`, packet, clock.now);
+        fleet.port.input(`ble:${from}`, packet, clock.now);
       }
       pump();
     },
     (name, up) => {
       reassemblers.delete(name);
-      if (up) gateway.connected(`ble:${name}`, clock.now);
+      if (up) fleet.port.connected(`ble:${name}`, clock.now);
       pump();
     },
   );
@@ -203,12 +206,12 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   let gwBusyUntil = 0;
   lora?.attachGateway((frame) => {
     opts.tap?.(LORA, frame);
-    gateway.input(LORA, frame, clock.now);
+    fleet.port.input(LORA, frame, clock.now);
     pump();
   });
   const pump = () => {
-    for (const u of gateway.takeUplinks()) fleet.uplinks.push(u);
-    for (const o of gateway.takeOutput()) {
+    for (const u of fleet.port.takeUplinks()) fleet.uplinks.push(u);
+    for (const o of fleet.port.takeOutput()) {
       if (o.link === LORA) downQueue.push(o.bytes);
       else if (ble) {
         const to = o.link.slice("ble:".length);
@@ -226,7 +229,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     }
   };
   clock.every(100, () => {
-    gateway.poll(clock.now);
+    fleet.port.poll(clock.now);
     pump();
   });
 
