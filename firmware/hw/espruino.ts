@@ -20,13 +20,17 @@ import { bytesFromWords } from "./random";
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
   SHA256: (this: void, message: Bytes) => ArrayBuffer;
-  AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer };
+  AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer | undefined };
 };
 
 function nativeBlock(c: EspruinoCrypto, key: Bytes): BlockEncrypt {
   const opts = { mode: "ECB" };
   return (input: Bytes, out: Bytes) => {
-    const r = new Uint8Array(c.AES.encrypt(input, key, opts));
+    const raw = c.AES.encrypt(input, key, opts);
+    // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
+    // this record with a clear message rather than a TypeError deep in the AEAD.
+    if (raw === undefined) throw "crypto: out of memory in AES";
+    const r = new Uint8Array(raw);
     for (let i = 0; i < 16; i++) out[i] = r[i];
   };
 }
