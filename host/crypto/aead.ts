@@ -4,6 +4,7 @@ import { createCipheriv, createDecipheriv, type CipherCCMTypes, type CipherGCMTy
 import type { Aead } from "../../firmware/record/record";
 import { aesBlock } from "../../firmware/crypto/ccm";
 import { ccmAead } from "../../firmware/crypto/provider";
+import { ReusedCcm } from "./ccm";
 
 /** An OpenSSL AEAD (CCM or GCM: node:crypto takes the same calls for both, given the plaintext length). */
 function opensslAead(cipher: CipherCCMTypes | CipherGCMTypes, key: Uint8Array, tagLen: number, nonceLen: number): Aead {
@@ -36,21 +37,30 @@ function opensslAead(cipher: CipherCCMTypes | CipherGCMTypes, key: Uint8Array, t
 }
 
 /**
- * AES-128-CCM (suite `constrained`) with the key bound in. OpenSSL cannot make a CCM tag over nothing at
- * all (empty aad and empty plaintext: "tag not set"); sesame never asks for one (a record's header is its
- * aad), but so that the function is total that case goes to the portable CCM, which gives the same bytes.
+ * AES-128-CCM (suite `constrained`) with the key bound in, one OpenSSL context per operation. Through
+ * node:crypto, OpenSSL makes no CCM tag for an empty plaintext ("tag not set", whatever the aad); sesame
+ * never seals one (every record carries a message), but so that the function is total that case goes to
+ * the portable CCM, which gives the same bytes.
  */
-export function nodeCcm(key: Uint8Array, tagLen: number, nonceLen: number): Aead {
+export function oneShotCcm(key: Uint8Array, tagLen: number, nonceLen: number): Aead {
   if (key.length !== 16) throw new RangeError(`AES-128-CCM needs a 16-byte key, got ${key.length}`);
   const openssl = opensslAead("aes-128-ccm", key, tagLen, nonceLen);
-  const portable = ccmAead(aesBlock(key), tagLen, nonceLen);
-  const empty = (aad: Uint8Array, n: number) => aad.length === 0 && n === 0;
+  let portable: Aead | undefined;
+  const pick = (n: number) => (n === 0 ? (portable ??= ccmAead(aesBlock(key), tagLen, nonceLen)) : openssl);
   return {
     tagLen,
     nonceLen,
-    seal: (nonce, aad, pt) => (empty(aad, pt.length) ? portable : openssl).seal(nonce, aad, pt),
-    open: (nonce, aad, sealed) => (empty(aad, sealed.length - tagLen) ? portable : openssl).open(nonce, aad, sealed),
+    seal: (nonce, aad, pt) => pick(pt.length).seal(nonce, aad, pt),
+    open: (nonce, aad, sealed) => pick(sealed.length - tagLen).open(nonce, aad, sealed),
   };
+}
+
+/**
+ * AES-128-CCM (suite `constrained`) with the key bound in: the host's record cipher, on two OpenSSL contexts
+ * kept for the key (host/crypto/ccm.ts), the one-shot path for what those do not cover. Same bytes either way.
+ */
+export function nodeCcm(key: Uint8Array, tagLen: number, nonceLen: number): ReusedCcm {
+  return new ReusedCcm(key, tagLen, nonceLen, oneShotCcm(key, tagLen, nonceLen));
 }
 
 /** AES-256-GCM (suite `backbone`) with the key bound in. */

@@ -1,0 +1,345 @@
+// AES-CCM on the host with OpenSSL contexts kept per key: the gateway's per-record cipher.
+//
+// node:crypto makes one cipher context per CCM operation (createCipheriv sets up OpenSSL's context and
+// expands the key every time), and for a 20-byte reading that set-up costs several times the AES itself.
+// CCM is CTR encryption plus a CBC-MAC (RFC 3610), and neither needs a fresh context:
+//   - the counter blocks A_0..A_k go through a long-lived AES-ECB context in one update() call;
+//   - the CBC-MAC goes through a long-lived AES-CBC context in one update() call. A CBC context carries on
+//     from its last ciphertext block, so the first block fed in is B_0 XOR that block (`chain`): the
+//     context then computes E(B_0) as a fresh CBC-MAC would, and its last output block is the MAC T.
+// Two native calls per record instead of a context's set-up, AAD, update, final and tag calls. The tag is
+// compared in constant time, and plaintext leaves open() only once it verified (it is wiped otherwise).
+// Records go further (openSeq/sealSeq): their nonce is the IV XOR the sequence number, and the numbers of
+// one direction come one after the other, so the counter blocks of the next few numbers are computed in
+// the same ECB call (up to AHEAD of them, growing while the numbers do come in order): about one native
+// call per record. A keystream is never used for two different messages: a sequence number is sealed once.
+// The bytes are RFC 3610's: test/host/crypto/ccm.test.ts holds them equal to OpenSSL's CCM and to the
+// portable CCM, and they travel to boards that run the portable one.
+//
+// Each key's two contexts hold about 2 KiB outside the JS heap, so a fleet of 100,000 devices (a key per
+// direction) would hold hundreds of MB: at most LIVE_MAX keys keep contexts (a clock, second chance,
+// picks which lose theirs; they are made again at their next use). Entries are weak references, so a key
+// dropped by its SA (a rekey) leaves with its contexts at the next collection, as a one-shot context would.
+import { createCipheriv, type Cipher } from "node:crypto";
+import type { Aead } from "../../firmware/record/record";
+
+const ZERO_BLOCK = Buffer.alloc(16);
+
+/** Keys that keep live contexts at most (about 2 KiB each). */
+export const CCM_LIVE_MAX = 16384;
+
+let liveMax = CCM_LIVE_MAX;
+const live: WeakRef<ReusedCcm>[] = [];
+let hand = 0;
+
+/** For tests: a smaller bound, to exercise eviction. Returns the previous one. */
+export function setCcmLiveMax(n: number): number {
+  const before = liveMax;
+  liveMax = Math.max(1, n);
+  while (live.length > liveMax) live.pop()?.deref()?.release();
+  hand = 0;
+  return before;
+}
+
+/** Keys holding contexts now (for tests and reports). */
+export function ccmLiveCount(): number {
+  let n = 0;
+  for (const w of live) if (w.deref()?.holdsContexts) n++;
+  return n;
+}
+
+function admit(c: ReusedCcm, self: WeakRef<ReusedCcm>): void {
+  if (live.length < liveMax) {
+    live.push(self);
+    return;
+  }
+  // Second chance: a key used since the hand last passed keeps its contexts once more.
+  for (;;) {
+    const v = live[hand].deref();
+    if (v !== undefined && v.holdsContexts && v.ref) {
+      v.ref = false;
+      hand = (hand + 1) % live.length;
+      continue;
+    }
+    v?.release();
+    live[hand] = self;
+    hand = (hand + 1) % live.length;
+    return;
+  }
+}
+
+/** Sequence numbers whose counter blocks one ECB call computes ahead, at most. */
+export const AHEAD = 16;
+/** Counter blocks kept per sequence number: A_0 (masks the tag) and A_1, A_2 (payloads up to 32 bytes). */
+const KS_BLOCKS = 3;
+const KS_BYTES = 16 * KS_BLOCKS;
+
+// Scratch buffers for the blocks fed to OpenSSL, one per size in blocks up to SCRATCH_BLOCKS (a view made
+// per call would cost an allocation): every call reads its input synchronously, before returning.
+const SCRATCH_BLOCKS = 64;
+const scratches: Buffer[] = [];
+for (let b = 0; b <= SCRATCH_BLOCKS; b++) scratches.push(Buffer.alloc(16 * b));
+
+/** A scratch buffer of exactly `blocks` blocks (a fresh one beyond SCRATCH_BLOCKS). */
+function scratchOf(blocks: number): Buffer {
+  return blocks <= SCRATCH_BLOCKS ? scratches[blocks] : Buffer.allocUnsafe(16 * blocks);
+}
+
+const nonceScratches: Uint8Array[] = [];
+for (let n = 0; n <= 16; n++) nonceScratches.push(new Uint8Array(n));
+
+/** iv XOR seq, right-aligned (the record layer's nonce), in a scratch buffer valid until the next call. */
+function seqNonce(iv: Uint8Array, seq: number): Uint8Array {
+  const n = iv.length;
+  const out = nonceScratches[n];
+  for (let i = 0; i < n - 4; i++) out[i] = iv[i];
+  out[n - 4] = iv[n - 4] ^ ((seq >>> 24) & 0xff);
+  out[n - 3] = iv[n - 3] ^ ((seq >>> 16) & 0xff);
+  out[n - 2] = iv[n - 2] ^ ((seq >>> 8) & 0xff);
+  out[n - 1] = iv[n - 1] ^ (seq & 0xff);
+  return out;
+}
+
+/**
+ * AES-CCM with the key bound in, on reused OpenSSL contexts. seal/open have the Aead shape; sealInto and
+ * openAt work on parts of larger buffers (a record's header as aad, its body in place) without copies.
+ * Inputs the fast path does not cover (a nonce of another length, aad of 0xFF00 bytes or more, nothing
+ * to authenticate at all) go to `fallback`, which gives the same bytes.
+ */
+export class ReusedCcm implements Aead {
+  readonly tagLen: number;
+  readonly nonceLen: number;
+  /** Second-chance bit for the clock. */
+  ref = false;
+  private readonly L: number;
+  private readonly maxLength: number;
+  private readonly flags0: number;
+  private ecb: Cipher | undefined;
+  private cbc: Cipher | undefined;
+  /** The CBC context's last ciphertext block (its running IV). */
+  private chain: Uint8Array = ZERO_BLOCK;
+  private chainAt = 0;
+  private readonly self = new WeakRef(this);
+  private readonly cipherName: string;
+  /** Counter blocks computed ahead for sequence numbers [ksBase, ksBase + ksCount) under ksIv. */
+  private ks: Uint8Array | undefined;
+  private ksIv: Uint8Array | undefined;
+  private ksBase = 0;
+  private ksCount = 0;
+  private ahead = 1;
+  /** Where the keystream of the current operation starts in the buffer keystream()/seqKeystream() returned. */
+  private ksAt = 0;
+
+  constructor(private readonly key: Uint8Array, tagLen: number, nonceLen: number, private readonly fallback: Aead) {
+    if (tagLen < 4 || tagLen > 16 || (tagLen & 1) !== 0) throw new RangeError(`CCM tag length must be 4, 6, ..., 16, got ${tagLen}`);
+    if (nonceLen < 7 || nonceLen > 13) throw new RangeError(`CCM nonce length must be 7 to 13, got ${nonceLen}`);
+    if (key.length !== 16 && key.length !== 24 && key.length !== 32) throw new RangeError(`AES keys are 16, 24 or 32 bytes, got ${key.length}`);
+    this.cipherName = `aes-${key.length * 8}`;
+    this.tagLen = tagLen;
+    this.nonceLen = nonceLen;
+    this.L = 15 - nonceLen;
+    this.maxLength = this.L >= 4 ? 0x7fffffff : 2 ** (8 * this.L) - 1;
+    this.flags0 = (((tagLen - 2) >>> 1) << 3) | (this.L - 1);
+  }
+
+  get holdsContexts(): boolean {
+    return this.ecb !== undefined;
+  }
+
+  /** Drops the contexts (made again at the next use). */
+  release(): void {
+    this.ecb = undefined;
+    this.cbc = undefined;
+    this.chain = ZERO_BLOCK;
+    this.chainAt = 0;
+    this.ks = undefined;
+    this.ksIv = undefined;
+    this.ksCount = 0;
+  }
+
+  seal = (nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array => {
+    if (!this.covers(nonce.length, aad.length, pt.length)) return this.fallback.seal(nonce, aad, pt);
+    const out = new Uint8Array(pt.length + this.tagLen);
+    this.sealInto(nonce, aad, aad.length, pt, out, 0);
+    return out;
+  };
+
+  open = (nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined => {
+    const n = sealed.length - this.tagLen;
+    if (n < 0) return undefined;
+    if (!this.covers(nonce.length, aad.length, n)) return this.fallback.open(nonce, aad, sealed);
+    return this.openAt(nonce, aad, aad.length, sealed, 0, n);
+  };
+
+  /** True when sealInto/openAt take these sizes (otherwise use seal/open, which fall back). */
+  covers(nonceLen: number, aadLen: number, n: number): boolean {
+    return nonceLen === this.nonceLen && aadLen < 0xff00 && n <= this.maxLength && aadLen + n > 0;
+  }
+
+  /**
+   * Seals pt with aad = aadBuf[0, aadLen) into out[at, at + pt.length + tagLen) (ciphertext, then tag).
+   * The sizes must pass covers(). out may hold the aad itself before `at` (a record's header).
+   */
+  sealInto(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
+    this.contexts();
+    this.sealWith(nonce, this.keystream(nonce, pt.length), aadBuf, aadLen, pt, out, at);
+  }
+
+  /**
+   * Opens src[ct, ct + n) followed by its tag, with aad = aadBuf[0, aadLen): the plaintext (a fresh
+   * array), or undefined when the tag does not verify. The sizes must pass covers().
+   */
+  openAt(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
+    this.contexts();
+    return this.openWith(nonce, this.keystream(nonce, n), aadBuf, aadLen, src, ct, n);
+  }
+
+  /** sealInto for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
+  sealSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
+    this.contexts();
+    const ks = this.seqKeystream(iv, seq, pt.length);
+    this.sealWith(seqNonce(iv, seq), ks, aadBuf, aadLen, pt, out, at);
+  }
+
+  /** openAt for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
+  openSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
+    this.contexts();
+    const ks = this.seqKeystream(iv, seq, n);
+    return this.openWith(seqNonce(iv, seq), ks, aadBuf, aadLen, src, ct, n);
+  }
+
+  private sealWith(nonce: Uint8Array, ks: Uint8Array, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
+    const n = pt.length;
+    const k = this.ksAt;
+    for (let i = 0; i < n; i++) out[at + i] = pt[i] ^ ks[k + 16 + i];
+    const mac = this.mac(nonce, aadBuf, aadLen, pt, 0, n);
+    const m = this.chainAt;
+    for (let j = 0; j < this.tagLen; j++) out[at + n + j] = mac[m + j] ^ ks[k + j];
+  }
+
+  private openWith(nonce: Uint8Array, ks: Uint8Array, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
+    const k = this.ksAt;
+    // A plain array, not a pooled Buffer: small ones live on the JS heap and cost no external allocation.
+    const pt = new Uint8Array(n);
+    for (let i = 0; i < n; i++) pt[i] = src[ct + i] ^ ks[k + 16 + i];
+    const mac = this.mac(nonce, aadBuf, aadLen, pt, 0, n);
+    const m = this.chainAt;
+    let diff = 0;
+    for (let j = 0; j < this.tagLen; j++) diff |= mac[m + j] ^ ks[k + j] ^ src[ct + n + j];
+    if (diff !== 0) {
+      pt.fill(0); // the MAC covers the plaintext, so it was decrypted first; none of it leaves
+      return undefined;
+    }
+    return pt;
+  }
+
+  private contexts(): void {
+    if (this.ecb === undefined) {
+      admit(this, this.self);
+      this.ecb = createCipheriv(`${this.cipherName}-ecb`, this.key, null).setAutoPadding(false);
+      this.cbc = createCipheriv(`${this.cipherName}-cbc`, this.key, ZERO_BLOCK).setAutoPadding(false);
+      this.chain = ZERO_BLOCK;
+      this.chainAt = 0;
+    }
+    this.ref = true;
+  }
+
+  /**
+   * The counter blocks for the nonce iv XOR seq and a message of n bytes, at this.ksAt: from the blocks
+   * computed ahead when seq is among them, else computed now for seq and the next `ahead` numbers (more
+   * of them each time the numbers come in order, fewer when they jump).
+   */
+  private seqKeystream(iv: Uint8Array, seq: number, n: number): Uint8Array {
+    if (n > 16 * (KS_BLOCKS - 1)) return this.keystream(seqNonce(iv, seq), n);
+    const ks = this.ks;
+    if (ks !== undefined && this.ksIv === iv && seq >= this.ksBase && seq - this.ksBase < this.ksCount) {
+      this.ksAt = (seq - this.ksBase) * KS_BYTES;
+      return ks;
+    }
+    if (ks !== undefined && this.ksIv === iv && seq === this.ksBase + this.ksCount) this.ahead = Math.min(AHEAD, this.ahead * 2);
+    else this.ahead = Math.max(1, this.ahead >>> 1);
+    const count = this.ahead;
+    const a = scratchOf(count * KS_BLOCKS);
+    const L = this.L;
+    const nl = this.nonceLen;
+    for (let e = 0, o = 0; e < count; e++) {
+      const nonce = seqNonce(iv, (seq + e) >>> 0);
+      for (let b = 0; b < KS_BLOCKS; b++, o += 16) {
+        a[o] = L - 1;
+        for (let j = 0; j < nl; j++) a[o + 1 + j] = nonce[j];
+        let v = b;
+        for (let j = 15; j > nl; j--) {
+          a[o + j] = v & 0xff;
+          v >>>= 8;
+        }
+      }
+    }
+    this.ks = this.ecb!.update(a);
+    this.ksIv = iv;
+    this.ksBase = seq;
+    this.ksCount = count;
+    this.ksAt = 0;
+    return this.ks;
+  }
+
+  /** E(A_0) || E(A_1) || ... for a message of n bytes (A_0's block first: it masks the tag), at this.ksAt = 0. */
+  private keystream(nonce: Uint8Array, n: number): Buffer {
+    this.ksAt = 0;
+    const blocks = 1 + ((n + 15) >>> 4);
+    const a = scratchOf(blocks);
+    const L = this.L;
+    const nl = this.nonceLen;
+    for (let b = 0, o = 0; b < blocks; b++, o += 16) {
+      a[o] = L - 1;
+      for (let j = 0; j < nl; j++) a[o + 1 + j] = nonce[j];
+      let v = b;
+      for (let j = 15; j > nl; j--) {
+        a[o + j] = v & 0xff;
+        v >>>= 8;
+      }
+    }
+    return this.ecb!.update(a);
+  }
+
+  /**
+   * The CBC-MAC T of RFC 3610 2.2 over the nonce, aad = aadBuf[0, aadLen) and msg[off, off + n): returns
+   * the buffer holding it, at this.chainAt (16 bytes), which is also the CBC context's new running IV.
+   */
+  private mac(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, msg: Uint8Array, off: number, n: number): Uint8Array {
+    const aadBlocks = aadLen === 0 ? 0 : (aadLen + 2 + 15) >>> 4;
+    const total = (1 + aadBlocks + ((n + 15) >>> 4)) * 16;
+    const m = scratchOf(total >>> 4);
+    const c = this.chain;
+    const ca = this.chainAt;
+    const nl = this.nonceLen;
+    // B_0, XORed with the context's running IV so that the context computes E(B_0).
+    m[0] = (aadLen > 0 ? 64 : 0) | this.flags0;
+    for (let j = 0; j < nl; j++) m[1 + j] = nonce[j];
+    let v = n;
+    for (let j = 15; j > nl; j--) {
+      m[j] = v & 0xff;
+      v >>>= 8;
+    }
+    for (let j = 0; j < 16; j++) m[j] ^= c[ca + j];
+    let o = 16;
+    if (aadLen > 0) {
+      m[16] = aadLen >>> 8;
+      m[17] = aadLen & 0xff;
+      if (aadLen <= 64) for (let j = 0; j < aadLen; j++) m[18 + j] = aadBuf[j];
+      else m.set(aadBuf.subarray(0, aadLen), 18);
+      o = 16 + aadBlocks * 16;
+      for (let j = 18 + aadLen; j < o; j++) m[j] = 0;
+    }
+    if (n <= 64) {
+      for (let j = 0; j < n; j++) m[o + j] = msg[off + j];
+      for (let j = o + n; j < total; j++) m[j] = 0;
+    } else {
+      m.set(msg.subarray(off, off + n), o);
+      m.fill(0, o + n, total);
+    }
+    const out = this.cbc!.update(m);
+    this.chain = out;
+    this.chainAt = total - 16;
+    return out;
+  }
+}

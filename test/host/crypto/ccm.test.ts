@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import fc from "fast-check";
+import { aesBlock, ccmOpen, ccmSeal } from "../../../firmware/crypto/ccm";
+import { nodeCcm, oneShotCcm } from "../../../host/crypto/aead";
+import { ccmLiveCount, ReusedCcm, setCcmLiveMax } from "../../../host/crypto/ccm";
+
+const hex = (b: Uint8Array | undefined) => (b === undefined ? "undefined" : Buffer.from(b).toString("hex"));
+
+describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
+  it("seals the bytes of OpenSSL's one-shot CCM and of the portable CCM, and opens them, for every tag and nonce length", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(4, 6, 8, 10, 12, 14, 16),
+        fc.integer({ min: 7, max: 13 }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.uint8Array({ maxLength: 300 }),
+        (tagLen, nonceLen, aad, pt) => {
+          const key = randomBytes(16), nonce = randomBytes(nonceLen);
+          const a = nodeCcm(key, tagLen, nonceLen);
+          assert.ok(a instanceof ReusedCcm);
+          const sealed = a.seal(nonce, aad, pt);
+          assert.equal(hex(sealed), hex(ccmSeal(aesBlock(key), nonce, aad, pt, tagLen)));
+          assert.equal(hex(sealed), hex(oneShotCcm(key, tagLen, nonceLen).seal(nonce, aad, pt)));
+          assert.equal(hex(a.open(nonce, aad, sealed)), hex(pt));
+          assert.equal(hex(ccmOpen(aesBlock(key), nonce, aad, sealed, tagLen)), hex(pt));
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it("rejects any flipped bit of nonce, aad, ciphertext or tag, and goes on giving right answers after", () => {
+    const key = randomBytes(16);
+    const a = nodeCcm(key, 8, 13);
+    const ref = oneShotCcm(key, 8, 13);
+    for (let n = 0; n < 300; n++) {
+      const nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(n % 70);
+      const sealed = a.seal(nonce, aad, pt);
+      const which = n % 4;
+      const bad = [Buffer.from(nonce), Buffer.from(aad), Buffer.from(sealed)];
+      const target = which === 3 ? bad[2] : bad[which];
+      const at = which === 3 ? sealed.length - 1 - (n % 8) : (n * 7) % target.length;
+      target[at] ^= 1 << (n % 8);
+      assert.equal(a.open(bad[0], bad[1], bad[2]), undefined, `flip in part ${which}`);
+      // The context's state survived the failure: the next operations still agree with the one-shot CCM.
+      assert.equal(hex(a.open(nonce, aad, sealed)), hex(pt));
+      assert.equal(hex(a.seal(nonce, aad, pt)), hex(ref.seal(nonce, aad, pt)));
+    }
+    assert.equal(a.open(randomBytes(13), randomBytes(8), randomBytes(7)), undefined); // shorter than the tag
+  });
+
+  it("keeps each key's contexts apart when operations on many keys interleave", () => {
+    const keys = Array.from({ length: 20 }, () => randomBytes(16));
+    const fast = keys.map((k) => nodeCcm(k, 8, 13));
+    const ref = keys.map((k) => oneShotCcm(k, 8, 13));
+    for (let n = 0; n < 2000; n++) {
+      const i = (n * 7919) % keys.length;
+      const nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(1 + (n % 50));
+      const s = fast[i].seal(nonce, aad, pt);
+      assert.equal(hex(s), hex(ref[i].seal(nonce, aad, pt)));
+      assert.equal(hex(fast[(i + 1) % keys.length].open(nonce, aad, s)), "undefined"); // another key
+      assert.equal(hex(fast[i].open(nonce, aad, s)), hex(pt));
+    }
+  });
+
+  it("bounds the keys holding contexts, and a key that lost its contexts still gives the same bytes", () => {
+    const before = setCcmLiveMax(3);
+    try {
+      const keys = Array.from({ length: 10 }, () => randomBytes(16));
+      const fast = keys.map((k) => nodeCcm(k, 8, 13));
+      const ref = keys.map((k) => oneShotCcm(k, 8, 13));
+      for (let n = 0; n < 500; n++) {
+        const i = (n * 3 + (n >> 4)) % keys.length;
+        const nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(24);
+        const s = fast[i].seal(nonce, aad, pt);
+        assert.equal(hex(s), hex(ref[i].seal(nonce, aad, pt)));
+        assert.equal(hex(fast[i].open(nonce, aad, s)), hex(pt));
+        assert.ok(ccmLiveCount() <= 3);
+      }
+    } finally {
+      setCcmLiveMax(before);
+    }
+  });
+
+  it("falls back to the one-shot path for what it does not cover, with the same results", () => {
+    const key = randomBytes(16);
+    const a = nodeCcm(key, 8, 13);
+    const nonce = randomBytes(13);
+    const empty = new Uint8Array(0);
+    const tagOnly = a.seal(nonce, empty, empty); // nothing to authenticate: the portable CCM makes this tag
+    assert.equal(hex(tagOnly), hex(ccmSeal(aesBlock(key), nonce, empty, empty, 8)));
+    assert.equal(hex(a.open(nonce, empty, tagOnly)), "");
+    const bigAad = randomBytes(0xff00), pt = randomBytes(10);
+    const s = a.seal(nonce, bigAad, pt);
+    assert.equal(hex(s), hex(oneShotCcm(key, 8, 13).seal(nonce, bigAad, pt)));
+    assert.equal(hex(a.open(nonce, bigAad, s)), hex(pt));
+  });
+});
