@@ -10,11 +10,22 @@
 //   - Readings are acknowledged and filtered for copies per device (firmware/runtime/messages.ts), so the
 //     application sees each once even across the device's re-handshakes and power cycles; commands go down
 //     under the same rules.
-import { epInput, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession } from "../../firmware/session/endpoint";
+//   - The common record (data, current key, confirmed session) takes a host fast path: the header read in
+//     place, the replay window, the CCM on the key's reused OpenSSL contexts (host/crypto/ccm.ts), the
+//     message straight to the dedup filter. It changes the session exactly as sessionReceive would, and
+//     anything else (control records, key changes, old sessions, a failed tag or replay, which the
+//     portable path then counts) goes the portable way. Acknowledgements are sealed when the output is
+//     taken (takeOutput, poll), one ACK record per device for all its ids due by then.
+import { epInput, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession, EP_OPEN } from "../../firmware/session/endpoint";
 import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire";
-import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionSend, Session } from "../../firmware/session/session";
+import { FLAG_KEY_PHASE, FORMAT_COMPACT, MAX_LENGTH_COMPACT } from "../../firmware/record/header";
+import { replayAccept, replayCheck } from "../../firmware/session/replay";
+import { seqTake } from "../../firmware/session/seqstore";
+import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
+import { ReusedCcm } from "../crypto/ccm";
+import { compactSeq, openCompact, sealCompact } from "../record/fast";
 import {
-  dataBody, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
+  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
   senderNew, senderQueue, senderTakeLost,
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
@@ -41,7 +52,11 @@ export type DeviceGatewayOptions = {
   commandRtoMs?: number;
 };
 
-type DeviceState = { receiver: Receiver; sender: Sender; acks: number[]; ep: Endpoint | undefined; ble: LinkAddress | undefined; last: LinkAddress };
+type DeviceState = {
+  receiver: Receiver; sender: Sender; acks: number[]; ep: Endpoint | undefined; ble: LinkAddress | undefined; last: LinkAddress;
+  /** Taken in on the fast path since the output was last taken: drained (ACK sealed) then. */
+  due: boolean;
+};
 
 export type DeviceGatewayStats = { packets: number; records: number; unknownSpi: number; malformed: number; uplinks: number; duplicates: number; commandsLost: number };
 
@@ -51,12 +66,23 @@ export class DeviceGateway {
   private readonly devices = new Map<string, DeviceState>();
   private readonly out: DownPacket[] = [];
   private readonly uplinks: Uplink[] = [];
+  /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
+  private readonly due: DeviceState[] = [];
+  private dueNow = 0;
+  /** A session's device name (its peer in hex), made once per session. */
+  private readonly names = new WeakMap<Session, string>();
   private loraSources = 0;
   readonly stats: DeviceGatewayStats = { packets: 0, records: 0, unknownSpi: 0, malformed: 0, uplinks: 0, duplicates: 0, commandsLost: 0 };
 
   constructor(private readonly opts: DeviceGatewayOptions) {
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    this.tables = { dh: new ResponderTable(() => opts.config("dh"), limits), psk: new ResponderTable(() => opts.config("psk"), limits) };
+    // Records find their session by SPI alone, so a new session must not take one in use here.
+    const config = (mode: "dh" | "psk"): EndpointConfig => {
+      const c = opts.config(mode);
+      const live = c.spiLive;
+      return { ...c, spiLive: (spi) => this.bySpi.has(spi) || live(spi) };
+    };
+    this.tables = { dh: new ResponderTable(() => config("dh"), limits), psk: new ResponderTable(() => config("psk"), limits) };
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */
@@ -88,6 +114,7 @@ export class DeviceGateway {
       return;
     }
     this.stats.records++;
+    if (this.fastRecord(hit.ep, spi, packet, link, tid, now)) return;
     const r = epInput(hit.ep, packet, tid, now);
     const s = epSession(hit.ep);
     if ((r === RX_DATA || r === RX_CONTROL) && s !== undefined) this.heardOn(hit.ep, s, link, tid);
@@ -98,7 +125,11 @@ export class DeviceGateway {
   poll(now: number): void {
     // Devices speak first (order I), so responders have no retries of their own to send.
     for (const t of [this.tables.dh, this.tables.psk]) t.poll(now);
-    for (const d of this.devices.values()) if (d.ep !== undefined) this.drain(d.ep, now);
+    this.due.length = 0;
+    for (const d of this.devices.values()) {
+      d.due = false;
+      if (d.ep !== undefined) this.drain(d.ep, now);
+    }
   }
 
   /** Queues a command for a device; its message id, or -1 (unknown device, queue full). */
@@ -115,6 +146,7 @@ export class DeviceGateway {
   }
 
   takeOutput(): DownPacket[] {
+    this.drainDue();
     return this.out.splice(0);
   }
 
@@ -132,15 +164,92 @@ export class DeviceGateway {
     let d = this.devices.get(device);
     if (d === undefined) {
       const tries = this.opts.commandTries ?? 4, rto = this.opts.commandRtoMs ?? 8000;
-      d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA };
+      d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA, due: false };
       this.devices.set(device, d);
     }
     return d;
   }
 
+  /** The device a session belongs to: its peer (kid or device id) in hex. */
+  private nameOf(s: Session): string {
+    let n = this.names.get(s);
+    if (n === undefined) {
+      n = Buffer.from(s.peer).toString("hex");
+      this.names.set(s, n);
+    }
+    return n;
+  }
+
+  /**
+   * A data record for the current key of a confirmed, open session on a datagram link, opened without the
+   * portable path's copies; the same changes to the session as epInput -> sessionReceive -> inboundOpen,
+   * then what input() and drain() do with RX_DATA, the ACK left for drainDue. False, and nothing changed,
+   * for any other record, a replayed one or one whose tag fails: the portable path takes those (and counts them).
+   */
+  private fastRecord(ep: Endpoint, spi: number, packet: Uint8Array, link: LinkAddress, tid: number, now: number): boolean {
+    const s = ep.session;
+    if (s === undefined || ep.old !== undefined || !ep.confirmed || ep.state !== EP_OPEN || ep.work !== undefined || s.state !== STATE_OPEN) return false;
+    const inb = s.inb;
+    const policy = inb.policy;
+    if (inb.spi !== spi || inb.wantRekey || !policy.datagram || policy.suite.format !== FORMAT_COMPACT) return false;
+    if (inb.prev !== undefined && now >= inb.prevUntil) return false; // the portable path drops the old key first
+    const k = inb.cur;
+    const flags = packet[3];
+    // Application data under the current key: no control, batch, compression or reserved bits.
+    if (flags !== ((k.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0)) return false;
+    const seq = compactSeq(packet);
+    if (!(k.aead instanceof ReusedCcm) || !replayCheck(k.window, seq)) return false;
+    const payload = openCompact(k.aead, k.epoch.iv, packet);
+    if (payload === undefined) return false;
+    replayAccept(k.window, seq);
+    s.askedRekey = false; // sessionReceive: the key is not retired (wantRekey is false)
+    s.confirmed = true;
+    s.received = s.received + 1;
+    const device = this.nameOf(s);
+    const d = this.heardOn(ep, s, link, tid);
+    this.take(d, device, payload, now);
+    if (!d.due) {
+      d.due = true;
+      this.due.push(d);
+    }
+    this.dueNow = now;
+    return true;
+  }
+
+  /**
+   * Drains the devices the fast path took records for: their ACKs (and anything else due) go out. A device
+   * with nothing but ACKs due (the common case) gets them without the general drain's steps, which would
+   * find nothing else to do: its endpoint is open and confirmed (no timers), with no handshake output,
+   * no inbox and no commands pending.
+   */
+  private drainDue(): void {
+    const now = this.dueNow;
+    for (let i = 0; i < this.due.length; i++) {
+      const d = this.due[i];
+      if (!d.due) continue;
+      d.due = false;
+      const ep = d.ep;
+      if (ep === undefined) continue;
+      const s = ep.session;
+      if (
+        s === undefined || ep.old !== undefined || ep.state !== EP_OPEN || !ep.confirmed || ep.work !== undefined || ep.out.length > 0 ||
+        s.state !== STATE_OPEN || s.inbox.length > 0 || s.outbox.length > 0 || d.sender.pending.length > 0 || d.sender.lost.length > 0
+      ) {
+        this.drain(ep, now);
+        continue;
+      }
+      while (d.acks.length > 0) if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
+      const sent = s.outbox;
+      if (sent.length === 0) continue;
+      s.outbox = [];
+      for (let j = 0; j < sent.length; j++) this.out.push({ link: sent[j].transport === TID_LORA ? LORA : d.ble ?? d.last, bytes: sent[j].bytes });
+    }
+    this.due.length = 0;
+  }
+
   /** An authenticated record came in on `link`: answer there from now on (roaming). */
-  private heardOn(ep: Endpoint, s: Session, link: LinkAddress, tid: number): void {
-    const d = this.stateOf(Buffer.from(s.peer).toString("hex"));
+  private heardOn(ep: Endpoint, s: Session, link: LinkAddress, tid: number): DeviceState {
+    const d = this.stateOf(this.nameOf(s));
     d.ep = ep;
     d.last = link;
     if (tid === TID_BLE) d.ble = link;
@@ -150,31 +259,69 @@ export class DeviceGateway {
       // addTransport appends: rotate the new one to the front so routing picks it.
       s.transports.unshift(s.transports.pop()!);
     }
+    return d;
   }
 
   private drain(ep: Endpoint, now: number): void {
     epPoll(ep, now);
     const s = epSession(ep);
     if (s !== undefined) {
-      const device = Buffer.from(s.peer).toString("hex");
+      const device = this.nameOf(s);
       const d = this.stateOf(device);
       d.ep = ep;
-      for (const m of epTakeInbox(ep)) this.take(d, device, m, now);
+      if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, device, m, now);
       if (epReady(ep)) {
-        if (d.acks.length > 0) {
-          // One ACK record carries every id due: on LoRa each downlink costs the gateway's duty cycle too.
-          sessionSend(s, encodeAck(d.acks.splice(0, 60)), now);
+        while (d.acks.length > 0) {
+          // One ACK record carries every id due (up to 60): on LoRa each downlink costs the gateway's duty cycle too.
+          if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
         }
-        for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
-        this.stats.commandsLost += senderTakeLost(d.sender).length;
+        if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) this.send(s, m, now);
+        if (d.sender.lost.length > 0) this.stats.commandsLost += senderTakeLost(d.sender).length;
       }
     }
+    if (ep.out.length === 0 && (s === undefined || s.outbox.length === 0) && (ep.old === undefined || ep.old.outbox.length === 0)) {
+      if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "" });
+      return;
+    }
     for (const o of epTakeOutput(ep)) {
-      const d = s === undefined ? undefined : this.devices.get(Buffer.from(s.peer).toString("hex"));
+      const d = s === undefined ? undefined : this.devices.get(this.nameOf(s));
       const link = o.transport === TID_LORA ? LORA : d?.ble ?? d?.last;
       if (link !== undefined) this.out.push({ link, bytes: o.bytes });
     }
     if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "" });
+  }
+
+  /**
+   * sessionSend, sealed on the host path when the session allows: the same checks, counters, sequence
+   * number and record bytes, on the key's reused CCM contexts. A key change due, or a suite other than
+   * compact CCM, goes the portable way.
+   */
+  private send(s: Session, payload: Uint8Array, now: number): boolean {
+    const o = s.out;
+    const policy = o.policy;
+    if (
+      s.state !== STATE_OPEN || !(o.aead instanceof ReusedCcm) || policy.suite.format !== FORMAT_COMPACT || payload.length > MAX_LENGTH_COMPACT ||
+      o.spi === 0 || o.sealed >= policy.suite.confidentialityLimit || now - o.startedAt >= policy.rekeyAfterMs || o.seq.next > o.seq.max
+    ) {
+      return sessionSend(s, payload, now);
+    }
+    let t = -1; // the session's route: its first transport that is up
+    for (let i = 0; i < s.transports.length; i++) {
+      if (s.transports[i].up) {
+        t = s.transports[i].id;
+        break;
+      }
+    }
+    if (t < 0) {
+      s.unsent = s.unsent + 1;
+      return false;
+    }
+    const seq = seqTake(policy.store, o.seq);
+    const rec = sealCompact(o.aead, o.epoch.iv, o.spi, (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0, seq, payload);
+    o.sealed = o.sealed + 1;
+    s.sent = s.sent + 1;
+    s.outbox.push({ transport: t, bytes: rec });
+    return true;
   }
 
   private take(d: DeviceState, device: string, m: Uint8Array, now: number): void {
@@ -186,7 +333,7 @@ export class DeviceGateway {
       if (r !== 0) d.acks.push(id);
       if (r === 1) {
         this.stats.uplinks++;
-        this.uplinks.push({ device, id, body: dataBody(m), link: d.last, at: now });
+        this.uplinks.push({ device, id, body: m.subarray(1 + 3), link: d.last, at: now }); // dataBody, as a view
       } else this.stats.duplicates++;
     } else this.stats.malformed++;
   }

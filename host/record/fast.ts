@@ -1,8 +1,10 @@
 // The host's record path: the same bytes as firmware/record/record.ts (tests hold them equal), without the
-// portable code's per-record copies, for the gateway's hot loop. One cipher context per record is what
-// node:crypto allows, so that call is the floor this path is measured against (npm run bench).
+// portable code's per-record copies, for the gateway's hot loop. sealFast/openFast make one node:crypto
+// cipher context per record (that call is the floor `npm run bench` measures against); openCompact and
+// sealCompact run on a key's reused contexts (host/crypto/ccm.ts), which cost less than that floor.
 import { createCipheriv, createDecipheriv, type CipherCCMTypes, type CipherGCMTypes } from "node:crypto";
 import { FORMAT_COMPACT, FORMAT_EXTREME, FORMAT_LARGE, HEADER_SIZE, SPI_NEGOTIATION } from "../../firmware/record/header";
+import type { ReusedCcm } from "../crypto/ccm";
 
 export type HostSuite = { cipher: CipherCCMTypes | CipherGCMTypes; tagLen: number };
 export const HOST_CCM8: HostSuite = { cipher: "aes-128-ccm", tagLen: 8 };
@@ -84,4 +86,48 @@ export function openFast(k: HostKeys, rec: Buffer): FastOpened | undefined {
     return undefined;
   }
   return { spi, flags, seqHi, seq, payload };
+}
+
+// ---- compact records on a reused-context CCM (the gateway's per-device path) --------------------------------
+
+/** The fields of a compact header (whatever they hold: the caller judges them). */
+export function compactSeq(rec: Uint8Array): number {
+  return ((rec[5] & 0x0f) << 16) | (rec[6] << 8) | rec[7];
+}
+
+export function compactLength(rec: Uint8Array): number {
+  return (rec[4] << 4) | (rec[5] >>> 4);
+}
+
+/**
+ * Opens the compact record `rec` under `aead` and `iv`: its header (8 bytes, the aad) says the sequence
+ * number and payload length (the caller judges SPI, flags and sequence number). The plaintext, or
+ * undefined when `rec` is not exactly header, payload and tag or the tag does not verify: the firmware's
+ * openRecord, on the key's reused contexts.
+ */
+export function openCompact(aead: ReusedCcm, iv: Uint8Array, rec: Uint8Array): Uint8Array | undefined {
+  const length = compactLength(rec);
+  if (rec.length !== 8 + length + aead.tagLen) return undefined;
+  if (!aead.covers(iv.length, 8, length)) return undefined;
+  return aead.openSeq(iv, compactSeq(rec), rec, 8, rec, 8, length);
+}
+
+/**
+ * Seals a compact record (header || ciphertext || tag) in one buffer, the firmware's sealRecord bytes; the
+ * caller owns the fields (spi 1..2^24-1, flags, seq < 2^20, payload < 4096 bytes) and the sequence numbering.
+ */
+export function sealCompact(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, payload: Uint8Array): Uint8Array {
+  const n = payload.length;
+  const out = new Uint8Array(8 + n + aead.tagLen);
+  out[0] = (spi >>> 16) & 0xff;
+  out[1] = (spi >>> 8) & 0xff;
+  out[2] = spi & 0xff;
+  out[3] = flags;
+  out[4] = (n >>> 4) & 0xff;
+  out[5] = ((n & 0x0f) << 4) | ((seq >>> 16) & 0x0f);
+  out[6] = (seq >>> 8) & 0xff;
+  out[7] = seq & 0xff;
+  if (!aead.covers(iv.length, 8, n)) throw new RangeError("sealCompact: parameters the reused CCM does not cover");
+  aead.sealSeq(iv, seq, out, 8, payload, out, 8);
+  return out;
 }

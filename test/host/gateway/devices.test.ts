@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { CryptoProvider, keyPairWith } from "../../../firmware/crypto/provider";
+import { FLAG_CONTROL } from "../../../firmware/record/header";
+import { memoryStorage } from "../../../firmware/runtime/facade";
+import { ackCount, encodeData, messageId, messageKind, MSG_ACK, MSG_DATA } from "../../../firmware/runtime/messages";
+import { Endpoint, EndpointConfig, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
+import { outboundRekey, outboundSeal, SaPolicy } from "../../../firmware/session/sa";
+import { CTRL_KEY_UPDATE, sessionSend } from "../../../firmware/session/session";
+import { SUITE_CONSTRAINED } from "../../../firmware/suite";
+import { oneShotCcm } from "../../../host/crypto/aead";
+import { ReusedCcm } from "../../../host/crypto/ccm";
+import { hostProvider, nodeX25519 } from "../../../host/crypto/provider";
+import { DeviceGateway, LORA } from "../../../host/gateway/devices";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** The host provider with a seeded random source: two runs make the same keys, SPIs and records. */
+function seeded(seed: string, fast: boolean): CryptoProvider {
+  let counter = 0;
+  const random = (n: number) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += 32) out.set(createHash("sha256").update(`${seed}:${counter++}`).digest().subarray(0, Math.min(32, n - i)), i);
+    return out;
+  };
+  const p: CryptoProvider = { ...hostProvider, random, keyPair: () => keyPairWith(nodeX25519, random) };
+  // Without the reused-context CCM the gateway's fast paths never apply: the portable path does everything.
+  return fast ? p : { ...p, ccm: (key, tagLen, nonceLen) => oneShotCcm(key, tagLen, nonceLen) };
+}
+
+type Dev = { ep: Endpoint; link: string; next: number; name: string };
+
+/** A gateway and `n` dh devices (BLE, and LoRa for every third) with open sessions, all from `seed`. */
+function world(seed: string, fast: boolean, n = 4) {
+  const p = seeded(seed, fast);
+  const store = memoryStorage();
+  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
+  const gwKeys = p.keyPair();
+  const registry = new Map<string, Uint8Array>();
+  const base = { responderFirst: false, p, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
+  const gw = new DeviceGateway({
+    storage: store,
+    config: () => ({ ...base, initiator: false, dh: true, policy: policy(), dhI: undefined, dhR: { p, me: gwKeys, lookup: (kid) => registry.get(hex(kid)) } }),
+  });
+  const devs: Dev[] = [];
+  for (let i = 0; i < n; i++) {
+    const me = p.keyPair();
+    const kid = Uint8Array.of(0x10, 0, 0, i);
+    registry.set(hex(kid), me.S);
+    const cfg: EndpointConfig = { ...base, initiator: true, dh: true, policy: policy(), dhR: undefined, dhI: { p, kid, me, peer: gwKeys.S } };
+    const d: Dev = { ep: epNew(cfg), link: i % 3 === 2 ? LORA : `ble:d${i}`, next: 1, name: hex(kid) };
+    epStart(d.ep, 0);
+    for (let r = 0; r < 4; r++) {
+      for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes, 0);
+      for (const o of gw.takeOutput()) if (o.link === d.link) epInput(d.ep, o.bytes, 1, 0);
+    }
+    assert.ok(d.ep.confirmed, `device ${i} has no confirmed session`);
+    devs.push(d);
+  }
+  return { gw, devs, p };
+}
+
+/** A DATA record from a device (its next sequence number). */
+function data(d: Dev, id: number, body: string): Uint8Array {
+  const r = outboundSeal(d.ep.session!.out, encodeData(id, Buffer.from(body)), 0, 0);
+  assert.ok(typeof r !== "number");
+  return r;
+}
+
+/** Everything observable about the gateway: output, uplinks, counters, and each gateway session's state. */
+function observe(w: ReturnType<typeof world>, label: string): string {
+  const out = w.gw.takeOutput().map((o) => `${o.link}>${hex(o.bytes)}`);
+  const ups = w.gw.takeUplinks().map((u) => `${u.device}/${u.id}/${hex(u.body)}/${u.link}/${u.at}`);
+  const sessions = w.devs.map((d) => {
+    const s = d.ep.session!;
+    const g = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi.get(s.out.spi)!.ep.session!;
+    return [g.received, g.rejected, g.sent, g.confirmed, g.askedRekey, g.inb.replays, g.inb.authFailures, g.inb.rekeys, g.inb.cur.window.top, g.out.seq.next].join(",");
+  });
+  return JSON.stringify({ label, out, ups, stats: w.gw.stats, sessions });
+}
+
+/**
+ * One script of device traffic: in order, duplicates (a message sent again in a new record), a replayed
+ * record, a forged one, a control record, the device moving to its next key, an ACK of a command, a
+ * record arriving on another link. `each` runs after every packet.
+ */
+function script(w: ReturnType<typeof world>, each: (label: string) => void): void {
+  const [a, b, c, e] = w.devs;
+  const feed = (d: Dev, rec: Uint8Array, label: string, link = d.link) => {
+    w.gw.input(link, rec, 1000);
+    each(label);
+  };
+  for (let k = 0; k < 5; k++) for (const d of w.devs) feed(d, data(d, d.next++, `reading ${k}`), `data ${k}`);
+  const dup = data(a, a.next - 1, "reading again");
+  feed(a, dup, "same id, new record");
+  feed(a, dup, "the same record again (replay)");
+  const forged = data(b, b.next++, "forged");
+  forged[forged.length - 1] ^= 1;
+  feed(b, forged, "bad tag");
+  const ctl = outboundSeal(c.ep.session!.out, Uint8Array.of(CTRL_KEY_UPDATE), FLAG_CONTROL, 0);
+  assert.ok(typeof ctl !== "number");
+  feed(c, ctl, "control: KEY_UPDATE");
+  outboundRekey(e.ep.session!.out, 0);
+  feed(e, data(e, e.next++, "next key"), "first record under the next key");
+  feed(e, data(e, e.next++, "next key again"), "second record under it");
+  assert.ok(w.gw.command(a.name, Buffer.from("cmd"), 1000) >= 0);
+  each("command queued");
+  feed(b, data(b, b.next++, "moved"), "a record on another link", "ble:elsewhere");
+  const old = data(a, a.next++, "late");
+  feed(a, data(a, a.next++, "early"), "a record ahead of one sent before it");
+  feed(a, old, "the record sent before it");
+}
+
+describe("DeviceGateway fast path", () => {
+  it("gives exactly what the portable path gives: same output bytes, uplinks, counters and session state after every packet", () => {
+    const proto = ReusedCcm.prototype as unknown as { [m: string]: (...a: unknown[]) => unknown };
+    const calls = { openSeq: 0, sealSeq: 0 };
+    const saved = { openSeq: proto.openSeq, sealSeq: proto.sealSeq };
+    for (const m of ["openSeq", "sealSeq"] as const) proto[m] = function (this: unknown, ...a: unknown[]) {
+      calls[m]++;
+      return saved[m].apply(this, a);
+    };
+    const used: (typeof calls)[] = [];
+    let runs: string[][];
+    try {
+      runs = [true, false].map((fast) => {
+        calls.openSeq = calls.sealSeq = 0;
+        const w = world("equal", fast);
+        const seen: string[] = [];
+        script(w, (label) => seen.push(observe(w, label)));
+        used.push({ ...calls });
+        return seen;
+      });
+    } finally {
+      Object.assign(proto, saved);
+    }
+    // The fast run did take the fast paths (records opened, ACKs sealed on reused contexts); the other never did.
+    assert.ok(used[0].openSeq >= 20 && used[0].sealSeq >= 20, JSON.stringify(used));
+    assert.deepEqual(used[1], { openSeq: 0, sealSeq: 0 });
+    assert.equal(runs[0].length, runs[1].length);
+    for (let i = 0; i < runs[0].length; i++) assert.equal(runs[0][i], runs[1][i]);
+  });
+
+  it("takes each reading once, acknowledges every id, and refuses replays and forgeries", () => {
+    const w = world("semantics", true);
+    const [a] = w.devs;
+    const recs = [data(a, 1, "one"), data(a, 2, "two"), data(a, 2, "two again"), data(a, 3, "three")];
+    for (const r of recs) w.gw.input(a.link, r, 5);
+    w.gw.input(a.link, recs[1], 5); // a replayed record
+    const forged = data(a, 4, "four");
+    forged[9] ^= 0x40;
+    w.gw.input(a.link, forged, 5);
+    const ups = w.gw.takeUplinks();
+    assert.deepEqual(ups.map((u) => [u.id, Buffer.from(u.body).toString()]), [[1, "one"], [2, "two"], [3, "three"]]);
+    assert.equal(w.gw.stats.duplicates, 1);
+    const g = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi.get(a.ep.session!.out.spi)!.ep.session!;
+    assert.equal(g.inb.replays, 1);
+    assert.equal(g.inb.authFailures, 1);
+    // Taken out after several records: one ACK record carries every id due, and it opens at the device.
+    const out = w.gw.takeOutput();
+    assert.equal(out.length, 1);
+    for (const o of out) epInput(a.ep, o.bytes, 1, 6);
+    const inbox = epTakeInbox(a.ep);
+    assert.equal(inbox.length, 1);
+    assert.equal(messageKind(inbox[0]), MSG_ACK);
+    assert.deepEqual(Array.from({ length: ackCount(inbox[0]) }, (_, k) => messageId(inbox[0], k)), [1, 2, 2, 3]);
+  });
+
+  it("answers a device on the link it last heard it on, and delivers a command that the device then acknowledges", () => {
+    const w = world("links", true, 2);
+    const [a] = w.devs;
+    w.gw.input("ble:moved", data(a, 1, "x"), 1);
+    assert.deepEqual(w.gw.takeOutput().map((o) => o.link), ["ble:moved"]);
+    const id = w.gw.command(a.name, Buffer.from("open"), 2);
+    const down = w.gw.takeOutput();
+    assert.equal(down.length, 1);
+    epInput(a.ep, down[0].bytes, 1, 2);
+    const cmd = epTakeInbox(a.ep)[0];
+    assert.equal(messageKind(cmd), MSG_DATA);
+    assert.equal(messageId(cmd, 0), id);
+    sessionSend(a.ep.session!, Uint8Array.of(MSG_ACK, (id >> 16) & 0xff, (id >> 8) & 0xff, id & 0xff), 3);
+    for (const o of epTakeOutput(a.ep)) w.gw.input("ble:moved", o.bytes, 3);
+    w.gw.poll(100_000); // past the command's retransmission time: nothing is sent again, nothing lost
+    assert.equal(w.gw.takeOutput().length, 0);
+    assert.equal(w.gw.stats.commandsLost, 0);
+  });
+});
