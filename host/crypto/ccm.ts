@@ -117,7 +117,8 @@ export class ReusedCcm implements Aead {
   private ecb: Cipher | undefined;
   private cbc: Cipher | undefined;
   /** The CBC context's last ciphertext block (its running IV). */
-  private chain: Uint8Array = ZERO_BLOCK;
+  private readonly chain = new Uint8Array(16);
+  /** Where the MAC of the last mac() call is in the buffer it returned. */
   private chainAt = 0;
   private readonly self = new WeakRef(this);
   private readonly cipherName: string;
@@ -150,7 +151,7 @@ export class ReusedCcm implements Aead {
   release(): void {
     this.ecb = undefined;
     this.cbc = undefined;
-    this.chain = ZERO_BLOCK;
+    this.chain.fill(0);
     this.chainAt = 0;
     this.ks = undefined;
     this.ksIv = undefined;
@@ -208,6 +209,79 @@ export class ReusedCcm implements Aead {
     return this.openWith(seqNonce(iv, seq), ks, aadBuf, aadLen, src, ct, n);
   }
 
+  /**
+   * Seals `count` messages of n bytes at once, message e under the nonce iv XOR (seq + e): record e takes
+   * recs[e * stride, (e + 1) * stride) and holds its aad first (aadLen bytes, written by the caller), then
+   * receives ciphertext || tag; the plaintexts are pts[e * n, (e + 1) * n). The CBC-MACs of all of them go
+   * through the ECB context block by block, one native call per block position (the first also makes the
+   * counter blocks), so `count` records cost as many calls as one record has blocks. For records sealed
+   * ahead of their time (the gateway's ACKs): the caller uses each one, if at all, only for its sequence
+   * number, which is sealed once. The sizes must pass covers().
+   */
+  sealBatch(iv: Uint8Array, seq: number, count: number, recs: Uint8Array, stride: number, aadLen: number, pts: Uint8Array, n: number): void {
+    this.contexts();
+    const L = this.L;
+    const nl = this.nonceLen;
+    const aadBlocks = aadLen === 0 ? 0 : (aadLen + 2 + 15) >>> 4;
+    const msgBlocks = (n + 15) >>> 4;
+    const macBlocks = 1 + aadBlocks + msgBlocks;
+    const ctrBlocks = 1 + msgBlocks;
+    // Call 1: B_0 of every message, then the counter blocks of every message.
+    const first = scratchOf(count * (1 + ctrBlocks));
+    for (let e = 0; e < count; e++) {
+      const nonce = seqNonce(iv, (seq + e) >>> 0);
+      let o = e * 16;
+      first[o] = (aadLen > 0 ? 64 : 0) | this.flags0;
+      for (let j = 0; j < nl; j++) first[o + 1 + j] = nonce[j];
+      let v = n;
+      for (let j = 15; j > nl; j--) {
+        first[o + j] = v & 0xff;
+        v >>>= 8;
+      }
+      o = (count + e * ctrBlocks) * 16;
+      for (let b = 0; b < ctrBlocks; b++, o += 16) {
+        first[o] = L - 1;
+        for (let j = 0; j < nl; j++) first[o + 1 + j] = nonce[j];
+        let c = b;
+        for (let j = 15; j > nl; j--) {
+          first[o + j] = c & 0xff;
+          c >>>= 8;
+        }
+      }
+    }
+    const out1 = this.ecb!.update(first);
+    // X holds each message's CBC state; the formatted aad and plaintext blocks are XORed in, one position a call.
+    let x: Uint8Array = out1;
+    for (let pos = 1; pos < macBlocks; pos++) {
+      const layer = scratchOf(count);
+      for (let e = 0; e < count; e++) {
+        const o = e * 16;
+        const rec = e * stride;
+        for (let j = 0; j < 16; j++) {
+          // Byte j of block `pos` of message e: the aad's 2-byte length, the aad, zeros, the plaintext, zeros.
+          const i = (pos - 1) * 16 + j;
+          let b = 0;
+          if (pos <= aadBlocks) {
+            if (i === 0) b = aadLen >>> 8;
+            else if (i === 1) b = aadLen & 0xff;
+            else if (i - 2 < aadLen) b = recs[rec + i - 2];
+          } else {
+            const k = (pos - 1 - aadBlocks) * 16 + j;
+            if (k < n) b = pts[e * n + k];
+          }
+          layer[o + j] = x[o + j] ^ b;
+        }
+      }
+      x = this.ecb!.update(layer);
+    }
+    for (let e = 0; e < count; e++) {
+      const ks = (count + e * ctrBlocks) * 16;
+      const at = e * stride + aadLen;
+      for (let i = 0; i < n; i++) recs[at + i] = pts[e * n + i] ^ out1[ks + 16 + i];
+      for (let j = 0; j < this.tagLen; j++) recs[at + n + j] = x[e * 16 + j] ^ out1[ks + j];
+    }
+  }
+
   private sealWith(nonce: Uint8Array, ks: Uint8Array, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
     const n = pt.length;
     const k = this.ksAt;
@@ -238,7 +312,7 @@ export class ReusedCcm implements Aead {
       admit(this, this.self);
       this.ecb = createCipheriv(`${this.cipherName}-ecb`, this.key, null).setAutoPadding(false);
       this.cbc = createCipheriv(`${this.cipherName}-cbc`, this.key, ZERO_BLOCK).setAutoPadding(false);
-      this.chain = ZERO_BLOCK;
+      this.chain.fill(0);
       this.chainAt = 0;
     }
     this.ref = true;
@@ -303,14 +377,13 @@ export class ReusedCcm implements Aead {
 
   /**
    * The CBC-MAC T of RFC 3610 2.2 over the nonce, aad = aadBuf[0, aadLen) and msg[off, off + n): returns
-   * the buffer holding it, at this.chainAt (16 bytes), which is also the CBC context's new running IV.
+   * the buffer holding it, at this.chainAt (16 bytes); a copy is kept as the CBC context's running IV.
    */
   private mac(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, msg: Uint8Array, off: number, n: number): Uint8Array {
     const aadBlocks = aadLen === 0 ? 0 : (aadLen + 2 + 15) >>> 4;
     const total = (1 + aadBlocks + ((n + 15) >>> 4)) * 16;
     const m = scratchOf(total >>> 4);
     const c = this.chain;
-    const ca = this.chainAt;
     const nl = this.nonceLen;
     // B_0, XORed with the context's running IV so that the context computes E(B_0).
     m[0] = (aadLen > 0 ? 64 : 0) | this.flags0;
@@ -320,7 +393,7 @@ export class ReusedCcm implements Aead {
       m[j] = v & 0xff;
       v >>>= 8;
     }
-    for (let j = 0; j < 16; j++) m[j] ^= c[ca + j];
+    for (let j = 0; j < 16; j++) m[j] ^= c[j];
     let o = 16;
     if (aadLen > 0) {
       m[16] = aadLen >>> 8;
@@ -338,8 +411,9 @@ export class ReusedCcm implements Aead {
       m.fill(0, o + n, total);
     }
     const out = this.cbc!.update(m);
-    this.chain = out;
-    this.chainAt = total - 16;
+    const at = total - 16;
+    for (let j = 0; j < 16; j++) c[j] = out[at + j];
+    this.chainAt = at;
     return out;
   }
 }

@@ -23,9 +23,9 @@ import { replayAccept, replayCheck } from "../../firmware/session/replay";
 import { seqTake } from "../../firmware/session/seqstore";
 import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { ReusedCcm } from "../crypto/ccm";
-import { compactSeq, openCompact, sealCompact } from "../record/fast";
+import { compactSeq, openCompact, sealCompact, SealedAhead } from "../record/fast";
 import {
-  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
+  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
   senderNew, senderQueue, senderTakeLost,
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
@@ -56,13 +56,24 @@ type DeviceState = {
   receiver: Receiver; sender: Sender; acks: number[]; ep: Endpoint | undefined; ble: LinkAddress | undefined; last: LinkAddress;
   /** Taken in on the fast path since the output was last taken: drained (ACK sealed) then. */
   due: boolean;
+  /** ACKs of one id each sealed ahead (sendAck), how many to seal ahead next, and the last one sent. */
+  ahead: SealedAhead | undefined;
+  aheadCount: number;
+  ackSeq: number;
+  ackId: number;
 };
+
+/** One-id ACKs sealed ahead at most, per device. */
+const ACKS_AHEAD = 16;
+
+/** What an SPI leads to; the fast path keeps the session it last saw there with its device, to look them up once. */
+type SpiEntry = { ep: Endpoint; source: string; s?: Session; device?: string; d?: DeviceState };
 
 export type DeviceGatewayStats = { packets: number; records: number; unknownSpi: number; malformed: number; uplinks: number; duplicates: number; commandsLost: number };
 
 export class DeviceGateway {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
-  private readonly bySpi = new Map<number, { ep: Endpoint; source: string }>();
+  private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
   private readonly out: DownPacket[] = [];
   private readonly uplinks: Uplink[] = [];
@@ -114,7 +125,7 @@ export class DeviceGateway {
       return;
     }
     this.stats.records++;
-    if (this.fastRecord(hit.ep, spi, packet, link, tid, now)) return;
+    if (this.fastRecord(hit, spi, packet, link, tid, now)) return;
     const r = epInput(hit.ep, packet, tid, now);
     const s = epSession(hit.ep);
     if ((r === RX_DATA || r === RX_CONTROL) && s !== undefined) this.heardOn(hit.ep, s, link, tid);
@@ -164,7 +175,9 @@ export class DeviceGateway {
     let d = this.devices.get(device);
     if (d === undefined) {
       const tries = this.opts.commandTries ?? 4, rto = this.opts.commandRtoMs ?? 8000;
-      d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA, due: false };
+      d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA, due: false,
+        ahead: undefined, aheadCount: 1, ackSeq: -2, ackId: -2,
+      };
       this.devices.set(device, d);
     }
     return d;
@@ -186,7 +199,8 @@ export class DeviceGateway {
    * then what input() and drain() do with RX_DATA, the ACK left for drainDue. False, and nothing changed,
    * for any other record, a replayed one or one whose tag fails: the portable path takes those (and counts them).
    */
-  private fastRecord(ep: Endpoint, spi: number, packet: Uint8Array, link: LinkAddress, tid: number, now: number): boolean {
+  private fastRecord(hit: SpiEntry, spi: number, packet: Uint8Array, link: LinkAddress, tid: number, now: number): boolean {
+    const ep = hit.ep;
     const s = ep.session;
     if (s === undefined || ep.old !== undefined || !ep.confirmed || ep.state !== EP_OPEN || ep.work !== undefined || s.state !== STATE_OPEN) return false;
     const inb = s.inb;
@@ -205,9 +219,18 @@ export class DeviceGateway {
     s.askedRekey = false; // sessionReceive: the key is not retired (wantRekey is false)
     s.confirmed = true;
     s.received = s.received + 1;
-    const device = this.nameOf(s);
-    const d = this.heardOn(ep, s, link, tid);
-    this.take(d, device, payload, now);
+    if (hit.s !== s) {
+      hit.s = s;
+      hit.device = this.nameOf(s);
+      hit.d = this.stateOf(hit.device);
+    }
+    const d = hit.d!;
+    // heardOn, with the device at hand
+    d.ep = ep;
+    d.last = link;
+    if (tid === TID_BLE) d.ble = link;
+    if (s.transports.length === 0 || s.transports[0].id !== tid) this.heardOn(ep, s, link, tid);
+    this.take(d, hit.device!, payload, now);
     if (!d.due) {
       d.due = true;
       this.due.push(d);
@@ -237,6 +260,10 @@ export class DeviceGateway {
       ) {
         this.drain(ep, now);
         continue;
+      }
+      if (d.acks.length === 1) {
+        this.sendAck(d, s, d.acks[0], now);
+        d.acks.length = 0;
       }
       while (d.acks.length > 0) if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
       const sent = s.outbox;
@@ -291,36 +318,75 @@ export class DeviceGateway {
     if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "" });
   }
 
+  /** Whether sessionSend of n bytes may be done on the host path: everything but a key change due, on compact CCM. */
+  private sendable(s: Session, n: number, now: number): boolean {
+    const o = s.out;
+    const policy = o.policy;
+    return s.state === STATE_OPEN && o.aead instanceof ReusedCcm && policy.suite.format === FORMAT_COMPACT && n <= MAX_LENGTH_COMPACT &&
+      o.spi !== 0 && o.sealed < policy.suite.confidentialityLimit && now - o.startedAt < policy.rekeyAfterMs && o.seq.next <= o.seq.max;
+  }
+
+  /** The session's route (sealAndEmit's): its first transport that is up, or -1 (counted unsent). */
+  private route(s: Session): number {
+    for (let i = 0; i < s.transports.length; i++) if (s.transports[i].up) return s.transports[i].id;
+    s.unsent = s.unsent + 1;
+    return -1;
+  }
+
+  /** After a record was sealed on the host path: sessionSend's counters and queueing. */
+  private sent(s: Session, t: number, rec: Uint8Array): void {
+    s.out.sealed = s.out.sealed + 1;
+    s.sent = s.sent + 1;
+    s.outbox.push({ transport: t, bytes: rec });
+  }
+
   /**
    * sessionSend, sealed on the host path when the session allows: the same checks, counters, sequence
    * number and record bytes, on the key's reused CCM contexts. A key change due, or a suite other than
    * compact CCM, goes the portable way.
    */
   private send(s: Session, payload: Uint8Array, now: number): boolean {
+    if (!this.sendable(s, payload.length, now)) return sessionSend(s, payload, now);
+    const t = this.route(s);
+    if (t < 0) return false;
     const o = s.out;
-    const policy = o.policy;
-    if (
-      s.state !== STATE_OPEN || !(o.aead instanceof ReusedCcm) || policy.suite.format !== FORMAT_COMPACT || payload.length > MAX_LENGTH_COMPACT ||
-      o.spi === 0 || o.sealed >= policy.suite.confidentialityLimit || now - o.startedAt >= policy.rekeyAfterMs || o.seq.next > o.seq.max
-    ) {
-      return sessionSend(s, payload, now);
-    }
-    let t = -1; // the session's route: its first transport that is up
-    for (let i = 0; i < s.transports.length; i++) {
-      if (s.transports[i].up) {
-        t = s.transports[i].id;
-        break;
+    const seq = seqTake(o.policy.store, o.seq);
+    this.sent(s, t, sealCompact(o.aead as ReusedCcm, o.epoch.iv, o.spi, (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0, seq, payload));
+    return true;
+  }
+
+  /**
+   * send(encodeAck([id])), the ACK of one reading: a device numbers its readings one after the other, and
+   * the session its records, so while both go in step the next ACKs are sealed ahead in one batch
+   * (SealedAhead: a few native calls for up to ACKS_AHEAD of them), and this one is likely among them.
+   */
+  private sendAck(d: DeviceState, s: Session, id: number, now: number): boolean {
+    const payload = encodeAck([id]);
+    if (!this.sendable(s, payload.length, now)) return sessionSend(s, payload, now);
+    const t = this.route(s);
+    if (t < 0) return false;
+    const o = s.out;
+    const aead = o.aead as ReusedCcm;
+    const flags = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
+    const seq = o.seq.next; // what seqTake gives next (sendable: not past the maximum)
+    let rec = d.ahead?.take(aead, o.epoch.iv, o.spi, flags, seq, payload);
+    if (rec === undefined) {
+      d.ahead = undefined;
+      d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
+      const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
+      if (count > 1) {
+        const payloads = new Uint8Array(count * payload.length);
+        for (let e = 0; e < count; e++) payloads.set(encodeAck([id + e]), e * payload.length);
+        d.ahead = SealedAhead.seal(aead, o.epoch.iv, o.spi, flags, seq, count, payload.length, payloads);
+        rec = d.ahead.take(aead, o.epoch.iv, o.spi, flags, seq, payload)!;
+      } else {
+        rec = sealCompact(aead, o.epoch.iv, o.spi, flags, seq, payload);
       }
     }
-    if (t < 0) {
-      s.unsent = s.unsent + 1;
-      return false;
-    }
-    const seq = seqTake(policy.store, o.seq);
-    const rec = sealCompact(o.aead, o.epoch.iv, o.spi, (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0, seq, payload);
-    o.sealed = o.sealed + 1;
-    s.sent = s.sent + 1;
-    s.outbox.push({ transport: t, bytes: rec });
+    seqTake(o.policy.store, o.seq);
+    d.ackSeq = seq;
+    d.ackId = id;
+    this.sent(s, t, rec);
     return true;
   }
 

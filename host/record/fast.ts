@@ -131,3 +131,54 @@ export function sealCompact(aead: ReusedCcm, iv: Uint8Array, spi: number, flags:
   aead.sealSeq(iv, seq, out, 8, payload, out, 8);
   return out;
 }
+
+/**
+ * Compact records sealed ahead of their time, for a sender whose next records are predictable (the
+ * gateway's ACK of each reading: the next sequence number and the next message id): `count` of them in
+ * one batch on the key's reused contexts (ReusedCcm.sealBatch). take() hands out the record for exactly
+ * (key, spi, flags, seq, payload) when it is among them. Sequence numbers are sealed once, so a record
+ * made ahead is sent at most once, and only as what sealCompact would have made of the same inputs.
+ */
+export class SealedAhead {
+  private constructor(
+    private readonly aead: ReusedCcm,
+    private readonly iv: Uint8Array,
+    private readonly spi: number,
+    private readonly flags: number,
+    private readonly seq: number,
+    private readonly count: number,
+    private readonly n: number,
+    private readonly payloads: Uint8Array,
+    private readonly recs: Uint8Array,
+  ) {}
+
+  /** Seals payloads[e * n, (e + 1) * n) as sequence number seq + e, for e < count. */
+  static seal(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, count: number, n: number, payloads: Uint8Array): SealedAhead {
+    if (!aead.covers(iv.length, 8, n)) throw new RangeError("SealedAhead: parameters the reused CCM does not cover");
+    const stride = 8 + n + aead.tagLen;
+    const recs = new Uint8Array(count * stride);
+    for (let e = 0; e < count; e++) {
+      const o = e * stride, s = seq + e;
+      recs[o] = (spi >>> 16) & 0xff;
+      recs[o + 1] = (spi >>> 8) & 0xff;
+      recs[o + 2] = spi & 0xff;
+      recs[o + 3] = flags;
+      recs[o + 4] = (n >>> 4) & 0xff;
+      recs[o + 5] = ((n & 0x0f) << 4) | ((s >>> 16) & 0x0f);
+      recs[o + 6] = (s >>> 8) & 0xff;
+      recs[o + 7] = s & 0xff;
+    }
+    aead.sealBatch(iv, seq, count, recs, stride, 8, payloads, n);
+    return new SealedAhead(aead, iv, spi, flags, seq, count, n, payloads, recs);
+  }
+
+  /** The record sealed ahead for exactly these inputs, or undefined. */
+  take(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, payload: Uint8Array): Uint8Array | undefined {
+    const e = seq - this.seq;
+    if (e < 0 || e >= this.count || aead !== this.aead || iv !== this.iv || spi !== this.spi || flags !== this.flags || payload.length !== this.n) return undefined;
+    const n = this.n;
+    for (let i = 0; i < n; i++) if (this.payloads[e * n + i] !== payload[i]) return undefined;
+    const stride = 8 + n + this.aead.tagLen;
+    return this.recs.subarray(e * stride, (e + 1) * stride);
+  }
+}

@@ -96,4 +96,38 @@ describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
     assert.equal(hex(s), hex(oneShotCcm(key, 8, 13).seal(nonce, bigAad, pt)));
     assert.equal(hex(a.open(nonce, bigAad, s)), hex(pt));
   });
+
+  it("seals a batch of messages in a few calls, each one the bytes of sealing it alone", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 0, max: 0xfffff }),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 0, max: 20 }),
+        fc.constantFrom(8, 13),
+        (count, seq, n, aadLen, nonceLen) => {
+          if (aadLen + n === 0) return;
+          const key = randomBytes(16), iv = randomBytes(nonceLen);
+          const a = nodeCcm(key, 8, nonceLen);
+          const stride = aadLen + n + 8;
+          const recs = new Uint8Array(count * stride);
+          const pts = randomBytes(count * n);
+          for (let e = 0; e < count; e++) recs.set(randomBytes(aadLen), e * stride);
+          a.sealBatch(iv, seq, count, recs, stride, aadLen, pts, n);
+          const ref = oneShotCcm(key, 8, nonceLen);
+          for (let e = 0; e < count; e++) {
+            const nonce = Buffer.from(iv);
+            nonce.writeUInt32BE((nonce.readUInt32BE(nonceLen - 4) ^ (seq + e)) >>> 0, nonceLen - 4);
+            const aad = recs.subarray(e * stride, e * stride + aadLen);
+            const want = ref.seal(nonce, aad, pts.subarray(e * n, (e + 1) * n));
+            assert.equal(hex(recs.subarray(e * stride + aadLen, (e + 1) * stride)), hex(want), `message ${e} of ${count}`);
+          }
+          // The batch left the key's other state alone: single operations still agree.
+          const nonce = randomBytes(nonceLen), aad = randomBytes(8), pt = randomBytes(24);
+          assert.equal(hex(a.seal(nonce, aad, pt)), hex(ref.seal(nonce, aad, pt)));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
 });

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { openRecord, sealRecord } from "../../../firmware/record/record";
 import { FORMAT_COMPACT, FORMAT_EXTREME, FORMAT_LARGE } from "../../../firmware/record/header";
 import { nodeCcm, nodeGcm } from "../../../host/crypto/aead";
-import { HOST_CCM8, HOST_GCM16, openCompact, openFast, sealCompact, sealFast } from "../../../host/record/fast";
+import { HOST_CCM8, HOST_GCM16, openCompact, openFast, sealCompact, SealedAhead, sealFast } from "../../../host/record/fast";
 
 describe("host fast record path", () => {
   const cases = [
@@ -70,5 +70,25 @@ describe("host fast record path", () => {
       ),
       { numRuns: 2000 },
     );
+  });
+
+  it("records sealed ahead are handed out only for exactly their inputs, as sealCompact makes them", () => {
+    const key = randomBytes(16), iv = randomBytes(13);
+    const a = nodeCcm(key, 8, 13), other = nodeCcm(randomBytes(16), 8, 13), ref = nodeCcm(key, 8, 13);
+    const payloads = randomBytes(16 * 4);
+    const ahead = SealedAhead.seal(a, iv, 0x123456, 0x40, 1000, 16, 4, payloads);
+    for (let e = 0; e < 16; e++) {
+      const p = payloads.subarray(e * 4, e * 4 + 4);
+      assert.deepEqual(Buffer.from(ahead.take(a, iv, 0x123456, 0x40, 1000 + e, p)!), Buffer.from(sealCompact(ref, iv, 0x123456, 0x40, 1000 + e, p)));
+      const wrong = Uint8Array.from(p);
+      wrong[3] ^= 1;
+      assert.equal(ahead.take(a, iv, 0x123456, 0x40, 1000 + e, wrong), undefined);
+      assert.equal(ahead.take(a, iv, 0x123456, 0x40, 1001 + e + (e === 15 ? 0 : 16), p), undefined);
+      assert.equal(ahead.take(a, iv, 0x123457, 0x40, 1000 + e, p), undefined);
+      assert.equal(ahead.take(a, iv, 0x123456, 0, 1000 + e, p), undefined);
+      assert.equal(ahead.take(other, iv, 0x123456, 0x40, 1000 + e, p), undefined);
+      assert.equal(ahead.take(a, Uint8Array.from(iv), 0x123456, 0x40, 1000 + e, p), undefined);
+    }
+    assert.equal(ahead.take(a, iv, 0x123456, 0x40, 999, payloads.subarray(0, 4)), undefined);
   });
 });
