@@ -88,7 +88,7 @@ export class LuaBoard implements SimBoard {
     if (!lua) throw new Error(`${this.name}: prepare() first`);
     // A fresh instance of the bundle and of the board's RAM; only the files survive.
     lua.eval(`__sesame_load(__sim_code, "${this.profile.name}.lua")` + NODEMCU_SIM + `__sim_load(${JSON.stringify(this.files)}); return ""`);
-    this.codeKb = Number(lua.eval(`collectgarbage("collect"); return collectgarbage("count")`));
+    this.codeKb = this.heapKb();
     const r = lua.eval(`return sesame.boot({ crypto = crypto, sodium = sodium, lora = __sim_lora })`);
     if (r) {
       this.failed = r;
@@ -140,9 +140,16 @@ export class LuaBoard implements SimBoard {
     this.lua = undefined;
   }
 
+  /** The Lua heap after a full collection (KB), or NaN where the engine cannot tell. */
+  private heapKb(): number {
+    return Number(this.lua!.eval(`local ok = pcall(collectgarbage, "collect"); local ok2, kb = pcall(collectgarbage, "count"); return ok2 and kb or "nan"`));
+  }
+
   private sample(): void {
     if (!this.lua || !this.on) return;
-    this.used = Math.round((Number(this.lua.eval(`collectgarbage("collect"); return collectgarbage("count")`)) - this.codeKb) * 1024);
+    const kb = this.heapKb();
+    if (Number.isNaN(kb)) return; // fengari has no collectgarbage: memory is measured under wasmoon
+    this.used = Math.round((kb - this.codeKb) * 1024);
     if (this.used > this.peak) this.peak = this.used;
     const budget = this.profile.memory.bytes;
     if (budget !== undefined && this.used > budget) {

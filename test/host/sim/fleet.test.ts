@@ -127,6 +127,16 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     }
   });
 
+  it("NodeMCU boards on fengari (32-bit Lua integers, X25519 through sodium) work the same", async () => {
+    const { results } = await runFleet({ boards: 2, link: "lora", loss: 0.1, minutes: 12, seed: 21, periodLora: 90, profiles: ["esp32-nodemcu-lora"], luaEngine: "fengari" });
+    for (const r of results) {
+      assert.equal(r.failed, undefined, `${r.name}: ${r.failed}`);
+      assert.equal(r.errors, 0, r.name);
+      assert.ok(r.handshakes >= 1 && r.delivered >= 1, `${r.name}: ${r.handshakes} handshakes, ${r.delivered} delivered`);
+      accounted(r);
+    }
+  });
+
   it("a payload too large for the LoRa data rate is refused on the board, never keyed", () => {
     const clock = new VirtualClock();
     const lora = new LoraChannel(clock, prng(1), 0, "EU868");
