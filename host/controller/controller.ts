@@ -74,6 +74,10 @@ export class Controller {
     this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage() });
     await this.refreshKeys();
     this.store.registry.onRevoke((e) => {
+      // Relay mode: the sessions this controller ends itself go now; terminate gateways end theirs on the
+      // withdrawn grant below.
+      this.relay.end(this.keys.peerOf(e.deviceId), Date.now());
+      this.pumpRelay();
       this.keys.remove(e.deviceId);
       this.known.delete(e.deviceId);
       this.grantAll(e.deviceId);

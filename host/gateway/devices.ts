@@ -21,7 +21,7 @@ import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, MAX_LENGTH_COMPACT } from "../../firmware/record/header";
 import { replayAccept, replayCheck } from "../../firmware/session/replay";
 import { seqTake } from "../../firmware/session/seqstore";
-import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
+import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { ReusedCcm } from "../crypto/ccm";
 import { compactSeq, openCompact, sealCompact, SealedAhead } from "../record/fast";
 import {
@@ -159,6 +159,29 @@ export class DeviceGateway {
   takeOutput(): DownPacket[] {
     this.drainDue();
     return this.out.splice(0);
+  }
+
+  /**
+   * Ends every session of a device (its peer name in hex), when it is revoked or its keys are rotated: each
+   * open session sends the error packet (docs/PROTOCOL.md 3.6) and its SPI is forgotten, so nothing more from
+   * it is accepted. Returns how many sessions were ended.
+   */
+  end(device: string, now: number): number {
+    let n = 0;
+    const mine = (x: Session | undefined): x is Session => x !== undefined && this.nameOf(x) === device;
+    for (const [spi, e] of [...this.bySpi]) {
+      const live = [e.ep.session, e.ep.old].filter(mine);
+      if (live.length === 0) continue;
+      for (const x of live) {
+        if (x.state === STATE_OPEN) n++;
+        sessionAbort(x);
+      }
+      this.drain(e.ep, now);
+      this.bySpi.delete(spi);
+    }
+    this.drainDue();
+    this.devices.delete(device);
+    return n;
   }
 
   /** Devices with a session that can carry data now. */

@@ -149,6 +149,13 @@ export class Gateway extends EventEmitter {
         if (f) this.responder = { S: Uint8Array.from(Buffer.from(f[1], "hex")), s: Uint8Array.from(Buffer.from(f[2], "hex")) };
         return;
       }
+      // Withdrawn (revoked, or rotated: the new keys follow): the device's live sessions end. A grant that
+      // only carries evolved psk keys leaves them alone.
+      if (grant === "") {
+        const ended = this.devices.end(this.keys.peerOf(device), Date.now());
+        if (ended > 0) this.opts.log.info("ended a device's sessions: its keys were withdrawn", { device, sessions: ended });
+        this.pump();
+      }
       const problem = this.keys.applyGrant(device, grant);
       if (problem) this.opts.log.warn("ignored a key grant", { device, problem });
     } else if (m.kind === KIND_KEYS && !this.devices) {

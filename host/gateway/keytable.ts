@@ -92,6 +92,12 @@ export class KeyTable {
     return true;
   }
 
+  /** The name a device's sessions carry as their peer: its kid (dh) or its id (psk). */
+  peerOf(device: string): string {
+    for (const [kid, v] of this.dh) if (v.device === device) return kid;
+    return device;
+  }
+
   /** The device a dh kid belongs to (handshake peers are named by kid), or the name itself. */
   deviceOfPeer(peer: string): string {
     return this.dh.get(peer)?.device ?? peer;

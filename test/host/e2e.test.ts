@@ -58,6 +58,14 @@ describe("end to end: boards -> gateway -> controller -> MQTT, and commands back
           const seqs = seen.get(id)!;
           assert.equal(new Set(seqs).size, seqs.length, `${id}: a reading was published twice`);
         }
+        // Revoking the Puck.js ends its session: nothing more from it reaches MQTT, the others carry on.
+        await s.controller.store.registry.revoke(puck);
+        await new Promise((r) => setTimeout(r, 3000));
+        const at = seen.get(puck)!.length;
+        const others = ids.slice(1).map((id) => seen.get(id)!.length);
+        await new Promise((r) => setTimeout(r, 8000));
+        assert.equal(seen.get(puck)!.length, at, "readings from a revoked device still arrive");
+        assert.ok(ids.slice(1, 2).every((id, i) => seen.get(id)!.length > others[i]), "the other devices stopped too");
       } finally {
         done = true;
         await run;
