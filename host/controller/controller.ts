@@ -109,6 +109,7 @@ export class Controller {
       } else api(req, res);
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
+    this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);
     // Online: heard from in the last ten minutes (a LoRa board may report only every few minutes).
     this.metrics.watchDevicesOnline(() => [...this.lastSeen.values()].filter((s) => Date.now() - s.at < 600_000).length);
 
