@@ -325,12 +325,12 @@ export class ReusedCcm implements Aead {
    */
   private seqKeystream(iv: Uint8Array, seq: number, n: number): Uint8Array {
     if (n > 16 * (KS_BLOCKS - 1)) return this.keystream(seqNonce(iv, seq), n);
-    const ks = this.ks;
-    if (ks !== undefined && this.ksIv === iv && seq >= this.ksBase && seq - this.ksBase < this.ksCount) {
+    const cur = this.ks;
+    if (cur !== undefined && this.ksIv === iv && seq >= this.ksBase && seq - this.ksBase < this.ksCount) {
       this.ksAt = (seq - this.ksBase) * KS_BYTES;
-      return ks;
+      return cur;
     }
-    if (ks !== undefined && this.ksIv === iv && seq === this.ksBase + this.ksCount) this.ahead = Math.min(AHEAD, this.ahead * 2);
+    if (cur !== undefined && this.ksIv === iv && seq === this.ksBase + this.ksCount) this.ahead = Math.min(AHEAD, this.ahead * 2);
     else this.ahead = Math.max(1, this.ahead >>> 1);
     const count = this.ahead;
     const a = scratchOf(count * KS_BLOCKS);
@@ -348,12 +348,17 @@ export class ReusedCcm implements Aead {
         }
       }
     }
-    this.ks = this.ecb!.update(a);
+    // Kept in a buffer of the key's own, reused: the call's fresh output dies young (cheap for the GC),
+    // where keeping it would make every window a long-lived allocation.
+    const out = this.ecb!.update(a);
+    let ks = cur;
+    if (ks === undefined) this.ks = ks = new Uint8Array(AHEAD * KS_BYTES);
+    ks.set(out);
     this.ksIv = iv;
     this.ksBase = seq;
     this.ksCount = count;
     this.ksAt = 0;
-    return this.ks;
+    return ks;
   }
 
   /** E(A_0) || E(A_1) || ... for a message of n bytes (A_0's block first: it masks the tag), at this.ksAt = 0. */

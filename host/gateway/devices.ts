@@ -56,7 +56,7 @@ type DeviceState = {
   receiver: Receiver; sender: Sender; acks: number[]; ep: Endpoint | undefined; ble: LinkAddress | undefined; last: LinkAddress;
   /** Taken in on the fast path since the output was last taken: drained (ACK sealed) then. */
   due: boolean;
-  /** ACKs of one id each sealed ahead (sendAck), how many to seal ahead next, and the last one sent. */
+  /** ACKs of one id each sealed ahead (sealAck), how many to seal ahead next, and the last one sent. */
   ahead: SealedAhead | undefined;
   aheadCount: number;
   ackSeq: number;
@@ -65,6 +65,9 @@ type DeviceState = {
 
 /** One-id ACKs sealed ahead at most, per device. */
 const ACKS_AHEAD = 16;
+/** An ACK of one id being sealed, and the ACKs sealed ahead (their bytes are copied). */
+const ackScratch = encodeAck([0]);
+const acksScratch = new Uint8Array(4 * ACKS_AHEAD);
 
 /** What an SPI leads to; the fast path keeps the session it last saw there with its device, to look them up once. */
 type SpiEntry = { ep: Endpoint; source: string; s?: Session; device?: string; d?: DeviceState };
@@ -75,8 +78,8 @@ export class DeviceGateway {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
-  private readonly out: DownPacket[] = [];
-  private readonly uplinks: Uplink[] = [];
+  private out: DownPacket[] = [];
+  private uplinks: Uplink[] = [];
   /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
   private readonly due: DeviceState[] = [];
   private dueNow = 0;
@@ -153,12 +156,18 @@ export class DeviceGateway {
   }
 
   takeUplinks(): Uplink[] {
-    return this.uplinks.splice(0);
+    const u = this.uplinks;
+    if (u.length === 0) return [];
+    this.uplinks = [];
+    return u;
   }
 
   takeOutput(): DownPacket[] {
     this.drainDue();
-    return this.out.splice(0);
+    const o = this.out;
+    if (o.length === 0) return [];
+    this.out = [];
+    return o;
   }
 
   /**
@@ -284,9 +293,16 @@ export class DeviceGateway {
         this.drain(ep, now);
         continue;
       }
-      if (d.acks.length === 1) {
-        this.sendAck(d, s, d.acks[0], now);
-        d.acks.length = 0;
+      if (d.acks.length === 1 && this.sendable(s, 4, now)) {
+        const id = d.acks.pop()!; // (pop, not length = 0: that would drop the array's storage every time)
+        const t = this.route(s); // before sealing, as sessionSend: no route, no sequence number spent
+        if (t < 0) continue;
+        const rec = this.sealAck(d, s, id);
+        // sessionSend's counters; the record goes straight out (the session's outbox was empty: see above)
+        s.out.sealed = s.out.sealed + 1;
+        s.sent = s.sent + 1;
+        this.out.push({ link: t === TID_LORA ? LORA : d.ble ?? d.last, bytes: rec });
+        continue;
       }
       while (d.acks.length > 0) if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
       const sent = s.outbox;
@@ -379,29 +395,36 @@ export class DeviceGateway {
   }
 
   /**
-   * send(encodeAck([id])), the ACK of one reading: a device numbers its readings one after the other, and
-   * the session its records, so while both go in step the next ACKs are sealed ahead in one batch
-   * (SealedAhead: a few native calls for up to ACKS_AHEAD of them), and this one is likely among them.
+   * The record of send(encodeAck([id])) on a sendable session, its sequence number taken: the ACK of one
+   * reading. A device numbers its readings one after the other, and the session its records, so while both
+   * go in step the next ACKs are sealed ahead in one batch (SealedAhead: a few native calls for up to
+   * ACKS_AHEAD of them), and this one is likely among them.
    */
-  private sendAck(d: DeviceState, s: Session, id: number, now: number): boolean {
-    const payload = encodeAck([id]);
-    if (!this.sendable(s, payload.length, now)) return sessionSend(s, payload, now);
-    const t = this.route(s);
-    if (t < 0) return false;
+  private sealAck(d: DeviceState, s: Session, id: number): Uint8Array {
     const o = s.out;
     const aead = o.aead as ReusedCcm;
     const flags = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
     const seq = o.seq.next; // what seqTake gives next (sendable: not past the maximum)
+    const payload = ackScratch;
+    payload[1] = (id >>> 16) & 0xff;
+    payload[2] = (id >>> 8) & 0xff;
+    payload[3] = id & 0xff;
     let rec = d.ahead?.take(aead, o.epoch.iv, o.spi, flags, seq, payload);
     if (rec === undefined) {
-      d.ahead = undefined;
       d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
       const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
       if (count > 1) {
-        const payloads = new Uint8Array(count * payload.length);
-        for (let e = 0; e < count; e++) payloads.set(encodeAck([id + e]), e * payload.length);
-        d.ahead = SealedAhead.seal(aead, o.epoch.iv, o.spi, flags, seq, count, payload.length, payloads);
-        rec = d.ahead.take(aead, o.epoch.iv, o.spi, flags, seq, payload)!;
+        const payloads = acksScratch;
+        for (let e = 0; e < count; e++) {
+          const v = id + e;
+          payloads[4 * e] = MSG_ACK;
+          payloads[4 * e + 1] = (v >>> 16) & 0xff;
+          payloads[4 * e + 2] = (v >>> 8) & 0xff;
+          payloads[4 * e + 3] = v & 0xff;
+        }
+        const ahead = (d.ahead ??= new SealedAhead());
+        ahead.seal(aead, o.epoch.iv, o.spi, flags, seq, count, 4, payloads);
+        rec = ahead.take(aead, o.epoch.iv, o.spi, flags, seq, payload)!;
       } else {
         rec = sealCompact(aead, o.epoch.iv, o.spi, flags, seq, payload);
       }
@@ -409,8 +432,7 @@ export class DeviceGateway {
     seqTake(o.policy.store, o.seq);
     d.ackSeq = seq;
     d.ackId = id;
-    this.sent(s, t, rec);
-    return true;
+    return rec;
   }
 
   private take(d: DeviceState, device: string, m: Uint8Array, now: number): void {
@@ -422,7 +444,8 @@ export class DeviceGateway {
       if (r !== 0) d.acks.push(id);
       if (r === 1) {
         this.stats.uplinks++;
-        this.uplinks.push({ device, id, body: m.subarray(1 + 3), link: d.last, at: now }); // dataBody, as a view
+        // dataBody: a copy (a view of a small array would move its bytes off the heap, which costs more)
+        this.uplinks.push({ device, id, body: m.slice(1 + 3), link: d.last, at: now });
       } else this.stats.duplicates++;
     } else this.stats.malformed++;
   }

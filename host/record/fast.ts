@@ -135,28 +135,30 @@ export function sealCompact(aead: ReusedCcm, iv: Uint8Array, spi: number, flags:
 /**
  * Compact records sealed ahead of their time, for a sender whose next records are predictable (the
  * gateway's ACK of each reading: the next sequence number and the next message id): `count` of them in
- * one batch on the key's reused contexts (ReusedCcm.sealBatch). take() hands out the record for exactly
- * (key, spi, flags, seq, payload) when it is among them. Sequence numbers are sealed once, so a record
- * made ahead is sent at most once, and only as what sealCompact would have made of the same inputs.
+ * one batch on the key's reused contexts (ReusedCcm.sealBatch). take() hands out (a copy of) the record for
+ * exactly (key, IV, spi, flags, seq, payload) when it is among them. Sequence numbers are sealed once, so a
+ * record made ahead is sent at most once, and only as what sealCompact would have made of the same inputs.
+ * One object per sender: each seal() replaces the previous batch in the same buffers.
  */
 export class SealedAhead {
-  private constructor(
-    private readonly aead: ReusedCcm,
-    private readonly iv: Uint8Array,
-    private readonly spi: number,
-    private readonly flags: number,
-    private readonly seq: number,
-    private readonly count: number,
-    private readonly n: number,
-    private readonly payloads: Uint8Array,
-    private readonly recs: Uint8Array,
-  ) {}
+  private aead: ReusedCcm | undefined;
+  private iv: Uint8Array | undefined;
+  private spi = 0;
+  private flags = 0;
+  private seq = 0;
+  private count = 0;
+  private n = 0;
+  private payloads = new Uint8Array(0);
+  private recs = new Uint8Array(0);
 
-  /** Seals payloads[e * n, (e + 1) * n) as sequence number seq + e, for e < count. */
-  static seal(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, count: number, n: number, payloads: Uint8Array): SealedAhead {
+  /** Seals payloads[e * n, (e + 1) * n) as sequence number seq + e, for e < count (forgetting the last batch). */
+  seal(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, count: number, n: number, payloads: Uint8Array): void {
     if (!aead.covers(iv.length, 8, n)) throw new RangeError("SealedAhead: parameters the reused CCM does not cover");
     const stride = 8 + n + aead.tagLen;
-    const recs = new Uint8Array(count * stride);
+    if (this.recs.length < count * stride) this.recs = new Uint8Array(count * stride);
+    if (this.payloads.length < count * n) this.payloads = new Uint8Array(count * n);
+    for (let i = 0; i < count * n; i++) this.payloads[i] = payloads[i];
+    const recs = this.recs;
     for (let e = 0; e < count; e++) {
       const o = e * stride, s = seq + e;
       recs[o] = (spi >>> 16) & 0xff;
@@ -168,17 +170,23 @@ export class SealedAhead {
       recs[o + 6] = (s >>> 8) & 0xff;
       recs[o + 7] = s & 0xff;
     }
-    aead.sealBatch(iv, seq, count, recs, stride, 8, payloads, n);
-    return new SealedAhead(aead, iv, spi, flags, seq, count, n, payloads, recs);
+    aead.sealBatch(iv, seq, count, recs, stride, 8, this.payloads, n);
+    this.aead = aead;
+    this.iv = iv;
+    this.spi = spi;
+    this.flags = flags;
+    this.seq = seq;
+    this.count = count;
+    this.n = n;
   }
 
-  /** The record sealed ahead for exactly these inputs, or undefined. */
+  /** The record sealed ahead for exactly these inputs (a copy of its own), or undefined. */
   take(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, payload: Uint8Array): Uint8Array | undefined {
     const e = seq - this.seq;
     if (e < 0 || e >= this.count || aead !== this.aead || iv !== this.iv || spi !== this.spi || flags !== this.flags || payload.length !== this.n) return undefined;
     const n = this.n;
     for (let i = 0; i < n; i++) if (this.payloads[e * n + i] !== payload[i]) return undefined;
-    const stride = 8 + n + this.aead.tagLen;
-    return this.recs.subarray(e * stride, (e + 1) * stride);
+    const stride = 8 + n + aead.tagLen;
+    return this.recs.slice(e * stride, (e + 1) * stride);
   }
 }

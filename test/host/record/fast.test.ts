@@ -76,7 +76,9 @@ describe("host fast record path", () => {
     const key = randomBytes(16), iv = randomBytes(13);
     const a = nodeCcm(key, 8, 13), other = nodeCcm(randomBytes(16), 8, 13), ref = nodeCcm(key, 8, 13);
     const payloads = randomBytes(16 * 4);
-    const ahead = SealedAhead.seal(a, iv, 0x123456, 0x40, 1000, 16, 4, payloads);
+    const ahead = new SealedAhead();
+    ahead.seal(a, iv, 0x123456, 0x40, 900, 16, 4, randomBytes(64)); // an earlier batch, replaced by the next
+    ahead.seal(a, iv, 0x123456, 0x40, 1000, 16, 4, payloads);
     for (let e = 0; e < 16; e++) {
       const p = payloads.subarray(e * 4, e * 4 + 4);
       assert.deepEqual(Buffer.from(ahead.take(a, iv, 0x123456, 0x40, 1000 + e, p)!), Buffer.from(sealCompact(ref, iv, 0x123456, 0x40, 1000 + e, p)));
@@ -90,5 +92,11 @@ describe("host fast record path", () => {
       assert.equal(ahead.take(a, Uint8Array.from(iv), 0x123456, 0x40, 1000 + e, p), undefined);
     }
     assert.equal(ahead.take(a, iv, 0x123456, 0x40, 999, payloads.subarray(0, 4)), undefined);
+    assert.equal(ahead.take(a, iv, 0x123456, 0x40, 905, payloads.subarray(0, 4)), undefined);
+    // A record handed out is the taker's own: the next batch does not change it.
+    const kept = ahead.take(a, iv, 0x123456, 0x40, 1000, payloads.subarray(0, 4))!;
+    const copy = Buffer.from(kept);
+    ahead.seal(a, iv, 0x123456, 0x40, 2000, 16, 4, randomBytes(64));
+    assert.deepEqual(Buffer.from(kept), copy);
   });
 });
