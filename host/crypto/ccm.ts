@@ -48,6 +48,24 @@ export function ccmLiveCount(): number {
   return n;
 }
 
+/** Writes `count` CCM counter blocks A_first.. for `nonce` at a[o..] (flags L-1, nonce, counter in L bytes). */
+function putCounters(a: Uint8Array, o: number, nonce: Uint8Array, first: number, count: number): void {
+  const nl = nonce.length;
+  for (let b = first; b < first + count; b++, o += 16) putBlock(a, o, 14 - nl, nonce, b);
+}
+
+/** One formatted block at a[o..]: a flags byte, the nonce, then `tail` big-endian in the bytes left. */
+function putBlock(a: Uint8Array, o: number, flags: number, nonce: Uint8Array, tail: number): void {
+  const nl = nonce.length;
+  a[o] = flags;
+  for (let j = 0; j < nl; j++) a[o + 1 + j] = nonce[j];
+  let v = tail;
+  for (let j = 15; j > nl; j--) {
+    a[o + j] = v & 0xff;
+    v >>>= 8;
+  }
+}
+
 function admit(c: ReusedCcm, self: WeakRef<ReusedCcm>): void {
   if (live.length < liveMax) {
     live.push(self);
@@ -220,8 +238,6 @@ export class ReusedCcm implements Aead {
    */
   sealBatch(iv: Uint8Array, seq: number, count: number, recs: Uint8Array, stride: number, aadLen: number, pts: Uint8Array, n: number): void {
     this.contexts();
-    const L = this.L;
-    const nl = this.nonceLen;
     const aadBlocks = aadLen === 0 ? 0 : (aadLen + 2 + 15) >>> 4;
     const msgBlocks = (n + 15) >>> 4;
     const macBlocks = 1 + aadBlocks + msgBlocks;
@@ -230,24 +246,8 @@ export class ReusedCcm implements Aead {
     const first = scratchOf(count * (1 + ctrBlocks));
     for (let e = 0; e < count; e++) {
       const nonce = seqNonce(iv, (seq + e) >>> 0);
-      let o = e * 16;
-      first[o] = (aadLen > 0 ? 64 : 0) | this.flags0;
-      for (let j = 0; j < nl; j++) first[o + 1 + j] = nonce[j];
-      let v = n;
-      for (let j = 15; j > nl; j--) {
-        first[o + j] = v & 0xff;
-        v >>>= 8;
-      }
-      o = (count + e * ctrBlocks) * 16;
-      for (let b = 0; b < ctrBlocks; b++, o += 16) {
-        first[o] = L - 1;
-        for (let j = 0; j < nl; j++) first[o + 1 + j] = nonce[j];
-        let c = b;
-        for (let j = 15; j > nl; j--) {
-          first[o + j] = c & 0xff;
-          c >>>= 8;
-        }
-      }
+      putBlock(first, e * 16, (aadLen > 0 ? 64 : 0) | this.flags0, nonce, n);
+      putCounters(first, (count + e * ctrBlocks) * 16, nonce, 0, ctrBlocks);
     }
     const out1 = this.ecb!.update(first);
     // X holds each message's CBC state; the formatted aad and plaintext blocks are XORed in, one position a call.
@@ -334,20 +334,7 @@ export class ReusedCcm implements Aead {
     else this.ahead = Math.max(1, this.ahead >>> 1);
     const count = this.ahead;
     const a = scratchOf(count * KS_BLOCKS);
-    const L = this.L;
-    const nl = this.nonceLen;
-    for (let e = 0, o = 0; e < count; e++) {
-      const nonce = seqNonce(iv, (seq + e) >>> 0);
-      for (let b = 0; b < KS_BLOCKS; b++, o += 16) {
-        a[o] = L - 1;
-        for (let j = 0; j < nl; j++) a[o + 1 + j] = nonce[j];
-        let v = b;
-        for (let j = 15; j > nl; j--) {
-          a[o + j] = v & 0xff;
-          v >>>= 8;
-        }
-      }
-    }
+    for (let e = 0; e < count; e++) putCounters(a, e * KS_BYTES, seqNonce(iv, (seq + e) >>> 0), 0, KS_BLOCKS);
     // Kept in a buffer of the key's own, reused: the call's fresh output dies young (cheap for the GC),
     // where keeping it would make every window a long-lived allocation.
     const out = this.ecb!.update(a);
@@ -366,17 +353,7 @@ export class ReusedCcm implements Aead {
     this.ksAt = 0;
     const blocks = 1 + ((n + 15) >>> 4);
     const a = scratchOf(blocks);
-    const L = this.L;
-    const nl = this.nonceLen;
-    for (let b = 0, o = 0; b < blocks; b++, o += 16) {
-      a[o] = L - 1;
-      for (let j = 0; j < nl; j++) a[o + 1 + j] = nonce[j];
-      let v = b;
-      for (let j = 15; j > nl; j--) {
-        a[o + j] = v & 0xff;
-        v >>>= 8;
-      }
-    }
+    putCounters(a, 0, nonce, 0, blocks);
     return this.ecb!.update(a);
   }
 
@@ -389,15 +366,8 @@ export class ReusedCcm implements Aead {
     const total = (1 + aadBlocks + ((n + 15) >>> 4)) * 16;
     const m = scratchOf(total >>> 4);
     const c = this.chain;
-    const nl = this.nonceLen;
     // B_0, XORed with the context's running IV so that the context computes E(B_0).
-    m[0] = (aadLen > 0 ? 64 : 0) | this.flags0;
-    for (let j = 0; j < nl; j++) m[1 + j] = nonce[j];
-    let v = n;
-    for (let j = 15; j > nl; j--) {
-      m[j] = v & 0xff;
-      v >>>= 8;
-    }
+    putBlock(m, 0, (aadLen > 0 ? 64 : 0) | this.flags0, nonce, n);
     for (let j = 0; j < 16; j++) m[j] ^= c[j];
     let o = 16;
     if (aadLen > 0) {

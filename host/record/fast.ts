@@ -99,6 +99,18 @@ export function compactLength(rec: Uint8Array): number {
   return (rec[4] << 4) | (rec[5] >>> 4);
 }
 
+/** A compact header (SPI 24 | FLAGS 8 | Length 12 | Sequence 20) at out[o..]; the caller checked the fields. */
+function putCompactHeader(out: Uint8Array, o: number, spi: number, flags: number, length: number, seq: number): void {
+  out[o] = (spi >>> 16) & 0xff;
+  out[o + 1] = (spi >>> 8) & 0xff;
+  out[o + 2] = spi & 0xff;
+  out[o + 3] = flags;
+  out[o + 4] = (length >>> 4) & 0xff;
+  out[o + 5] = ((length & 0x0f) << 4) | ((seq >>> 16) & 0x0f);
+  out[o + 6] = (seq >>> 8) & 0xff;
+  out[o + 7] = seq & 0xff;
+}
+
 /**
  * Opens the compact record `rec` under `aead` and `iv`: its header (8 bytes, the aad) says the sequence
  * number and payload length (the caller judges SPI, flags and sequence number). The plaintext, or
@@ -119,14 +131,7 @@ export function openCompact(aead: ReusedCcm, iv: Uint8Array, rec: Uint8Array): U
 export function sealCompact(aead: ReusedCcm, iv: Uint8Array, spi: number, flags: number, seq: number, payload: Uint8Array): Uint8Array {
   const n = payload.length;
   const out = new Uint8Array(8 + n + aead.tagLen);
-  out[0] = (spi >>> 16) & 0xff;
-  out[1] = (spi >>> 8) & 0xff;
-  out[2] = spi & 0xff;
-  out[3] = flags;
-  out[4] = (n >>> 4) & 0xff;
-  out[5] = ((n & 0x0f) << 4) | ((seq >>> 16) & 0x0f);
-  out[6] = (seq >>> 8) & 0xff;
-  out[7] = seq & 0xff;
+  putCompactHeader(out, 0, spi, flags, n, seq);
   if (!aead.covers(iv.length, 8, n)) throw new RangeError("sealCompact: parameters the reused CCM does not cover");
   aead.sealSeq(iv, seq, out, 8, payload, out, 8);
   return out;
@@ -159,17 +164,7 @@ export class SealedAhead {
     if (this.payloads.length < count * n) this.payloads = new Uint8Array(count * n);
     for (let i = 0; i < count * n; i++) this.payloads[i] = payloads[i];
     const recs = this.recs;
-    for (let e = 0; e < count; e++) {
-      const o = e * stride, s = seq + e;
-      recs[o] = (spi >>> 16) & 0xff;
-      recs[o + 1] = (spi >>> 8) & 0xff;
-      recs[o + 2] = spi & 0xff;
-      recs[o + 3] = flags;
-      recs[o + 4] = (n >>> 4) & 0xff;
-      recs[o + 5] = ((n & 0x0f) << 4) | ((s >>> 16) & 0x0f);
-      recs[o + 6] = (s >>> 8) & 0xff;
-      recs[o + 7] = s & 0xff;
-    }
+    for (let e = 0; e < count; e++) putCompactHeader(recs, e * stride, spi, flags, n, seq + e);
     aead.sealBatch(iv, seq, count, recs, stride, 8, this.payloads, n);
     this.aead = aead;
     this.iv = iv;
