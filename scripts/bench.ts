@@ -8,6 +8,7 @@ import { benchHandshake } from "./bench/handshake";
 import { benchFlood } from "./bench/flood";
 import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
+import { benchBridge } from "./bench/bridge";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -16,6 +17,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Handshakes: bytes and host handshakes per second, next to TLS 1.3 on loopback", benchHandshake],
   ["Handshake flood at the gateway: work and memory", benchFlood],
   ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
+  ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
 ];
 

@@ -15,7 +15,8 @@ function rawSeal(cipher: string, key: Buffer, nonce: Buffer, tag: number, aad: B
   return [ct, c.getAuthTag()];
 }
 
-function rawOpen(cipher: string, key: Buffer, nonce: Buffer, tag: number, aad: Buffer, ct: Buffer, t: Buffer) {
+/** One raw node:crypto open: a fresh decipher context, tag, AAD, update, final (the floor of every open path). */
+export function rawOpen(cipher: string, key: Buffer, nonce: Buffer, tag: number, aad: Buffer, ct: Buffer, t: Buffer) {
   const d = createDecipheriv(cipher as "aes-128-ccm", key, nonce, { authTagLength: tag });
   d.setAuthTag(t);
   d.setAAD(aad, { plaintextLength: ct.length });
