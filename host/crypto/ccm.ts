@@ -20,6 +20,9 @@
 // direction) would hold hundreds of MB: at most LIVE_MAX keys keep contexts (a clock, second chance,
 // picks which lose theirs; they are made again at their next use). Entries are weak references, so a key
 // dropped by its SA (a rekey) leaves with its contexts at the next collection, as a one-shot context would.
+// When the keys in use are more than the table holds, making contexts at every use would cost more than
+// the one-shot path: while more than a quarter of the operations of a window find their key without
+// contexts, such a key takes the one-shot path (same bytes), and one in BYPASS_ADMIT of them gets contexts.
 import { createCipheriv, type Cipher } from "node:crypto";
 import type { Aead } from "../../firmware/record/record";
 
@@ -31,6 +34,18 @@ export const CCM_LIVE_MAX = 16384;
 let liveMax = CCM_LIVE_MAX;
 const live: WeakRef<ReusedCcm>[] = [];
 let hand = 0;
+
+const WINDOW = 4096;
+const BYPASS_ADMIT = 16;
+let windowOps = 0;
+let windowMisses = 0;
+let thrashing = false;
+const counts = { made: 0, bypassed: 0 };
+
+/** Keys given contexts, and operations that took the one-shot path because the table was thrashing. */
+export function ccmStats(): { made: number; bypassed: number } {
+  return { ...counts };
+}
 
 /** For tests: a smaller bound, to exercise eviction. Returns the previous one. */
 export function setCcmLiveMax(n: number): number {
@@ -200,7 +215,7 @@ export class ReusedCcm implements Aead {
    * The sizes must pass covers(). out may hold the aad itself before `at` (a record's header).
    */
   sealInto(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
-    this.contexts();
+    if (!this.contexts()) return void out.set(this.fallback.seal(nonce, aadBuf.subarray(0, aadLen), pt), at);
     this.sealWith(nonce, this.keystream(nonce, pt.length), aadBuf, aadLen, pt, out, at);
   }
 
@@ -209,20 +224,20 @@ export class ReusedCcm implements Aead {
    * array), or undefined when the tag does not verify. The sizes must pass covers().
    */
   openAt(nonce: Uint8Array, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
-    this.contexts();
+    if (!this.contexts()) return this.fallback.open(nonce, aadBuf.subarray(0, aadLen), src.subarray(ct, ct + n + this.tagLen));
     return this.openWith(nonce, this.keystream(nonce, n), aadBuf, aadLen, src, ct, n);
   }
 
   /** sealInto for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
   sealSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
-    this.contexts();
+    if (!this.contexts()) return void out.set(this.fallback.seal(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), pt), at);
     const ks = this.seqKeystream(iv, seq, pt.length);
     this.sealWith(seqNonce(iv, seq), ks, aadBuf, aadLen, pt, out, at);
   }
 
   /** openAt for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
   openSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
-    this.contexts();
+    if (!this.contexts()) return this.fallback.open(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), src.subarray(ct, ct + n + this.tagLen));
     const ks = this.seqKeystream(iv, seq, n);
     return this.openWith(seqNonce(iv, seq), ks, aadBuf, aadLen, src, ct, n);
   }
@@ -237,7 +252,13 @@ export class ReusedCcm implements Aead {
    * number, which is sealed once. The sizes must pass covers().
    */
   sealBatch(iv: Uint8Array, seq: number, count: number, recs: Uint8Array, stride: number, aadLen: number, pts: Uint8Array, n: number): void {
-    this.contexts();
+    if (!this.contexts()) {
+      for (let e = 0; e < count; e++) {
+        const rec = e * stride;
+        recs.set(this.fallback.seal(seqNonce(iv, (seq + e) >>> 0), recs.subarray(rec, rec + aadLen), pts.subarray(e * n, (e + 1) * n)), rec + aadLen);
+      }
+      return;
+    }
     const aadBlocks = aadLen === 0 ? 0 : (aadLen + 2 + 15) >>> 4;
     const msgBlocks = (n + 15) >>> 4;
     const macBlocks = 1 + aadBlocks + msgBlocks;
@@ -307,15 +328,27 @@ export class ReusedCcm implements Aead {
     return pt;
   }
 
-  private contexts(): void {
+  /** Makes sure the key has its contexts; false when this operation should take the one-shot path instead. */
+  private contexts(): boolean {
+    if (++windowOps >= WINDOW) {
+      thrashing = windowMisses * 4 > windowOps;
+      windowOps = windowMisses = 0;
+    }
     if (this.ecb === undefined) {
+      windowMisses++;
+      if (thrashing && live.length >= liveMax && (windowMisses % BYPASS_ADMIT) !== 0) {
+        counts.bypassed++;
+        return false;
+      }
       admit(this, this.self);
+      counts.made++;
       this.ecb = createCipheriv(`${this.cipherName}-ecb`, this.key, null).setAutoPadding(false);
       this.cbc = createCipheriv(`${this.cipherName}-cbc`, this.key, ZERO_BLOCK).setAutoPadding(false);
       this.chain.fill(0);
       this.chainAt = 0;
     }
     this.ref = true;
+    return true;
   }
 
   /**

@@ -413,7 +413,7 @@ export class DeviceGateway {
     if (rec === undefined) {
       d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
       const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
-      if (count > 1) {
+      if (count > 1 && aead.holdsContexts) {
         const payloads = acksScratch;
         for (let e = 0; e < count; e++) {
           const v = id + e;

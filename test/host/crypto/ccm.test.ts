@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { aesBlock, ccmOpen, ccmSeal } from "../../../firmware/crypto/ccm";
 import { nodeCcm, oneShotCcm } from "../../../host/crypto/aead";
-import { ccmLiveCount, ReusedCcm, setCcmLiveMax } from "../../../host/crypto/ccm";
+import { ccmLiveCount, ccmStats, ReusedCcm, setCcmLiveMax } from "../../../host/crypto/ccm";
 
 const hex = (b: Uint8Array | undefined) => (b === undefined ? "undefined" : Buffer.from(b).toString("hex"));
 
@@ -78,6 +78,29 @@ describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
         assert.equal(hex(fast[i].open(nonce, aad, s)), hex(pt));
         assert.ok(ccmLiveCount() <= 3);
       }
+    } finally {
+      setCcmLiveMax(before);
+    }
+  });
+
+  it("when the keys in use outnumber the table, most of them take the one-shot path instead of making contexts each time", () => {
+    const before = setCcmLiveMax(4);
+    try {
+      const keys = Array.from({ length: 64 }, () => randomBytes(16));
+      const fast = keys.map((k) => nodeCcm(k, 8, 13));
+      const ref = keys.map((k) => oneShotCcm(k, 8, 13));
+      const s0 = ccmStats();
+      const ops = 12_000;
+      for (let n = 0; n < ops; n++) {
+        const i = n % keys.length;
+        const nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(24);
+        const s = fast[i].seal(nonce, aad, pt);
+        assert.equal(hex(s), hex(ref[i].seal(nonce, aad, pt)));
+        assert.equal(hex(fast[i].open(nonce, aad, s)), hex(pt));
+      }
+      const s1 = ccmStats();
+      assert.ok(s1.bypassed - s0.bypassed > ops, JSON.stringify([s0, s1]));
+      assert.ok(s1.made - s0.made < (2 * ops) / 4, JSON.stringify([s0, s1]));
     } finally {
       setCcmLiveMax(before);
     }
