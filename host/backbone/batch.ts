@@ -4,7 +4,7 @@
 import { ByteQueue } from "./bytequeue";
 import {
   bodySize, decodeBatch, decodeComplete, decodeMessage, FrameError, FRAME_TRUNCATED, Message, MESSAGE_PREFIX_MAX, messageExtent, messageTail,
-  uvarintSize, writeMessageHead,
+  putBytes, uvarintSize, writeMessageHead,
 } from "./frame";
 
 /** Payloads at least this long become their own chunk of the batch instead of being copied into it. */
@@ -41,8 +41,7 @@ export class BatchWriter {
         out.push(tail);
         start = off;
       } else {
-        buf.set(tail, off);
-        off += tail.length;
+        off = putBytes(buf, off, tail);
       }
     }
     if (off > start) out.push(buf.subarray(start, off));

@@ -207,10 +207,20 @@ export function writeMessageHead(m: Message, out: Uint8Array, off: number, body 
   }
   const id = idOf(m);
   off = writeUvarint(out, off, id.length);
-  out.set(id, off);
-  off += id.length;
+  off = putBytes(out, off, id);
   if (m.kind === KIND_SESSION_EVENT) out[off++] = m.event;
   return off;
+}
+
+/**
+ * Copies src into out at off; returns the offset after it. Short runs (ids, device readings) go byte by
+ * byte: a typed array's set() costs more than the copy itself for a few dozen bytes.
+ */
+export function putBytes(out: Uint8Array, off: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n > 64) out.set(src, off);
+  else for (let i = 0; i < n; i++) out[off + i] = src[i];
+  return off + n;
 }
 
 /** The bytes writeMessageHead leaves for the caller to append (empty for ACK and HELLO). */

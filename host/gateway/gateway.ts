@@ -42,6 +42,21 @@ export type GatewayStats = { up: number; down: number; dropped: number; relayedU
 const text = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
+/** Names as bytes (device ids from hex, link addresses), made once each: they come with every message. */
+class ByteNames {
+  private readonly map = new Map<string, Buffer>();
+  constructor(private readonly encoding: "hex" | "utf8", private readonly max = 1 << 16) {}
+  get(name: string): Buffer {
+    let b = this.map.get(name);
+    if (b === undefined) {
+      if (this.map.size >= this.max) this.map.clear(); // bounded: addresses are the senders' to choose
+      b = Buffer.from(name, this.encoding);
+      this.map.set(name, b);
+    }
+    return b;
+  }
+}
+
 export class Gateway extends EventEmitter {
   readonly stats: GatewayStats = { up: 0, down: 0, dropped: 0, relayedUp: 0, relayedDown: 0, grants: 0 };
   readonly keys = new KeyTable();
@@ -50,6 +65,8 @@ export class Gateway extends EventEmitter {
   private responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant; until then dh handshakes fail
   private readonly out: DownPacket[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private readonly deviceIds = new ByteNames("hex");
+  private readonly linkNames = new ByteNames("utf8");
 
   constructor(private readonly opts: GatewayOptions) {
     super();
@@ -80,7 +97,7 @@ export class Gateway extends EventEmitter {
       this.devices.input(link, packet, Date.now());
       this.pump();
     } else {
-      this.toController({ kind: KIND_RELAY_UP, source: Buffer.from(link), spdu: packet });
+      this.toController({ kind: KIND_RELAY_UP, source: this.linkNames.get(link), spdu: packet });
       this.stats.relayedUp++;
     }
   }
@@ -116,11 +133,11 @@ export class Gateway extends EventEmitter {
     for (const u of d.takeUplinks()) {
       // The message id travels with the reading, so the controller can publish it and filter copies, and so
       // does the time the gateway took it in (ms), for the controller's latency figures.
-      const payload = Buffer.alloc(UPLINK_HEAD + u.body.length);
+      const payload = Buffer.allocUnsafe(UPLINK_HEAD + u.body.length);
       payload.writeUIntBE(u.id, 0, 3);
       payload.writeUIntBE(u.at, 3, 6);
       payload.set(u.body, UPLINK_HEAD);
-      if (this.toController({ kind: KIND_UPLINK, device: Buffer.from(u.device, "hex"), payload })) this.stats.up++;
+      if (this.toController({ kind: KIND_UPLINK, device: this.deviceIds.get(u.device), payload })) this.stats.up++;
     }
     for (const o of d.takeOutput()) this.out.push(o);
     if (this.out.length > 0) this.emit("output");
