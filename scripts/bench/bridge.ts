@@ -71,7 +71,7 @@ function gateway(mode: GatewayMode, responder: KeyPair): { gw: Gateway; conn: Se
  * it, order I over BLE, host provider), and a relaying gateway for the same devices (whose records it only
  * carries: in relay mode the controller holds the sessions).
  */
-export function fleet(n: number): { terminate: Bridge; relay: Bridge } {
+function fleet(n: number): { terminate: Bridge; relay: Bridge } {
   const responder = nodeKeyPair();
   const t = gateway("terminate", responder);
   const policy: SaPolicy = {
@@ -105,7 +105,7 @@ export function fleet(n: number): { terminate: Bridge; relay: Bridge } {
 }
 
 /** The next `count` records of the fleet, devices interleaved (each sends in order, ids and sequence numbers fresh). */
-export function records(devices: Device[], count: number): { dev: Int32Array; recs: Buffer[] } {
+function records(devices: Device[], count: number): { dev: Int32Array; recs: Buffer[] } {
   const dev = new Int32Array(count);
   const recs: Buffer[] = new Array(count);
   const body = randomBytes(PAYLOAD);
@@ -190,7 +190,7 @@ type Run = { rate: number; p50: number; p99: number; acksPerMsg: number; batches
  * One run over `recs`: bursts of BURST per turn as fast as they go (pacedRate 0), or `pacedRate` msg/s
  * offered in bursts on a 1 ms timer. Latency: from a record's input to the sealing of its batch.
  */
-export async function run(f: Bridge, dev: Int32Array, recs: Buffer[], pacedRate: number): Promise<Run> {
+async function run(f: Bridge, dev: Int32Array, recs: Buffer[], pacedRate: number): Promise<Run> {
   const { conn, ack } = f;
   const peer = f.gw.client.peer;
   const n = recs.length;
@@ -259,7 +259,7 @@ export async function run(f: Bridge, dev: Int32Array, recs: Buffer[], pacedRate:
  * The floor: one raw node:crypto AES-128-CCM-8 open per record (records.ts's rawOpen), on the same records,
  * each with its device's key and its nonce at hand.
  */
-export function floor(devices: Device[], dev: Int32Array, recs: Buffer[]): number {
+function floor(devices: Device[], dev: Int32Array, recs: Buffer[]): number {
   const nonces = recs.map((r, i) => {
     const n = Buffer.from(devices[dev[i]].keys.iv);
     n.writeUInt32BE((n.readUInt32BE(9) ^ (r.readUInt32BE(4) & 0xfffff)) >>> 0, 9);
@@ -275,7 +275,7 @@ export function floor(devices: Device[], dev: Int32Array, recs: Buffer[]): numbe
 }
 
 /** The device side alone: DeviceGateway.input per record, its uplinks and ACK records taken after each. */
-export function deviceSide(f: Bridge, dev: Int32Array, recs: Buffer[]): number {
+function deviceSide(f: Bridge, dev: Int32Array, recs: Buffer[]): number {
   const d = f.gw.devices!;
   const before = d.stats.uplinks;
   const start = performance.now();
