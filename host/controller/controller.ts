@@ -8,6 +8,7 @@
 //   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
 //     the device through whichever gateway last carried it.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { PskKeys } from "../../firmware/handshake/psk";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
@@ -177,7 +178,8 @@ export class Controller {
       this.pumpRelay(at);
     } else if (m.kind === KIND_KEYS_EVOLVED) {
       const device = utf8(m.device);
-      if (this.keys.applyEvolved(device, utf8(m.payload))) this.saveEvolved(device);
+      const keys = this.keys.applyEvolved(device, utf8(m.payload)) ? this.keys.pskStore(Buffer.from(device, "hex")) : undefined;
+      if (keys) this.saveEvolved(device, keys);
       else this.stats.badMessages++;
     } else {
       this.stats.badMessages++;
@@ -208,14 +210,10 @@ export class Controller {
   private tick(): void {
     this.relay.poll(Date.now());
     this.pumpRelay();
-    for (const e of this.keys.takeEvolved()) this.saveEvolved(e.device);
+    for (const e of this.keys.takeEvolved()) this.saveEvolved(e.device, e.keys);
   }
 
-  private saveEvolved(device: string): void {
-    const grant = this.keys.grant(device);
-    const m = /current=([0-9a-f]+)(?:;previous=([0-9a-f]+))?/.exec(grant);
-    if (!m) return;
-    const keys = { current: Uint8Array.from(Buffer.from(m[1], "hex")), previous: m[2] ? Uint8Array.from(Buffer.from(m[2], "hex")) : undefined };
+  private saveEvolved(device: string, keys: PskKeys): void {
     void this.store.registry.savePsk(device, keys).catch((e) => this.opts.log.error("saving evolved psk keys failed", { device, error: String(e) }));
   }
 
