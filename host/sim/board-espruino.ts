@@ -7,7 +7,7 @@
 import * as vm from "node:vm";
 import type { BoardProfile } from "../../firmware/board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
-import { BoardMemory, BoardWorld, parseReport, SimBoard } from "./board";
+import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadEspruino, EspruinoSandbox } from "./espruino-sandbox";
 import { codeJsVars, valueJsVars } from "./espruino-jsvars";
 
@@ -22,8 +22,7 @@ export class EspruinoBoard implements SimBoard {
   readonly files = new Map<string, string>();
   private gen = 0;
   private sandbox: EspruinoSandbox | undefined;
-  private peak = 0;
-  private used = 0;
+  private readonly meter: MemoryMeter;
   private calls = 0;
 
   constructor(
@@ -34,6 +33,7 @@ export class EspruinoBoard implements SimBoard {
     private readonly world: BoardWorld,
   ) {
     this.files.set("sesame.cfg", config);
+    this.meter = new MemoryMeter("JsVars", profile.memory.jsVars, "JsVars");
   }
 
   async prepare(): Promise<void> {}
@@ -114,7 +114,7 @@ export class EspruinoBoard implements SimBoard {
   }
 
   memory(): BoardMemory {
-    return { unit: "JsVars", used: this.used, peak: this.peak, budget: this.profile.memory.jsVars ?? Infinity };
+    return this.meter.memory();
   }
 
   close(): void {
@@ -124,11 +124,9 @@ export class EspruinoBoard implements SimBoard {
   private sample(): void {
     if (!this.sandbox) return;
     const state = vm.runInContext("sesame.state()", this.sandbox.context);
-    this.used = codeJsVars(this.code) + valueJsVars(state);
-    if (this.used > this.peak) this.peak = this.used;
-    const budget = this.profile.memory.jsVars;
-    if (budget !== undefined && this.used > budget) {
-      this.failed = `Out of memory: ${this.used} JsVars needed, the board has ${budget}`;
+    const out = this.meter.sample(codeJsVars(this.code) + valueJsVars(state));
+    if (out !== undefined) {
+      this.failed = out;
       this.powerOff();
     }
   }

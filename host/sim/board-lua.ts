@@ -5,7 +5,7 @@
 // SX127x binding. Memory is the Lua heap as collectgarbage("count") reports it, less the loaded code (which
 // NodeMCU keeps in flash, in LFS).
 import type { BoardProfile } from "../../firmware/board";
-import { BoardMemory, BoardWorld, parseReport, SimBoard } from "./board";
+import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadFengari, loadWasmoon, LuaRuntime } from "./lua-runtime";
 
 const NODEMCU_SIM = `
@@ -57,8 +57,7 @@ export class LuaBoard implements SimBoard {
   private gen = 0;
   private lua: (LuaRuntime & { close?(): void }) | undefined;
   private codeKb = 0;
-  private used = 0;
-  private peak = 0;
+  private readonly meter: MemoryMeter;
   private ticks = 0;
   private on = false;
 
@@ -70,6 +69,7 @@ export class LuaBoard implements SimBoard {
     private readonly world: BoardWorld,
     private readonly engine: "wasmoon" | "fengari" = "wasmoon",
   ) {
+    this.meter = new MemoryMeter("bytes", profile.memory.bytes, "bytes of Lua heap");
     this.files = Buffer.from("sesame.cfg").toString("hex") + ":" + Buffer.from(config).toString("hex");
   }
 
@@ -131,7 +131,7 @@ export class LuaBoard implements SimBoard {
   }
 
   memory(): BoardMemory {
-    return { unit: "bytes", used: this.used, peak: this.peak, budget: this.profile.memory.bytes ?? Infinity };
+    return this.meter.memory();
   }
 
   close(): void {
@@ -149,11 +149,9 @@ export class LuaBoard implements SimBoard {
     if (!this.lua || !this.on) return;
     const kb = this.heapKb();
     if (Number.isNaN(kb)) return; // fengari has no collectgarbage: memory is measured under wasmoon
-    this.used = Math.round((kb - this.codeKb) * 1024);
-    if (this.used > this.peak) this.peak = this.used;
-    const budget = this.profile.memory.bytes;
-    if (budget !== undefined && this.used > budget) {
-      this.failed = `Out of memory: ${this.used} bytes of Lua heap needed, the board has ${budget}`;
+    const out = this.meter.sample(Math.round((kb - this.codeKb) * 1024));
+    if (out !== undefined) {
+      this.failed = out;
       this.powerOff();
     }
   }

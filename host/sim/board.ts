@@ -38,3 +38,25 @@ export function parseReport(s: string): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * A board's memory over a run: the last sample, the peak, and the board's failure when a sample goes over
+ * the budget (the board stops then, as a real one runs out of memory).
+ */
+export class MemoryMeter {
+  used = 0;
+  peak = 0;
+
+  constructor(readonly unit: BoardMemory["unit"], readonly budget: number | undefined, private readonly what: string) {}
+
+  /** Records a sample; returns why the board must stop, or undefined. */
+  sample(used: number): string | undefined {
+    this.used = used;
+    if (used > this.peak) this.peak = used;
+    return this.budget !== undefined && used > this.budget ? `Out of memory: ${used} ${this.what} needed, the board has ${this.budget}` : undefined;
+  }
+
+  memory(): BoardMemory {
+    return { unit: this.unit, used: this.used, peak: this.peak, budget: this.budget ?? Infinity };
+  }
+}
