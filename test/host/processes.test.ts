@@ -19,6 +19,7 @@ import { SimLinkClient } from "../../host/gateway/simlink";
 import { Fleet, runFleet } from "../../host/sim/fleet";
 import { Logger, memorySink } from "../../host/telemetry/log";
 import { ensureBuilt } from "../harness/build-once";
+import { recordNonce } from "../harness/wiretap";
 import { freePort, Mosquitto } from "../harness/mosquitto";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -150,8 +151,8 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
       boards: 4, link: "ble", loss: 0, minutes: 60, seed: 4, gateway: client, provision: d.provision, profiles: ["puckjs", "banglejs2", "mdbt42q", "esp32-espruino"],
       periodBle: 1, realtime: { stop: () => done },
       tap: (_l, p) => {
-        if (p.length < 8 || (p[0] === 0 && p[1] === 0 && p[2] === 0)) return;
-        const k = `${p[0]}.${p[1]}.${p[2]}:${((p[5] & 0x0f) << 16) | (p[6] << 8) | p[7]}`;
+        const k = recordNonce(p);
+        if (k === undefined) return;
         records++;
         if (nonces.has(k)) reused++;
         nonces.add(k);

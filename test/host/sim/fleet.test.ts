@@ -11,6 +11,7 @@ import { BoardResult, runFleet } from "../../../host/sim/fleet";
 import { prng } from "../../../host/sim/random";
 import { LoraChannel } from "../../../host/sim/radio-lora";
 import { ensureBuilt, readArtefact } from "../../harness/build-once";
+import { recordNonce } from "../../harness/wiretap";
 
 const profile = (name: string) => JSON.parse(readFileSync(`boards/${name}.json`, "utf8")) as BoardProfile;
 
@@ -85,10 +86,9 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     const { results, fleet } = await runFleet({
       boards: 10, link: "mixed", loss: 0.05, minutes: 20, seed: 11, periodBle: 20, periodLora: 120,
       tap: (_link, p) => {
-        if (p.length < 8 || (p[0] === 0 && p[1] === 0 && p[2] === 0)) return; // handshake messages
-        // Compact header: SPI (3 bytes), FLAGS, then the 20-bit sequence number. No rekey happens in 20
-        // minutes (it is hourly), so one SPI means one key and (SPI, seq) is one nonce.
-        const key = `${p[0]}.${p[1]}.${p[2]}:${((p[5] & 0x0f) << 16) | (p[6] << 8) | p[7]}`;
+        // No rekey happens in 20 minutes (it is hourly), so (SPI, seq) is one (key, nonce).
+        const key = recordNonce(p);
+        if (key === undefined) return;
         records++;
         if (seen.has(key)) repeats++;
         seen.set(key, 1);
