@@ -12,7 +12,8 @@
 //   0x02  DOWNLINK       dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, ctl -> gw
 //   0x03  RELAY_UP       slen (uvarint) | source (slen) | spdu (rest)         relay mode: the device's
 //   0x04  RELAY_DOWN     slen (uvarint) | source (slen) | spdu (rest)         record, still sealed
-//   0x05  SESSION_EVENT  dlen (uvarint) | device (dlen) | event (1) | detail (rest)
+//   0x05  SESSION_EVENT  dlen (uvarint) | device (dlen) | event (1) | detail (rest)   terminate mode, gw -> ctl:
+//                        a device session confirmed or ended, for the session log (detail: session-event.ts)
 //   0x06  ACK            taken (uvarint), nothing after it
 //   0x07  HELLO          run (8) | next (uvarint) | peerRun (8) | taken (uvarint), nothing after
 //   0x08  KEYS           dlen (uvarint) | device (dlen) | grant (rest)        terminate mode, ctl -> gw: the
