@@ -22,6 +22,9 @@ export const DEFAULT_LIMITS: ResponderLimits = { burst: 4, refillMs: 10_000, max
 
 type Source = { ep: Endpoint; tokens: number; refilledAt: number };
 
+/** What became of a handshake message (for telemetry): "ok" when it completed the responder's side. */
+export type HandshakeOutcome = "ok" | "failed" | "throttled" | "malformed" | "evicted";
+
 export type ResponderStats = { throttled: number; malformed: number; evicted: number; handshakes: number; sources: number; pending: number };
 
 export class ResponderTable {
@@ -33,6 +36,7 @@ export class ResponderTable {
   constructor(
     private readonly config: (source: string) => EndpointConfig,
     private readonly limits: ResponderLimits = DEFAULT_LIMITS,
+    private readonly report: (outcome: HandshakeOutcome) => void = () => {},
   ) {}
 
   /** A link to `source` came up: in order R the responder speaks first. */
@@ -57,13 +61,17 @@ export class ResponderTable {
     }
     if (type < 0 || !(type === MSG_DH_I1 || type === MSG_DH_I2 || type === MSG_PSK_I1 || type === MSG_PSK_I2)) {
       this.stats.malformed++;
+      this.report("malformed");
       return [];
     }
     if (!this.admit(source, now)) return [];
     const s = this.sourceFor(source, now);
-    const before = s.ep.handshakes;
+    const before = s.ep.handshakes, failures = s.ep.failures;
     epInput(s.ep, packet, tid, now);
-    if (s.ep.handshakes !== before) this.stats.handshakes++;
+    if (s.ep.handshakes !== before) {
+      this.stats.handshakes++;
+      this.report("ok");
+    } else if (s.ep.failures !== failures) this.report("failed");
     return epTakeOutput(s.ep);
   }
 
@@ -92,6 +100,7 @@ export class ResponderTable {
     }
     if (s.tokens <= 0) {
       this.stats.throttled++;
+      this.report("throttled");
       return false;
     }
     s.tokens--;
@@ -107,6 +116,7 @@ export class ResponderTable {
         this.pending.delete(oldest);
         this.sources.delete(oldest);
         this.stats.evicted++;
+        this.report("evicted");
       }
       s = { ep: epNew(this.config(source)), tokens: this.limits.burst - 1, refilledAt: now };
       this.sources.set(source, s);
