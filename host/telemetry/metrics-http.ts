@@ -29,15 +29,22 @@ export function metricsHandler(metrics: Metrics): (req: IncomingMessage, res: Se
 
 export type MetricsServer = { port: number; url: string; server: Server; close(): Promise<void> };
 
-/** A server answering /metrics (and 404 elsewhere). Port 0 picks a free port; the chosen one is returned. */
-export function serveMetrics(metrics: Metrics, opts: { port?: number; host?: string } = {}): Promise<MetricsServer> {
+/**
+ * A server answering /metrics, and /status with the status line's numbers (metrics.snapshot() and
+ * whatever `status` adds), 404 elsewhere. Port 0 picks a free port; the chosen one is returned.
+ */
+export function serveMetrics(metrics: Metrics, opts: { port?: number; host?: string; status?: () => Record<string, unknown> } = {}): Promise<MetricsServer> {
   const host = opts.host ?? "127.0.0.1";
   const handler = metricsHandler(metrics);
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics") return handler(req, res);
+    if (path === "/status") {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      return res.end(JSON.stringify({ ...metrics.snapshot(), ...opts.status?.() }));
+    }
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
-    res.end("not found: metrics are at /metrics\n");
+    res.end("not found: metrics are at /metrics, the status line's numbers at /status\n");
   });
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {

@@ -3,7 +3,7 @@
 //   throughput          sesame_messages_total / sesame_message_bytes_total {direction, mode}
 //   P50/P95/P99 latency sesame_message_latency_seconds (histogram, see ./latency.ts for why) and
 //                       sesame_message_latency_recent_seconds {quantile} over the last window
-//   queue lengths       sesame_queue_length {queue}
+//   queue lengths       sesame_queue_length {queue}, sesame_queue_dropped_total {queue} (refused when full)
 //   handshakes          sesame_handshakes_total {mode, outcome}
 //   auth failures       sesame_auth_failures_total {reason}
 //   key usage           sesame_key_records_total {epoch}: records sealed or opened per key epoch
@@ -57,6 +57,7 @@ export class Metrics {
   private readonly messages = new TallyCounter("sesame_messages_total", "Device messages carried, by direction (up: device to application) and gateway mode.", ["direction", "mode"]);
   private readonly bytes = new TallyCounter("sesame_message_bytes_total", "Application payload bytes carried, by direction and mode.", ["direction", "mode"]);
   private readonly queues: Gauge<"queue">;
+  private readonly queueDrops: Counter<"queue">;
   private readonly handshakes: Counter<"mode" | "outcome">;
   private readonly authFailures: Counter<"reason">;
   private readonly online: Gauge<string>;
@@ -109,6 +110,7 @@ export class Metrics {
         for (const [q, read] of self.queueReaders) this.set({ queue: q }, safeRead(read));
       },
     });
+    this.queueDrops = new Counter({ name: "sesame_queue_dropped_total", help: "Messages a full bounded queue refused (dropped), by queue.", labelNames: ["queue"], registers });
     this.handshakes = new Counter({ name: "sesame_handshakes_total", help: "Session handshakes by mode (psk, dh) and outcome (ok, failed, throttled, timeout).", labelNames: ["mode", "outcome"], registers });
     this.authFailures = new Counter({ name: "sesame_auth_failures_total", help: "Authentication failures: records whose tag does not verify, replays, unknown keys, refused admin tokens.", labelNames: ["reason"], registers });
     this.online = new Gauge({
@@ -184,6 +186,13 @@ export class Metrics {
   /** Read a queue's length at every scrape and snapshot, instead of updating it on every change. */
   watchQueue(queue: string, read: () => number): void {
     this.queueReaders.set(this.queueNames.admit(queue), read);
+  }
+
+  /** `count` messages dropped because `queue` was full. */
+  queueDropped(queue: string, count = 1): void {
+    if (!(count > 0)) return;
+    this.queueDrops.inc({ queue: this.queueNames.admit(queue) }, count);
+    this.totals.errors += count;
   }
 
   devicesOnline(n: number): void {
