@@ -49,6 +49,31 @@ export class SessionLog {
     return rows.length === 1;
   }
 
+  /**
+   * recordOpen for a holder's report, which may come twice (a backbone message resent after a reconnect):
+   * an open row of the same gateway, SPI and device is that session, and its id is returned; another
+   * device's open row on the SPI ended unreported, and is closed as replaced. Not atomic: the caller
+   * serialises the writes for one gateway (session-recorder.ts).
+   */
+  async reportOpen(s: { deviceId: string; spi: number; gateway: string }): Promise<string> {
+    const open = await this.db.query<{ id: string; device_id: string }>(
+      "SELECT id::text AS id, device_id FROM sessions WHERE gateway = $1 AND spi = $2 AND closed_at IS NULL", [s.gateway, s.spi],
+    );
+    const same = open.find((r) => r.device_id === s.deviceId);
+    if (same !== undefined) return same.id;
+    if (open.length > 0) await this.reportClose(s.gateway, s.spi, "replaced");
+    return this.recordOpen(s);
+  }
+
+  /** The session a holder reported open on this gateway and SPI ended; false if no such row is open. */
+  async reportClose(gateway: string, spi: number, reason = "closed"): Promise<boolean> {
+    const rows = await this.db.query(
+      "UPDATE sessions SET closed_at = now(), close_reason = $3 WHERE gateway = $1 AND spi = $2 AND closed_at IS NULL RETURNING id",
+      [gateway, spi, reason],
+    );
+    return rows.length > 0;
+  }
+
   /** Closes every open session a gateway reported (it restarted: none of them survive in it). */
   async closeAllOf(gateway: string, reason = "gateway restarted"): Promise<number> {
     const rows = await this.db.query(
