@@ -77,3 +77,11 @@ export function oneOf<T extends string>(v: Values, k: string, allowed: readonly 
   if (!allowed.includes(s as T)) throw new UsageError(`--${k} ${JSON.stringify(s)}: must be one of ${allowed.join(", ")}`);
   return s as T;
 }
+
+/** An integer option within [min, max]; `what` says what the number is, for the error. */
+export function intIn(v: Values, k: string, min: number, max: number, what: string): number {
+  const s = str(v, k);
+  const n = Number(s);
+  if (!/^-?\d+$/.test(s) || n < min || n > max) throw new UsageError(`--${k} ${JSON.stringify(s)}: must be ${what}, a whole number from ${min} to ${max}`);
+  return n;
+}

@@ -195,9 +195,9 @@ export class BleCentral {
 function poweredOn(noble: NobleLike, ms: number): Promise<string> {
   if (noble.state === "poweredOn") return Promise.resolve("poweredOn");
   return new Promise((resolve) => {
+    // unsupported and unauthorized do not change by waiting: said at once.
     const onState = (s: string) => {
-      if (s !== "poweredOn") return;
-      done();
+      if (s === "poweredOn" || s === "unsupported" || s === "unauthorized") done();
     };
     const timer = setTimeout(() => done(), ms);
     function done() {
