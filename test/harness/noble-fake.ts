@@ -5,8 +5,7 @@
 import { EventEmitter } from "node:events";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
 import { BleLink, bleLinkChunk, bleLinkNew, bleLinkSend } from "../../firmware/runtime/links";
-
-const nobleUuid = (u: string) => u.replace(/-/g, "").toLowerCase();
+import { nobleUuid } from "../../host/gateway/links/ble-central";
 
 export class FakeNoble extends EventEmitter {
   state = "unknown";

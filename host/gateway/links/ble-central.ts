@@ -54,7 +54,7 @@ type Attached = { ble: BleLink; detach: () => void };
 export type BleCentralStats = { connects: number; disconnects: number; setupFailures: number; packetsIn: number; packetsOut: number };
 
 /** noble names UUIDs in lower case without dashes. */
-const nobleUuid = (u: string) => u.replace(/-/g, "").toLowerCase();
+export const nobleUuid = (u: string) => u.replace(/-/g, "").toLowerCase();
 
 async function loadNoble(): Promise<NobleLike> {
   const m = (await import("@stoprocent/noble" as string)) as { default?: NobleLike };

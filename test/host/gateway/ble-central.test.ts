@@ -5,13 +5,7 @@ import { bleChunkCount } from "../../../firmware/link/ble";
 import { BleCentral, NobleLike } from "../../../host/gateway/links/ble-central";
 import { Logger } from "../../../host/telemetry/log";
 import { FakeNoble, FakePeripheral } from "../../harness/noble-fake";
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 5) {
-    if (waited > ms) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { until } from "../../harness/until";
 
 const bytes = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + salt) & 0xff);
 

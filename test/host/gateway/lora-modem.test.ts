@@ -16,16 +16,9 @@ import { P2P_DEFAULTS, p2pAirtimeMs } from "../../../host/gateway/links/lora-p2p
 import { Logger } from "../../../host/telemetry/log";
 import { FakeRak3172 } from "../../harness/lora-modem-fake";
 import { hasSocat, PtyPair } from "../../harness/pty-pair";
+import { until } from "../../harness/until";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-
-/** Waits for a condition the test drives towards; fails saying what never happened. */
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  for (let waited = 0; !cond(); waited += 10) {
-    if (waited > ms) throw new Error(`never happened: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function logger(lines: string[]): Logger {
   return Logger.create({ level: "debug", stream: { write: (l: string) => lines.push(l) } });
@@ -111,6 +104,7 @@ describe("LoRa modem link (RAK3172 over a serial line)", function () {
     // The modem was set up for P2P and every transmission was framed by leaving and re-entering receive,
     // which is why it never answered busy.
     const c = w.fake.commands;
+    await until(() => w.modem.queued === 0 && c[c.length - 1] === "AT+PRECV=65534", "the modem back in receive after the last downlink");
     assert.ok(c.includes("AT+NWM=0") && c.includes("AT+P2P=869525000:9:125:0:8:14") && c.includes("AT+PRECV=65534"), c.join(" "));
     c.forEach((cmd, i) => {
       if (cmd.startsWith("AT+PSEND=")) assert.deepEqual([c[i - 1], c[i + 1]], ["AT+PRECV=0", "AT+PRECV=65534"], `around command ${i}`);
