@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { backboneKeyPair } from "../../host/backbone/handshake";
 import { Controller } from "../../host/controller/controller";
 import { MasterKey } from "../../host/controller/masterkey";
+import { generateToken } from "../../host/controller/tokens";
 import { Gateway, type GatewayMode } from "../../host/gateway/gateway";
 import { SimLinkServer } from "../../host/gateway/simlink";
 import { Logger, memorySink } from "../../host/telemetry/log";
@@ -15,9 +16,10 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
   const sink = memorySink();
   const log = Logger.create({ level: "info", stream: sink });
   const ctlKeys = backboneKeyPair(), gwKeys = backboneKeyPair(), gwKid = randomBytes(4);
+  const admin = generateToken();
   const controller = new Controller({
     store: { db: {}, masterKeys: [MasterKey.generate()] }, keys: ctlKeys, gateways: [{ kid: hex(gwKid), publicKey: gwKeys.S, mode }],
-    backbone: { port: 0 }, admin: { port: 0, tokens: [] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
+    backbone: { port: 0 }, admin: { port: 0, tokens: [{ id: "test", sha256: admin.sha256 }] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
   });
   const ports = await controller.start();
   const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
@@ -29,6 +31,11 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
   });
   return {
     controller, gateway, sim, simPort, ports, sink,
+    /** A bearer token for the admin API. */
+    adminToken: admin.token,
+    /** What another gateway process with this gateway's identity needs (a key file's fields, the controller's key). */
+    gatewayKey: { kid: hex(gwKid), public: hex(gwKeys.S), secret: hex(gwKeys.s) },
+    controllerKey: hex(ctlKeys.S),
     close: async () => {
       await sim.close();
       await gateway.close();
