@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { Gateway } from "../gateway/gateway";
 import { SimLinkServer } from "../gateway/simlink";
 import { Logger } from "../telemetry/log";
+import { serveMetrics, type MetricsServer } from "../telemetry/metrics-http";
 import { RADIO_OPTIONS, radioSettings, startRadios } from "./gateway-radios";
 import { bytes, ensureKeyFile } from "./keyfile";
 import { CommandSpec, hostPort, oneOf, port, str, UsageError, Values } from "./options";
@@ -18,21 +19,24 @@ export const GATEWAY: CommandSpec = {
     "key-file": { type: "string", help: "this gateway's identity (made if missing)", default: ".sesame/gateway.key" },
     "sim-port": { type: "string", help: "port the board simulator connects to (0 = any, off = none)", default: "7400" },
     ...RADIO_OPTIONS,
+    "metrics-port": { type: "string", help: "port of this gateway's Prometheus /metrics and /status, on 127.0.0.1 (0 = any, off = none)", default: "off" },
   },
 };
 
-export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gateway; sim: SimLinkServer | undefined }> {
+export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gateway; sim: SimLinkServer | undefined; metrics: MetricsServer | undefined }> {
   const mode = oneOf(v, "mode", ["terminate", "relay"] as const);
   const ctl = hostPort(v, "controller");
   const ck = str(v, "controller-key");
   if (!/^[0-9a-f]{64}$/.test(ck)) throw new UsageError(`--controller-key: must be the controller's public key, 64 hex digits (sesame controller prints it as "public")`);
   const radios = radioSettings(v);
+  const metricsPort = v["metrics-port"] === "off" ? undefined : port(v, "metrics-port");
   const key = ensureKeyFile(str(v, "key-file"));
   if (key.made) log.info("made this gateway's identity", { file: path.resolve(str(v, "key-file")) });
   const gateway = new Gateway({
     mode, identity: { kid: bytes(key.key.kid), keys: { S: bytes(key.key.public), s: bytes(key.key.secret) } },
     controller: { host: ctl.host, port: ctl.port, publicKey: bytes(ck) }, log,
   });
+  const metrics = metricsPort === undefined ? undefined : await serveMetrics(gateway.metrics, { port: metricsPort, status: () => ({ ...gateway.stats }) });
   let sim: SimLinkServer | undefined;
   let simPort = -1;
   if (v["sim-port"] !== "off") {
@@ -41,6 +45,6 @@ export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gat
   }
   startRadios(radios, gateway, sim, log);
   gateway.start();
-  process.stdout.write(JSON.stringify({ ready: "gateway", mode, kid: key.key.kid, public: key.key.public, simPort }) + "\n");
-  return { gateway, sim };
+  process.stdout.write(JSON.stringify({ ready: "gateway", mode, kid: key.key.kid, public: key.key.public, simPort, metricsPort: metrics?.port ?? "off" }) + "\n");
+  return { gateway, sim, metrics };
 }

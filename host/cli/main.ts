@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number | "running"> {
     closers.push(() => c.stop());
   } else if (name === "gateway") {
     const g = await runGateway(v, log);
-    closers.push(() => g.gateway.close(), async () => g.sim?.close());
+    closers.push(() => g.gateway.close(), async () => g.sim?.close(), async () => g.metrics?.close());
   }
   const stop = async () => {
     log.info("stopping");

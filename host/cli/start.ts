@@ -24,6 +24,7 @@ export const START: CommandSpec = {
     "admin-port": { type: "string", help: "admin API port", default: "8080" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
     "backbone-port": { type: "string", help: "backbone port", default: "7300" },
+    "gateway-metrics-port": { type: "string", help: "the gateway's /metrics and /status port", default: "9464" },
     dir: { type: "string", help: "state directory (emptied at start)", default: ".sesame/start" },
   },
 };
@@ -81,10 +82,12 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     kids.push(ctl.proc);
     const c = await ctl.ready;
     process.stderr.write(`starting the gateway (${mode})...\n`);
-    const gw = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0"], "gateway", log);
+    const gw = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0",
+      "--metrics-port", String(port(v, "gateway-metrics-port"))], "gateway", log);
     kids.push(gw.proc);
     const g = await gw.ready;
     const admin = `http://127.0.0.1:${c.admin}`;
+    const gwMetrics = `http://127.0.0.1:${g.metricsPort}`;
     const mqttPort = String(c.mqtt).split(":").pop();
     process.stdout.write([
       "",
@@ -92,7 +95,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
       `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
-      `  metrics:   curl ${admin}/metrics`,
+      `  metrics:   curl ${admin}/metrics   (the gateway's: curl ${gwMetrics}/metrics)`,
       "Ctrl-C stops everything.",
       "",
     ].join("\n") + "\n");
@@ -105,7 +108,10 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     const status = setInterval(async () => {
       try {
         const s = (await (await fetch(`${admin}/status`)).json()) as Record<string, number>;
-        const line = `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  errors ${s.errors ?? 0}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
+        // In terminate mode handshakes and device-side errors (bad tags, replays) are the gateway's to count.
+        const gs = (await fetch(`${gwMetrics}/status`).then((r) => r.json(), () => ({}))) as Record<string, number>;
+        const handshakes = (s.handshakes ?? 0) + (gs.handshakes ?? 0), errors = (s.errors ?? 0) + (gs.errors ?? 0);
+        const line = `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  handshakes ${handshakes}  errors ${errors}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
         process.stdout.write(process.stdout.isTTY ? `\r${line}\x1b[K` : line + "\n");
       } catch {
         /* the controller is stopping */

@@ -12,19 +12,22 @@ import type { PskKeys } from "../../firmware/handshake/psk";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
+import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type Message,
+  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
 } from "../backbone/frame";
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
+import { metricsObserver } from "../gateway/telemetry";
 import { Metrics } from "../telemetry/metrics";
 import { metricsHandler } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
 import { Delivery, type BrokerChoice } from "./mqtt";
+import { SessionRecorder } from "./session-recorder";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
 import type { AdminToken } from "./tokens";
 
@@ -54,11 +57,16 @@ export class Controller {
   delivery!: Delivery;
   admin!: AdminApi;
   relay!: DeviceGateway;
+  sessionLog!: SessionRecorder;
   readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
   /** Where each device was last heard: the gateway, and in relay mode the link on it. */
   private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string; at: number }>();
   private known = new Map<string, number>();
   private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private relayPumpDue = false;
+  /** Per gateway: which of its messages are durable here, for the acknowledgements it gets. */
+  private readonly acks = new Map<string, DurableAcks>();
   private responderGrant = "";
 
   constructor(private readonly opts: ControllerOptions) {}
@@ -72,7 +80,11 @@ export class Controller {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
       seqBlock: 1024, store: memoryStorage(),
     };
-    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage() });
+    this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}));
+    // The relay sessions a previous run of this controller held ended with it.
+    for (const g of this.opts.gateways) if (g.mode === "relay") this.sessionLog.allClosed(g.kid.toLowerCase(), "controller restarted");
+    const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
+    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true });
     await this.refreshKeys();
     this.store.registry.onRevoke((e) => {
       // Relay mode: the sessions this controller ends itself go now; terminate gateways end theirs on the
@@ -85,8 +97,13 @@ export class Controller {
     });
 
     const gateways = new Map(this.opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
-    this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => gateways.get(hex(kid))?.publicKey });
-    this.server.on("message", (m: Message, gw: string) => this.fromGateway(m, gw));
+    // Acknowledged to a gateway only once durable (autoAck off): see durable() and DurableAcks.
+    this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => gateways.get(hex(kid))?.publicKey, autoAck: false });
+    this.server.on("message", (m: Message, gw: string, seq: number) => {
+      const acks = this.acksOf(gw);
+      acks.begin(seq);
+      this.fromGateway(m, gw, () => this.durable(gw, acks, seq));
+    });
     this.server.on("gateway-up", (gw: string) => {
       log.info("gateway connected", { gateway: gw, mode: gateways.get(gw)?.mode });
       if (gateways.get(gw)?.mode === "terminate") this.grantGateway(gw);
@@ -121,10 +138,12 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.admin?.close().catch(() => {});
     await this.server?.close().catch(() => {});
     await this.delivery?.stop().catch(() => {});
+    await this.sessionLog?.idle();
     await this.store?.close().catch(() => {});
   }
 
@@ -164,14 +183,37 @@ export class Controller {
     this.stats.grantsSent++;
   }
 
-  private fromGateway(m: Message, gw: string): void {
+  /** The acknowledgement state of a gateway's current run (a new run, after the gateway restarted, starts afresh). */
+  private acksOf(gw: string): DurableAcks {
+    const run = this.server.peers.get(gw)!.peerRunHex;
+    let a = this.acks.get(gw);
+    if (a === undefined || a.run !== run) {
+      a = new DurableAcks(run);
+      this.acks.set(gw, a);
+    }
+    return a;
+  }
+
+  /** A gateway's message numbered `seq` is durable: the gateway hears so once every one before it is too. */
+  private durable(gw: string, acks: DurableAcks, seq: number): void {
+    const taken = acks.finish(seq);
+    if (taken !== undefined) this.server.ack(gw, taken, acks.run);
+  }
+
+  /** `done` once the message is durable here (an UPLINK: the broker has it), when the gateway may forget it. */
+  private fromGateway(m: Message, gw: string, done: () => void): void {
     if (m.kind === KIND_UPLINK && m.payload.length >= UPLINK_HEAD) {
       const peer = hex(m.device);
       const device = this.keys.deviceOfPeer(peer);
       this.lastSeen.set(device, { gateway: gw, peer, at: Date.now() });
       const p = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.length);
-      this.publish(device, p.readUIntBE(0, 3), m.payload.subarray(UPLINK_HEAD), gw, "terminate", p.readUIntBE(3, 6));
-    } else if (m.kind === KIND_RELAY_UP) {
+      this.publish(device, p.readUIntBE(0, 3), m.payload.subarray(UPLINK_HEAD), gw, "terminate", p.readUIntBE(3, 6), done);
+      return;
+    }
+    // Nothing else waits on MQTT: a relayed packet's reading is held unacknowledged by this.relay until
+    // published, and a lost key evolution costs the device a resynchronisation, not data.
+    done();
+    if (m.kind === KIND_RELAY_UP) {
       this.stats.relayed++;
       const at = Date.now();
       this.relay.input(`${gw}|${utf8(m.source)}`, m.spdu, at);
@@ -181,17 +223,28 @@ export class Controller {
       const keys = this.keys.applyEvolved(device, utf8(m.payload)) ? this.keys.pskStore(Buffer.from(device, "hex")) : undefined;
       if (keys) this.saveEvolved(device, keys);
       else this.stats.badMessages++;
+    } else if (m.kind === KIND_SESSION_EVENT) {
+      this.sessionLog.fromGateway(gw, m);
     } else {
       this.stats.badMessages++;
     }
   }
 
-  /** `since`: when the message reached the gateway (terminate) or this controller (relay), ms. */
-  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string, since: number): void {
+  /**
+   * `since`: when the message reached the gateway (terminate) or this controller (relay), ms. `done` once
+   * the broker has it; a publish that fails or is dropped is tried again a second later, so nothing waiting
+   * on `done` (a gateway's acknowledgement, a device's ACK) goes ahead without it.
+   */
+  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string, since: number, done: () => void): void {
     this.stats.uplinks++;
     this.metrics.message("up", mode, body.length);
     this.metrics.latency("up", mode, Math.max(0, Date.now() - since) / 1000);
-    this.delivery.publishUplink({ device, seq: id, payload: Uint8Array.from(body), gateway: gw });
+    const u = { device, seq: id, payload: Uint8Array.from(body), gateway: gw };
+    const attempt = () => this.delivery.publishUplink(u, (ok) => {
+      if (ok) done();
+      else setTimeout(() => this.stopped || attempt(), 1000).unref();
+    });
+    attempt();
   }
 
   private pumpRelay(since = Date.now()): void {
@@ -199,12 +252,25 @@ export class Controller {
       const device = this.keys.deviceOfPeer(u.device);
       const [gw, link] = splitLink(u.link);
       this.lastSeen.set(device, { gateway: gw, link, peer: u.device, at: Date.now() });
-      this.publish(device, u.id, u.body, gw, "relay", since);
+      this.publish(device, u.id, u.body, gw, "relay", since, () => {
+        this.relay.confirm(u.device, u.id, Date.now());
+        this.pumpRelaySoon();
+      });
     }
     for (const o of this.relay.takeOutput()) {
       const [gw, link] = splitLink(o.link);
       this.server.send(gw, { kind: KIND_RELAY_DOWN, source: Buffer.from(link), spdu: o.bytes });
     }
+  }
+
+  /** Once, after the PUBACKs arriving together: their device ACKs go out sealed in as few records as can be. */
+  private pumpRelaySoon(): void {
+    if (this.relayPumpDue) return;
+    this.relayPumpDue = true;
+    setImmediate(() => {
+      this.relayPumpDue = false;
+      this.pumpRelay();
+    });
   }
 
   private tick(): void {

@@ -30,6 +30,7 @@ import {
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
+import { SessionWatch, type DeviceObserver } from "./observer";
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
 export const TID_BLE = 1;
@@ -50,6 +51,13 @@ export type DeviceGatewayOptions = {
   /** Command retransmission: tries and timeout per link kind. */
   commandTries?: number;
   commandRtoMs?: number;
+  /**
+   * Acknowledge a reading only once confirm() says it is durable further on (the controller has it), not
+   * as soon as it is taken in: a device then never sees an ACK for a reading a crash could still lose.
+   */
+  holdAcks?: boolean;
+  /** Handshakes, sessions, rejected records and key use, for telemetry and the session log (./observer.ts). */
+  observer?: DeviceObserver;
 };
 
 type DeviceState = {
@@ -61,7 +69,13 @@ type DeviceState = {
   aheadCount: number;
   ackSeq: number;
   ackId: number;
+  /** holdAcks: readings taken in and not yet confirmed; true once released (to be taken in again). */
+  held: Map<number, boolean> | undefined;
 };
+
+/** poll() visits every device within POLL_SPREAD polls (one a second at the gateway's 50 ms), POLL_MIN at least each time. */
+const POLL_SPREAD = 20;
+const POLL_MIN = 64;
 
 /** One-id ACKs sealed ahead at most, per device. */
 const ACKS_AHEAD = 16;
@@ -78,6 +92,8 @@ export class DeviceGateway {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
+  /** Where poll() goes on visiting devices (a Map's iterator sees entries added and deleted since). */
+  private cursor = this.devices.entries();
   private out: DownPacket[] = [];
   private uplinks: Uplink[] = [];
   /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
@@ -86,6 +102,7 @@ export class DeviceGateway {
   /** A session's device name (its peer in hex), made once per session. */
   private readonly names = new WeakMap<Session, string>();
   private loraSources = 0;
+  private readonly watch: SessionWatch | undefined;
   readonly stats: DeviceGatewayStats = { packets: 0, records: 0, unknownSpi: 0, malformed: 0, uplinks: 0, duplicates: 0, commandsLost: 0 };
 
   constructor(private readonly opts: DeviceGatewayOptions) {
@@ -96,7 +113,12 @@ export class DeviceGateway {
       const live = c.spiLive;
       return { ...c, spiLive: (spi) => this.bySpi.has(spi) || live(spi) };
     };
-    this.tables = { dh: new ResponderTable(() => config("dh"), limits), psk: new ResponderTable(() => config("psk"), limits) };
+    const o = opts.observer;
+    this.tables = {
+      dh: new ResponderTable(() => config("dh"), limits, o && ((r) => o.handshake("dh", r))),
+      psk: new ResponderTable(() => config("psk"), limits, o && ((r) => o.handshake("psk", r))),
+    };
+    this.watch = o && new SessionWatch(o);
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */
@@ -130,20 +152,37 @@ export class DeviceGateway {
     this.stats.records++;
     if (this.fastRecord(hit, spi, packet, link, tid, now)) return;
     const r = epInput(hit.ep, packet, tid, now);
+    if (r < 0) this.watch?.rejected(-r);
     const s = epSession(hit.ep);
     if ((r === RX_DATA || r === RX_CONTROL) && s !== undefined) this.heardOn(hit.ep, s, link, tid);
     this.drain(hit.ep, now);
   }
 
-  /** Timers: handshake retries, command retransmissions, acknowledgements. */
+  /**
+   * Timers: handshake retries, command retransmissions, acknowledgements, key changes. The ACKs due go at
+   * once; the devices' own timers are visited a slice at a time (each device about once a second), so a
+   * poll costs the same with ten devices or a hundred thousand, and records waiting behind it wait no
+   * longer for a big fleet. Every timer a device has runs in seconds (command RTO 8 s, old key 30 s,
+   * rekey an hour), so a second's lateness is within what they allow.
+   */
   poll(now: number): void {
     // Devices speak first (order I), so responders have no retries of their own to send.
     for (const t of [this.tables.dh, this.tables.psk]) t.poll(now);
-    this.due.length = 0;
-    for (const d of this.devices.values()) {
-      d.due = false;
+    this.dueNow = now;
+    this.drainDue();
+    const visited: [string, DeviceState][] = [];
+    for (let n = Math.min(this.devices.size, Math.max(POLL_MIN, Math.ceil(this.devices.size / POLL_SPREAD))); n > 0; n--) {
+      let e = this.cursor.next();
+      if (e.done === true) {
+        this.cursor = this.devices.entries();
+        e = this.cursor.next();
+        if (e.done === true) break;
+      }
+      const d = e.value[1];
       if (d.ep !== undefined) this.drain(d.ep, now);
+      visited.push(e.value);
     }
+    this.watch?.sample(visited, (device) => this.devices.has(device), this.stats);
   }
 
   /** Queues a command for a device; its message id, or -1 (unknown device, queue full). */
@@ -153,6 +192,27 @@ export class DeviceGateway {
     const id = senderQueue(d.sender, this.opts.storage, body, now);
     if (d.ep !== undefined) this.drain(d.ep, now);
     return id;
+  }
+
+  /**
+   * holdAcks: the reading `id` of `device` is durable; its ACK goes out with the next output. False for a
+   * reading not held (already confirmed, or from before the device's state was dropped).
+   */
+  confirm(device: string, id: number, now: number): boolean {
+    const d = this.devices.get(device);
+    if (d === undefined || d.held === undefined || !d.held.delete(id)) return false;
+    d.acks.push(id);
+    this.markDue(d, now);
+    return true;
+  }
+
+  /**
+   * holdAcks: the reading `id` of `device` could not be carried on (the backbone queue was full). It stays
+   * unacknowledged, so the device sends it again, and that copy is taken in as new.
+   */
+  release(device: string, id: number): void {
+    const d = this.devices.get(device);
+    if (d?.held?.has(id) === true) d.held.set(id, true);
   }
 
   takeUplinks(): Uplink[] {
@@ -208,7 +268,7 @@ export class DeviceGateway {
     if (d === undefined) {
       const tries = this.opts.commandTries ?? 4, rto = this.opts.commandRtoMs ?? 8000;
       d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA, due: false,
-        ahead: undefined, aheadCount: 1, ackSeq: -2, ackId: -2,
+        ahead: undefined, aheadCount: 1, ackSeq: -2, ackId: -2, held: this.opts.holdAcks === true ? new Map() : undefined,
       };
       this.devices.set(device, d);
     }
@@ -263,12 +323,16 @@ export class DeviceGateway {
     if (tid === TID_BLE) d.ble = link;
     if (s.transports.length === 0 || s.transports[0].id !== tid) this.heardOn(ep, s, link, tid);
     this.take(d, hit.device!, payload, now);
+    this.markDue(d, now);
+    return true;
+  }
+
+  private markDue(d: DeviceState, now: number): void {
     if (!d.due) {
       d.due = true;
       this.due.push(d);
     }
     this.dueNow = now;
-    return true;
   }
 
   /**
@@ -440,14 +504,34 @@ export class DeviceGateway {
     if (kind === MSG_ACK) senderAck(d.sender, m);
     else if (kind === MSG_DATA) {
       const id = messageId(m, 0);
-      const r = receiverAccept(d.receiver, id);
-      if (r !== 0) d.acks.push(id);
+      let r = receiverAccept(d.receiver, id);
+      const held = d.held;
+      if (held === undefined) {
+        if (r !== 0) d.acks.push(id);
+      } else if (r === 1) {
+        held.set(id, false);
+        if (held.size > 2 * d.receiver.seen.size) this.forgetHeld(d);
+      } else if (r === 2 && held.get(id) === true) {
+        held.set(id, false); // released: this copy is carried on in its place
+        d.receiver.duplicates--;
+        r = 1;
+      } else if (r === 2 && !held.has(id)) d.acks.push(id); // confirmed before: only its ACK was lost
       if (r === 1) {
         this.stats.uplinks++;
         // dataBody: a copy (a view of a small array would move its bytes off the heap, which costs more)
         this.uplinks.push({ device, id, body: m.slice(1 + 3), link: d.last, at: now });
       } else this.stats.duplicates++;
     } else this.stats.malformed++;
+  }
+
+  /**
+   * Held readings the receiver window has moved past: a copy of one would be refused as too old anyway,
+   * and a device keeps far fewer than a window's worth unacknowledged, so these only wait for a
+   * confirmation that is not coming (the controller lost them; the device has given them up).
+   */
+  private forgetHeld(d: DeviceState): void {
+    const w = d.receiver.seen;
+    for (const id of d.held!.keys()) if (w.top - id >= w.size) d.held!.delete(id);
   }
 
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {

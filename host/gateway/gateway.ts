@@ -17,10 +17,13 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneClient } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
 import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
+import { allSessionsClosed, sessionEvent } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import type { Logger } from "../telemetry/log";
+import { Metrics } from "../telemetry/metrics";
 import { DeviceGateway, type DownPacket } from "./devices";
 import { KeyTable } from "./keytable";
+import { GatewayTelemetry, metricsObserver } from "./telemetry";
 
 export type GatewayMode = "terminate" | "relay";
 /** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */
@@ -35,6 +38,8 @@ export type GatewayOptions = {
   log: Logger;
   /** Backbone queue bound (messages); beyond it device messages are dropped and counted. */
   queueMessages?: number;
+  /** Where the gateway's figures go (served at its /metrics by the CLI); a Metrics of its own when absent. */
+  metrics?: Metrics;
 };
 
 export type GatewayStats = { up: number; down: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
@@ -67,23 +72,35 @@ export class Gateway extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private readonly deviceIds = new ByteNames("hex");
   private readonly linkNames = new ByteNames("utf8");
+  /** Readings on the backbone waiting for the controller's acknowledgement: backbone number, device, id. */
+  private readonly unconfirmed = new Unconfirmed();
+  readonly metrics: Metrics;
+  private readonly telemetry: GatewayTelemetry;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
+    this.metrics = opts.metrics ?? new Metrics();
     if (opts.mode === "terminate") {
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
         seqBlock: 1024, store: memoryStorage(),
       };
-      this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage() });
+      const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
+      this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
     }
     this.client = new BackboneClient({
       host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
       queue: { maxMessages: opts.queueMessages ?? 100_000, maxBytes: 64 << 20 },
     });
     this.client.on("message", (m: Message) => this.fromController(m));
+    this.client.on("acked", (base: number) => this.durable(base));
     this.client.on("connected", () => opts.log.info("backbone up", { controller: `${opts.controller.host}:${opts.controller.port}` }));
     this.client.on("disconnected", (reason: string) => opts.log.warn("backbone down, reconnecting", { reason }));
+    this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
+    const devices = this.devices;
+    this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.online().length));
+    // First in this run: whatever sessions an earlier run reported, this process holds none of them.
+    if (devices) this.toController(allSessionsClosed("gateway restarted"));
   }
 
   start(): void {
@@ -120,6 +137,7 @@ export class Gateway extends EventEmitter {
   }
 
   private tick(): void {
+    this.telemetry.sample();
     if (this.devices) {
       this.devices.poll(Date.now());
       this.pump();
@@ -137,10 +155,34 @@ export class Gateway extends EventEmitter {
       payload.writeUIntBE(u.id, 0, 3);
       payload.writeUIntBE(u.at, 3, 6);
       payload.set(u.body, UPLINK_HEAD);
-      if (this.toController({ kind: KIND_UPLINK, device: this.deviceIds.get(u.device), payload })) this.stats.up++;
+      if (this.toController({ kind: KIND_UPLINK, device: this.deviceIds.get(u.device), payload })) {
+        this.stats.up++;
+        this.unconfirmed.push(this.client.peer.out.end - 1, u.device, u.id);
+      } else d.release(u.device, u.id);
     }
     for (const o of d.takeOutput()) this.out.push(o);
     if (this.out.length > 0) this.emit("output");
+  }
+
+  /**
+   * The controller has durably taken every backbone message numbered below `base` (published to MQTT):
+   * the readings among them are acknowledged to their devices now, and not before.
+   */
+  private durable(base: number): void {
+    const d = this.devices;
+    if (d === undefined) return;
+    const now = Date.now();
+    this.unconfirmed.shiftBelow(base, (device, id) => d.confirm(device, id, now));
+    this.pump();
+  }
+
+  /** A device session confirmed or ended, for the controller's session log. Never throws into the timer. */
+  private reportSession(event: "open" | "close", device: string, spi: number, text: string): void {
+    try {
+      this.toController(sessionEvent(event, device, spi, text));
+    } catch (e) {
+      this.opts.log.warn("a session event was not sent", { device, error: String(e) });
+    }
   }
 
   private toController(m: AppMessage): boolean {
@@ -178,6 +220,38 @@ export class Gateway extends EventEmitter {
     } else if (m.kind === KIND_KEYS && !this.devices) {
       // A relay gateway must never hold device keys: refuse, loudly.
       this.opts.log.error("refused device keys: this gateway relays", { device: text(m.device) });
+    }
+  }
+}
+
+/** A FIFO of (backbone number, device, message id), in three arrays and a head: no object per reading. */
+class Unconfirmed {
+  private nums: number[] = [];
+  private devices: string[] = [];
+  private ids: number[] = [];
+  private head = 0;
+
+  push(num: number, device: string, id: number): void {
+    this.nums.push(num);
+    this.devices.push(device);
+    this.ids.push(id);
+  }
+
+  shiftBelow(base: number, each: (device: string, id: number) => void): void {
+    while (this.head < this.nums.length && this.nums[this.head] < base) {
+      each(this.devices[this.head], this.ids[this.head]);
+      this.head++;
+    }
+    if (this.head === this.nums.length) {
+      this.nums = [];
+      this.devices = [];
+      this.ids = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.nums.length) {
+      this.nums = this.nums.slice(this.head);
+      this.devices = this.devices.slice(this.head);
+      this.ids = this.ids.slice(this.head);
+      this.head = 0;
     }
   }
 }

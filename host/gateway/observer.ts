@@ -42,6 +42,8 @@ export function rejectReason(code: number): AuthFailureReason {
 
 export class SessionWatch {
   private readonly watched = new Map<Session, Watched>();
+  /** Where sample() goes on reading watched sessions. */
+  private cursor = this.watched.entries();
   /** Each device's latest session reported open. */
   private readonly latest = new Map<string, Session>();
   /** Reported closed: never reported again (a forged record can point a device's endpoint back at one briefly). */
@@ -56,17 +58,28 @@ export class SessionWatch {
     this.observer.authFailure(rejectReason(code), 1);
   }
 
-  /** Reads everything since the last call; call it from the DeviceGateway's poll. */
-  sample(devices: ReadonlyMap<string, DeviceView>, drops: DropCounters): void {
+  /**
+   * Call it from the DeviceGateway's poll with the devices that poll visited (a slice of them: see
+   * DeviceGateway.poll): their new sessions are reported, and as many watched sessions, taken in turn, are
+   * read and closed when they ended, so each call costs the same however large the fleet.
+   */
+  sample(visited: readonly [string, DeviceView][], exists: (device: string) => boolean, drops: DropCounters): void {
     this.drops(drops);
-    for (const [device, d] of devices) {
+    for (const [device, d] of visited) {
       if (d.ep === undefined) continue;
       this.consider(device, d.ep.session, d.last);
       this.consider(device, d.ep.old, d.last);
     }
-    for (const [s, w] of this.watched) {
+    for (let n = Math.min(this.watched.size, Math.max(visited.length, 1)); n > 0; n--) {
+      let e = this.cursor.next();
+      if (e.done === true) {
+        this.cursor = this.watched.entries();
+        e = this.cursor.next();
+        if (e.done === true) break;
+      }
+      const [s, w] = e.value;
       this.account(s, w);
-      if (!devices.has(w.device)) this.close(s, w, "ended");
+      if (!exists(w.device)) this.close(s, w, "ended");
       else if (s.state !== STATE_OPEN) this.close(s, w, "closed");
     }
     for (const [epoch, n] of this.epochs) this.observer.keyRecords(epoch, n);
