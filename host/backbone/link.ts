@@ -46,7 +46,8 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
 
 /**
  * The gateway's end. Events: 'message' (m, seq) for DOWNLINK / RELAY_DOWN / ..., 'connected',
- * 'disconnected' (reason), 'drain' (send() may be called again after it returned false).
+ * 'disconnected' (reason), 'drain' (send() may be called again after it returned false), 'acked' (base:
+ * the controller has durably taken every message numbered below it).
  */
 export class BackboneClient extends EventEmitter {
   state = CLIENT_IDLE;
@@ -65,6 +66,7 @@ export class BackboneClient extends EventEmitter {
     this.peer = new BackbonePeer(peerOptions(opts));
     this.peer.on("message", (m: AppMessage, seq: number) => this.emit("message", m, seq));
     this.peer.on("drain", () => this.emit("drain"));
+    this.peer.on("acked", (base: number) => this.emit("acked", base));
     this.peer.on("up", () => {
       this.state = CLIENT_OPEN;
       this.failures = 0;

@@ -52,7 +52,8 @@ const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toS
 const sameRun = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 
 /**
- * Events: 'message' (m: AppMessage, seq: number), 'up' (conn), 'down' (reason), 'drain'.
+ * Events: 'message' (m: AppMessage, seq: number), 'up' (conn), 'down' (reason), 'drain', 'acked' (base: every
+ * message of ours numbered below it is acknowledged).
  */
 export class BackbonePeer extends EventEmitter {
   readonly run: Uint8Array = randomBytes(RUN_SIZE);
@@ -113,7 +114,8 @@ export class BackbonePeer extends EventEmitter {
 
   /**
    * Queues an application message; false when the queue is full (the message is not taken: wait for
-   * 'drain'). Throws a RangeError for a message that cannot be encoded.
+   * 'drain'). Throws a RangeError for a message that cannot be encoded. A message taken is numbered
+   * `out.end - 1`, the number 'acked' reports it by.
    */
   send(m: AppMessage): boolean {
     if (!this.out.push(m, checkedBodySize(m))) return false;
@@ -214,7 +216,10 @@ export class BackbonePeer extends EventEmitter {
   }
 
   private acked(taken: number): void {
-    if (this.out.ack(taken) > 0 && this.out.refused && this.out.roomAgain) {
+    if (this.out.ack(taken) === 0) return;
+    // Before 'drain': whoever waits on the acknowledgements (the gateway's device ACKs) is told first.
+    this.emit("acked", this.out.base);
+    if (this.out.refused && this.out.roomAgain) {
       this.out.refused = false;
       this.emit("drain");
     }

@@ -48,7 +48,8 @@ export type DeliveryOptions = {
   now?: () => number;
 };
 
-type Outgoing = { topic: string; body: string; kind: "up" | "event" };
+/** `done`: told once whether the broker took the message (PUBACK), or that it was dropped or failed. */
+type Outgoing = { topic: string; body: string; kind: "up" | "event"; done?: (ok: boolean) => void };
 
 const URL_SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
 
@@ -202,10 +203,13 @@ export class Delivery {
 
   // ---- outgoing ----
 
-  /** One decrypted device message to <prefix>/devices/<device>/up (QoS 1). */
-  publishUplink(u: Uplink): void {
+  /**
+   * One decrypted device message to <prefix>/devices/<device>/up (QoS 1). `done(true)` once the broker has
+   * it (PUBACK), `done(false)` if it was dropped or the publish failed: the caller may try again.
+   */
+  publishUplink(u: Uplink, done?: (ok: boolean) => void): void {
     this.checkDevice(u.device);
-    this.enqueue({ topic: this.topics.up(u.device), body: uplinkBody(u, this.now()), kind: "up" });
+    this.enqueue({ topic: this.topics.up(u.device), body: uplinkBody(u, this.now()), kind: "up", done });
   }
 
   /** A session event (session-opened, session-closed, revoked, ...) to <prefix>/devices/<device>/events. */
@@ -242,13 +246,18 @@ export class Delivery {
   private enqueue(m: Outgoing): void {
     if (this.stopping) {
       this.drop("stopped", 1);
+      m.done?.(false);
       return;
     }
     if (this.client?.connected === true && this.queue.length === 0 && this.inflight < (this.opts.maxInflight ?? 256)) {
       this.send(this.client, m);
       return;
     }
-    if (this.queue.push(m) !== undefined) this.drop("queue-full", 1);
+    const evicted = this.queue.push(m);
+    if (evicted !== undefined) {
+      this.drop("queue-full", 1);
+      evicted.done?.(false);
+    }
   }
 
   private pump(): void {
@@ -274,6 +283,7 @@ export class Delivery {
         this.stats.published++;
         this.opts.metrics?.mqttPublish(m.kind);
       }
+      m.done?.(!err);
       this.pump();
     });
   }
