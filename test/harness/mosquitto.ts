@@ -99,6 +99,11 @@ export class Mosquitto {
     }
   }
 
+  /** Freezes (SIGSTOP) or thaws (SIGCONT) the broker: connections stay open, nothing is answered meanwhile. */
+  pause(paused: boolean): void {
+    this.proc?.kill(paused ? "SIGSTOP" : "SIGCONT");
+  }
+
   /** Stops the process and removes its temp directory. */
   async dispose(): Promise<void> {
     await this.stop();

@@ -3,7 +3,8 @@
 //   - In relay mode the gateway process never holds a device key or a reading in plaintext: its memory is
 //     read whole (/proc/<pid>/mem) and searched; the same search finds them in a terminate-mode gateway.
 //   - kill -9 of the gateway and then of the controller under load: devices carry on (same session or a new
-//     handshake, by themselves), no (key, nonce) is ever used twice, readings keep reaching MQTT.
+//     handshake, by themselves), no (key, nonce) is ever used twice, readings keep reaching MQTT, and every
+//     reading a device saw acknowledged reached the MQTT subscriber.
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -72,11 +73,14 @@ async function deployment(mode: "terminate" | "relay", mqttUrl: string) {
   await startController();
   await startGateway();
   const configs: string[] = [];
+  /** Board profile -> the device id MQTT topics carry. */
+  const ids = new Map<string, string>();
   const provision = async (p: { name: string }) => {
     const res = await fetch(`http://127.0.0.1:${adminPort}/v1/devices`, { method: "POST", headers: { authorization: `Bearer ${token.token}`, "content-type": "application/json" }, body: JSON.stringify({ board: p.name }) });
     assert.equal(res.status, 201, await res.clone().text());
     const r = (await res.json()) as { device: { id: string; kid: string | null; mode: string }; config: string };
     configs.push(r.config);
+    ids.set(p.name, r.device.id);
     return { device: r.device.kid ?? r.device.id, config: r.config + (r.device.mode === "dh" ? ";slice=64" : "") };
   };
   const kill9 = async (which: "controller" | "gateway") => {
@@ -91,7 +95,7 @@ async function deployment(mode: "terminate" | "relay", mqttUrl: string) {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { procs, simPort, provision, configs, kill9, startController, startGateway, close };
+  return { procs, simPort, provision, configs, ids, kill9, startController, startGateway, close };
 }
 
 describe("processes: sesame controller + sesame gateway + Mosquitto + simulated boards", function () {
@@ -137,7 +141,7 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
     });
   }
 
-  it("kill -9 of the gateway, then of the controller, under load: devices carry on by themselves, no nonce is reused", async () => {
+  it("kill -9 of the gateway, then of the controller, under load: devices carry on by themselves, no nonce is reused, no acknowledged reading is lost", async () => {
     const d = await deployment("terminate", broker.url);
     const sub = await mqtt.connectAsync(broker.url);
     const got: { device: string; seq: number; at: number }[] = [];
@@ -146,10 +150,11 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
     const nonces = new Set<string>();
     let reused = 0, records = 0;
     let done = false;
+    let fleet: Fleet | undefined;
     const client = new SimLinkClient("127.0.0.1", d.simPort);
     const run = runFleet({
       boards: 4, link: "ble", loss: 0, minutes: 60, seed: 4, gateway: client, provision: d.provision, profiles: ["puckjs", "banglejs2", "mdbt42q", "esp32-espruino"],
-      periodBle: 1, realtime: { stop: () => done },
+      periodBle: 1, realtime: { stop: () => done }, script: (f) => (fleet = f),
       tap: (_l, p) => {
         const k = recordNonce(p);
         if (k === undefined) return;
@@ -171,13 +176,39 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
       await d.startGateway();
       const t1 = Date.now();
       await waitAll(t1, "after the gateway's kill -9");
+      // The broker stalls (SIGSTOP) while readings keep coming, so the controller holds readings it has not
+      // published when it dies. Had they been acknowledged (to the gateway, and by it to the devices) as
+      // soon as they arrived, they would be lost here.
+      broker.pause(true);
+      await sleep(3000);
       await d.kill9("controller");
+      broker.pause(false);
       await sleep(1500);
       await d.startController();
       const t2 = Date.now();
       await waitAll(t2, "after the controller's kill -9");
+      await sleep(8000); // readings held through the outage are acknowledged or given up
       assert.ok(records > 50, `only ${records} records`);
       assert.equal(reused, 0, `${reused} records reused a (key, nonce)`);
+      // Every id a device has handed out (from 0: no board restarted) is pending, given up, or acknowledged.
+      const acked = fleet!.boards.map((b) => {
+        const ctx = (b as unknown as { sandbox: { context: vm.Context } }).sandbox.context;
+        const st = JSON.parse(vm.runInContext(
+          "(function (r) { return JSON.stringify({ next: r.sender.ids.next, pending: r.sender.pending.map(function (o) { return o.id; }), lost: r.sender.lost.concat(r.lostIds) }); })(sesame.state())",
+          ctx,
+        ) as string) as { next: number; pending: number[]; lost: number[] };
+        const gone = new Set([...st.pending, ...st.lost, ...(fleet!.lostSeen.get(b.name) ?? [])]);
+        return { device: d.ids.get(b.profile.name)!, ids: Array.from({ length: st.next }, (_, i) => i).filter((i) => !gone.has(i)) };
+      });
+      done = true;
+      await run;
+      await sleep(1000); // what the broker has PUBACKed may still be on its way to the subscriber
+      for (const a of acked) {
+        const delivered = new Set(got.filter((g) => g.device === a.device).map((g) => g.seq));
+        const missing = a.ids.filter((i) => !delivered.has(i));
+        assert.ok(a.ids.length >= 5, `${a.device}: only ${a.ids.length} readings acknowledged`);
+        assert.deepEqual(missing, [], `${a.device}: ${missing.length} of ${a.ids.length} acknowledged readings never reached MQTT`);
+      }
     } finally {
       done = true;
       await run;

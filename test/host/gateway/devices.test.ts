@@ -31,7 +31,7 @@ function seeded(seed: string, fast: boolean): CryptoProvider {
 type Dev = { ep: Endpoint; link: string; next: number; name: string };
 
 /** A gateway and `n` dh devices (BLE, and LoRa for every third) with open sessions, all from `seed`. */
-function world(seed: string, fast: boolean, n = 4) {
+function world(seed: string, fast: boolean, n = 4, holdAcks = false) {
   const p = seeded(seed, fast);
   const store = memoryStorage();
   const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
@@ -39,7 +39,7 @@ function world(seed: string, fast: boolean, n = 4) {
   const registry = new Map<string, Uint8Array>();
   const base = { responderFirst: false, p, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const gw = new DeviceGateway({
-    storage: store,
+    storage: store, holdAcks,
     config: () => ({ ...base, initiator: false, dh: true, policy: policy(), dhI: undefined, dhR: { p, me: gwKeys, lookup: (kid) => registry.get(hex(kid)) } }),
   });
   const devs: Dev[] = [];
@@ -185,4 +185,44 @@ describe("DeviceGateway fast path", () => {
     assert.equal(w.gw.takeOutput().length, 0);
     assert.equal(w.gw.stats.commandsLost, 0);
   });
+});
+
+describe("DeviceGateway holdAcks: a reading is acknowledged only once confirmed durable", () => {
+  /** The ids of the ACKs the gateway sent a device (the device opens them). */
+  function acksTo(w: ReturnType<typeof world>, d: Dev): number[] {
+    const ids: number[] = [];
+    for (const o of w.gw.takeOutput()) {
+      if (o.link !== d.link) continue;
+      epInput(d.ep, o.bytes, 1, 0);
+      for (const m of epTakeInbox(d.ep)) if (messageKind(m) === MSG_ACK) for (let k = 0; k < ackCount(m); k++) ids.push(messageId(m, k));
+    }
+    return ids;
+  }
+
+  for (const fast of [true, false]) {
+    it(`holds the ACK until confirm(), answers copies by what is known, and takes a released reading in again (${fast ? "fast" : "portable"} path)`, () => {
+      const w = world("hold", fast, 1, true);
+      const d = w.devs[0];
+      w.gw.input(d.link, data(d, 7, "r7"), 1);
+      assert.deepEqual(w.gw.takeUplinks().map((u) => u.id), [7]);
+      assert.deepEqual(acksTo(w, d), [], "no ACK before the reading is durable");
+      w.gw.input(d.link, data(d, 7, "r7"), 2);
+      assert.deepEqual(w.gw.takeUplinks(), [], "a copy of a held reading is not carried twice");
+      assert.deepEqual(acksTo(w, d), [], "nor acknowledged");
+      assert.equal(w.gw.confirm(d.name, 7, 3), true);
+      assert.deepEqual(acksTo(w, d), [7]);
+      assert.equal(w.gw.confirm(d.name, 7, 3), false, "confirmed once");
+      w.gw.input(d.link, data(d, 7, "r7"), 4);
+      assert.deepEqual(w.gw.takeUplinks(), [], "a copy of a confirmed reading is not carried again");
+      assert.deepEqual(acksTo(w, d), [7], "but acknowledged again: its ACK was lost");
+      w.gw.input(d.link, data(d, 8, "r8"), 5);
+      assert.deepEqual(w.gw.takeUplinks().map((u) => u.id), [8]);
+      w.gw.release(d.name, 8); // the backbone could not take it
+      w.gw.input(d.link, data(d, 8, "r8"), 6);
+      assert.deepEqual(w.gw.takeUplinks().map((u) => u.id), [8], "the device's copy of a released reading is carried in its place");
+      assert.deepEqual(acksTo(w, d), []);
+      w.gw.confirm(d.name, 8, 7);
+      assert.deepEqual(acksTo(w, d), [8]);
+    });
+  }
 });
