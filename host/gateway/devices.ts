@@ -398,9 +398,11 @@ export class DeviceGateway {
     if (s !== undefined) {
       const device = this.nameOf(s);
       const d = this.stateOf(device);
-      d.ep = ep;
+      // Only an authenticated record moves a device to another endpoint (heardOn): a session that is
+      // merely established (a replayed hello makes one) must not take its ACKs and commands.
+      if (d.ep === undefined) d.ep = ep;
       if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, device, m, now);
-      if (epReady(ep)) {
+      if (d.ep === ep && epReady(ep)) {
         while (d.acks.length > 0) {
           // One ACK record carries every id due (up to 60): on LoRa each downlink costs the gateway's duty cycle too.
           if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;

@@ -28,7 +28,7 @@ function seeded(seed: string, fast: boolean): CryptoProvider {
   return fast ? p : { ...p, ccm: (key, tagLen, nonceLen) => oneShotCcm(key, tagLen, nonceLen) };
 }
 
-type Dev = { ep: Endpoint; link: string; next: number; name: string };
+type Dev = { ep: Endpoint; link: string; next: number; name: string; hello: Uint8Array[] };
 
 /** A gateway and `n` dh devices (BLE, and LoRa for every third) with open sessions, all from `seed`. */
 function world(seed: string, fast: boolean, n = 4, holdAcks = false) {
@@ -48,10 +48,13 @@ function world(seed: string, fast: boolean, n = 4, holdAcks = false) {
     const kid = Uint8Array.of(0x10, 0, 0, i);
     registry.set(hex(kid), me.S);
     const cfg: EndpointConfig = { ...base, initiator: true, dh: true, policy: policy(), dhR: undefined, dhI: { p, kid, me, peer: gwKeys.S } };
-    const d: Dev = { ep: epNew(cfg), link: i % 3 === 2 ? LORA : `ble:d${i}`, next: 1, name: hex(kid) };
+    const d: Dev = { ep: epNew(cfg), link: i % 3 === 2 ? LORA : `ble:d${i}`, next: 1, name: hex(kid), hello: [] };
     epStart(d.ep, 0);
     for (let r = 0; r < 4; r++) {
-      for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes, 0);
+      for (const o of epTakeOutput(d.ep)) {
+        if (r === 0) d.hello.push(o.bytes);
+        gw.input(d.link, o.bytes, 0);
+      }
       for (const o of gw.takeOutput()) if (o.link === d.link) epInput(d.ep, o.bytes, 1, 0);
     }
     assert.ok(d.ep.confirmed, `device ${i} has no confirmed session`);
@@ -225,4 +228,28 @@ describe("DeviceGateway holdAcks: a reading is acknowledged only once confirmed 
       assert.deepEqual(acksTo(w, d), [8]);
     });
   }
+});
+
+describe("DeviceGateway: what moves a device to another session", () => {
+  it("a replayed hello and a forged record on the session it made do not take the device's commands", () => {
+    const w = world("replay", true, 1);
+    const d = w.devs[0];
+    const bySpi = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi;
+    const before = new Set(bySpi.keys());
+    for (const h of d.hello) w.gw.input("ble:elsewhere", h, 1); // a replay from another connection: an endpoint of its own
+    w.gw.takeOutput();
+    const made = [...bySpi.keys()].filter((k) => !before.has(k));
+    assert.equal(made.length, 1, "the replayed hello made a session of its own");
+    const forged = new Uint8Array(40);
+    forged.set([made[0] >> 16, (made[0] >> 8) & 0xff, made[0] & 0xff], 0);
+    w.gw.input("ble:elsewhere", forged, 2);
+    assert.ok(w.gw.command(d.name, Buffer.from("led on"), 3) >= 0);
+    const got: string[] = [];
+    for (const o of w.gw.takeOutput()) {
+      if (o.link !== d.link) continue;
+      epInput(d.ep, o.bytes, 1, 3);
+      for (const m of epTakeInbox(d.ep)) if (messageKind(m) === MSG_DATA) got.push(Buffer.from(m.subarray(4)).toString());
+    }
+    assert.deepEqual(got, ["led on"], "the command reached the device in its own session");
+  });
 });
