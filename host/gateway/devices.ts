@@ -84,7 +84,12 @@ const ackScratch = encodeAck([0]);
 const acksScratch = new Uint8Array(4 * ACKS_AHEAD);
 
 /** What an SPI leads to; the fast path keeps the session it last saw there with its device, to look them up once. */
-type SpiEntry = { ep: Endpoint; source: string; s?: Session; device?: string; d?: DeviceState };
+type SpiEntry = { ep: Endpoint; source: string; at: number; s?: Session; device?: string; d?: DeviceState };
+
+/** An SPI whose session never confirmed (a replayed or abandoned hello) is forgotten after this long. */
+const UNCONFIRMED_MS = 60_000;
+/** An SPI of an endpoint its device has moved away from (a new handshake elsewhere) is forgotten after this long. */
+const SUPERSEDED_MS = 600_000;
 
 export type DeviceGatewayStats = { packets: number; records: number; unknownSpi: number; malformed: number; uplinks: number; duplicates: number; commandsLost: number };
 
@@ -92,8 +97,9 @@ export class DeviceGateway {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
-  /** Where poll() goes on visiting devices (a Map's iterator sees entries added and deleted since). */
+  /** Where poll() goes on visiting devices and SPIs (a Map's iterator sees entries added and deleted since). */
   private cursor = this.devices.entries();
+  private spiCursor = this.bySpi.entries();
   private out: DownPacket[] = [];
   private uplinks: Uplink[] = [];
   /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
@@ -136,7 +142,7 @@ export class DeviceGateway {
       const source = link === LORA ? `lora#${this.loraSources++}` : link;
       this.emit(link, table.input(source, packet, tid, now));
       const ep = table.endpoint(source);
-      if (ep !== undefined) this.track(ep, source);
+      if (ep !== undefined) this.track(ep, source, now);
       return;
     }
     if (packet.length < 8) {
@@ -183,6 +189,28 @@ export class DeviceGateway {
       visited.push(e.value);
     }
     this.watch?.sample(visited, (device) => this.devices.has(device), this.stats);
+    for (let n = Math.min(this.bySpi.size, Math.max(POLL_MIN, Math.ceil(this.bySpi.size / POLL_SPREAD))); n > 0; n--) {
+      let e = this.spiCursor.next();
+      if (e.done === true) {
+        this.spiCursor = this.bySpi.entries();
+        e = this.spiCursor.next();
+        if (e.done === true) break;
+      }
+      if (this.stale(e.value[0], e.value[1], now)) this.bySpi.delete(e.value[0]);
+    }
+  }
+
+  /**
+   * Whether an SPI leads nowhere worth keeping: its endpoint has dropped the session it named, the session
+   * ended, it never confirmed within UNCONFIRMED_MS, or its device moved to another endpoint SUPERSEDED_MS
+   * ago or more. Without this every handshake would leave an entry behind for good.
+   */
+  private stale(spi: number, e: SpiEntry, now: number): boolean {
+    const ep = e.ep;
+    const s = ep.session !== undefined && ep.session.inb.spi === spi ? ep.session : ep.old !== undefined && ep.old.inb.spi === spi ? ep.old : undefined;
+    if (s === undefined || s.state !== STATE_OPEN) return true;
+    if (!s.confirmed) return now - e.at >= UNCONFIRMED_MS;
+    return now - e.at >= SUPERSEDED_MS && this.devices.get(this.nameOf(s))?.ep !== ep;
   }
 
   /** Queues a command for a device; its message id, or -1 (unknown device, queue full). */
@@ -258,9 +286,9 @@ export class DeviceGateway {
     return [...this.devices].filter(([, d]) => d.ep !== undefined && epReady(d.ep)).map(([k]) => k);
   }
 
-  private track(ep: Endpoint, source: string): void {
-    if (ep.session !== undefined) this.bySpi.set(ep.session.inb.spi, { ep, source });
-    if (ep.old !== undefined) this.bySpi.set(ep.old.inb.spi, { ep, source });
+  private track(ep: Endpoint, source: string, now: number): void {
+    if (ep.session !== undefined) this.bySpi.set(ep.session.inb.spi, { ep, source, at: now });
+    if (ep.old !== undefined) this.bySpi.set(ep.old.inb.spi, { ep, source, at: now });
   }
 
   private stateOf(device: string): DeviceState {
@@ -412,7 +440,7 @@ export class DeviceGateway {
       }
     }
     if (ep.out.length === 0 && (s === undefined || s.outbox.length === 0) && (ep.old === undefined || ep.old.outbox.length === 0)) {
-      if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "" });
+      if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "", at: now });
       return;
     }
     for (const o of epTakeOutput(ep)) {
@@ -420,7 +448,7 @@ export class DeviceGateway {
       const link = o.transport === TID_LORA ? LORA : d?.ble ?? d?.last;
       if (link !== undefined) this.out.push({ link, bytes: o.bytes });
     }
-    if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "" });
+    if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "", at: now });
   }
 
   /** Whether sessionSend of n bytes may be done on the host path: everything but a key change due, on compact CCM. */

@@ -252,4 +252,22 @@ describe("DeviceGateway: what moves a device to another session", () => {
     }
     assert.deepEqual(got, ["led on"], "the command reached the device in its own session");
   });
+
+  it("forgets the SPI of a session that never confirmed after a minute, and keeps the device's own", () => {
+    const w = world("expire", true, 1);
+    const d = w.devs[0];
+    const bySpi = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi;
+    const mine = d.ep.session!.out.spi;
+    for (const h of d.hello) w.gw.input("ble:elsewhere", h, 1000);
+    w.gw.takeOutput();
+    assert.equal(bySpi.size, 2);
+    w.gw.poll(30_000);
+    assert.equal(bySpi.size, 2, "half a minute: still there");
+    w.gw.poll(61_001);
+    assert.deepEqual([...bySpi.keys()], [mine], "a minute on, only the device's confirmed session is left");
+    w.gw.poll(7_200_000);
+    assert.deepEqual([...bySpi.keys()], [mine], "the device's current session is never forgotten for age");
+    w.gw.input(d.link, data(d, 9, "r9"), 7_200_001);
+    assert.deepEqual(w.gw.takeUplinks().map((u) => u.id), [9]);
+  });
 });
