@@ -42,7 +42,7 @@ export type GatewayOptions = {
   metrics?: Metrics;
 };
 
-export type GatewayStats = { up: number; down: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
+export type GatewayStats = { up: number; down: number; upBytes: number; downBytes: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
 
 const text = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -63,7 +63,7 @@ class ByteNames {
 }
 
 export class Gateway extends EventEmitter {
-  readonly stats: GatewayStats = { up: 0, down: 0, dropped: 0, relayedUp: 0, relayedDown: 0, grants: 0 };
+  readonly stats: GatewayStats = { up: 0, down: 0, upBytes: 0, downBytes: 0, dropped: 0, relayedUp: 0, relayedDown: 0, grants: 0 };
   readonly keys = new KeyTable();
   readonly devices: DeviceGateway | undefined;
   readonly client: BackboneClient;
@@ -157,6 +157,7 @@ export class Gateway extends EventEmitter {
       payload.set(u.body, UPLINK_HEAD);
       if (this.toController({ kind: KIND_UPLINK, device: this.deviceIds.get(u.device), payload })) {
         this.stats.up++;
+        this.stats.upBytes += u.body.length;
         this.unconfirmed.push(this.client.peer.out.end - 1, u.device, u.id);
       } else d.release(u.device, u.id);
     }
@@ -198,6 +199,7 @@ export class Gateway extends EventEmitter {
       this.emit("output");
     } else if (m.kind === KIND_DOWNLINK && this.devices) {
       this.stats.down++;
+      this.stats.downBytes += m.payload.length;
       this.devices.command(hexOf(m.device), Uint8Array.from(m.payload), Date.now());
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {

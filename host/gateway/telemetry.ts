@@ -14,7 +14,8 @@ export function metricsObserver(metrics: Metrics, session: DeviceObserver["sessi
 }
 
 /** The gateway's counters this module reads (GatewayStats in ./gateway.ts). */
-export type GatewayCounters = { up: number; down: number; dropped: number; relayedUp: number; relayedDown: number };
+/** upBytes / downBytes: application payload bytes, which only a terminating gateway sees (relay: 0). */
+export type GatewayCounters = { up: number; down: number; upBytes: number; downBytes: number; dropped: number; relayedUp: number; relayedDown: number };
 
 /**
  * A gateway's message counters as deltas into its Metrics, read on its timer rather than counted per
@@ -22,7 +23,7 @@ export type GatewayCounters = { up: number; down: number; dropped: number; relay
  * Bytes are counted where messages are opened: the controller (relay), or not at all here (terminate).
  */
 export class GatewayTelemetry {
-  private last: GatewayCounters = { up: 0, down: 0, dropped: 0, relayedUp: 0, relayedDown: 0 };
+  private last: GatewayCounters = { up: 0, down: 0, upBytes: 0, downBytes: 0, dropped: 0, relayedUp: 0, relayedDown: 0 };
 
   constructor(
     readonly metrics: Metrics,
@@ -38,9 +39,9 @@ export class GatewayTelemetry {
 
   sample(): void {
     const s = this.stats, l = this.last;
-    this.metrics.message("up", this.mode, 0, s.up - l.up + (s.relayedUp - l.relayedUp));
-    this.metrics.message("down", this.mode, 0, s.down - l.down + (s.relayedDown - l.relayedDown));
+    this.metrics.message("up", this.mode, s.upBytes - l.upBytes, s.up - l.up + (s.relayedUp - l.relayedUp));
+    this.metrics.message("down", this.mode, s.downBytes - l.downBytes, s.down - l.down + (s.relayedDown - l.relayedDown));
     this.metrics.queueDropped("backbone-out", s.dropped - l.dropped);
-    this.last = { up: s.up, down: s.down, dropped: s.dropped, relayedUp: s.relayedUp, relayedDown: s.relayedDown };
+    this.last = { up: s.up, down: s.down, upBytes: s.upBytes, downBytes: s.downBytes, dropped: s.dropped, relayedUp: s.relayedUp, relayedDown: s.relayedDown };
   }
 }

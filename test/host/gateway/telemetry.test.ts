@@ -138,13 +138,15 @@ describe("device-side telemetry", () => {
 
   it("a gateway's counters reach its metrics as deltas: messages each way, drops, the backbone queue", async () => {
     const metrics = new Metrics({ processMetrics: false });
-    const stats = { up: 0, down: 0, dropped: 0, relayedUp: 0, relayedDown: 0 };
+    const stats = { up: 0, down: 0, upBytes: 0, downBytes: 0, dropped: 0, relayedUp: 0, relayedDown: 0 };
     let queued = 0;
     const t = new GatewayTelemetry(metrics, "terminate", stats);
     t.watch(() => queued);
     for (const [up, down, dropped] of [[5, 1, 0], [2, 0, 3], [0, 0, 0]]) {
       stats.up += up;
+      stats.upBytes += 20 * up;
       stats.down += down;
+      stats.downBytes += 3 * down;
       stats.dropped += dropped;
       queued = stats.up + stats.dropped; // whatever it is at the scrape
       t.sample();
@@ -152,6 +154,8 @@ describe("device-side telemetry", () => {
     const { samples } = parseExposition(await metrics.registry.metrics());
     assert.equal(one(samples, "sesame_messages_total", { direction: "up", mode: "terminate" }), stats.up);
     assert.equal(one(samples, "sesame_messages_total", { direction: "down", mode: "terminate" }), stats.down);
+    assert.equal(one(samples, "sesame_message_bytes_total", { direction: "up", mode: "terminate" }), stats.upBytes);
+    assert.equal(one(samples, "sesame_message_bytes_total", { direction: "down", mode: "terminate" }), stats.downBytes);
     assert.equal(one(samples, "sesame_queue_dropped_total", { queue: "backbone-out" }), stats.dropped);
     assert.equal(one(samples, "sesame_queue_length", { queue: "backbone-out" }), queued);
     assert.equal(metrics.snapshot().errors, stats.dropped);
