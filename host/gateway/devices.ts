@@ -30,6 +30,7 @@ import {
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
+import { MapSweep } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
@@ -76,6 +77,7 @@ type DeviceState = {
 /** poll() visits every device within POLL_SPREAD polls (one a second at the gateway's 50 ms), POLL_MIN at least each time. */
 const POLL_SPREAD = 20;
 const POLL_MIN = 64;
+const pollSlice = (size: number) => Math.max(POLL_MIN, Math.ceil(size / POLL_SPREAD));
 
 /** One-id ACKs sealed ahead at most, per device. */
 const ACKS_AHEAD = 16;
@@ -97,9 +99,9 @@ export class DeviceGateway {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
-  /** Where poll() goes on visiting devices and SPIs (a Map's iterator sees entries added and deleted since). */
-  private cursor = this.devices.entries();
-  private spiCursor = this.bySpi.entries();
+  /** poll() visits devices and SPIs a slice at a time. */
+  private readonly deviceSweep = new MapSweep(this.devices);
+  private readonly spiSweep = new MapSweep(this.bySpi);
   private out: DownPacket[] = [];
   private uplinks: Uplink[] = [];
   /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
@@ -177,27 +179,14 @@ export class DeviceGateway {
     this.dueNow = now;
     this.drainDue();
     const visited: [string, DeviceState][] = [];
-    for (let n = Math.min(this.devices.size, Math.max(POLL_MIN, Math.ceil(this.devices.size / POLL_SPREAD))); n > 0; n--) {
-      let e = this.cursor.next();
-      if (e.done === true) {
-        this.cursor = this.devices.entries();
-        e = this.cursor.next();
-        if (e.done === true) break;
-      }
-      const d = e.value[1];
+    this.deviceSweep.next(pollSlice(this.devices.size), (device, d) => {
       if (d.ep !== undefined) this.drain(d.ep, now);
-      visited.push(e.value);
-    }
+      visited.push([device, d]);
+    });
     this.watch?.sample(visited, (device) => this.devices.has(device), this.stats);
-    for (let n = Math.min(this.bySpi.size, Math.max(POLL_MIN, Math.ceil(this.bySpi.size / POLL_SPREAD))); n > 0; n--) {
-      let e = this.spiCursor.next();
-      if (e.done === true) {
-        this.spiCursor = this.bySpi.entries();
-        e = this.spiCursor.next();
-        if (e.done === true) break;
-      }
-      if (this.stale(e.value[0], e.value[1], now)) this.bySpi.delete(e.value[0]);
-    }
+    this.spiSweep.next(pollSlice(this.bySpi.size), (spi, e) => {
+      if (this.stale(spi, e, now)) this.bySpi.delete(spi);
+    });
   }
 
   /**

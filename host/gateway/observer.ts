@@ -11,6 +11,7 @@ import { REJECT_AUTH, REJECT_SEQ, REJECT_SPI } from "../../firmware/record/heade
 import type { Endpoint } from "../../firmware/session/endpoint";
 import { STATE_OPEN, type Session } from "../../firmware/session/session";
 import type { HandshakeOutcome } from "./responders";
+import { MapSweep } from "./sweep";
 
 export type { HandshakeOutcome };
 export type AuthFailureReason = "tag" | "replay" | "unknown-spi" | "malformed";
@@ -42,8 +43,8 @@ export function rejectReason(code: number): AuthFailureReason {
 
 export class SessionWatch {
   private readonly watched = new Map<Session, Watched>();
-  /** Where sample() goes on reading watched sessions. */
-  private cursor = this.watched.entries();
+  /** sample() reads the watched sessions a slice at a time. */
+  private readonly sweep = new MapSweep(this.watched);
   /** Each device's latest session reported open. */
   private readonly latest = new Map<string, Session>();
   /** Reported closed: never reported again (a forged record can point a device's endpoint back at one briefly). */
@@ -70,18 +71,11 @@ export class SessionWatch {
       this.consider(device, d.ep.session, d.last);
       this.consider(device, d.ep.old, d.last);
     }
-    for (let n = Math.min(this.watched.size, Math.max(visited.length, 1)); n > 0; n--) {
-      let e = this.cursor.next();
-      if (e.done === true) {
-        this.cursor = this.watched.entries();
-        e = this.cursor.next();
-        if (e.done === true) break;
-      }
-      const [s, w] = e.value;
+    this.sweep.next(Math.max(visited.length, 1), (s, w) => {
       this.account(s, w);
       if (!exists(w.device)) this.close(s, w, "ended");
       else if (s.state !== STATE_OPEN) this.close(s, w, "closed");
-    }
+    });
     for (const [epoch, n] of this.epochs) this.observer.keyRecords(epoch, n);
     this.epochs.clear();
   }
