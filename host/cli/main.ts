@@ -56,6 +56,12 @@ export async function main(argv: string[]): Promise<number | "running"> {
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // Started by a supervisor (`sesame start`, host/cli/spawn.ts): its channel closes when it dies, whatever
+  // killed it, and this process must not outlive it.
+  if (process.channel !== undefined) {
+    process.channel.unref();
+    process.once("disconnect", () => void stop());
+  }
   return "running";
 }
 
