@@ -38,7 +38,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const token = generateToken();
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
   const ports = { admin: port(v, "admin-port"), mqtt: port(v, "mqtt-port"), backbone: port(v, "backbone-port"), metrics: port(v, "gateway-metrics-port"), sim: 0 };
@@ -73,6 +73,8 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       "The controller and the gateway are supervised: one that dies is restarted. Ctrl-C stops everything.",
       "",
     ].join("\n") + "\n");
+    // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
+    fs.writeFileSync(path.join(dir, "access.json"), JSON.stringify({ admin, token: token.token, mqtt: c.mqtt, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { mode: 0o600 });
     const client = new SimLinkClient("127.0.0.1", ports.sim);
     let stopping = false;
     const stopSignal = () => (stopping = true);
