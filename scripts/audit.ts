@@ -14,7 +14,7 @@ const attempts: [string, (t: Target) => Promise<Outcome> | Outcome][] = [
   ["keys: master-key rotate {keyFile}, kill -9, restart", () => masterKeyRotation("keyFile")],
   ["keys: master-key rotate {generate: true}, kill -9, restart", () => masterKeyRotation("generate")],
   ["files: state directory modes under umask 000", fileModes],
-  ["backbone: silent-connection flood while a gateway connects", (t) => backboneFlood(t)],
+  ["backbone: silent-connection flood while a gateway connects", (t) => backboneFlood(t, 500)],
   ["admin: bad token every 2 s, real token every 1 s, same address", adminLockout],
   ["admin: 10,000 refused requests, audit growth", auditFlood],
   ["simlink: an intruder on the simulator port", simIntruder],
