@@ -19,8 +19,7 @@ import type { Socket } from "node:net";
 import { errorPacket, messageType } from "../../firmware/handshake/wire";
 import { FLAG_BATCH, FLAG_CONTROL } from "../../firmware/record/header";
 import { EndpointConfig, Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput, EP_OPEN } from "../../firmware/session/endpoint";
-import { outboundRekey } from "../../firmware/session/sa";
-import { CTRL_CLOSE, CTRL_KEY_UPDATE, RX_CLOSED, sessionClose, Session, STATE_CLOSED } from "../../firmware/session/session";
+import { CTRL_CLOSE, CTRL_KEY_UPDATE, keyUpdateRequested, RX_CLOSED, sessionClose, Session, STATE_CLOSED } from "../../firmware/session/session";
 import { ByteQueue } from "./bytequeue";
 import { decodePieces } from "./batch";
 import { FrameError, MAX_BODY } from "./frame";
@@ -265,7 +264,7 @@ export class BackboneConnection extends EventEmitter {
     if ((flags & FLAG_CONTROL) !== 0) {
       const what = plaintext.length > 0 && plaintext[0].length > 0 ? plaintext[0][0] : 0;
       if (what === CTRL_CLOSE) return this.peerClosed();
-      if (what === CTRL_KEY_UPDATE) outboundRekey(this.ep.session!.out, Date.now());
+      if (what === CTRL_KEY_UPDATE) keyUpdateRequested(this.ep.session!, Buffer.concat(plaintext), Date.now());
       return; // CONFIRM again, or a control message we do not know: nothing to do
     }
     if ((flags & FLAG_BATCH) === 0) return this.abort("record is not a batch");

@@ -314,6 +314,7 @@ export class DeviceGateway {
     if (s === undefined || ep.old !== undefined || !ep.confirmed || ep.state !== EP_OPEN || ep.work !== undefined || s.state !== STATE_OPEN) return false;
     const inb = s.inb;
     const policy = inb.policy;
+    // A retired key opens nothing: the portable path refuses the record and may ask the device again to move on.
     if (inb.spi !== spi || inb.wantRekey || !policy.datagram || policy.suite.format !== FORMAT_COMPACT) return false;
     if (inb.prev !== undefined && now >= inb.prevUntil) return false; // the portable path drops the old key first
     const k = inb.cur;
@@ -325,7 +326,6 @@ export class DeviceGateway {
     const payload = openCompact(k.aead, k.epoch.iv, packet);
     if (payload === undefined) return false;
     replayAccept(k.window, seq);
-    s.askedRekey = false; // sessionReceive: the key is not retired (wantRekey is false)
     s.confirmed = true;
     s.received = s.received + 1;
     if (hit.s !== s) {

@@ -79,6 +79,8 @@ const payloads: [string, Buffer, Fields][] = [
   ["20-byte reading", Buffer.from("sensor:t=21.5;h=40%!", "ascii"), { spi: 0xabcdef, flags: 0, length: 20, seq: 1n }],
   ["key phase 1, last sequence number", Buffer.from("00112233445566778899aabbccddeeff", "hex"), { spi: 0x00beef, flags: 0x40, length: 16, seq: 0xfffffn }],
   ["control message", Buffer.from("01", "hex"), { spi: 0xffffff, flags: 0x20, length: 1, seq: 42n }],
+  // KEY_UPDATE (2) asking the peer to move its sending key to index 257 (low byte 0x01), sent under key phase 1.
+  ["control message KEY_UPDATE, to key index 257", Buffer.from("0201", "hex"), { spi: 0x00beef, flags: 0x60, length: 2, seq: 7n }],
   ["4095-byte payload (the compact maximum)", Buffer.alloc(4095, 0x5a), { spi: 0x010203, flags: 0x80, length: 4095, seq: 0x12345n }],
 ];
 for (const [name, payload, f] of payloads) {
