@@ -25,6 +25,15 @@ export type Aead = {
   seal: (this: void, nonce: Bytes, aad: Bytes, plaintext: Bytes) => Bytes;
   /** plaintext, or undefined when the tag does not verify */
   open: (this: void, nonce: Bytes, aad: Bytes, sealed: Bytes) => Bytes | undefined;
+  /**
+   * Optional, and only ever called on the host (SESAME_HOST_RECORDS: a board's bundle has no such call):
+   * seal / open a record where it lies, under the nonce iv XOR seq (seqHi 0), with aad = aadBuf[0, aadLen),
+   * without the copies seal and open need. Same bytes and the same checks as seal and open. The host's
+   * CCM (host/crypto/ccm.ts) has them, on OpenSSL contexts it keeps per key.
+   */
+  sealSeq?(iv: Bytes, seq: number, aadBuf: Bytes, aadLen: number, pt: Bytes, out: Bytes, at: number): void;
+  /** src[ct, ct + n) then its tag; the plaintext, or undefined when the tag does not verify. */
+  openSeq?(iv: Bytes, seq: number, aadBuf: Bytes, aadLen: number, src: Bytes, ct: number, n: number): Bytes | undefined;
 };
 
 export type Opened = { header: Header; payload: Bytes };
@@ -59,6 +68,12 @@ export function sealRecord(
   if (bad !== 0) return bad;
   if (spi === SPI_NEGOTIATION) return REJECT_SPI;
   const hs = HEADER_SIZE[format];
+  if (SESAME_HOST_RECORDS && aead.sealSeq !== undefined && seqHi === 0) {
+    const rec = alloc(hs + payload.length + aead.tagLen);
+    writeHeader(format, h, rec, 0);
+    aead.sealSeq(iv, seq, rec, hs, payload, rec, hs);
+    return rec;
+  }
   const aad = alloc(hs);
   writeHeader(format, h, aad, 0);
   const sealed = aead.seal(recordNonce(iv, seqHi, seq), aad, payload);
@@ -102,6 +117,10 @@ export function openRecord(format: number, aead: Aead, iv: Bytes, datagram: Byte
 /** Opens a record already parsed by parseRecord (so the SA lookup and replay check can sit in between). */
 export function openParsed(format: number, aead: Aead, iv: Bytes, h: Header, datagram: Bytes): Opened | number {
   const hs = HEADER_SIZE[format];
+  if (SESAME_HOST_RECORDS && aead.openSeq !== undefined && h.seqHi === 0) {
+    const opened = aead.openSeq(iv, h.seq, datagram, hs, datagram, hs, h.length);
+    return opened === undefined ? REJECT_AUTH : { header: h, payload: opened };
+  }
   const payload = aead.open(
     recordNonce(iv, h.seqHi, h.seq),
     slice(datagram, 0, hs),

@@ -1,58 +1,8 @@
-// Batches as the link handles them: encoded as a list of chunks to seal (long payloads are not copied),
-// and decoded from the pieces a record's plaintext comes out of OpenSSL in (a message that lies within one
-// piece is a view into it; only one that straddles pieces is copied together).
+// Batches as the link receives them: decoded from the pieces a record's plaintext comes out of OpenSSL in
+// (a message that lies within one piece is a view into it; only one that straddles pieces is copied
+// together). The sending side encodes messages as it queues them (queue.ts).
 import { ByteQueue } from "./bytequeue";
-import {
-  bodySize, decodeBatch, decodeComplete, decodeMessage, FrameError, FRAME_TRUNCATED, Message, MESSAGE_PREFIX_MAX, messageExtent, messageTail,
-  putBytes, uvarintSize, writeMessageHead,
-} from "./frame";
-
-/** Payloads at least this long become their own chunk of the batch instead of being copied into it. */
-export const SPLICE_MIN = 4096;
-
-/**
- * Encodes batches as lists of chunks to seal in order: the small parts are packed into one buffer, long
- * payloads are passed by reference, so a 10 MB payload is read once, by the cipher. The packing buffer is
- * reused from one batch to the next (a fresh one per batch costs page faults on every write): the chunks
- * of a batch are valid until the next call, which is enough for a caller that seals them at once.
- */
-export class BatchWriter {
-  private scratch = Buffer.allocUnsafe(0);
-
-  /** `bodies[i]`, when given, is bodySize(ms[i]); messages must pass checkMessage. */
-  write(ms: readonly Message[], bodies?: readonly number[]): Uint8Array[] {
-    let cap = 0;
-    for (let i = 0; i < ms.length; i++) {
-      const body = bodies?.[i] ?? bodySize(ms[i]);
-      const t = messageTail(ms[i]).length;
-      cap += 1 + uvarintSize(body) + body - (t >= SPLICE_MIN ? t : 0);
-    }
-    if (this.scratch.length < cap) this.scratch = Buffer.allocUnsafe(Math.max(cap, 2 * this.scratch.length));
-    const buf = this.scratch;
-    const out: Uint8Array[] = [];
-    let start = 0;
-    let off = 0;
-    for (let i = 0; i < ms.length; i++) {
-      const m = ms[i];
-      off = writeMessageHead(m, buf, off, bodies?.[i] ?? bodySize(m));
-      const tail = messageTail(m);
-      if (tail.length >= SPLICE_MIN) {
-        if (off > start) out.push(buf.subarray(start, off));
-        out.push(tail);
-        start = off;
-      } else {
-        off = putBytes(buf, off, tail);
-      }
-    }
-    if (off > start) out.push(buf.subarray(start, off));
-    return out;
-  }
-}
-
-/** One batch as chunks that stay valid (a fresh packing buffer). */
-export function batchChunks(ms: readonly Message[]): Uint8Array[] {
-  return new BatchWriter().write(ms);
-}
+import { decodeBatch, decodeComplete, decodeMessage, FrameError, FRAME_TRUNCATED, Message, MESSAGE_PREFIX_MAX, messageExtent } from "./frame";
 
 /**
  * The messages of a batch that arrived in pieces, or the FrameError that stopped it (then none). Messages

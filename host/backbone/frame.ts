@@ -100,7 +100,7 @@ export function uvarintSize(n: number): number {
   return size;
 }
 
-function writeUvarint(out: Uint8Array, off: number, n: number): number {
+export function writeUvarint(out: Uint8Array, off: number, n: number): number {
   while (n >= 0x80) {
     out[off++] = (n % 128) | 0x80;
     n = Math.floor(n / 128);

@@ -20,8 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { BackboneConnection, CONN_OPEN } from "./connection";
-import { BatchWriter } from "./batch";
-import { AppMessage, bodySize, checkedBodySize, isAppMessage, KIND_ACK, KIND_HELLO, Message, RUN_SIZE } from "./frame";
+import { AppMessage, checkedBodySize, isAppMessage, KIND_ACK, KIND_HELLO, Message, RUN_SIZE, writeMessageHead } from "./frame";
 import { DEFAULT_QUEUE, OutQueue, QueueLimits } from "./queue";
 
 export type PeerOptions = {
@@ -71,7 +70,9 @@ export class BackbonePeer extends EventEmitter {
   private expect = -1;
   private helloDue = false;
   private scheduled = false;
-  private readonly writer = new BatchWriter();
+  /** The chunks of the batch being sealed, and the bytes of its HELLO and ACK (at most 2 * 9 + 2 * 8 + 3 * 9). */
+  private readonly chunks: Uint8Array[] = [];
+  private readonly control = Buffer.alloc(64);
 
   constructor(opts: Partial<PeerOptions> = {}) {
     super();
@@ -124,6 +125,19 @@ export class BackbonePeer extends EventEmitter {
     return true;
   }
 
+  /**
+   * Queues a message of `kind` (one whose body is an id, then data: UPLINK, DOWNLINK, KEYS...) whose `data`
+   * bytes the caller writes at the position returned, in `out.buffer`, before anything else is queued; -1
+   * when the queue is full (as send() returning false). Numbered `out.end - 1`, as send()'s messages.
+   */
+  reserve(kind: number, id: Uint8Array, data: number): number {
+    // A full batch goes now, before this message: the bytes of the one reserved before are written by now.
+    if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
+    const at = this.out.reserve(kind, id, data);
+    if (at >= 0) this.schedule();
+    return at;
+  }
+
   /** Acknowledges every message of the peer's run `run` (default: the current one) numbered below `taken`. */
   ack(taken: number, run?: string): void {
     if (run !== undefined && run !== this.peerRunHex) return;
@@ -156,28 +170,26 @@ export class BackbonePeer extends EventEmitter {
     if (conn === undefined || conn.state !== CONN_OPEN) return;
     conn.corked(() => {
       while (conn.writable && (partial || this.out.unsentBytes >= this.opts.batchBytes)) {
-        const ms: Message[] = [];
-        const bodies: number[] = [];
-        const control = (m: Message) => {
-          ms.push(m);
-          bodies.push(bodySize(m));
-        };
+        const chunks = this.chunks;
+        chunks.length = 0;
+        let control = 0;
         if (this.helloDue) {
-          control({ kind: KIND_HELLO, run: this.run, next: this.out.base, peerRun: this.peerRun, taken: this.taken });
+          control = writeMessageHead({ kind: KIND_HELLO, run: this.run, next: this.out.base, peerRun: this.peerRun, taken: this.taken }, this.control, control);
           this.helloDue = false;
           this.takenSent = this.taken;
         }
         if (this.taken !== this.takenSent) {
-          control({ kind: KIND_ACK, taken: this.taken });
+          control = writeMessageHead({ kind: KIND_ACK, taken: this.taken }, this.control, control);
           this.takenSent = this.taken;
         }
-        const before = ms.length;
-        this.stats.resent += this.out.takeBatch(ms, bodies, this.opts.batchBytes, MAX_BATCH_MESSAGES);
-        this.stats.sent += ms.length - before;
-        if (ms.length === 0) return;
+        if (control > 0) chunks.push(this.control.subarray(0, control));
+        const { taken, resent } = this.out.takeBatch(chunks, this.opts.batchBytes, MAX_BATCH_MESSAGES);
+        this.stats.resent += resent;
+        this.stats.sent += taken;
+        if (chunks.length === 0) return;
         this.stats.batches++;
-        // Sealed at once: the writer's chunks are only valid until its next batch.
-        conn.sendBatch(this.writer.write(ms, bodies));
+        // Sealed at once: the chunks are views of the queue, valid until its next push.
+        conn.sendBatch(chunks);
       }
     });
   }

@@ -16,6 +16,7 @@
 // The bytes are RFC 3610's: test/host/crypto/ccm.test.ts holds them equal to OpenSSL's CCM and to the
 // portable CCM, and they travel to boards that run the portable one.
 //
+// A key's first operation takes the one-shot path: a key used once (a handshake's) costs no contexts.
 // Each key's two contexts hold about 2 KiB outside the JS heap, so a fleet of 100,000 devices (a key per
 // direction) would hold hundreds of MB: at most LIVE_MAX keys keep contexts (a clock, second chance,
 // picks which lose theirs; they are made again at their next use). Entries are weak references, so a key
@@ -25,6 +26,7 @@
 // contexts, such a key takes the one-shot path (same bytes), and one in BYPASS_ADMIT of them gets contexts.
 import { createCipheriv, type Cipher } from "node:crypto";
 import type { Aead } from "../../firmware/record/record";
+import { SealedAhead } from "./sealed-ahead";
 
 const ZERO_BLOCK = Buffer.alloc(16);
 
@@ -153,7 +155,8 @@ export class ReusedCcm implements Aead {
   private readonly chain = new Uint8Array(16);
   /** Where the MAC of the last mac() call is in the buffer it returned. */
   private chainAt = 0;
-  private readonly self = new WeakRef(this);
+  /** Its entry in the table, made with its first contexts (a WeakRef keeps its target alive until the current job ends). */
+  private self: WeakRef<ReusedCcm> | undefined;
   private readonly cipherName: string;
   /** Counter blocks computed ahead for sequence numbers [ksBase, ksBase + ksCount) under ksIv. */
   private ks: Uint8Array | undefined;
@@ -163,6 +166,10 @@ export class ReusedCcm implements Aead {
   private ahead = 1;
   /** Where the keystream of the current operation starts in the buffer keystream()/seqKeystream() returned. */
   private ksAt = 0;
+  /** Records sealed ahead (sealAhead). */
+  private sealed: SealedAhead | undefined;
+  /** The key was used once already (contexts are made from its second operation on). */
+  private used = false;
 
   constructor(private readonly key: Uint8Array, tagLen: number, nonceLen: number, private readonly fallback: Aead) {
     if (tagLen < 4 || tagLen > 16 || (tagLen & 1) !== 0) throw new RangeError(`CCM tag length must be 4, 6, ..., 16, got ${tagLen}`);
@@ -228,18 +235,38 @@ export class ReusedCcm implements Aead {
     return this.openWith(nonce, this.keystream(nonce, n), aadBuf, aadLen, src, ct, n);
   }
 
-  /** sealInto for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
+  /**
+   * sealInto for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead, and the
+   * record itself when sealAhead() made it (the record layer's Aead.sealSeq). Any sizes.
+   */
   sealSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, pt: Uint8Array, out: Uint8Array, at: number): void {
-    if (!this.contexts()) return void out.set(this.fallback.seal(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), pt), at);
+    if (this.sealed !== undefined && this.sealed.take(iv, seq, aadBuf, aadLen, pt, out, at, this.tagLen)) return;
+    if (!this.covers(iv.length, aadLen, pt.length) || !this.contexts()) return void out.set(this.fallback.seal(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), pt), at);
     const ks = this.seqKeystream(iv, seq, pt.length);
     this.sealWith(seqNonce(iv, seq), ks, aadBuf, aadLen, pt, out, at);
   }
 
-  /** openAt for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead. */
+  /** openAt for the nonce iv XOR seq (right-aligned): the counter blocks come computed ahead (Aead.openSeq). Any sizes. */
   openSeq(iv: Uint8Array, seq: number, aadBuf: Uint8Array, aadLen: number, src: Uint8Array, ct: number, n: number): Uint8Array | undefined {
-    if (!this.contexts()) return this.fallback.open(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), src.subarray(ct, ct + n + this.tagLen));
+    if (!this.covers(iv.length, aadLen, n) || !this.contexts()) return this.fallback.open(seqNonce(iv, seq), aadBuf.subarray(0, aadLen), src.subarray(ct, ct + n + this.tagLen));
     const ks = this.seqKeystream(iv, seq, n);
     return this.openWith(seqNonce(iv, seq), ks, aadBuf, aadLen, src, ct, n);
+  }
+
+  /**
+   * Seals `count` records ahead (SealedAhead), record e under the nonce iv XOR (seq + e), its aad
+   * aads[e * aadLen..] and plaintext pts[e * n..]: sealSeq hands each out if asked for exactly it. Only
+   * on a key holding its contexts (else false: making them for this would cost more than it saves).
+   */
+  sealAhead(iv: Uint8Array, seq: number, count: number, aads: Uint8Array, aadLen: number, pts: Uint8Array, n: number): boolean {
+    if (!this.holdsContexts || !this.covers(iv.length, aadLen, n)) return false;
+    (this.sealed ??= new SealedAhead()).seal(this, iv, seq, count, aads, aadLen, pts, n);
+    return true;
+  }
+
+  /** Whether seq under iv was sealed ahead. */
+  sealedAhead(iv: Uint8Array, seq: number): boolean {
+    return this.sealed !== undefined && this.sealed.holds(iv, seq);
   }
 
   /**
@@ -335,12 +362,18 @@ export class ReusedCcm implements Aead {
       windowOps = windowMisses = 0;
     }
     if (this.ecb === undefined) {
+      // A key's first operation takes the one-shot path: keys used once (a handshake's, a junk hello's)
+      // never cost contexts, nor a place in the table.
+      if (!this.used) {
+        this.used = true;
+        return false;
+      }
       windowMisses++;
       if (thrashing && live.length >= liveMax && (windowMisses % BYPASS_ADMIT) !== 0) {
         counts.bypassed++;
         return false;
       }
-      admit(this, this.self);
+      admit(this, (this.self ??= new WeakRef(this)));
       counts.made++;
       this.ecb = createCipheriv(`${this.cipherName}-ecb`, this.key, null).setAutoPadding(false);
       this.cbc = createCipheriv(`${this.cipherName}-cbc`, this.key, ZERO_BLOCK).setAutoPadding(false);

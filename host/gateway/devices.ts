@@ -7,42 +7,43 @@
 //   - Records find their endpoint by SPI, whatever link they came on: a device that moves from BLE to LoRa
 //     keeps its session. The gateway answers on the link it last heard the device on (WireGuard's roaming),
 //     and only an authenticated record moves it.
-//   - Readings are acknowledged and filtered for copies per device (firmware/runtime/messages.ts), so the
-//     application sees each once even across the device's re-handshakes and power cycles; commands go down
-//     under the same rules.
-//   - The common record (data, current key, confirmed session) takes a host fast path: the header read in
-//     place, the replay window, the CCM on the key's reused OpenSSL contexts (host/crypto/ccm.ts), the
-//     message straight to the dedup filter. It changes the session exactly as sessionReceive would, and
-//     anything else (control records, key changes, old sessions, a failed tag or replay, which the
-//     portable path then counts) goes the portable way. Acknowledgements are sealed when the output is
-//     taken (takeOutput, poll), one ACK record per device for all its ids due by then.
+//   - Every record takes the one receive path, the portable one (epInput -> sessionReceive -> inboundOpen:
+//     SPI, key phase, replay window, AEAD, counters); on the host its AEAD opens the record in place on
+//     the key's reused OpenSSL contexts (host/crypto/ccm.ts, the record layer's Aead.openSeq). What the
+//     gateway adds is the device's part (./device-state.ts): the reading is filtered for copies, carried
+//     on, and acknowledged. The common case (one reading on a device's current session) is taken straight
+//     from the session's inbox; anything else goes through drain(), which looks at everything.
+//   - Acknowledgements are sealed when the output is taken (takeOutput, poll), one ACK record per device
+//     for all its ids due by then; a device whose ACKs go in step has its next ones sealed ahead in one
+//     batch (ReusedCcm.sealAhead), which the session's own seal then hands out.
 import { epInput, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession, EP_OPEN } from "../../firmware/session/endpoint";
 import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire";
-import { FLAG_KEY_PHASE, FORMAT_COMPACT, MAX_LENGTH_COMPACT } from "../../firmware/record/header";
-import { replayAccept, replayCheck } from "../../firmware/session/replay";
-import { seqTake } from "../../firmware/session/seqstore";
-import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
-import { ReusedCcm } from "../crypto/ccm";
-import { compactSeq, openCompact, sealCompact, SealedAhead } from "../record/fast";
-import {
-  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
-  senderNew, senderQueue, senderTakeLost,
-} from "../../firmware/runtime/messages";
+import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
+import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
+import { addTransport, deleteTransport } from "../../firmware/session/session";
+import { DATA_BODY_AT, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
+import { ReusedCcm } from "../crypto/ccm";
+import { confirmReading, DeviceState, deviceNew, LinkAddress, LORA, READING_NEW, releaseReading, takeReading } from "./device-state";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
-import { MapSweep } from "./sweep";
+import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
+
+export { LORA, type LinkAddress, type DeviceState };
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
 export const TID_BLE = 1;
 export const TID_LORA = 2;
 
-/** Where a packet came from or goes to: a BLE connection ("ble:<address>") or the LoRa channel ("lora"). */
-export type LinkAddress = string;
-export const LORA: LinkAddress = "lora";
-
 export type Uplink = { device: string; id: number; body: Uint8Array; link: LinkAddress; at: number };
 export type DownPacket = { link: LinkAddress; bytes: Uint8Array };
+
+/**
+ * Where readings go instead of takeUplinks(), as they are taken in: the device, the reading's id, the DATA
+ * message (the reading is message[DATA_BODY_AT..], valid only during the call) and when it came. False when
+ * it could not be carried on (the device's next copy is then taken in again).
+ */
+export type UplinkSink = (d: DeviceState, id: number, message: Uint8Array, at: number) => boolean;
 
 export type DeviceGatewayOptions = {
   /** Responder configuration per handshake mode (a fleet may mix psk and dh devices). */
@@ -61,32 +62,23 @@ export type DeviceGatewayOptions = {
   observer?: DeviceObserver;
 };
 
-type DeviceState = {
-  receiver: Receiver; sender: Sender; acks: number[]; ep: Endpoint | undefined; ble: LinkAddress | undefined; last: LinkAddress;
-  /** Taken in on the fast path since the output was last taken: drained (ACK sealed) then. */
-  due: boolean;
-  /** ACKs of one id each sealed ahead (sealAck), how many to seal ahead next, and the last one sent. */
-  ahead: SealedAhead | undefined;
-  aheadCount: number;
-  ackSeq: number;
-  ackId: number;
-  /** holdAcks: readings taken in and not yet confirmed; true once released (to be taken in again). */
-  held: Map<number, boolean> | undefined;
-};
-
-/** poll() visits every device within POLL_SPREAD polls (one a second at the gateway's 50 ms), POLL_MIN at least each time. */
-const POLL_SPREAD = 20;
-const POLL_MIN = 64;
-const pollSlice = (size: number) => Math.max(POLL_MIN, Math.ceil(size / POLL_SPREAD));
 
 /** One-id ACKs sealed ahead at most, per device. */
 const ACKS_AHEAD = 16;
-/** An ACK of one id being sealed, and the ACKs sealed ahead (their bytes are copied). */
+/** An ACK of one id, and the headers and ACKs sealed ahead (their bytes are copied). */
 const ackScratch = encodeAck([0]);
-const acksScratch = new Uint8Array(4 * ACKS_AHEAD);
+/** The ACK of one id, in a scratch buffer valid until the next call (sealing copies it). */
+function ackOf(id: number): Uint8Array {
+  ackScratch[1] = (id >>> 16) & 0xff;
+  ackScratch[2] = (id >>> 8) & 0xff;
+  ackScratch[3] = id & 0xff;
+  return ackScratch;
+}
+const aheadHeaders = new Uint8Array(8 * ACKS_AHEAD);
+const aheadAcks = new Uint8Array(4 * ACKS_AHEAD);
 
-/** What an SPI leads to; the fast path keeps the session it last saw there with its device, to look them up once. */
-type SpiEntry = { ep: Endpoint; source: string; at: number; s?: Session; device?: string; d?: DeviceState };
+/** What an SPI leads to, and the device of the session the record path last found there (looked up once). */
+type SpiEntry = { ep: Endpoint; source: string; at: number; s: Session | undefined; d: DeviceState | undefined };
 
 /** An SPI whose session never confirmed (a replayed or abandoned hello) is forgotten after this long. */
 const UNCONFIRMED_MS = 60_000;
@@ -104,13 +96,17 @@ export class DeviceGateway {
   private readonly spiSweep = new MapSweep(this.bySpi);
   private out: DownPacket[] = [];
   private uplinks: Uplink[] = [];
-  /** Devices with a drain due (see DeviceState.due), and the time of the input that made it due last. */
+  /** Devices with output due (DeviceState.due), how many, and the time of the input that made one due last. */
   private readonly due: DeviceState[] = [];
+  private dueCount = 0;
   private dueNow = 0;
   /** A session's device name (its peer in hex), made once per session. */
   private readonly names = new WeakMap<Session, string>();
   private loraSources = 0;
   private readonly watch: SessionWatch | undefined;
+  private readonly deviceOptions;
+  /** Where readings go as they are taken in; while unset, they wait for takeUplinks(). */
+  onUplink: UplinkSink | undefined;
   readonly stats: DeviceGatewayStats = { packets: 0, records: 0, unknownSpi: 0, malformed: 0, uplinks: 0, duplicates: 0, commandsLost: 0 };
 
   constructor(private readonly opts: DeviceGatewayOptions) {
@@ -127,6 +123,7 @@ export class DeviceGateway {
       psk: new ResponderTable(() => config("psk"), limits, o && ((r) => o.handshake("psk", r))),
     };
     this.watch = o && new SessionWatch(o);
+    this.deviceOptions = { storage: opts.storage, commandTries: opts.commandTries ?? 4, commandRtoMs: opts.commandRtoMs ?? 8000, holdAcks: opts.holdAcks === true };
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */
@@ -158,12 +155,20 @@ export class DeviceGateway {
       return;
     }
     this.stats.records++;
-    if (this.fastRecord(hit, spi, packet, link, tid, now)) return;
-    const r = epInput(hit.ep, packet, tid, now);
+    const ep = hit.ep;
+    const r = epInput(ep, packet, tid, now);
+    const s = ep.session;
+    if (r === RX_DATA && s !== undefined && ep.old === undefined && ep.confirmed && s.inbox.length === 1) {
+      // The common record: a reading on the device's current session. Nothing else is due from it.
+      const d = this.heardOn(hit, s, link, tid);
+      this.take(d, s.inbox.pop()!, now);
+      if (d.acks.length > 0) this.markDue(d, now);
+      return;
+    }
     if (r < 0) this.watch?.rejected(-r);
-    const s = epSession(hit.ep);
-    if ((r === RX_DATA || r === RX_CONTROL) && s !== undefined) this.heardOn(hit.ep, s, link, tid);
-    this.drain(hit.ep, now);
+    const cur = epSession(ep);
+    if ((r === RX_DATA || r === RX_CONTROL) && cur !== undefined) this.heardOn(hit, cur, link, tid);
+    this.drain(ep, now);
   }
 
   /**
@@ -217,8 +222,12 @@ export class DeviceGateway {
    */
   confirm(device: string, id: number, now: number): boolean {
     const d = this.devices.get(device);
-    if (d === undefined || d.held === undefined || !d.held.delete(id)) return false;
-    d.acks.push(id);
+    return d !== undefined && this.confirmOf(d, id, now);
+  }
+
+  /** confirm(), for a device at hand (what an UplinkSink was given). */
+  confirmOf(d: DeviceState, id: number, now: number): boolean {
+    if (d.ended || !confirmReading(d, id)) return false;
     this.markDue(d, now);
     return true;
   }
@@ -229,7 +238,7 @@ export class DeviceGateway {
    */
   release(device: string, id: number): void {
     const d = this.devices.get(device);
-    if (d?.held?.has(id) === true) d.held.set(id, true);
+    if (d !== undefined) releaseReading(d, id);
   }
 
   takeUplinks(): Uplink[] {
@@ -237,6 +246,11 @@ export class DeviceGateway {
     if (u.length === 0) return [];
     this.uplinks = [];
     return u;
+  }
+
+  /** Whether takeOutput() has packets to give. */
+  get hasOutput(): boolean {
+    return this.out.length > 0 || this.dueCount > 0;
   }
 
   takeOutput(): DownPacket[] {
@@ -266,6 +280,8 @@ export class DeviceGateway {
       this.bySpi.delete(spi);
     }
     this.drainDue();
+    const d = this.devices.get(device);
+    if (d !== undefined) d.ended = true;
     this.devices.delete(device);
     return n;
   }
@@ -276,17 +292,14 @@ export class DeviceGateway {
   }
 
   private track(ep: Endpoint, source: string, now: number): void {
-    if (ep.session !== undefined) this.bySpi.set(ep.session.inb.spi, { ep, source, at: now });
-    if (ep.old !== undefined) this.bySpi.set(ep.old.inb.spi, { ep, source, at: now });
+    if (ep.session !== undefined) this.bySpi.set(ep.session.inb.spi, { ep, source, at: now, s: undefined, d: undefined });
+    if (ep.old !== undefined) this.bySpi.set(ep.old.inb.spi, { ep, source, at: now, s: undefined, d: undefined });
   }
 
   private stateOf(device: string): DeviceState {
     let d = this.devices.get(device);
     if (d === undefined) {
-      const tries = this.opts.commandTries ?? 4, rto = this.opts.commandRtoMs ?? 8000;
-      d = { receiver: receiverNew(), sender: senderNew(this.opts.storage, `cmd:${device}`, 16, tries, rto), acks: [], ep: undefined, ble: undefined, last: LORA, due: false,
-        ahead: undefined, aheadCount: 1, ackSeq: -2, ackId: -2, held: this.opts.holdAcks === true ? new Map() : undefined,
-      };
+      d = deviceNew(device, this.deviceOptions);
       this.devices.set(device, d);
     }
     return d;
@@ -302,102 +315,16 @@ export class DeviceGateway {
     return n;
   }
 
-  /**
-   * A data record for the current key of a confirmed, open session on a datagram link, opened without the
-   * portable path's copies; the same changes to the session as epInput -> sessionReceive -> inboundOpen,
-   * then what input() and drain() do with RX_DATA, the ACK left for drainDue. False, and nothing changed,
-   * for any other record, a replayed one or one whose tag fails: the portable path takes those (and counts them).
-   */
-  private fastRecord(hit: SpiEntry, spi: number, packet: Uint8Array, link: LinkAddress, tid: number, now: number): boolean {
-    const ep = hit.ep;
-    const s = ep.session;
-    if (s === undefined || ep.old !== undefined || !ep.confirmed || ep.state !== EP_OPEN || ep.work !== undefined || s.state !== STATE_OPEN) return false;
-    const inb = s.inb;
-    const policy = inb.policy;
-    // A retired key opens nothing: the portable path refuses the record and may ask the device again to move on.
-    if (inb.spi !== spi || inb.wantRekey || !policy.datagram || policy.suite.format !== FORMAT_COMPACT) return false;
-    if (inb.prev !== undefined && now >= inb.prevUntil) return false; // the portable path drops the old key first
-    const k = inb.cur;
-    const flags = packet[3];
-    // Application data under the current key: no control, batch, compression or reserved bits.
-    if (flags !== ((k.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0)) return false;
-    const seq = compactSeq(packet);
-    if (!(k.aead instanceof ReusedCcm) || !replayCheck(k.window, seq)) return false;
-    const payload = openCompact(k.aead, k.epoch.iv, packet);
-    if (payload === undefined) return false;
-    replayAccept(k.window, seq);
-    s.confirmed = true;
-    s.received = s.received + 1;
-    if (hit.s !== s) {
+  /** An authenticated record of session s came in on `link`: its device answers there from now on (roaming). */
+  private heardOn(hit: SpiEntry, s: Session, link: LinkAddress, tid: number): DeviceState {
+    // (An SPI's entry goes when its device is ended, so the device it found stays the session's.)
+    if (hit.s !== s || hit.d === undefined) {
       hit.s = s;
-      hit.device = this.nameOf(s);
-      hit.d = this.stateOf(hit.device);
+      hit.d = this.stateOf(this.nameOf(s));
     }
-    const d = hit.d!;
-    // heardOn, with the device at hand
-    d.ep = ep;
-    d.last = link;
-    if (tid === TID_BLE) d.ble = link;
-    if (s.transports.length === 0 || s.transports[0].id !== tid) this.heardOn(ep, s, link, tid);
-    this.take(d, hit.device!, payload, now);
-    this.markDue(d, now);
-    return true;
-  }
-
-  private markDue(d: DeviceState, now: number): void {
-    if (!d.due) {
-      d.due = true;
-      this.due.push(d);
-    }
-    this.dueNow = now;
-  }
-
-  /**
-   * Drains the devices the fast path took records for: their ACKs (and anything else due) go out. A device
-   * with nothing but ACKs due (the common case) gets them without the general drain's steps, which would
-   * find nothing else to do: its endpoint is open and confirmed (no timers), with no handshake output,
-   * no inbox and no commands pending.
-   */
-  private drainDue(): void {
-    const now = this.dueNow;
-    for (let i = 0; i < this.due.length; i++) {
-      const d = this.due[i];
-      if (!d.due) continue;
-      d.due = false;
-      const ep = d.ep;
-      if (ep === undefined) continue;
-      const s = ep.session;
-      if (
-        s === undefined || ep.old !== undefined || ep.state !== EP_OPEN || !ep.confirmed || ep.work !== undefined || ep.out.length > 0 ||
-        s.state !== STATE_OPEN || s.inbox.length > 0 || s.outbox.length > 0 || d.sender.pending.length > 0 || d.sender.lost.length > 0
-      ) {
-        this.drain(ep, now);
-        continue;
-      }
-      if (d.acks.length === 1 && this.sendable(s, 4, now)) {
-        const id = d.acks.pop()!; // (pop, not length = 0: that would drop the array's storage every time)
-        const t = this.route(s); // before sealing, as sessionSend: no route, no sequence number spent
-        if (t < 0) continue;
-        const rec = this.sealAck(d, s, id);
-        // sessionSend's counters; the record goes straight out (the session's outbox was empty: see above)
-        s.out.sealed = s.out.sealed + 1;
-        s.sent = s.sent + 1;
-        this.out.push({ link: t === TID_LORA ? LORA : d.ble ?? d.last, bytes: rec });
-        continue;
-      }
-      while (d.acks.length > 0) if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
-      const sent = s.outbox;
-      if (sent.length === 0) continue;
-      s.outbox = [];
-      for (let j = 0; j < sent.length; j++) this.out.push({ link: sent[j].transport === TID_LORA ? LORA : d.ble ?? d.last, bytes: sent[j].bytes });
-    }
-    this.due.length = 0;
-  }
-
-  /** An authenticated record came in on `link`: answer there from now on (roaming). */
-  private heardOn(ep: Endpoint, s: Session, link: LinkAddress, tid: number): DeviceState {
-    const d = this.stateOf(this.nameOf(s));
-    d.ep = ep;
+    const d = hit.d;
+    d.ep = hit.ep;
+    d.session = s;
     d.last = link;
     if (tid === TID_BLE) d.ble = link;
     if (s.transports.length === 0 || s.transports[0].id !== tid) {
@@ -409,152 +336,139 @@ export class DeviceGateway {
     return d;
   }
 
+  private markDue(d: DeviceState, now: number): void {
+    if (!d.due) {
+      d.due = true;
+      this.due[this.dueCount++] = d;
+    }
+    this.dueNow = now;
+  }
+
+  /** Drains the devices with output due: their ACKs (and anything else due) go out. */
+  private drainDue(): void {
+    const now = this.dueNow;
+    for (let i = 0; i < this.dueCount; i++) {
+      const d = this.due[i];
+      this.due[i] = undefined!;
+      if (!d.due) continue;
+      d.due = false;
+      const ep = d.ep;
+      if (ep === undefined) continue;
+      const s = ep.session;
+      // A device with only ACKs to send on its current session (the common case) gets them without the
+      // look-ups and the endpoint-wide steps of drain(), which would find nothing else to do.
+      if (s !== undefined && s === d.session && ep.old === undefined && ep.state === EP_OPEN && ep.confirmed && ep.work === undefined && ep.out.length === 0 && s.inbox.length === 0) {
+        this.sendAcks(d, s, now);
+        if (d.sender.pending.length > 0 || d.sender.lost.length > 0) this.drain(ep, now);
+        else this.output(d, s);
+      } else this.drain(ep, now);
+    }
+    this.dueCount = 0;
+  }
+
+  /** The session's records, to the device's links (its outbox emptied without giving up its storage). */
+  private output(d: DeviceState, s: Session): void {
+    const box = s.outbox;
+    for (let i = 0; i < box.length; i++) this.out.push({ link: box[i].transport === TID_LORA ? LORA : d.ble ?? d.last, bytes: box[i].bytes });
+    while (box.length > 0) box.pop();
+  }
+
+  /** Everything an endpoint has to do now: timers, its inbox, ACKs, commands, and its packets to the links. */
   private drain(ep: Endpoint, now: number): void {
-    epPoll(ep, now);
+    if (ep.state !== EP_OPEN || !ep.confirmed || ep.work !== undefined) epPoll(ep, now); // an open, confirmed endpoint has no timers
     const s = epSession(ep);
+    let d: DeviceState | undefined;
     if (s !== undefined) {
       const device = this.nameOf(s);
-      const d = this.stateOf(device);
+      d = this.stateOf(device);
       // Only an authenticated record moves a device to another endpoint (heardOn): a session that is
       // merely established (a replayed hello makes one) must not take its ACKs and commands.
       if (d.ep === undefined) d.ep = ep;
-      if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, device, m, now);
+      if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, m, now);
       if (d.ep === ep && epReady(ep)) {
-        while (d.acks.length > 0) {
-          // One ACK record carries every id due (up to 60): on LoRa each downlink costs the gateway's duty cycle too.
-          if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
-        }
-        if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) this.send(s, m, now);
+        this.sendAcks(d, s, now);
+        if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
         if (d.sender.lost.length > 0) this.stats.commandsLost += senderTakeLost(d.sender).length;
       }
     }
-    if (ep.out.length === 0 && (s === undefined || s.outbox.length === 0) && (ep.old === undefined || ep.old.outbox.length === 0)) {
-      if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "", at: now });
-      return;
-    }
-    for (const o of epTakeOutput(ep)) {
-      const d = s === undefined ? undefined : this.devices.get(this.nameOf(s));
-      const link = o.transport === TID_LORA ? LORA : d?.ble ?? d?.last;
-      if (link !== undefined) this.out.push({ link, bytes: o.bytes });
-    }
-    if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "", at: now });
-  }
-
-  /** Whether sessionSend of n bytes may be done on the host path: everything but a key change due, on compact CCM. */
-  private sendable(s: Session, n: number, now: number): boolean {
-    const o = s.out;
-    const policy = o.policy;
-    return s.state === STATE_OPEN && o.aead instanceof ReusedCcm && policy.suite.format === FORMAT_COMPACT && n <= MAX_LENGTH_COMPACT &&
-      o.spi !== 0 && o.sealed < policy.suite.confidentialityLimit && now - o.startedAt < policy.rekeyAfterMs && o.seq.next <= o.seq.max;
-  }
-
-  /** The session's route (sealAndEmit's): its first transport that is up, or -1 (counted unsent). */
-  private route(s: Session): number {
-    for (let i = 0; i < s.transports.length; i++) if (s.transports[i].up) return s.transports[i].id;
-    s.unsent = s.unsent + 1;
-    return -1;
-  }
-
-  /** After a record was sealed on the host path: sessionSend's counters and queueing. */
-  private sent(s: Session, t: number, rec: Uint8Array): void {
-    s.out.sealed = s.out.sealed + 1;
-    s.sent = s.sent + 1;
-    s.outbox.push({ transport: t, bytes: rec });
-  }
-
-  /**
-   * sessionSend, sealed on the host path when the session allows: the same checks, counters, sequence
-   * number and record bytes, on the key's reused CCM contexts. A key change due, or a suite other than
-   * compact CCM, goes the portable way.
-   */
-  private send(s: Session, payload: Uint8Array, now: number): boolean {
-    if (!this.sendable(s, payload.length, now)) return sessionSend(s, payload, now);
-    const t = this.route(s);
-    if (t < 0) return false;
-    const o = s.out;
-    const seq = seqTake(o.policy.store, o.seq);
-    this.sent(s, t, sealCompact(o.aead as ReusedCcm, o.epoch.iv, o.spi, (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0, seq, payload));
-    return true;
-  }
-
-  /**
-   * The record of send(encodeAck([id])) on a sendable session, its sequence number taken: the ACK of one
-   * reading. A device numbers its readings one after the other, and the session its records, so while both
-   * go in step the next ACKs are sealed ahead in one batch (SealedAhead: a few native calls for up to
-   * ACKS_AHEAD of them), and this one is likely among them.
-   */
-  private sealAck(d: DeviceState, s: Session, id: number): Uint8Array {
-    const o = s.out;
-    const aead = o.aead as ReusedCcm;
-    const flags = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
-    const seq = o.seq.next; // what seqTake gives next (sendable: not past the maximum)
-    const payload = ackScratch;
-    payload[1] = (id >>> 16) & 0xff;
-    payload[2] = (id >>> 8) & 0xff;
-    payload[3] = id & 0xff;
-    let rec = d.ahead?.take(aead, o.epoch.iv, o.spi, flags, seq, payload);
-    if (rec === undefined) {
-      d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
-      const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
-      if (count > 1 && aead.holdsContexts) {
-        const payloads = acksScratch;
-        for (let e = 0; e < count; e++) {
-          const v = id + e;
-          payloads[4 * e] = MSG_ACK;
-          payloads[4 * e + 1] = (v >>> 16) & 0xff;
-          payloads[4 * e + 2] = (v >>> 8) & 0xff;
-          payloads[4 * e + 3] = v & 0xff;
-        }
-        const ahead = (d.ahead ??= new SealedAhead());
-        ahead.seal(aead, o.epoch.iv, o.spi, flags, seq, count, 4, payloads);
-        rec = ahead.take(aead, o.epoch.iv, o.spi, flags, seq, payload)!;
-      } else {
-        rec = sealCompact(aead, o.epoch.iv, o.spi, flags, seq, payload);
+    if (ep.out.length > 0 || (s !== undefined && s.outbox.length > 0) || (ep.old !== undefined && ep.old.outbox.length > 0)) {
+      for (const o of epTakeOutput(ep)) {
+        const link = o.transport === TID_LORA ? LORA : d?.ble ?? d?.last;
+        if (link !== undefined) this.out.push({ link, bytes: o.bytes });
       }
     }
-    seqTake(o.policy.store, o.seq);
-    d.ackSeq = seq;
-    d.ackId = id;
-    return rec;
+    if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.bySpi.set(ep.session.inb.spi, { ep, source: "", at: now, s: undefined, d: undefined });
   }
 
-  private take(d: DeviceState, device: string, m: Uint8Array, now: number): void {
+  /**
+   * The device's ACKs due, sealed on its session: one record for all of them (up to 60 ids: on LoRa each
+   * downlink costs the gateway's duty cycle too). An ACK of one id is the ACK of each reading while they
+   * come one at a time; if its device's ids and its session's sequence numbers go in step, the next ones
+   * are sealed ahead in one batch on the key's contexts.
+   */
+  private sendAcks(d: DeviceState, s: Session, now: number): void {
+    const acks = d.acks;
+    if (acks.length === 1) {
+      const id = acks.pop()!; // (pop, not length = 0: that would drop the array's storage every time)
+      const seq = s.out.seq.next;
+      this.sealAhead(d, s, id, seq);
+      if (!sessionSend(s, ackOf(id), now)) return;
+      d.ackSeq = seq;
+      d.ackId = id;
+      return;
+    }
+    while (acks.length > 0) if (!sessionSend(s, encodeAck(acks.splice(0, 60)), now)) break;
+  }
+
+  /**
+   * Seals the ACKs of ids id, id + 1, ... as sequence numbers seq, seq + 1, ... ahead, when the device's
+   * last ACKs went in step (twice as many each time, up to ACKS_AHEAD) and seq is not already among them.
+   * Only a guess: sessionSend seals what it is given, and takes the bytes from here only when they match.
+   */
+  private sealAhead(d: DeviceState, s: Session, id: number, seq: number): void {
+    const o = s.out;
+    const aead = o.aead;
+    if (!(aead instanceof ReusedCcm) || aead.sealedAhead(o.epoch.iv, seq) || o.policy.suite.format !== FORMAT_COMPACT) return;
+    d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
+    const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
+    if (count <= 1) return;
+    const flags = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
+    for (let e = 0; e < count; e++) {
+      writeHeader(FORMAT_COMPACT, { spi: o.spi, flags, length: 4, seqHi: 0, seq: seq + e }, aheadHeaders, 8 * e);
+      const v = id + e;
+      aheadAcks[4 * e] = MSG_ACK;
+      aheadAcks[4 * e + 1] = (v >>> 16) & 0xff;
+      aheadAcks[4 * e + 2] = (v >>> 8) & 0xff;
+      aheadAcks[4 * e + 3] = v & 0xff;
+    }
+    aead.sealAhead(o.epoch.iv, seq, count, aheadHeaders, 8, aheadAcks, 4);
+  }
+
+  /** A message from a device: a reading taken in (its id returned, when it is new and carried on), or an ACK of a command. */
+  private take(d: DeviceState, m: Uint8Array, now: number): number {
     const kind = messageKind(m);
     if (kind === MSG_ACK) senderAck(d.sender, m);
     else if (kind === MSG_DATA) {
       const id = messageId(m, 0);
-      let r = receiverAccept(d.receiver, id);
-      const held = d.held;
-      if (held === undefined) {
-        if (r !== 0) d.acks.push(id);
-      } else if (r === 1) {
-        held.set(id, false);
-        if (held.size > 2 * d.receiver.seen.size) this.forgetHeld(d);
-      } else if (r === 2 && held.get(id) === true) {
-        held.set(id, false); // released: this copy is carried on in its place
-        d.receiver.duplicates--;
-        r = 1;
-      } else if (r === 2 && !held.has(id)) d.acks.push(id); // confirmed before: only its ACK was lost
-      if (r === 1) {
-        this.stats.uplinks++;
-        // dataBody: a copy (a view of a small array would move its bytes off the heap, which costs more)
-        this.uplinks.push({ device, id, body: m.slice(1 + 3), link: d.last, at: now });
-      } else this.stats.duplicates++;
+      if (takeReading(d, id) !== READING_NEW) {
+        this.stats.duplicates++;
+        return -1;
+      }
+      this.stats.uplinks++;
+      const sink = this.onUplink;
+      if (sink === undefined) {
+        // a copy (a view of a small array would move its bytes off the heap, which costs more)
+        this.uplinks.push({ device: d.name, id, body: m.slice(DATA_BODY_AT), link: d.last, at: now });
+      } else if (!sink(d, id, m, now)) {
+        releaseReading(d, id);
+        return -1;
+      }
+      return id;
     } else this.stats.malformed++;
-  }
-
-  /**
-   * Held readings the receiver window has moved past: a copy of one would be refused as too old anyway,
-   * and a device keeps far fewer than a window's worth unacknowledged, so these only wait for a
-   * confirmation that is not coming (the controller lost them; the device has given them up).
-   */
-  private forgetHeld(d: DeviceState): void {
-    const w = d.receiver.seen;
-    for (const id of d.held!.keys()) if (w.top - id >= w.size) d.held!.delete(id);
+    return -1;
   }
 
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {
     for (const o of out) this.out.push({ link, bytes: o.bytes });
   }
-
 }

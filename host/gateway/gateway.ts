@@ -21,7 +21,8 @@ import { allSessionsClosed, sessionEvent } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
-import { DeviceGateway, type DownPacket } from "./devices";
+import { DATA_BODY_AT } from "../../firmware/runtime/messages";
+import { DeviceGateway, type DeviceState, type DownPacket } from "./devices";
 import { KeyTable } from "./keytable";
 import { GatewayTelemetry, metricsObserver } from "./telemetry";
 
@@ -70,7 +71,6 @@ export class Gateway extends EventEmitter {
   private responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant; until then dh handshakes fail
   private readonly out: DownPacket[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private readonly deviceIds = new ByteNames("hex");
   private readonly linkNames = new ByteNames("utf8");
   /** Readings on the backbone waiting for the controller's acknowledgement: backbone number, device, id. */
   private readonly unconfirmed = new Unconfirmed();
@@ -87,6 +87,7 @@ export class Gateway extends EventEmitter {
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
       this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
+      this.devices.onUplink = (d, id, m, at) => this.uplink(d, id, m, at);
     }
     this.client = new BackboneClient({
       host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
@@ -146,21 +147,43 @@ export class Gateway extends EventEmitter {
     if (this.out.length > 0) this.emit("output");
   }
 
+  /**
+   * A reading taken in: written straight into the backbone queue as an UPLINK (no object made for it), and
+   * remembered until the controller acknowledges it. False when the queue is full.
+   */
+  private uplink(d: DeviceState, id: number, message: Uint8Array, at: number): boolean {
+    const peer = this.client.peer;
+    const n = message.length - DATA_BODY_AT;
+    const w = peer.reserve(KIND_UPLINK, d.id, UPLINK_HEAD + n);
+    if (w < 0) {
+      this.stats.dropped++;
+      return false;
+    }
+    // The message id travels with the reading, so the controller can publish it and filter copies, and so
+    // does the time the gateway took it in (ms), for the controller's latency figures.
+    // (by hand: Buffer's writeUIntBE boxes a 48-bit number on every call)
+    const b = peer.out.buffer;
+    const hi = Math.floor(at / 0x100000000), lo = at - hi * 0x100000000;
+    b[w] = (id >>> 16) & 0xff;
+    b[w + 1] = (id >>> 8) & 0xff;
+    b[w + 2] = id & 0xff;
+    b[w + 3] = (hi >>> 8) & 0xff;
+    b[w + 4] = hi & 0xff;
+    b[w + 5] = (lo >>> 24) & 0xff;
+    b[w + 6] = (lo >>> 16) & 0xff;
+    b[w + 7] = (lo >>> 8) & 0xff;
+    b[w + 8] = lo & 0xff;
+    for (let i = 0; i < n; i++) b[w + UPLINK_HEAD + i] = message[DATA_BODY_AT + i];
+    this.stats.up++;
+    this.stats.upBytes += n;
+    this.unconfirmed.push(peer.out.end - 1, d, id);
+    return true;
+  }
+
+  /** The device side's packets for the links; readings went to the backbone as they came (uplink()). */
   private pump(): void {
     const d = this.devices!;
-    for (const u of d.takeUplinks()) {
-      // The message id travels with the reading, so the controller can publish it and filter copies, and so
-      // does the time the gateway took it in (ms), for the controller's latency figures.
-      const payload = Buffer.allocUnsafe(UPLINK_HEAD + u.body.length);
-      payload.writeUIntBE(u.id, 0, 3);
-      payload.writeUIntBE(u.at, 3, 6);
-      payload.set(u.body, UPLINK_HEAD);
-      if (this.toController({ kind: KIND_UPLINK, device: this.deviceIds.get(u.device), payload })) {
-        this.stats.up++;
-        this.stats.upBytes += u.body.length;
-        this.unconfirmed.push(this.client.peer.out.end - 1, u.device, u.id);
-      } else d.release(u.device, u.id);
-    }
+    if (!d.hasOutput) return;
     for (const o of d.takeOutput()) this.out.push(o);
     if (this.out.length > 0) this.emit("output");
   }
@@ -173,7 +196,7 @@ export class Gateway extends EventEmitter {
     const d = this.devices;
     if (d === undefined) return;
     const now = Date.now();
-    this.unconfirmed.shiftBelow(base, (device, id) => d.confirm(device, id, now));
+    this.unconfirmed.shiftBelow(base, (device, id) => d.confirmOf(device, id, now));
     this.pump();
   }
 
@@ -226,34 +249,45 @@ export class Gateway extends EventEmitter {
   }
 }
 
-/** A FIFO of (backbone number, device, message id), in three arrays and a head: no object per reading. */
+/** A FIFO of (backbone number, device, message id) in rings that grow when full: nothing made per reading. */
 class Unconfirmed {
-  private nums: number[] = [];
-  private devices: string[] = [];
-  private ids: number[] = [];
+  private nums = new Float64Array(1024);
+  private devices: (DeviceState | undefined)[] = new Array<DeviceState | undefined>(1024).fill(undefined);
+  private ids = new Int32Array(1024);
   private head = 0;
+  private tail = 0;
 
-  push(num: number, device: string, id: number): void {
-    this.nums.push(num);
-    this.devices.push(device);
-    this.ids.push(id);
+  push(num: number, device: DeviceState, id: number): void {
+    if (this.tail - this.head === this.nums.length) this.grow();
+    const i = this.tail++ & (this.nums.length - 1);
+    this.nums[i] = num;
+    this.devices[i] = device;
+    this.ids[i] = id;
   }
 
-  shiftBelow(base: number, each: (device: string, id: number) => void): void {
-    while (this.head < this.nums.length && this.nums[this.head] < base) {
-      each(this.devices[this.head], this.ids[this.head]);
-      this.head++;
+  shiftBelow(base: number, each: (device: DeviceState, id: number) => void): void {
+    const mask = this.nums.length - 1;
+    while (this.head < this.tail && this.nums[this.head & mask] < base) {
+      const i = this.head++ & mask;
+      const d = this.devices[i]!;
+      this.devices[i] = undefined;
+      each(d, this.ids[i]);
     }
-    if (this.head === this.nums.length) {
-      this.nums = [];
-      this.devices = [];
-      this.ids = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.nums.length) {
-      this.nums = this.nums.slice(this.head);
-      this.devices = this.devices.slice(this.head);
-      this.ids = this.ids.slice(this.head);
-      this.head = 0;
+  }
+
+  private grow(): void {
+    const size = 2 * this.nums.length, mask = this.nums.length - 1;
+    const nums = new Float64Array(size), ids = new Int32Array(size);
+    const devices = new Array<DeviceState | undefined>(size).fill(undefined);
+    for (let k = this.head; k < this.tail; k++) {
+      nums[k - this.head] = this.nums[k & mask];
+      devices[k - this.head] = this.devices[k & mask];
+      ids[k - this.head] = this.ids[k & mask];
     }
+    this.tail -= this.head;
+    this.head = 0;
+    this.nums = nums;
+    this.devices = devices;
+    this.ids = ids;
   }
 }

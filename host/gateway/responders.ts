@@ -2,12 +2,15 @@
 // flood meets first. A handshake attempt costs the gateway up to 4 X25519; before it spends any:
 //   1. the packet must be a well-formed handshake message of a type a responder accepts (size and type byte);
 //   2. the source must have tokens left in its bucket (a few attempts per window, then nothing);
-//   3. the table of sources with unconfirmed handshakes is bounded: a new one evicts the oldest unconfirmed.
+//   3. the table of sources with unconfirmed handshakes is bounded: a new one evicts the oldest unconfirmed,
+//      and a source whose session confirmed is forgotten at the next poll, so the table's memory is bounded
+//      however many sources there are.
 // Records for established sessions skip all this and go straight to their endpoint (SPI checks, the AEAD).
 import type { Endpoint, EndpointConfig } from "../../firmware/session/endpoint";
 import { epInput, epNew, epPoll, epStart, epTakeOutput } from "../../firmware/session/endpoint";
 import type { Outgoing } from "../../firmware/session/session";
 import { messageType, MSG_DH_I1, MSG_DH_I2, MSG_PSK_I1, MSG_PSK_I2 } from "../../firmware/handshake/wire";
+import { MapSweep, pollSlice } from "./sweep";
 
 export type ResponderLimits = {
   /** Handshake messages a source may send per window before it is ignored until tokens refill. */
@@ -19,6 +22,7 @@ export type ResponderLimits = {
 };
 
 export const DEFAULT_LIMITS: ResponderLimits = { burst: 4, refillMs: 10_000, maxPending: 1024 };
+
 
 type Source = { ep: Endpoint; tokens: number; refilledAt: number };
 
@@ -32,6 +36,7 @@ export class ResponderTable {
   /** Sources whose endpoint is not yet confirmed, oldest first (Map keeps insertion order). */
   private readonly pending = new Map<string, true>();
   readonly stats: ResponderStats = { throttled: 0, malformed: 0, evicted: 0, handshakes: 0, sources: 0, pending: 0 };
+  private readonly sweep = new MapSweep(this.sources);
 
   constructor(
     private readonly config: (source: string) => EndpointConfig,
@@ -75,13 +80,25 @@ export class ResponderTable {
     return epTakeOutput(s.ep);
   }
 
-  /** Timers of every endpoint (retries, confirmation timeouts). */
+  /**
+   * Timers of the endpoints (retries, confirmation timeouts), a slice of them per call. A source whose
+   * session is confirmed is forgotten: its records go to the endpoint by SPI (the DeviceGateway holds it),
+   * so the table keeps only handshakes in progress, at most maxPending of them, whatever the number of
+   * sources that ever came.
+   */
   poll(now: number): Outgoing[][] {
     const out: Outgoing[][] = [];
-    for (const s of this.sources.values()) {
+    this.sweep.next(pollSlice(this.sources.size), (source, s) => {
+      if (s.ep.confirmed) {
+        this.sources.delete(source);
+        this.pending.delete(source);
+        return;
+      }
       epPoll(s.ep, now);
       out.push(epTakeOutput(s.ep));
-    }
+    });
+    this.stats.sources = this.sources.size;
+    this.stats.pending = this.pending.size;
     return out;
   }
 

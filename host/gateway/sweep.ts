@@ -23,3 +23,14 @@ export class MapSweep<K, V> {
     }
   }
 }
+
+/**
+ * How many entries of a table of `size` a poll visits: every entry within POLL_SPREAD polls (about once a
+ * second at the gateway's 50 ms tick), POLL_MIN at least, so a poll costs the same for any table size.
+ */
+export function pollSlice(size: number): number {
+  return Math.max(POLL_MIN, Math.ceil(size / POLL_SPREAD));
+}
+
+const POLL_SPREAD = 20;
+const POLL_MIN = 64;

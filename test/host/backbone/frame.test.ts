@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BatchWriter, batchChunks, decodePieces, SPLICE_MIN } from "../../../host/backbone/batch";
+import { decodePieces } from "../../../host/backbone/batch";
+import { OutQueue, SPLICE_MIN } from "../../../host/backbone/queue";
 import {
-  checkMessage, decodeBatch, encodeBatch, FrameError, FRAME_EVENT, FRAME_KIND, FRAME_LENGTH, FRAME_TRAILING, FRAME_TRUNCATED, FRAME_VARINT,
+  AppMessage, checkedBodySize, checkMessage, decodeBatch, encodeBatch, FrameError, FRAME_EVENT, FRAME_KIND, FRAME_LENGTH, FRAME_TRAILING, FRAME_TRUNCATED, FRAME_VARINT,
   KIND_ACK, KIND_DOWNLINK, KIND_HELLO, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, MAX_ID, MAX_UVARINT, Message,
   messageSize, SESSION_CLOSED, SESSION_OPENED,
 } from "../../../host/backbone/frame";
@@ -50,20 +51,30 @@ describe("backbone frame codec", () => {
     }), { numRuns: 500 });
   });
 
-  it("encodes the same bytes as chunks (long payloads spliced in, not copied)", () => {
+  it("queues the same bytes as chunks (long payloads spliced in, not copied), batch after batch", () => {
     const big = new Uint8Array(SPLICE_MIN + 5).fill(7);
-    const ms: Message[] = [
+    const ms: AppMessage[] = [
       { kind: KIND_UPLINK, device: Uint8Array.of(1), payload: Uint8Array.of(9, 9) },
       { kind: KIND_UPLINK, device: Uint8Array.of(2), payload: big },
-      { kind: KIND_ACK, taken: 5 },
+      { kind: KIND_SESSION_EVENT, device: Uint8Array.of(3), event: SESSION_CLOSED, detail: Uint8Array.of(4) },
     ];
-    const chunks = batchChunks(ms);
-    assert.equal(chunks.length, 3);
-    assert.equal(chunks[1], big, "the long payload is the caller's own buffer");
-    assert.deepEqual(Buffer.concat(chunks), encodeBatch(ms));
-    // A reused writer gives the same bytes batch after batch.
-    const w = new BatchWriter();
-    for (let i = 0; i < 3; i++) assert.deepEqual(Buffer.concat(w.write(ms)), encodeBatch(ms));
+    const q = new OutQueue();
+    for (let round = 0; round < 3; round++) {
+      for (const m of ms) assert.ok(q.push(m, checkedBodySize(m)));
+      const chunks: Uint8Array[] = [];
+      assert.deepEqual(q.takeBatch(chunks, 1 << 20, 100), { taken: 3, resent: 0 });
+      assert.equal(chunks.length, 3);
+      assert.equal(chunks[1], big, "the long payload is the caller's own buffer");
+      assert.deepEqual(Buffer.concat(chunks), encodeBatch(ms));
+      q.ack(q.end);
+    }
+    // What reserve() queues is what push() queues for the same message.
+    const at = q.reserve(KIND_UPLINK, Uint8Array.of(1), 2);
+    q.buffer[at] = 9;
+    q.buffer[at + 1] = 9;
+    const chunks: Uint8Array[] = [];
+    q.takeBatch(chunks, 1 << 20, 100);
+    assert.deepEqual(Buffer.concat(chunks), encodeBatch([ms[0]]));
   });
 
   it("has the documented layout", () => {

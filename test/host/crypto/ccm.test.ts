@@ -106,6 +106,18 @@ describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
     }
   });
 
+  it("makes no contexts for a key used once (a handshake's, a junk hello's), and makes them from its second use on", () => {
+    const a = nodeCcm(randomBytes(16), 8, 13);
+    const nonce = randomBytes(13), aad = randomBytes(8), pt = randomBytes(24);
+    const s0 = ccmStats();
+    const sealed = a.seal(nonce, aad, pt);
+    assert.equal(ccmStats().made, s0.made, "one operation: the one-shot path");
+    assert.equal(a.holdsContexts, false);
+    assert.equal(hex(a.open(nonce, aad, sealed)), hex(pt));
+    assert.equal(ccmStats().made, s0.made + 1);
+    assert.equal(a.holdsContexts, true);
+  });
+
   it("falls back to the one-shot path for what it does not cover, with the same results", () => {
     const key = randomBytes(16);
     const a = nodeCcm(key, 8, 13);

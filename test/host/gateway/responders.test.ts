@@ -46,6 +46,25 @@ describe("gateway responders under a handshake flood", () => {
     assert.equal(table.stats.pending, 0);
   });
 
+  it("forgets a source once its session is confirmed: the table keeps only handshakes in progress", () => {
+    const w = world();
+    const table = new ResponderTable(w.gwConfig);
+    for (let n = 0; n < 3; n++) {
+      const d = w.device();
+      epStart(d, 0);
+      for (let round = 0; round < 5; round++) for (const o of epTakeOutput(d)) for (const back of table.input(`dev-${n}`, o.bytes, 1, 0)) epInput(d, back.bytes, 1, 0);
+      sessionSend(d.session!, Buffer.from("hello"), 1);
+      for (const o of epTakeOutput(d)) table.input(`dev-${n}`, o.bytes, 1, 1);
+      assert.ok(table.endpoint(`dev-${n}`)!.confirmed);
+    }
+    table.input("half-open", junkI1(), 1, 2);
+    assert.equal(table.stats.sources, 4);
+    table.poll(3);
+    assert.equal(table.stats.sources, 1, "three confirmed sources forgotten, the handshake in progress kept");
+    assert.equal(table.endpoint("dev-0"), undefined);
+    assert.ok(table.endpoint("half-open") !== undefined);
+  });
+
   it("does no public-key work for malformed packets and records from unknown sources", () => {
     const w = world();
     const table = new ResponderTable(w.gwConfig);

@@ -1,0 +1,320 @@
+// The bridge bench's set-up and runs (used by bridge.ts and scaling.ts): N devices, each with a session made by
+// a real dh handshake (order I, over BLE) through the real gateway (host/gateway/gateway.ts in terminate mode:
+// DeviceGateway, host provider); each sends 20-byte readings as DATA messages in compact records (40 bytes on
+// the air), sealed under its session's own keys with fresh sequence numbers and message ids; the records of
+// all devices come interleaved. The gateway's backbone client is never started: its real BackbonePeer
+// (numbered queue, batches) runs on the session of a real backbone handshake, over a connection that seals
+// each batch into its extreme-format AES-256-GCM record and stops there (that record is what one writev
+// would send); the controller is not on this core, and its HELLO and acknowledgements are played to the peer.
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import type { KeyPair } from "../../firmware/crypto/provider";
+import { FLAG_BATCH, FORMAT_COMPACT } from "../../firmware/record/header";
+import { memoryStorage } from "../../firmware/runtime/facade";
+import { encodeData } from "../../firmware/runtime/messages";
+import { Endpoint, epInput, epNew, epPoll, epStart, epTakeOutput } from "../../firmware/session/endpoint";
+import { SaPolicy } from "../../firmware/session/sa";
+import { Session } from "../../firmware/session/session";
+import { SUITE_CONSTRAINED } from "../../firmware/suite";
+import { BackboneConnection, CONN_OPEN, MAX_RECORD_PAYLOAD } from "../../host/backbone/connection";
+import { KIND_ACK, KIND_HELLO, KIND_KEYS, Message, RUN_SIZE } from "../../host/backbone/frame";
+import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndpointConfig } from "../../host/backbone/handshake";
+import { BackbonePeer } from "../../host/backbone/peer";
+import { sealChunks } from "../../host/backbone/records";
+import { hostProvider, nodeKeyPair } from "../../host/crypto/provider";
+import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gateway";
+import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
+import { silentLogger } from "../../host/telemetry/log";
+import { progress } from "../lib/measure";
+import { rawOpen } from "./records";
+
+/** Records handed to the gateway per turn of the event loop at max rate. */
+export const BURST = 256;
+export const PAYLOAD = 20;
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export type Device = { link: string; kid: Uint8Array; keys: HostKeys; spi: number; seq: number; id: number };
+
+export type Bridge = { gw: Gateway; devices: Device[]; conn: SealOnly; ack: () => void };
+
+/**
+ * A gateway in `mode`, its backbone client never started: its peer runs over a SealOnly connection. In
+ * terminate mode the responder key is granted by the controller's KEYS message, as over the backbone.
+ */
+function gateway(mode: GatewayMode, responder: KeyPair): { gw: Gateway; conn: SealOnly; ack: () => void } {
+  const ctlKeys = backboneKeyPair();
+  const identity = { kid: randomBytes(4), keys: backboneKeyPair() };
+  const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger() });
+  const grant = Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`);
+  if (mode === "terminate") gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: grant });
+  return { gw, ...backbone(gw.client.peer, identity, ctlKeys) };
+}
+
+export type Fleet = { terminate: Bridge; relay: Bridge; handshakeSecs: number };
+
+/**
+ * A terminating gateway with `n` devices whose sessions are open and confirmed (real dh handshakes through
+ * it, order I over BLE, host provider), and a relaying gateway for the same devices (whose records it only
+ * carries: in relay mode the controller holds the sessions).
+ */
+export function fleet(n: number): Fleet {
+  const responder = nodeKeyPair();
+  const t = gateway("terminate", responder);
+  const policy: SaPolicy = {
+    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
+    store: memoryStorage(),
+  };
+  const base = { responderFirst: false, p: hostProvider, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
+  const devices: Device[] = [];
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const me = nodeKeyPair();
+    const kid = Uint8Array.of(0x10, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+    t.gw.keys.setDh(hex(kid), hex(kid), me.S);
+    const ep: Endpoint = epNew({ ...base, initiator: true, dh: true, policy, dhR: undefined, dhI: { p: hostProvider, kid, me, peer: responder.S } });
+    const link = `ble:${hex(kid)}`;
+    epStart(ep, Date.now());
+    for (let round = 0; round < 4 && !ep.confirmed; round++) {
+      for (const o of epTakeOutput(ep)) t.gw.input(link, o.bytes);
+      for (const o of t.gw.takeOutput()) if (o.link === link) epInput(ep, o.bytes, 1, Date.now());
+      epPoll(ep, Date.now());
+    }
+    for (const o of epTakeOutput(ep)) t.gw.input(link, o.bytes); // the device's CONFIRM
+    t.gw.takeOutput();
+    const s = ep.session as Session;
+    if (!ep.confirmed || s === undefined) throw new Error(`bridge bench: device ${i} did not get a session`);
+    const keys: HostKeys = { suite: HOST_CCM8, format: FORMAT_COMPACT, key: Buffer.from(s.out.epoch.key), iv: Buffer.from(s.out.epoch.iv) };
+    devices.push({ link, kid, keys, spi: s.out.spi, seq: s.out.seq.next + 64, id: 1 });
+    if (i % 50 === 0) progress(`bridge: ${n} device handshakes`, i, n);
+  }
+  const handshakeSecs = (performance.now() - start) / 1000;
+  progress("bridge", 1, 1);
+  return { terminate: { ...t, devices }, relay: { ...gateway("relay", responder), devices }, handshakeSecs };
+}
+
+export type Records = { dev: Int32Array; recs: Buffer[] };
+
+/** The next `count` records of the fleet, devices interleaved (each sends in order, ids and sequence numbers fresh). */
+export function records(devices: Device[], count: number): Records {
+  const dev = new Int32Array(count);
+  const recs: Buffer[] = new Array(count);
+  const body = randomBytes(PAYLOAD);
+  let d = 0;
+  for (let i = 0; i < count; i++) {
+    // A spread that is not round-robin: a prime stride over the fleet.
+    d = (d + 7919) % devices.length;
+    const x = devices[d];
+    body.writeUInt32BE(i, 0);
+    recs[i] = sealFast(x.keys, x.spi, 0, 0, x.seq++, encodeData(x.id++, body));
+    dev[i] = d;
+  }
+  return { dev, recs };
+}
+
+/**
+ * The gateway's backbone connection for the bench: the session of a real backbone handshake; each batch
+ * the peer hands it is sealed into its AES-256-GCM record, and that is where it stops (the record is what
+ * one writev would send). The controller is not on this core: its HELLO and ACKs are played to the peer.
+ */
+export class SealOnly extends EventEmitter {
+  state = CONN_OPEN;
+  writable = true;
+  records = 0;
+  bytes = 0;
+  /** Called after each sealed batch (the peer's sent count already includes it). */
+  onSealed: (() => void) | undefined;
+  constructor(private readonly s: Session) {
+    super();
+  }
+  corked<T>(fn: () => T): T {
+    return fn();
+  }
+  sendBatch(chunks: readonly Uint8Array[]): boolean {
+    const parts = sealChunks(this.s, chunks, FLAG_BATCH, Date.now(), MAX_RECORD_PAYLOAD);
+    if (parts === undefined) throw new Error("bridge bench: batch not sealed");
+    for (let i = 0; i < parts.length; i++) this.bytes += parts[i].length;
+    this.records++;
+    this.onSealed?.();
+    return true;
+  }
+  close(): void {}
+}
+
+function backbone(peer: BackbonePeer, identity: GatewayIdentity, ctlKeys: KeyPair): { conn: SealOnly; ack: () => void } {
+  const gwEp = epNew(gatewayEndpointConfig(identity, ctlKeys.S));
+  const ctlEp = epNew(controllerEndpointConfig(ctlKeys, (k) => (hex(k) === hex(identity.kid) ? identity.keys.S : undefined)));
+  const now = Date.now();
+  epStart(ctlEp, now);
+  epStart(gwEp, now);
+  for (let i = 0; i < 4; i++) {
+    for (const o of epTakeOutput(ctlEp)) epInput(gwEp, o.bytes, 1, now);
+    for (const o of epTakeOutput(gwEp)) epInput(ctlEp, o.bytes, 1, now);
+  }
+  if (!gwEp.confirmed || gwEp.session === undefined) throw new Error("bridge bench: no backbone session");
+  const conn = new SealOnly(gwEp.session);
+  peer.attach(conn as unknown as BackboneConnection);
+  conn.emit("messages", [{ kind: KIND_HELLO, run: randomBytes(RUN_SIZE), next: 0, peerRun: peer.run, taken: 0 }] as Message[]);
+  let acked = 0;
+  const ack = () => {
+    if (peer.out.sentHigh === acked) return;
+    acked = peer.out.sentHigh;
+    conn.emit("messages", [{ kind: KIND_ACK, taken: acked }] as Message[]);
+  };
+  return { conn, ack };
+}
+
+export const turn = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * Two full collections: the first moves the records just made out of the young generation's first half,
+ * the second into the old generation, where the scavenges during a run no longer copy them. Otherwise the
+ * bench's own input (a fresh array of a hundred thousand records) is what the run's pauses are made of.
+ */
+export function settle(): void {
+  global.gc?.();
+  global.gc?.();
+}
+
+/** Hands records [from, to) to the gateway; returns how many messages that queued for the backbone. */
+export function burst(f: Bridge, r: Records, from: number, to: number): { queued: number; acks: number } {
+  const q = f.gw.client.peer.out;
+  const before = q.end;
+  for (let i = from; i < to; i++) f.gw.input(f.devices[r.dev[i]].link, r.recs[i]);
+  const acks = f.gw.takeOutput().length; // the link adapters' part: packets back to the devices
+  return { queued: q.end - before, acks };
+}
+
+export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number };
+
+/** P50 and P99 of latencies. */
+export function percentiles(lats: Float64Array[]): { p50: number; p99: number } {
+  let n = 0;
+  for (const l of lats) n += l.length;
+  const all = new Float64Array(n);
+  let o = 0;
+  for (const l of lats) {
+    all.set(l, o);
+    o += l.length;
+  }
+  all.sort();
+  return { p50: all[Math.floor(n * 0.5)], p99: all[Math.floor(n * 0.99)] };
+}
+
+export const cpuSeconds = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1e6;
+};
+
+/**
+ * One run over `r`: bursts of BURST per turn as fast as they go (pacedRate 0), or `pacedRate` msg/s offered
+ * in bursts on a 1 ms timer. Latency: from a record's input to the sealing of its batch.
+ */
+export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run> {
+  const { conn, ack } = f;
+  const peer = f.gw.client.peer;
+  const n = r.recs.length;
+  // Backbone messages leave in the order they were queued: the k-th one sealed is the k-th one sent, whose
+  // records arrived at arrived[k] (one time per burst: a burst is handed over at once).
+  const arrived = new Float64Array(n);
+  const lat = new Float64Array(n);
+  let queued = 0;
+  let sealed = 0;
+  const sentBase = peer.stats.sent;
+  const batchesBase = conn.records;
+  conn.onSealed = () => {
+    const t = performance.now();
+    const upTo = Math.min(queued, peer.stats.sent - sentBase);
+    for (; sealed < upTo; sealed++) lat[sealed] = t - arrived[sealed];
+  };
+  let acks = 0;
+  const hand = (from: number, to: number) => {
+    const t = performance.now();
+    const b = burst(f, r, from, to);
+    arrived.fill(t, queued, queued + b.queued);
+    queued += b.queued;
+    acks += b.acks;
+  };
+  let next = 0;
+  const cpu = cpuSeconds();
+  const start = performance.now();
+  if (pacedRate === 0) {
+    while (next < n) {
+      const to = Math.min(n, next + BURST);
+      hand(next, to);
+      next = to;
+      ack();
+      await turn();
+    }
+  } else {
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(n, Math.floor(((performance.now() - start) * pacedRate) / 1000));
+        if (due > next) {
+          hand(next, due);
+          next = due;
+        }
+        ack();
+        if (next >= n) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+  }
+  while (sealed < queued) {
+    await turn();
+    ack();
+  }
+  const secs = (performance.now() - start) / 1000;
+  const cpuSecs = cpuSeconds() - cpu;
+  conn.onSealed = undefined;
+  if (queued !== n) throw new Error(`bridge bench: ${n - queued} of ${n} records did not come out (${f.gw.devices ? "terminate" : "relay"}: ${JSON.stringify(f.gw.stats)})`);
+  return { rate: n / secs, secs, cpuSecs, lat, ...percentiles([lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase };
+}
+
+/**
+ * The floor: one raw node:crypto AES-128-CCM-8 open per record (records.ts's rawOpen), on the same records,
+ * each with its device's key and its nonce at hand. Wall and CPU seconds.
+ */
+export function floor(devices: Device[], r: Records): { secs: number; cpuSecs: number } {
+  const nonces = r.recs.map((rec, i) => {
+    const n = Buffer.from(devices[r.dev[i]].keys.iv);
+    n.writeUInt32BE((n.readUInt32BE(9) ^ (rec.readUInt32BE(4) & 0xfffff)) >>> 0, 9);
+    return n;
+  });
+  const cpu = cpuSeconds();
+  const start = performance.now();
+  for (let i = 0; i < r.recs.length; i++) {
+    const rec = r.recs[i];
+    const len = rec.length - 16;
+    rawOpen("aes-128-ccm", devices[r.dev[i]].keys.key, nonces[i], 8, rec.subarray(0, 8), rec.subarray(8, 8 + len), rec.subarray(8 + len));
+  }
+  return { secs: (performance.now() - start) / 1000, cpuSecs: cpuSeconds() - cpu };
+}
+
+/**
+ * The device side alone: DeviceGateway.input per record, each reading confirmed as it is taken in (as if
+ * the controller had it durably already) and the ACK records taken after each. Wall and CPU seconds.
+ */
+export function deviceSide(f: Bridge, r: Records, order?: Int32Array): { secs: number; cpuSecs: number } {
+  const d = f.gw.devices!;
+  const sink = d.onUplink;
+  const now = Date.now();
+  d.onUplink = (dev, id) => d.confirmOf(dev, id, now) || true;
+  const before = d.stats.uplinks;
+  const cpu = cpuSeconds();
+  const start = performance.now();
+  try {
+    for (let k = 0; k < r.recs.length; k++) {
+      const i = order === undefined ? k : order[k];
+      d.input(f.devices[r.dev[i]].link, r.recs[i], now);
+      d.takeOutput();
+    }
+  } finally {
+    d.onUplink = sink;
+  }
+  const secs = (performance.now() - start) / 1000;
+  if (d.stats.uplinks - before !== r.recs.length) throw new Error(`bridge bench: device side refused records: ${JSON.stringify(d.stats)}`);
+  return { secs, cpuSecs: cpuSeconds() - cpu };
+}
