@@ -155,11 +155,13 @@ export class BackbonePeer extends EventEmitter {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush(true);
-    });
+    setImmediate(this.flushSoon);
   }
+
+  private readonly flushSoon = (): void => {
+    this.scheduled = false;
+    this.flush(true);
+  };
 
   /**
    * Puts queued messages on the connection, a batch per record, while its socket takes them. Unless
