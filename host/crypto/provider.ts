@@ -1,5 +1,6 @@
 // The host's CryptoProvider: node:crypto for everything (OpenSSL's X25519, SHA-256 and AES-CCM), so the
 // gateway runs the same handshake code as the boards at native speed.
+import * as crypto from "node:crypto";
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import type { CryptoProvider } from "../../firmware/crypto/provider";
 import type { KeyPair } from "../../firmware/handshake/dh";
@@ -48,16 +49,25 @@ export function nodeX25519(s: Uint8Array, u: Uint8Array): Uint8Array {
 
 /** A fresh X25519 key pair, generated inside OpenSSL (no import needed for its later use). */
 export function nodeKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const s = new Uint8Array(Buffer.from(privateKey.export({ format: "jwk" }).d!, "base64url"));
-  const S = new Uint8Array(Buffer.from(publicKey.export({ format: "jwk" }).x!, "base64url"));
+  const { privateKey } = generateKeyPairSync("x25519");
+  const jwk = privateKey.export({ format: "jwk" }); // the secret and the public key in one export
+  const s = new Uint8Array(Buffer.from(jwk.d!, "base64url"));
+  const S = new Uint8Array(Buffer.from(jwk.x!, "base64url"));
   privateKeys.set(s, privateKey);
   return { s, S };
 }
 
+// One-shot hashing (Node 20.12 and later): no Hash object, with its native handle, per call.
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: "buffer") => Buffer }).hash;
+
+/** SHA-256 with OpenSSL. */
+export const nodeSha256: (m: Uint8Array) => Uint8Array = oneShotHash !== undefined
+  ? (m) => oneShotHash("sha256", m, "buffer")
+  : (m) => createHash("sha256").update(m).digest();
+
 export const hostProvider: CryptoProvider = {
   name: "node:crypto",
-  sha256: (m) => createHash("sha256").update(m).digest(),
+  sha256: nodeSha256,
   hmac: (k, m) => createHmac("sha256", k).update(m).digest(),
   ccm: (key, tagLen, nonceLen) => nodeCcm(key, tagLen, nonceLen),
   x25519: nodeX25519,

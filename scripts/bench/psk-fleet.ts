@@ -30,13 +30,19 @@ const policy = (): SaPolicy => ({
 const now = () => process.hrtime.bigint();
 const us = (from: bigint) => Number(now() - from) / 1e3;
 
-/** Median microseconds of `one` (which returns the microseconds it measured), run within the budget. */
+/** Median microseconds of `one` (which returns the microseconds it measured, or NaN), run within the budget. */
 function medianOf(one: () => number): { us: number; n: number } {
   const t: number[] = [];
   const stop = now() + BigInt(BUDGET_MS) * 1_000_000n;
-  while (t.length < MAX_HELLOS && (t.length < 5 || now() < stop)) t.push(one());
+  for (let k = 0; k < 2 * MAX_HELLOS && t.length < MAX_HELLOS && (t.length < 5 || now() < stop); k++) {
+    const x = one();
+    if (!Number.isNaN(x)) t.push(x);
+  }
   return { us: median(t), n: t.length };
 }
+
+/** Genuine hellos refused (see genuineHello). */
+let refused = 0;
 
 function fleet(size: number, label: string) {
   const keys = new KeyTable();
@@ -83,7 +89,12 @@ function genuineHello(gw: DeviceGateway, d: { id: Uint8Array; keys: PskKeys }, a
     for (const o of back) epInput(dev, o.bytes, TID_LORA, at);
   };
   toGateway(); // I1 -> R2 + CONFIRM
-  if (!dev.confirmed) throw new Error("psk fleet bench: a genuine device did not get in");
+  // Refused: its pid is also another device's (4 bytes: at 100,000 devices a few pairs collide, and the
+  // table answers with the first). Counted, and left out of the timings.
+  if (!dev.confirmed) {
+    refused++;
+    return NaN;
+  }
   sessionSend(dev.session!, Uint8Array.of(0), at);
   toGateway(); // the device's CONFIRM and first record: the gateway's session confirms, the key evolves
   return spent;
@@ -115,5 +126,6 @@ export function pskFleetTable(): string {
     `\n100,000 devices against 10: junk ${(junk[junk.length - 1] / junk[0]).toFixed(2)}x. Through DeviceGateway.input on LoRa (each frame its own` +
     "\nsource), the real ResponderTable and KeyTable; the genuine figure is the gateway's side of a whole handshake" +
     "\n(I1 -> R2 + CONFIRM, then the device's first record, the psk key evolved and its new pids indexed)." +
+    `\nGenuine hellos refused: ${refused} (a device whose 4-byte pid is also another's gets the other's key from the table).` +
     `\nMedian of ${ROUNDS} interleaved rounds (after one to warm up), each the median of up to ${MAX_HELLOS} hellos in about ${BUDGET_MS} ms.`;
 }
