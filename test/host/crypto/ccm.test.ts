@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { aesBlock, ccmOpen, ccmSeal } from "../../../firmware/crypto/ccm";
+import { FORMAT_COMPACT } from "../../../firmware/record/header";
+import { openRecord, sealRecord } from "../../../firmware/record/record";
 import { nodeCcm, oneShotCcm } from "../../../host/crypto/aead";
 import { ccmLiveCount, ccmStats, ReusedCcm, setCcmLiveMax } from "../../../host/crypto/ccm";
 
@@ -164,5 +166,63 @@ describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
       ),
       { numRuns: 400 },
     );
+  });
+
+  it("seals and opens compact records in place through the record layer's host hooks (sealSeq, openSeq): the portable path's bytes, in and out of sequence order, and no forgery opens", () => {
+    const key = randomBytes(16), iv = randomBytes(13);
+    const sealer = nodeCcm(key, 8, 13), opener = nodeCcm(key, 8, 13), portable = oneShotCcm(key, 8, 13); // the last one has no hooks
+    let seq = 0;
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 120 }),
+        fc.integer({ min: 1, max: 0xffffff }),
+        fc.constantFrom(0, 0x40, 0x20),
+        fc.integer({ min: 0, max: 40 }),
+        (payload, spi, flags, jump) => {
+          // Mostly the next number (the counter blocks computed ahead are used), sometimes a jump back or ahead.
+          seq = jump < 30 ? seq + 1 : jump < 35 ? Math.max(0, seq - jump) : seq + jump * 1000;
+          seq = seq & 0xfffff;
+          const a = sealRecord(FORMAT_COMPACT, sealer, iv, spi, flags, 0, seq, payload) as Uint8Array;
+          assert.equal(hex(a), hex(sealRecord(FORMAT_COMPACT, portable, iv, spi, flags, 0, seq, payload) as Uint8Array));
+          const o = openRecord(FORMAT_COMPACT, opener, iv, a);
+          assert.ok(typeof o !== "number");
+          assert.equal(hex(o.payload), hex(payload));
+          const bad = Uint8Array.from(a);
+          bad[(jump * 7) % bad.length] ^= 1 << (jump % 8);
+          assert.equal(typeof openRecord(FORMAT_COMPACT, opener, iv, bad), "number");
+          assert.equal(typeof openRecord(FORMAT_COMPACT, opener, iv, a.subarray(0, a.length - 1)), "number");
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("hands out a record sealed ahead only for exactly its inputs; anything else is sealed afresh", () => {
+    const key = randomBytes(16), iv = randomBytes(13), spi = 0x123456;
+    const a = nodeCcm(key, 8, 13), ref = oneShotCcm(key, 8, 13);
+    a.seal(randomBytes(13), randomBytes(8), randomBytes(4)); // its second use makes contexts
+    a.seal(randomBytes(13), randomBytes(8), randomBytes(4));
+    const headers = new Uint8Array(8 * 16), payloads = randomBytes(4 * 16);
+    const header = (seq: number) => {
+      const r = sealRecord(FORMAT_COMPACT, ref, iv, spi, 0x40, 0, seq, new Uint8Array(4)) as Uint8Array;
+      return r.subarray(0, 8);
+    };
+    for (let e = 0; e < 16; e++) headers.set(header(1000 + e), 8 * e);
+    assert.ok(a.sealAhead(iv, 1000, 16, headers, 8, payloads, 4));
+    for (let e = 0; e < 16; e++) {
+      const p = payloads.subarray(e * 4, e * 4 + 4);
+      assert.ok(a.sealedAhead(iv, 1000 + e));
+      // The same inputs: the bytes made ahead, which are what sealing now gives.
+      assert.equal(hex(sealRecord(FORMAT_COMPACT, a, iv, spi, 0x40, 0, 1000 + e, p) as Uint8Array), hex(sealRecord(FORMAT_COMPACT, ref, iv, spi, 0x40, 0, 1000 + e, p) as Uint8Array));
+      // Other inputs under a number sealed ahead: sealed afresh, never the bytes made ahead.
+      const wrong = Uint8Array.from(p);
+      wrong[3] ^= 1;
+      for (const [f, q] of [[0x40, wrong], [0, p]] as const) {
+        assert.equal(hex(sealRecord(FORMAT_COMPACT, a, iv, spi, f, 0, 1000 + e, q) as Uint8Array), hex(sealRecord(FORMAT_COMPACT, ref, iv, spi, f, 0, 1000 + e, q) as Uint8Array));
+      }
+      assert.equal(hex(sealRecord(FORMAT_COMPACT, a, Uint8Array.from(iv), spi, 0x40, 0, 1000 + e, p) as Uint8Array), hex(sealRecord(FORMAT_COMPACT, ref, Uint8Array.from(iv), spi, 0x40, 0, 1000 + e, p) as Uint8Array));
+    }
+    assert.equal(a.sealedAhead(iv, 999), false);
+    assert.equal(a.sealedAhead(iv, 1016), false);
   });
 });
