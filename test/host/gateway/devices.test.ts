@@ -27,7 +27,7 @@ function seeded(seed: string, fast: boolean): CryptoProvider {
     return out;
   };
   const p: CryptoProvider = { ...hostProvider, random, keyPair: () => keyPairWith(nodeX25519, random) };
-  // Without the reused-context CCM the gateway's fast paths never apply: the portable path does everything.
+  // Without the reused-context CCM the record layer's host hooks (sealSeq, openSeq) are absent: its portable code does everything.
   return fast ? p : { ...p, ccm: (key, tagLen, nonceLen) => oneShotCcm(key, tagLen, nonceLen) };
 }
 
@@ -117,8 +117,8 @@ function script(w: ReturnType<typeof world>, each: (label: string) => void): voi
   feed(a, old, "the record sent before it");
 }
 
-describe("DeviceGateway fast path", () => {
-  it("gives exactly what the portable path gives: same output bytes, uplinks, counters and session state after every packet", () => {
+describe("DeviceGateway on the host AEAD's hooks (records opened and sealed in place, ACKs sealed ahead)", () => {
+  it("gives exactly what it gives without them: same output bytes, uplinks, counters and session state after every packet", () => {
     const proto = ReusedCcm.prototype as unknown as { [m: string]: (...a: unknown[]) => unknown };
     const calls = { openSeq: 0, sealSeq: 0, sealBatch: 0 };
     const saved = { openSeq: proto.openSeq, sealSeq: proto.sealSeq, sealBatch: proto.sealBatch };
@@ -140,8 +140,8 @@ describe("DeviceGateway fast path", () => {
     } finally {
       Object.assign(proto, saved);
     }
-    // The fast run did take the fast paths (records opened, ACKs sealed on reused contexts, some ahead in
-    // batches); the other never did.
+    // The run on the host CCM did take its hooks (records opened, ACKs sealed on reused contexts, some ahead
+    // in batches); the other never did.
     assert.ok(used[0].openSeq >= 20 && used[0].sealSeq >= 5 && used[0].sealBatch >= 3, JSON.stringify(used));
     assert.deepEqual(used[1], { openSeq: 0, sealSeq: 0, sealBatch: 0 });
     assert.equal(runs[0].length, runs[1].length);

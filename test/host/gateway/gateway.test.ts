@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { memoryStorage } from "../../../firmware/runtime/facade";
+import { ackCount, encodeData, messageId, messageKind, MSG_ACK } from "../../../firmware/runtime/messages";
+import { Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
+import { sessionSend } from "../../../firmware/session/session";
+import { SUITE_CONSTRAINED } from "../../../firmware/suite";
+import { decodeBatch, FrameError, KIND_KEYS, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
+import { backboneKeyPair } from "../../../host/backbone/handshake";
+import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
+import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
+import { silentLogger } from "../../../host/telemetry/log";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+/** A terminating gateway (its backbone never started) and a dh device with a confirmed session through it. */
+function world() {
+  const responder = nodeKeyPair();
+  const gw = new Gateway({ mode: "terminate", identity: { kid: randomBytes(4), keys: backboneKeyPair() }, controller: { host: "127.0.0.1", port: 9, publicKey: backboneKeyPair().S }, log: silentLogger() });
+  gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
+  const me = nodeKeyPair(), kid = Uint8Array.of(0x10, 0, 0, 7);
+  gw.keys.setDh(hex(kid), hex(kid), me.S);
+  const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() };
+  const ep: Endpoint = epNew({
+    initiator: true, dh: true, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: { p: hostProvider, kid, me, peer: responder.S },
+    dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false,
+  });
+  const link = "ble:d7";
+  epStart(ep, Date.now());
+  for (let round = 0; round < 4; round++) {
+    for (const o of epTakeOutput(ep)) gw.input(link, o.bytes);
+    for (const o of gw.takeOutput()) epInput(ep, o.bytes, 1, Date.now());
+  }
+  assert.ok(ep.confirmed);
+  return { gw, ep, link, kid };
+}
+
+/** Everything the gateway has queued for the controller since the last call, decoded. */
+function queued(gw: Gateway): Uplink[] {
+  const ups: Uplink[] = [];
+  while (gw.client.peer.out.hasUnsent) {
+    const chunks: Uint8Array[] = [];
+    gw.client.peer.out.takeBatch(chunks, 1 << 20, 1 << 14);
+    const ms = decodeBatch(Buffer.concat(chunks));
+    assert.ok(!(ms instanceof FrameError), String(ms));
+    for (const m of ms) if (m.kind === KIND_UPLINK) ups.push(m);
+  }
+  return ups;
+}
+
+/** The ids the device's ACKs name, from the gateway's output. */
+function acked(gw: Gateway, ep: Endpoint): number[] {
+  const ids: number[] = [];
+  for (const o of gw.takeOutput()) epInput(ep, o.bytes, 1, Date.now());
+  for (const m of epTakeInbox(ep)) if (messageKind(m) === MSG_ACK) for (let k = 0; k < ackCount(m); k++) ids.push(messageId(m, k));
+  return ids;
+}
+
+describe("Gateway (terminate): readings into the backbone queue, ACKs once the controller has them", () => {
+  it("writes each reading into the queue as an UPLINK (device, id, time, reading) and acknowledges it only once the controller acknowledged that message", () => {
+    const { gw, ep, link, kid } = world();
+    queued(gw); // the session event and anything else from the handshake
+    const before = Date.now();
+    const readings = [Buffer.from("first reading"), Buffer.from("second"), Buffer.from("a third, longer reading of sixty bytes or so, to cross blocks")];
+    readings.forEach((r, i) => {
+      sessionSend(ep.session!, encodeData(100 + i, r), Date.now());
+      for (const o of epTakeOutput(ep)) gw.input(link, o.bytes);
+    });
+    const ups = queued(gw);
+    assert.equal(ups.length, 3);
+    ups.forEach((u, i) => {
+      assert.equal(hex(u.device), hex(kid));
+      const p = Buffer.from(u.payload);
+      assert.equal(p.readUIntBE(0, 3), 100 + i, "message id");
+      const at = p.readUIntBE(3, 6);
+      assert.ok(at >= before && at <= Date.now(), "the time the gateway took it in");
+      assert.equal(p.subarray(UPLINK_HEAD).toString(), readings[i].toString());
+    });
+    assert.deepEqual(acked(gw, ep), [], "nothing acknowledged before the controller has it");
+    // The controller acknowledges the backbone messages up to the second reading's.
+    const second = gw.client.peer.out.end - 2;
+    gw.client.emit("acked", second + 1);
+    assert.deepEqual(acked(gw, ep), [100, 101]);
+    gw.client.emit("acked", gw.client.peer.out.end);
+    assert.deepEqual(acked(gw, ep), [102]);
+  });
+
+  it("leaves a reading the full queue refused unacknowledged, and takes the device's next copy in as new", () => {
+    const { gw, ep, link } = world();
+    const q = gw.client.peer.out;
+    queued(gw);
+    // Fill the queue to its message bound.
+    const limit = q.limits.maxMessages;
+    while (q.count < limit) assert.ok(q.reserve(KIND_UPLINK, Uint8Array.of(1), 1) >= 0);
+    sessionSend(ep.session!, encodeData(7, Buffer.from("refused")), Date.now());
+    for (const o of epTakeOutput(ep)) gw.input(link, o.bytes);
+    assert.equal(gw.stats.dropped, 1);
+    // The queue drains (the controller took everything); the device sends its copy again, and it goes up this time.
+    queued(gw);
+    q.ack(q.end);
+    gw.client.emit("acked", q.end);
+    assert.deepEqual(acked(gw, ep), []);
+    sessionSend(ep.session!, encodeData(7, Buffer.from("refused")), Date.now());
+    for (const o of epTakeOutput(ep)) gw.input(link, o.bytes);
+    const ups = queued(gw);
+    assert.equal(ups.length, 1);
+    assert.equal(Buffer.from(ups[0].payload).subarray(UPLINK_HEAD).toString(), "refused");
+    gw.client.emit("acked", q.end);
+    assert.deepEqual(acked(gw, ep), [7]);
+  });
+});
