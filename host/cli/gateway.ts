@@ -7,7 +7,7 @@ import { Logger } from "../telemetry/log";
 import { serveMetrics, type MetricsServer } from "../telemetry/metrics-http";
 import { RADIO_OPTIONS, radioSettings, startRadios } from "./gateway-radios";
 import { bytes, ensureKeyFile } from "./keyfile";
-import { CommandSpec, hostPort, oneOf, port, str, UsageError, Values } from "./options";
+import { CommandSpec, hostPort, intIn, oneOf, port, str, UsageError, Values } from "./options";
 
 export const GATEWAY: CommandSpec = {
   name: "gateway",
@@ -20,6 +20,7 @@ export const GATEWAY: CommandSpec = {
     "sim-port": { type: "string", help: "port the board simulator connects to (0 = any, off = none)", default: "7400" },
     ...RADIO_OPTIONS,
     "metrics-port": { type: "string", help: "port of this gateway's Prometheus /metrics and /status, on 127.0.0.1 (0 = any, off = none)", default: "off" },
+    "device-threads": { type: "string", help: "terminate mode: worker threads the device sessions are shared out over, by SPI (1 = all on the main thread)", default: "1" },
   },
 };
 
@@ -30,11 +31,12 @@ export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gat
   if (!/^[0-9a-f]{64}$/.test(ck)) throw new UsageError(`--controller-key: must be the controller's public key, 64 hex digits (sesame controller prints it as "public")`);
   const radios = radioSettings(v);
   const metricsPort = v["metrics-port"] === "off" ? undefined : port(v, "metrics-port");
+  const deviceThreads = intIn(v, "device-threads", 1, 64, "worker threads for device sessions");
   const key = ensureKeyFile(str(v, "key-file"));
   if (key.made) log.info("made this gateway's identity", { file: path.resolve(str(v, "key-file")) });
   const gateway = new Gateway({
     mode, identity: { kid: bytes(key.key.kid), keys: { S: bytes(key.key.public), s: bytes(key.key.secret) } },
-    controller: { host: ctl.host, port: ctl.port, publicKey: bytes(ck) }, log,
+    controller: { host: ctl.host, port: ctl.port, publicKey: bytes(ck) }, log, deviceThreads,
   });
   const metrics = metricsPort === undefined ? undefined : await serveMetrics(gateway.metrics, { port: metricsPort, status: () => ({ ...gateway.stats }) });
   let sim: SimLinkServer | undefined;

@@ -19,9 +19,7 @@ import type { Endpoint } from "../../firmware/session/endpoint";
 import type { Session } from "../../firmware/session/session";
 import type { SeqStorage } from "../../firmware/session/seqstore";
 
-/** Where a packet came from or goes to: a BLE connection ("ble:<address>") or the LoRa channel ("lora"). */
-export type LinkAddress = string;
-export const LORA: LinkAddress = "lora";
+import { LinkAddress, LORA } from "./device-side";
 
 export type DeviceState = {
   /** The device's name: its sessions' peer (a dh kid or a psk device id) in hex. */

@@ -24,26 +24,19 @@ import { addTransport, deleteTransport } from "../../firmware/session/session";
 import { DATA_BODY_AT, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
-import { confirmReading, DeviceState, deviceNew, LinkAddress, LORA, READING_NEW, releaseReading, takeReading } from "./device-state";
+import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
+import { DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
 
-export { LORA, type LinkAddress, type DeviceState };
+export { LORA, type LinkAddress, type DeviceState, type DownPacket, type DeviceRef, type UplinkSink };
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
 export const TID_BLE = 1;
 export const TID_LORA = 2;
 
 export type Uplink = { device: string; id: number; body: Uint8Array; link: LinkAddress; at: number };
-export type DownPacket = { link: LinkAddress; bytes: Uint8Array };
-
-/**
- * Where readings go instead of takeUplinks(), as they are taken in: the device, the reading's id, the DATA
- * message (the reading is message[DATA_BODY_AT..], valid only during the call) and when it came. False when
- * it could not be carried on (the device's next copy is then taken in again).
- */
-export type UplinkSink = (d: DeviceState, id: number, message: Uint8Array, at: number) => boolean;
 
 export type DeviceGatewayOptions = {
   /** Responder configuration per handshake mode (a fleet may mix psk and dh devices). */
@@ -87,7 +80,7 @@ const SUPERSEDED_MS = 600_000;
 
 export type DeviceGatewayStats = { packets: number; records: number; unknownSpi: number; malformed: number; uplinks: number; duplicates: number; commandsLost: number };
 
-export class DeviceGateway {
+export class DeviceGateway implements DeviceSide {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
@@ -107,6 +100,8 @@ export class DeviceGateway {
   private readonly deviceOptions;
   /** Where readings go as they are taken in; while unset, they wait for takeUplinks(). */
   onUplink: UplinkSink | undefined;
+  /** (Never called: this side answers synchronously.) */
+  onOutput: (() => void) | undefined;
   readonly stats: DeviceGatewayStats = { packets: 0, records: 0, unknownSpi: 0, malformed: 0, uplinks: 0, duplicates: 0, commandsLost: 0 };
 
   constructor(private readonly opts: DeviceGatewayOptions) {
@@ -225,8 +220,9 @@ export class DeviceGateway {
     return d !== undefined && this.confirmOf(d, id, now);
   }
 
-  /** confirm(), for a device at hand (what an UplinkSink was given). */
-  confirmOf(d: DeviceState, id: number, now: number): boolean {
+  /** confirm(), for a device at hand (what an UplinkSink was given: one of this gateway's DeviceStates). */
+  confirmOf(ref: DeviceRef, id: number, now: number): boolean {
+    const d = ref as DeviceState;
     if (d.ended || !confirmReading(d, id)) return false;
     this.markDue(d, now);
     return true;
@@ -289,6 +285,12 @@ export class DeviceGateway {
   /** Devices with a session that can carry data now. */
   online(): string[] {
     return [...this.devices].filter(([, d]) => d.ep !== undefined && epReady(d.ep)).map(([k]) => k);
+  }
+
+  onlineCount(): number {
+    let n = 0;
+    for (const d of this.devices.values()) if (d.ep !== undefined && epReady(d.ep)) n++;
+    return n;
   }
 
   private track(ep: Endpoint, source: string, now: number): void {
@@ -459,7 +461,7 @@ export class DeviceGateway {
       if (sink === undefined) {
         // a copy (a view of a small array would move its bytes off the heap, which costs more)
         this.uplinks.push({ device: d.name, id, body: m.slice(DATA_BODY_AT), link: d.last, at: now });
-      } else if (!sink(d, id, m, now)) {
+      } else if (!sink(d, id, m, DATA_BODY_AT, m.length - DATA_BODY_AT, now)) {
         releaseReading(d, id);
         return -1;
       }

@@ -21,14 +21,14 @@ import { allSessionsClosed, sessionEvent } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
-import { DATA_BODY_AT } from "../../firmware/runtime/messages";
-import { DeviceGateway, type DeviceState, type DownPacket } from "./devices";
+import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, responderGrant } from "./device-side";
+import { DeviceGateway } from "./devices";
+import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
 import { GatewayTelemetry, metricsObserver } from "./telemetry";
 
 export type GatewayMode = "terminate" | "relay";
-/** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */
-export const RESPONDER_GRANT = "*responder*";
+export { RESPONDER_GRANT };
 /** An UPLINK's payload: message id (3 bytes) | gateway receive time, ms since the epoch (6) | the reading. */
 export const UPLINK_HEAD = 9;
 
@@ -41,6 +41,11 @@ export type GatewayOptions = {
   queueMessages?: number;
   /** Where the gateway's figures go (served at its /metrics by the CLI); a Metrics of its own when absent. */
   metrics?: Metrics;
+  /**
+   * Terminate mode: worker threads the device sessions are spread over, by SPI (./shards.ts); 1 (the
+   * default) keeps them on this thread.
+   */
+  deviceThreads?: number;
 };
 
 export type GatewayStats = { up: number; down: number; upBytes: number; downBytes: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
@@ -66,7 +71,9 @@ class ByteNames {
 export class Gateway extends EventEmitter {
   readonly stats: GatewayStats = { up: 0, down: 0, upBytes: 0, downBytes: 0, dropped: 0, relayedUp: 0, relayedDown: 0, grants: 0 };
   readonly keys = new KeyTable();
-  readonly devices: DeviceGateway | undefined;
+  /** The device side (terminate mode): on this thread, or over worker threads (`shards`). */
+  readonly devices: DeviceSide | undefined;
+  readonly shards: DeviceShards | undefined;
   readonly client: BackboneClient;
   private responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant; until then dh handshakes fail
   private readonly out: DownPacket[] = [];
@@ -86,8 +93,11 @@ export class Gateway extends EventEmitter {
         seqBlock: 1024, store: memoryStorage(),
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
-      this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
-      this.devices.onUplink = (d, id, m, at) => this.uplink(d, id, m, at);
+      const threads = opts.deviceThreads ?? 1;
+      if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
+      else this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
+      this.devices.onUplink = (d, id, body, off, len, at) => this.uplink(d, id, body, off, len, at);
+      this.devices.onOutput = () => this.pump();
     }
     this.client = new BackboneClient({
       host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
@@ -99,7 +109,7 @@ export class Gateway extends EventEmitter {
     this.client.on("disconnected", (reason: string) => opts.log.warn("backbone down, reconnecting", { reason }));
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
-    this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.online().length));
+    this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.onlineCount()));
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
     if (devices) this.toController(allSessionsClosed("gateway restarted"));
   }
@@ -134,6 +144,7 @@ export class Gateway extends EventEmitter {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.shards?.close();
     await this.client.close();
   }
 
@@ -142,7 +153,8 @@ export class Gateway extends EventEmitter {
     if (this.devices) {
       this.devices.poll(Date.now());
       this.pump();
-      for (const e of this.keys.takeEvolved()) this.toController({ kind: KIND_KEYS_EVOLVED, device: Buffer.from(e.device), payload: Buffer.from(e.text) });
+      const evolved = this.shards !== undefined ? this.shards.takeEvolved() : this.keys.takeEvolved();
+      for (const e of evolved) this.toController({ kind: KIND_KEYS_EVOLVED, device: Buffer.from(e.device), payload: Buffer.from(e.text) });
     }
     if (this.out.length > 0) this.emit("output");
   }
@@ -151,9 +163,8 @@ export class Gateway extends EventEmitter {
    * A reading taken in: written straight into the backbone queue as an UPLINK (no object made for it), and
    * remembered until the controller acknowledges it. False when the queue is full.
    */
-  private uplink(d: DeviceState, id: number, message: Uint8Array, at: number): boolean {
+  private uplink(d: DeviceRef, id: number, body: Uint8Array, off: number, n: number, at: number): boolean {
     const peer = this.client.peer;
-    const n = message.length - DATA_BODY_AT;
     const w = peer.reserve(KIND_UPLINK, d.id, UPLINK_HEAD + n);
     if (w < 0) {
       this.stats.dropped++;
@@ -173,7 +184,7 @@ export class Gateway extends EventEmitter {
     b[w + 6] = (lo >>> 16) & 0xff;
     b[w + 7] = (lo >>> 8) & 0xff;
     b[w + 8] = lo & 0xff;
-    for (let i = 0; i < n; i++) b[w + UPLINK_HEAD + i] = message[DATA_BODY_AT + i];
+    for (let i = 0; i < n; i++) b[w + UPLINK_HEAD + i] = body[off + i];
     this.stats.up++;
     this.stats.upBytes += n;
     this.unconfirmed.push(peer.out.end - 1, d, id);
@@ -228,19 +239,16 @@ export class Gateway extends EventEmitter {
     } else if (m.kind === KIND_KEYS && this.devices) {
       const device = text(m.device), grant = text(m.payload);
       this.stats.grants++;
+      this.shards?.grant(device, grant); // the workers keep their own tables (and the responder's key)
       if (device === RESPONDER_GRANT) {
-        const f = /^public=([0-9a-f]{64});secret=([0-9a-f]{64})$/.exec(grant);
-        if (f) this.responder = { S: Uint8Array.from(Buffer.from(f[1], "hex")), s: Uint8Array.from(Buffer.from(f[2], "hex")) };
+        this.responder = responderGrant(grant) ?? this.responder;
         return;
       }
       // Withdrawn (revoked, or rotated: the new keys follow): the device's live sessions end. A grant that
       // only carries evolved psk keys leaves them alone.
-      if (grant === "") {
-        const ended = this.devices.end(this.keys.peerOf(device), Date.now());
-        if (ended > 0) this.opts.log.info("ended a device's sessions: its keys were withdrawn", { device, sessions: ended });
-        this.pump();
-      }
-      const problem = this.keys.applyGrant(device, grant);
+      if (grant === "") this.opts.log.info("a device's keys were withdrawn: its sessions end", { device });
+      const problem = applyDeviceGrant(this.keys, this.shards !== undefined ? { end: () => {} } : this.devices, device, grant, Date.now());
+      if (grant === "") this.pump();
       if (problem) this.opts.log.warn("ignored a key grant", { device, problem });
     } else if (m.kind === KIND_KEYS && !this.devices) {
       // A relay gateway must never hold device keys: refuse, loudly.
@@ -252,12 +260,12 @@ export class Gateway extends EventEmitter {
 /** A FIFO of (backbone number, device, message id) in rings that grow when full: nothing made per reading. */
 class Unconfirmed {
   private nums = new Float64Array(1024);
-  private devices: (DeviceState | undefined)[] = new Array<DeviceState | undefined>(1024).fill(undefined);
+  private devices: (DeviceRef | undefined)[] = new Array<DeviceRef | undefined>(1024).fill(undefined);
   private ids = new Int32Array(1024);
   private head = 0;
   private tail = 0;
 
-  push(num: number, device: DeviceState, id: number): void {
+  push(num: number, device: DeviceRef, id: number): void {
     if (this.tail - this.head === this.nums.length) this.grow();
     const i = this.tail++ & (this.nums.length - 1);
     this.nums[i] = num;
@@ -265,7 +273,7 @@ class Unconfirmed {
     this.ids[i] = id;
   }
 
-  shiftBelow(base: number, each: (device: DeviceState, id: number) => void): void {
+  shiftBelow(base: number, each: (device: DeviceRef, id: number) => void): void {
     const mask = this.nums.length - 1;
     while (this.head < this.tail && this.nums[this.head & mask] < base) {
       const i = this.head++ & mask;
@@ -278,7 +286,7 @@ class Unconfirmed {
   private grow(): void {
     const size = 2 * this.nums.length, mask = this.nums.length - 1;
     const nums = new Float64Array(size), ids = new Int32Array(size);
-    const devices = new Array<DeviceState | undefined>(size).fill(undefined);
+    const devices = new Array<DeviceRef | undefined>(size).fill(undefined);
     for (let k = this.head; k < this.tail; k++) {
       nums[k - this.head] = this.nums[k & mask];
       devices[k - this.head] = this.devices[k & mask];

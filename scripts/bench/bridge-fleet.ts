@@ -22,6 +22,7 @@ import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndp
 import { BackbonePeer } from "../../host/backbone/peer";
 import { sealChunks } from "../../host/backbone/records";
 import { hostProvider, nodeKeyPair } from "../../host/crypto/provider";
+import { DeviceGateway } from "../../host/gateway/devices";
 import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gateway";
 import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
 import { silentLogger } from "../../host/telemetry/log";
@@ -298,7 +299,7 @@ export function floor(devices: Device[], r: Records): { secs: number; cpuSecs: n
  * the controller had it durably already) and the ACK records taken after each. Wall and CPU seconds.
  */
 export function deviceSide(f: Bridge, r: Records, order?: Int32Array): { secs: number; cpuSecs: number } {
-  const d = f.gw.devices!;
+  const d = f.gw.devices as DeviceGateway;
   const sink = d.onUplink;
   const now = Date.now();
   d.onUplink = (dev, id) => d.confirmOf(dev, id, now) || true;

@@ -12,8 +12,8 @@
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
-import { encodeData } from "../../firmware/runtime/messages";
-import type { DeviceState } from "../../host/gateway/devices";
+import { DATA_BODY_AT, encodeData } from "../../firmware/runtime/messages";
+import type { DeviceRef } from "../../host/gateway/device-side";
 import { fmt, median, progress, table } from "../lib/measure";
 import { BURST, Bridge, deviceSide, fleet, Fleet, floor, PAYLOAD, percentiles, records, Records, run, Run, settle, turn } from "./bridge-fleet";
 
@@ -99,8 +99,8 @@ function deviceSteps(f: Bridge, r: Records): () => Promise<number> {
 async function backboneSteps(f: Bridge, perTurn: number): Promise<() => Promise<number>> {
   const dg = f.gw.devices!;
   const sink = dg.onUplink!;
-  const states: DeviceState[] = [];
-  dg.onUplink = (d, id, m, at) => (states.push(d), sink(d, id, m, at));
+  const states: DeviceRef[] = [];
+  dg.onUplink = (d, id, body, off, len, at) => (states.push(d), sink(d, id, body, off, len, at));
   await run(f, records(f.devices, 2 * BURST), 0);
   dg.onUplink = sink;
   const message = encodeData(1, new Uint8Array(PAYLOAD));
@@ -108,7 +108,7 @@ async function backboneSteps(f: Bridge, perTurn: number): Promise<() => Promise<
   return async () => {
     for (let b = 0; b < WINDOW; b += perTurn) {
       const now = Date.now();
-      for (let i = 0; i < perTurn; i++) sink(states[i % states.length], id++, message, now);
+      for (let i = 0; i < perTurn; i++) sink(states[i % states.length], id++, message, DATA_BODY_AT, PAYLOAD, now);
       f.ack();
       await turn();
     }

@@ -109,3 +109,78 @@ describe("Gateway (terminate): readings into the backbone queue, ACKs once the c
     assert.deepEqual(acked(gw, ep), [7]);
   });
 });
+
+describe("Gateway (terminate) with its device side over two worker threads, shared out by SPI", () => {
+  const wait = () => new Promise((r) => setTimeout(r, 10));
+  async function until<T>(what: string, f: () => T | undefined): Promise<T> {
+    for (let k = 0; k < 500; k++) {
+      const v = f();
+      if (v !== undefined) return v;
+      await wait();
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  it("handshakes, carries readings up and acknowledges them once the controller has them, for devices on both workers", async () => {
+    const responder = nodeKeyPair();
+    const gw = new Gateway({
+      mode: "terminate", identity: { kid: randomBytes(4), keys: backboneKeyPair() }, controller: { host: "127.0.0.1", port: 9, publicKey: backboneKeyPair().S },
+      log: silentLogger(), deviceThreads: 2,
+    });
+    try {
+      gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
+      const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() };
+      const devs: { ep: Endpoint; link: string; kid: Uint8Array }[] = [];
+      const pending = new Map<string, Uint8Array[]>();
+      gw.on("output", () => { for (const o of gw.takeOutput()) pending.set(o.link, [...(pending.get(o.link) ?? []), o.bytes]); });
+      const deliver = (d: { ep: Endpoint; link: string }) => {
+        const got = pending.get(d.link) ?? [];
+        pending.delete(d.link);
+        for (const b of got) epInput(d.ep, b, 1, Date.now());
+        return got.length;
+      };
+      for (let i = 0; i < 6; i++) {
+        const me = nodeKeyPair(), kid = Uint8Array.of(0x10, 0, 1, i);
+        const grant = `mode=dh;kid=${hex(kid)};public=${hex(me.S)}`;
+        gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(hex(kid)), payload: Buffer.from(grant) });
+        const ep = epNew({
+          initiator: true, dh: true, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: { p: hostProvider, kid, me, peer: responder.S },
+          dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false,
+        });
+        devs.push({ ep, link: `ble:dev${i}`, kid });
+      }
+      for (const d of devs) epStart(d.ep, Date.now());
+      for (let round = 0; round < 4; round++) {
+        for (const d of devs) for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+        if (devs.every((d) => d.ep.confirmed)) break;
+        await until("handshake answers", () => (devs.every((d) => d.ep.confirmed || pending.has(d.link)) ? true : undefined));
+        for (const d of devs) deliver(d);
+      }
+      assert.ok(devs.every((d) => d.ep.confirmed), "every device has a confirmed session");
+      const workers = new Set(devs.map((d) => d.ep.session!.out.spi % 2));
+      assert.equal(workers.size, 2, "the sessions are spread over both workers");
+      queued(gw);
+      devs.forEach((d, i) => {
+        sessionSend(d.ep.session!, encodeData(50 + i, Buffer.from(`reading of ${i}`)), Date.now());
+        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+      });
+      const ups: Uplink[] = [];
+      await until("the readings in the backbone queue", () => (ups.push(...queued(gw)), ups.length >= devs.length ? true : undefined));
+      assert.deepEqual(ups.map((u) => `${hex(u.device)}:${Buffer.from(u.payload).subarray(UPLINK_HEAD).toString()}`).sort(), devs.map((d, i) => `${hex(d.kid)}:reading of ${i}`).sort());
+      await wait();
+      assert.ok(devs.every((d) => deliver(d) === 0), "no ACK before the controller has the readings");
+      gw.client.emit("acked", gw.client.peer.out.end);
+      const acks: number[] = [];
+      await until("the ACKs", () => {
+        for (const d of devs) {
+          deliver(d);
+          for (const m of epTakeInbox(d.ep)) if (messageKind(m) === MSG_ACK) for (let k = 0; k < ackCount(m); k++) acks.push(messageId(m, k));
+        }
+        return acks.length >= devs.length ? true : undefined;
+      });
+      assert.deepEqual(acks.sort(), devs.map((_, i) => 50 + i));
+    } finally {
+      await gw.close();
+    }
+  });
+});

@@ -1,0 +1,57 @@
+// What the gateway process needs of its device side (terminate mode), whether the devices live on this
+// thread (DeviceGateway, ./devices.ts) or are spread over worker threads by SPI (DeviceShards, ./shards.ts).
+import type { KeyTable } from "./keytable";
+
+/** Where a packet came from or goes to: a BLE connection ("ble:<address>") or the LoRa channel ("lora"). */
+export type LinkAddress = string;
+export const LORA: LinkAddress = "lora";
+
+export type DownPacket = { link: LinkAddress; bytes: Uint8Array };
+
+/** A device as an uplink names it: its name (a kid or device id in hex) and the same as bytes. */
+export type DeviceRef = { readonly name: string; readonly id: Uint8Array };
+
+/**
+ * Where readings go as they are taken in: the device, the reading's id, the reading itself (body[off,
+ * off + len), valid only during the call) and when it came. False when it could not be carried on (the
+ * device's next copy is then taken in again).
+ */
+export type UplinkSink = (d: DeviceRef, id: number, body: Uint8Array, off: number, len: number, at: number) => boolean;
+
+export interface DeviceSide {
+  /** Where readings go as they are taken in. */
+  onUplink: UplinkSink | undefined;
+  /** Called when packets for the links became ready other than in answer to a call (a worker's answer). */
+  onOutput: (() => void) | undefined;
+  input(link: LinkAddress, packet: Uint8Array, now: number): void;
+  connected(link: LinkAddress, now: number): void;
+  poll(now: number): void;
+  readonly hasOutput: boolean;
+  takeOutput(): DownPacket[];
+  /** holdAcks: reading `id` of `d` (as onUplink gave it) is durable: its ACK goes out with the next output. */
+  confirmOf(d: DeviceRef, id: number, now: number): boolean;
+  /** Queues a command; its message id, or -1 (unknown device, queue full). */
+  command(device: string, body: Uint8Array, now: number): number;
+  /** Ends every session of a device (revoked, rotated). */
+  end(device: string, now: number): void;
+  /** Devices with a session that can carry data now. */
+  onlineCount(): number;
+}
+
+/** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */
+export const RESPONDER_GRANT = "*responder*";
+
+/** The responder's key pair from its grant text, or undefined for a text that is not one. */
+export function responderGrant(grant: string): { S: Uint8Array; s: Uint8Array } | undefined {
+  const f = /^public=([0-9a-f]{64});secret=([0-9a-f]{64})$/.exec(grant);
+  return f ? { S: Uint8Array.from(Buffer.from(f[1], "hex")), s: Uint8Array.from(Buffer.from(f[2], "hex")) } : undefined;
+}
+
+/**
+ * A device's KEYS grant applied to `keys` and `side`: withdrawn (an empty grant: revoked, or rotated and the
+ * new keys follow), the device's live sessions end first. What is wrong with the grant's text, or "".
+ */
+export function applyDeviceGrant(keys: KeyTable, side: Pick<DeviceSide, "end">, device: string, grant: string, now: number): string {
+  if (grant === "") side.end(keys.peerOf(device), now);
+  return keys.applyGrant(device, grant);
+}

@@ -1,0 +1,111 @@
+// One worker of DeviceShards (./shards.ts): a DeviceGateway for the sessions whose SPI is its own (spi %
+// count === index), with its own key table (the controller's grants, forwarded), answering each batch from
+// the main thread with the packets for the links, the readings taken in, and what its observer saw.
+import { parentPort, workerData } from "node:worker_threads";
+import type { KeyPair } from "../../firmware/crypto/provider";
+import { memoryStorage } from "../../firmware/runtime/facade";
+import type { SaPolicy } from "../../firmware/session/sa";
+import { SUITE_CONSTRAINED } from "../../firmware/suite";
+import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { applyDeviceGrant, DeviceRef, RESPONDER_GRANT, responderGrant } from "./device-side";
+import { DeviceGateway, DeviceState } from "./devices";
+import { KeyTable } from "./keytable";
+import type { DeviceObserver } from "./observer";
+import { FromShard, ObserverCall, Packer, ToShard } from "./shards";
+
+const { index, count } = workerData as { index: number; count: number };
+const port = parentPort!;
+
+const keys = new KeyTable();
+let responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant, as on one thread
+const policy: SaPolicy = {
+  suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
+  seqBlock: 1024, store: memoryStorage(),
+};
+let calls: ObserverCall[] = [];
+const observer: DeviceObserver = {
+  handshake: (...a) => void calls.push(["handshake", ...a]),
+  session: (...a) => void calls.push(["session", ...a]),
+  authFailure: (...a) => void calls.push(["authFailure", ...a]),
+  keyRecords: (...a) => void calls.push(["keyRecords", ...a]),
+};
+// Sessions made here take SPIs of this worker's class only, so the main thread finds them by SPI.
+const config = (mode: "dh" | "psk") => ({ ...keys.responders(responder, policy)(mode), spiLive: (spi: number) => spi % count !== index });
+const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+
+// Devices by slot (what readings name them by on the main thread), and the slot of each.
+const bySlot: DeviceState[] = [];
+const slots = new WeakMap<DeviceRef, number>();
+let named: [number, string][] = [];
+const readings = { slots: [] as number[], ids: [] as number[], ats: [] as number[], bodies: new Packer() };
+
+devices.onUplink = (d, id, body, off, len, at) => {
+  let slot = slots.get(d);
+  if (slot === undefined) {
+    slot = bySlot.length;
+    bySlot.push(d as DeviceState);
+    slots.set(d, slot);
+    named.push([slot, d.name]);
+  }
+  readings.slots.push(slot);
+  readings.ids.push(id);
+  readings.ats.push(at);
+  readings.bodies.push(body, off, len);
+  return true;
+};
+
+const out = new Packer();
+
+/** What this batch made: packets, readings, names, observer calls, evolved keys. */
+function answer(): void {
+  const links: string[] = [];
+  for (const o of devices.takeOutput()) {
+    links.push(o.link);
+    out.push(o.bytes);
+  }
+  const r = readings.ids.length === 0 ? undefined : {
+    slots: Int32Array.from(readings.slots), ids: Int32Array.from(readings.ids), ats: Float64Array.from(readings.ats), bodies: readings.bodies.take(),
+  };
+  readings.slots = [];
+  readings.ids = [];
+  readings.ats = [];
+  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0) return;
+  const packets = out.take();
+  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount() };
+  named = [];
+  calls = [];
+  port.postMessage(m, r === undefined ? [packets.data.buffer as ArrayBuffer] : [packets.data.buffer as ArrayBuffer, r.bodies.data.buffer as ArrayBuffer]);
+}
+
+port.on("message", (m: ToShard) => {
+  switch (m.t) {
+    case "in": {
+      const { data, ends } = m.packets;
+      for (let i = 0; i < m.links.length; i++) devices.input(m.links[i], data.subarray(i === 0 ? 0 : ends[i - 1], ends[i]), m.now);
+      break;
+    }
+    case "connected":
+      devices.connected(m.link, m.now);
+      break;
+    case "poll":
+      devices.poll(m.now);
+      break;
+    case "confirm":
+      for (let i = 0; i < m.slots.length; i++) devices.confirmOf(bySlot[m.slots[i]], m.ids[i], m.now);
+      break;
+    case "release":
+      for (let i = 0; i < m.slots.length; i++) devices.release(bySlot[m.slots[i]].name, m.ids[i]);
+      break;
+    case "command":
+      devices.command(m.device, m.body, m.now);
+      break;
+    case "end":
+      devices.end(m.device, m.now);
+      break;
+    case "grant":
+      if (m.device === RESPONDER_GRANT) responder = responderGrant(m.grant) ?? responder;
+      else applyDeviceGrant(keys, devices, m.device, m.grant, Date.now());
+      break;
+  }
+  answer();
+});
