@@ -9,6 +9,7 @@ import { benchFlood } from "./bench/flood";
 import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
 import { benchBridge } from "./bench/bridge";
+import { benchScaling } from "./bench/scaling";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -18,6 +19,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Handshake flood at the gateway: work and memory", benchFlood],
   ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
+  ["Gateway scaling: 10,000 and 100,000 devices, and the device side on two worker threads", benchScaling],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
 ];
 

@@ -106,11 +106,19 @@ export class DeviceGateway implements DeviceSide {
 
   constructor(private readonly opts: DeviceGatewayOptions) {
     const limits = opts.limits ?? DEFAULT_LIMITS;
-    // Records find their session by SPI alone, so a new session must not take one in use here.
+    // Records find their session by SPI alone, so a new session must not take one in use here. The
+    // configuration an endpoint keeps is made once per configuration the owner gives (not per endpoint:
+    // a confirmed session's endpoint lives as long as its device).
+    const made = new Map<EndpointConfig, EndpointConfig>();
     const config = (mode: "dh" | "psk"): EndpointConfig => {
       const c = opts.config(mode);
-      const live = c.spiLive;
-      return { ...c, spiLive: (spi) => this.bySpi.has(spi) || live(spi) };
+      let mine = made.get(c);
+      if (mine === undefined) {
+        const live = c.spiLive;
+        if (made.size >= 8) made.clear();
+        made.set(c, (mine = { ...c, spiLive: (spi) => this.bySpi.has(spi) || live(spi) }));
+      }
+      return mine;
     };
     const o = opts.observer;
     this.tables = {

@@ -95,7 +95,15 @@ export class Gateway extends EventEmitter {
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
       const threads = opts.deviceThreads ?? 1;
       if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
-      else this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
+      else {
+        // Made again only when the responder's key changes (its grant), so endpoints share them.
+        let configs = { me: this.responder, of: this.keys.responders(this.responder, policy) };
+        const config = (mode: "dh" | "psk") => {
+          if (configs.me !== this.responder) configs = { me: this.responder, of: this.keys.responders(this.responder, policy) };
+          return configs.of(mode);
+        };
+        this.devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+      }
       this.devices.onUplink = (d, id, body, off, len, at) => this.uplink(d, id, body, off, len, at);
       this.devices.onOutput = () => this.pump();
     }

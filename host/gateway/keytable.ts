@@ -144,12 +144,12 @@ export class KeyTable {
     return this.psk.get(hex(device))?.keys;
   }
 
-  /** Responder configurations over this table, for host/gateway/devices.ts. */
+  /** Responder configurations over this table, for host/gateway/devices.ts: the same two objects for every endpoint. */
   responders(me: KeyPair, policy: SaPolicy, retryMs = 30_000): (mode: "dh" | "psk") => EndpointConfig {
     const base = { initiator: false, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs, dhI: undefined, pskI: undefined, spiLive: () => false };
-    return (mode) => mode === "dh"
-      ? { ...base, dh: true, dhR: { p: hostProvider, me, lookup: (kid) => this.lookupKid(kid) }, pskR: undefined, pskStore: undefined }
-      : { ...base, dh: false, dhR: undefined, pskR: { p: hostProvider, lookup: (pid) => this.findPsk(pid) }, pskStore: (d) => this.storeToEvolve(d) };
+    const dh: EndpointConfig = { ...base, dh: true, dhR: { p: hostProvider, me, lookup: (kid) => this.lookupKid(kid) }, pskR: undefined, pskStore: undefined };
+    const psk: EndpointConfig = { ...base, dh: false, dhR: undefined, pskR: { p: hostProvider, lookup: (pid) => this.findPsk(pid) }, pskStore: (d) => this.storeToEvolve(d) };
+    return (mode) => (mode === "dh" ? dh : psk);
   }
 
   /** The store a responder is about to evolve (endpoint.ts confirm -> pskConfirm, at once): its pids change. */

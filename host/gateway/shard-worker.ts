@@ -29,8 +29,18 @@ const observer: DeviceObserver = {
   authFailure: (...a) => void calls.push(["authFailure", ...a]),
   keyRecords: (...a) => void calls.push(["keyRecords", ...a]),
 };
-// Sessions made here take SPIs of this worker's class only, so the main thread finds them by SPI.
-const config = (mode: "dh" | "psk") => ({ ...keys.responders(responder, policy)(mode), spiLive: (spi: number) => spi % count !== index });
+// Sessions made here take SPIs of this worker's class only, so the main thread finds them by SPI. (Made
+// again only when the responder's key changes, so endpoints share them.)
+const others = (spi: number) => spi % count !== index;
+const configsFor = (me: KeyPair) => {
+  const of = keys.responders(me, policy);
+  return { me, dh: { ...of("dh"), spiLive: others }, psk: { ...of("psk"), spiLive: others } };
+};
+let configs = configsFor(responder);
+const config = (mode: "dh" | "psk") => {
+  if (configs.me !== responder) configs = configsFor(responder);
+  return configs[mode];
+};
 const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
 
 // Devices by slot (what readings name them by on the main thread), and the slot of each.

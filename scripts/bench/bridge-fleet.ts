@@ -43,10 +43,10 @@ export type Bridge = { gw: Gateway; devices: Device[]; conn: SealOnly; ack: () =
  * A gateway in `mode`, its backbone client never started: its peer runs over a SealOnly connection. In
  * terminate mode the responder key is granted by the controller's KEYS message, as over the backbone.
  */
-function gateway(mode: GatewayMode, responder: KeyPair): { gw: Gateway; conn: SealOnly; ack: () => void } {
+function gateway(mode: GatewayMode, responder: KeyPair, deviceThreads = 1): { gw: Gateway; conn: SealOnly; ack: () => void } {
   const ctlKeys = backboneKeyPair();
   const identity = { kid: randomBytes(4), keys: backboneKeyPair() };
-  const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger() });
+  const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger(), deviceThreads });
   const grant = Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`);
   if (mode === "terminate") gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: grant });
   return { gw, ...backbone(gw.client.peer, identity, ctlKeys) };
@@ -83,15 +83,98 @@ export function fleet(n: number): Fleet {
     }
     for (const o of epTakeOutput(ep)) t.gw.input(link, o.bytes); // the device's CONFIRM
     t.gw.takeOutput();
-    const s = ep.session as Session;
-    if (!ep.confirmed || s === undefined) throw new Error(`bridge bench: device ${i} did not get a session`);
-    const keys: HostKeys = { suite: HOST_CCM8, format: FORMAT_COMPACT, key: Buffer.from(s.out.epoch.key), iv: Buffer.from(s.out.epoch.iv) };
-    devices.push({ link, kid, keys, spi: s.out.spi, seq: s.out.seq.next + 64, id: 1 });
-    if (i % 50 === 0) progress(`bridge: ${n} device handshakes`, i, n);
+    devices.push(sender(ep, link, kid));
+    if (i % 100 === 0) {
+      t.gw.devices!.poll(Date.now()); // as the gateway's timer does (its tables are swept a slice a poll)
+      progress(`bridge: ${n} device handshakes`, i, n);
+    }
   }
   const handshakeSecs = (performance.now() - start) / 1000;
+  // As a second of the gateway's timer would: its tables swept once round.
+  for (let k = 0; k < 20; k++) t.gw.devices!.poll(Date.now());
   progress("bridge", 1, 1);
   return { terminate: { ...t, devices }, relay: { ...gateway("relay", responder), devices }, handshakeSecs };
+}
+
+/** A device whose handshake confirmed, as the bench sends its readings: under its session's sending key. */
+function sender(ep: Endpoint, link: string, kid: Uint8Array): Device {
+  const s = ep.session as Session;
+  if (!ep.confirmed || s === undefined) throw new Error(`bridge bench: device ${hex(kid)} did not get a session`);
+  const keys: HostKeys = { suite: HOST_CCM8, format: FORMAT_COMPACT, key: Buffer.from(s.out.epoch.key), iv: Buffer.from(s.out.epoch.iv) };
+  return { link, kid, keys, spi: s.out.spi, seq: s.out.seq.next + 64, id: 1 };
+}
+
+/**
+ * A terminating gateway whose device side runs on `deviceThreads` worker threads (./shards.ts), with `n`
+ * devices handshaken through it as fleet() does, a batch at a time (its answers come a turn or more later).
+ * The device keys come as the controller's KEYS grants, which reach every worker.
+ */
+export async function threadedFleet(n: number, deviceThreads: number): Promise<Bridge> {
+  const responder = nodeKeyPair();
+  const t = gateway("terminate", responder, deviceThreads);
+  const policy: SaPolicy = {
+    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
+    store: memoryStorage(),
+  };
+  const base = { responderFirst: false, p: hostProvider, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
+  const answers = new Map<string, Uint8Array[]>();
+  const collect = () => { for (const o of t.gw.takeOutput()) answers.set(o.link, [...(answers.get(o.link) ?? []), o.bytes]); };
+  const devices: Device[] = [];
+  for (let from = 0; from < n; from += 200) {
+    const batch: { ep: Endpoint; link: string; kid: Uint8Array }[] = [];
+    for (let i = from; i < Math.min(n, from + 200); i++) {
+      const me = nodeKeyPair();
+      const kid = Uint8Array.of(0x10, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+      t.gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(hex(kid)), payload: Buffer.from(`mode=dh;kid=${hex(kid)};public=${hex(me.S)}`) });
+      const ep = epNew({ ...base, initiator: true, dh: true, policy, dhR: undefined, dhI: { p: hostProvider, kid, me, peer: responder.S } });
+      epStart(ep, Date.now());
+      batch.push({ ep, link: `ble:${hex(kid)}`, kid });
+    }
+    for (let round = 0; round < 3 && !batch.every((d) => d.ep.confirmed); round++) {
+      for (const d of batch) for (const o of epTakeOutput(d.ep)) t.gw.input(d.link, o.bytes);
+      const until = performance.now() + 30_000;
+      while (!batch.every((d) => d.ep.confirmed || answers.has(d.link)) && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 1));
+        collect();
+      }
+      for (const d of batch) {
+        for (const b of answers.get(d.link) ?? []) epInput(d.ep, b, 1, Date.now());
+        answers.delete(d.link);
+      }
+    }
+    for (const d of batch) for (const o of epTakeOutput(d.ep)) t.gw.input(d.link, o.bytes); // the devices' CONFIRMs
+    for (const d of batch) devices.push(sender(d.ep, d.link, d.kid));
+    progress(`bridge: ${n} device handshakes, ${deviceThreads} threads`, from, n);
+  }
+  await turn();
+  t.gw.takeOutput();
+  return { ...t, devices };
+}
+
+/**
+ * Records through a gateway whose device side may answer later (worker threads): bursts of BURST per turn
+ * while at most `window` are in flight, until every reading is sealed into a backbone record. Wall and
+ * CPU seconds (CPU: this process, every thread).
+ */
+export async function runThrough(f: Bridge, r: Records, window = 8 * BURST): Promise<{ secs: number; cpuSecs: number }> {
+  const peer = f.gw.client.peer;
+  const n = r.recs.length;
+  const base = peer.stats.sent;
+  let next = 0;
+  const cpu = cpuSeconds();
+  const start = performance.now();
+  for (let guard = 0; peer.stats.sent - base < n; guard++) {
+    if (guard > 10_000_000) throw new Error("bridge bench: records did not come out");
+    if (next < n && next - (peer.stats.sent - base) < window) {
+      const to = Math.min(n, next + BURST);
+      for (let i = next; i < to; i++) f.gw.input(f.devices[r.dev[i]].link, r.recs[i]);
+      next = to;
+    }
+    f.gw.takeOutput();
+    f.ack();
+    await turn();
+  }
+  return { secs: (performance.now() - start) / 1000, cpuSecs: cpuSeconds() - cpu };
 }
 
 export type Records = { dev: Int32Array; recs: Buffer[] };
