@@ -154,10 +154,10 @@ async function buildEspruino(name: string, entry: string, outFile: string, root:
   }
 }
 
-function buildLua(name: string, entry: string, outFile: string, root: string, prelude: string | undefined, problems: string[]): Artefact | undefined {
+function buildLua(name: string, entry: string, outFile: string, root: string, board: BoardProfile | undefined, problems: string[]): Artefact | undefined {
   const rel = path.relative(root, outFile);
   try {
-    const bundle = bundleLua({ entry, root, prelude });
+    const bundle = bundleLua({ entry, root, prelude: luaPrelude(board), features: boardFeatures(board) });
     fs.writeFileSync(outFile, bundle.code);
     for (const p of checkLua(bundle.code)) problems.push(`${rel}: 32-bit Lua problem: ${formatLuaProblem(rel, p)}`);
     return record("lua", name, outFile, bundle.code, root, `${bundle.modules.length} modules`);
@@ -185,26 +185,25 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   const artefacts: (Artefact | undefined)[] = [];
   const coreNote = (bytes: number) => `goal < 12 KB for core${bytes > CORE_BUDGET_BYTES ? " (OVER)" : ""}`;
   const all = espruinoDefine(undefined);
-  const allLua = luaPrelude(undefined);
   // The core stays as esbuild writes it (its byte size is the figure); every other Espruino artefact is
   // slimmed for JsVars as a board's is (scripts/lib/espruino-slim.ts), so the vector and interop suites
   // run the rewritten code.
   const core = await buildEspruino("core", "firmware/core.ts", path.join(espDir, "core.js"), root, all, problems, "", false);
   if (core) core.note = coreNote(core.bytes);
   artefacts.push(core);
-  artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, allLua, problems));
+  artefacts.push(buildLua("core", "firmware/core.ts", path.join(luaDir, "core.lua"), root, undefined, problems));
   // The probe bundles carry every primitive, the record layer and both handshakes behind one string entry
   // point: the vector suite runs test/vectors/*.json through them on every target.
   artefacts.push(await buildEspruino("probe", "firmware/probe.ts", path.join(espDir, "probe.js"), root, all, problems, "vector-test bundle"));
-  artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, allLua, problems));
+  artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, undefined, problems));
   artefacts.push(await buildEspruino("endpoints", "firmware/endpoints.ts", path.join(espDir, "endpoints.js"), root, all, problems, "every mode and role (interop)"));
-  artefacts.push(buildLua("endpoints", "firmware/endpoints.ts", path.join(luaDir, "endpoints.lua"), root, allLua, problems));
+  artefacts.push(buildLua("endpoints", "firmware/endpoints.ts", path.join(luaDir, "endpoints.lua"), root, undefined, problems));
   for (const board of boards) {
     if (board.target === "espruino") {
       const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars, ${board.handshake} only`;
       artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note));
     } else {
-      artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, luaPrelude(board), problems));
+      artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, board, problems));
     }
   }
   const built = artefacts.filter((a): a is Artefact => a !== undefined);

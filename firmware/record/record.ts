@@ -68,18 +68,11 @@ export function sealRecord(
   if (bad !== 0) return bad;
   if (spi === SPI_NEGOTIATION) return REJECT_SPI;
   const hs = HEADER_SIZE[format];
-  if (SESAME_HOST_RECORDS && aead.sealSeq !== undefined && seqHi === 0) {
-    const rec = alloc(hs + payload.length + aead.tagLen);
-    writeHeader(format, h, rec, 0);
-    aead.sealSeq(iv, seq, rec, hs, payload, rec, hs);
-    return rec;
-  }
-  const aad = alloc(hs);
-  writeHeader(format, h, aad, 0);
-  const sealed = aead.seal(recordNonce(iv, seqHi, seq), aad, payload);
-  const out = alloc(hs + sealed.length);
-  copyInto(out, 0, aad, hs);
-  copyInto(out, hs, sealed, sealed.length);
+  const n = payload.length + aead.tagLen;
+  const out = alloc(hs + n);
+  writeHeader(format, h, out, 0);
+  if (SESAME_HOST_RECORDS && aead.sealSeq !== undefined && seqHi === 0) aead.sealSeq(iv, seq, out, hs, payload, out, hs);
+  else copyInto(out, hs, aead.seal(recordNonce(iv, seqHi, seq), slice(out, 0, hs), payload), n);
   return out;
 }
 
@@ -117,15 +110,9 @@ export function openRecord(format: number, aead: Aead, iv: Bytes, datagram: Byte
 /** Opens a record already parsed by parseRecord (so the SA lookup and replay check can sit in between). */
 export function openParsed(format: number, aead: Aead, iv: Bytes, h: Header, datagram: Bytes): Opened | number {
   const hs = HEADER_SIZE[format];
-  if (SESAME_HOST_RECORDS && aead.openSeq !== undefined && h.seqHi === 0) {
-    const opened = aead.openSeq(iv, h.seq, datagram, hs, datagram, hs, h.length);
-    return opened === undefined ? REJECT_AUTH : { header: h, payload: opened };
-  }
-  const payload = aead.open(
-    recordNonce(iv, h.seqHi, h.seq),
-    slice(datagram, 0, hs),
-    slice(datagram, hs, datagram.length),
-  );
+  const payload = SESAME_HOST_RECORDS && aead.openSeq !== undefined && h.seqHi === 0
+    ? aead.openSeq(iv, h.seq, datagram, hs, datagram, hs, h.length)
+    : aead.open(recordNonce(iv, h.seqHi, h.seq), slice(datagram, 0, hs), slice(datagram, hs, datagram.length));
   if (payload === undefined) return REJECT_AUTH;
   return { header: h, payload: payload };
 }

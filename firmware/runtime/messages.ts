@@ -23,8 +23,6 @@ export const MSG_ACK = 2;
 /** Ids are 24-bit: a reading a minute for thirty years. */
 export const MSG_ID_MAX = 0xffffff;
 const ID_SIZE = 3;
-/** Where a DATA message's body starts. */
-export const DATA_BODY_AT = 1 + ID_SIZE;
 
 function putId(b: Bytes, at: number, id: number): void {
   b[at] = shr(id, 16) & 0xff;

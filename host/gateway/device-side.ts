@@ -1,6 +1,10 @@
 // What the gateway process needs of its device side (terminate mode), whether the devices live on this
 // thread (DeviceGateway, ./devices.ts) or are spread over worker threads by SPI (DeviceShards, ./shards.ts).
+import { encodeData } from "../../firmware/runtime/messages";
 import type { KeyTable } from "./keytable";
+
+/** Where a DATA message's reading starts (after its kind and id): the length of an empty one. */
+export const DATA_BODY_AT = encodeData(0, new Uint8Array(0)).length;
 
 /** Where a packet came from or goes to: a BLE connection ("ble:<address>") or the LoRa channel ("lora"). */
 export type LinkAddress = string;

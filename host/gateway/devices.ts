@@ -21,11 +21,11 @@ import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
 import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { addTransport, deleteTransport } from "../../firmware/session/session";
-import { DATA_BODY_AT, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
+import { encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
-import { DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
+import { DATA_BODY_AT, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";

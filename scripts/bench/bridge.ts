@@ -12,8 +12,8 @@
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
-import { DATA_BODY_AT, encodeData } from "../../firmware/runtime/messages";
-import type { DeviceRef } from "../../host/gateway/device-side";
+import { encodeData } from "../../firmware/runtime/messages";
+import { DATA_BODY_AT, type DeviceRef } from "../../host/gateway/device-side";
 import { fmt, median, progress, table } from "../lib/measure";
 import { BURST, Bridge, deviceSide, fleet, Fleet, floor, PAYLOAD, percentiles, records, Records, run, Run, settle, turn } from "./bridge-fleet";
 

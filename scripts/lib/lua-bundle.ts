@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as ts from "typescript";
 import * as tstl from "typescript-to-lua";
+import { pruneFalseFeatures } from "./lua-prune";
 
 export type LuaBundleOptions = {
   /** The entry file, absolute or relative to `root`. */
@@ -14,6 +15,8 @@ export type LuaBundleOptions = {
   tsconfig?: string;
   /** Lua code put before the bundle (e.g. the board profile global). */
   prelude?: string;
+  /** The build-time features (firmware/features.d.ts): code behind a false one is dropped (./lua-prune.ts). */
+  features?: Record<string, boolean>;
 };
 
 export type LuaBundle = { code: string; modules: string[] };
@@ -88,5 +91,5 @@ export function bundleLua(opts: LuaBundleOptions): LuaBundle {
   if (leaked.length > 0)
     throw new LuaBundleError(`${opts.entry}: JavaScript-only modules in the Lua bundle (is tsconfig.lua.json "paths" honoured?)`, leaked);
   const prelude = opts.prelude ? opts.prelude.replace(/\n?$/, "\n") : "";
-  return { code: prelude + code, modules };
+  return { code: prelude + (opts.features ? pruneFalseFeatures(code, opts.features) : code), modules };
 }
