@@ -16,6 +16,7 @@ import { MapSweep } from "./sweep";
 
 export type { HandshakeOutcome };
 export type AuthFailureReason = "tag" | "replay" | "unknown-spi" | "malformed";
+export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = ["tag", "replay", "unknown-spi", "malformed"];
 
 export interface DeviceObserver {
   handshake(mode: "dh" | "psk", outcome: HandshakeOutcome): void;

@@ -203,7 +203,10 @@ export class Metrics {
 
   /** Read a queue's length at every scrape and snapshot, instead of updating it on every change. */
   watchQueue(queue: string, read: () => number): void {
-    this.queueReaders.set(this.queueNames.admit(queue), read);
+    const q = this.queueNames.admit(queue);
+    this.queueReaders.set(q, read);
+    // Its drop counter exists from the start at 0, so the first drop is an increase PromQL can see.
+    this.queueDrops.inc({ queue: q }, 0);
   }
 
   /** `count` messages dropped because `queue` was full. */
