@@ -130,6 +130,7 @@ export class Controller {
     this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);
     // Online: heard from in the last ten minutes (a LoRa board may report only every few minutes).
     this.metrics.watchDevicesOnline(() => [...this.lastSeen.values()].filter((s) => Date.now() - s.at < 600_000).length);
+    this.metrics.watchKeyLimits(() => this.relay.keyLimits());
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));

@@ -81,6 +81,7 @@ export class Delivery {
     if (this.choice.kind === "embedded") this.broker = new EmbeddedBroker({ port: this.choice.port, host: this.choice.host, log: opts.log });
     else checkBrokerUrl(this.choice.url);
     opts.metrics?.watchQueue("mqtt-out", () => this.queue.length);
+    for (const reason of ["queue-full", "stopped"] as const) opts.metrics?.mqttDrop(reason, 0); // at 0 from the start: see watchQueue
   }
 
   /** Where messages go, printable (a password in the URL is masked). */

@@ -32,6 +32,7 @@ import { SeqStorage } from "../../firmware/session/seqstore";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
+import type { KeyLimits } from "../telemetry/metrics";
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
 export const TID_BLE = 1;
@@ -127,6 +128,11 @@ export class DeviceGateway {
       psk: new ResponderTable(() => config("psk"), limits, o && ((r) => o.handshake("psk", r))),
     };
     this.watch = o && new SessionWatch(o);
+  }
+
+  /** The live session keys' use of their limits (zero without an observer: nothing is watched). */
+  keyLimits(): KeyLimits {
+    return this.watch?.keyLimits() ?? { records: 0, forgeries: 0 };
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */

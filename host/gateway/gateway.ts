@@ -99,6 +99,7 @@ export class Gateway extends EventEmitter {
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
     this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.online().length));
+    if (devices) this.metrics.watchKeyLimits(() => devices.keyLimits());
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
     if (devices) this.toController(allSessionsClosed("gateway restarted"));
   }

@@ -6,7 +6,8 @@
 //   queue lengths       sesame_queue_length {queue}, sesame_queue_dropped_total {queue} (refused when full)
 //   handshakes          sesame_handshakes_total {mode, outcome}
 //   auth failures       sesame_auth_failures_total {reason}
-//   key usage           sesame_key_records_total {epoch}: records sealed or opened per key epoch
+//   key usage           sesame_key_records_total {epoch}: records sealed or opened per key epoch, and
+//                       sesame_key_limit_ratio {limit}: how close the most used live key is to a usage limit
 //   devices online      sesame_devices_online
 //   MQTT delivery       sesame_mqtt_{published,publish_failures,dropped,commands}_total, sesame_mqtt_connected
 // Every label value is bounded (./labels.ts), so no input can grow the number of series without limit.
@@ -19,6 +20,12 @@ import { TallyCounter } from "./tally";
 import type { Tally } from "./tally";
 
 export type Direction = "up" | "down";
+
+/**
+ * The largest share of a per-key usage limit that any live session key has used (0..1): `records` sealed
+ * under a sending key over the suite's q, `forgeries` (failed opens) under a receiving key over its v.
+ */
+export type KeyLimits = { records: number; forgeries: number };
 
 export type MetricsOptions = {
   /** Milliseconds clock for the latency window and messages/s; injectable for tests. */
@@ -83,6 +90,7 @@ export class Metrics {
   private readonly queueLengths = new Map<string, number>();
   private readonly queueReaders = new Map<string, () => number>();
   private onlineReader: (() => number) | undefined;
+  private keyLimitReader: (() => KeyLimits) | undefined;
   private onlineValue = 0;
   private readonly epochs = new Map<number, number>();
   private olderEpochs = 0;
@@ -128,6 +136,16 @@ export class Metrics {
     this.registry.registerMetric(this.latencyHistogram() as unknown as Metric<string>);
     this.registry.registerMetric(this.latencyRecentGauge() as unknown as Metric<string>);
     this.registry.registerMetric(this.keyEpochCounter() as unknown as Metric<string>);
+    new Gauge({
+      name: "sesame_key_limit_ratio",
+      help: "Share of a per-key usage limit used by the most used live session key: records sealed / q (the key moves on by itself at 1), forgeries (failed opens) / v (the key is retired at 1).",
+      labelNames: ["limit"], registers,
+      collect() {
+        const l = self.keyLimitReader === undefined ? { records: 0, forgeries: 0 } : safeLimits(self.keyLimitReader);
+        this.set({ limit: "records" }, l.records);
+        this.set({ limit: "forgeries" }, l.forgeries);
+      },
+    });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "sesame_process_" });
   }
 
@@ -185,7 +203,10 @@ export class Metrics {
 
   /** Read a queue's length at every scrape and snapshot, instead of updating it on every change. */
   watchQueue(queue: string, read: () => number): void {
-    this.queueReaders.set(this.queueNames.admit(queue), read);
+    const q = this.queueNames.admit(queue);
+    this.queueReaders.set(q, read);
+    // Its drop counter exists from the start at 0, so the first drop is an increase PromQL can see.
+    this.queueDrops.inc({ queue: q }, 0);
   }
 
   /** `count` messages dropped because `queue` was full. */
@@ -239,6 +260,11 @@ export class Metrics {
     this.olderEpochs += this.epochs.get(lowest) ?? 0;
     this.epochs.delete(lowest);
     this.epochs.set(epoch, records);
+  }
+
+  /** Read the live keys' use of their limits at every scrape (the sessions keep the counts anyway). */
+  watchKeyLimits(read: () => KeyLimits): void {
+    this.keyLimitReader = read;
   }
 
   // ---- MQTT delivery ----
@@ -362,6 +388,15 @@ function safeRead(read: () => number): number {
     return Number.isFinite(n) ? n : 0;
   } catch {
     return 0;
+  }
+}
+
+function safeLimits(read: () => KeyLimits): KeyLimits {
+  try {
+    const l = read();
+    return { records: Number.isFinite(l.records) ? l.records : 0, forgeries: Number.isFinite(l.forgeries) ? l.forgeries : 0 };
+  } catch {
+    return { records: 0, forgeries: 0 };
   }
 }
 

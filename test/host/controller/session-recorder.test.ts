@@ -7,51 +7,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { encodeData } from "../../../firmware/runtime/messages";
-import { epInput, epPoll, epStart, epTakeOutput, type Endpoint } from "../../../firmware/session/endpoint";
+import { epInput, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
-import { memoryStorage } from "../../../firmware/runtime/facade";
-import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { runGateway, GATEWAY } from "../../../host/cli/gateway";
 import { parseOptions } from "../../../host/cli/options";
 import type { SessionRecord } from "../../../host/controller/sessions";
-import type { DownPacket } from "../../../host/gateway/devices";
-import type { Gateway } from "../../../host/gateway/gateway";
-import { hostProvider } from "../../../host/crypto/provider";
 import { Logger, memorySink } from "../../../host/telemetry/log";
 import { one, parseExposition } from "../../harness/prometheus";
-import { pskDevice } from "../../harness/psk-device";
 import { startStack } from "../../harness/stack";
+import { handshake, outputOf, provisioned } from "../../harness/stack-devices";
 import { until } from "../../harness/until";
-
-/** Drives a device endpoint over a gateway's packets until its session is confirmed on both sides. */
-async function handshake(dev: Endpoint, link: string, send: (b: Uint8Array) => void, take: () => DownPacket[]): Promise<void> {
-  const before = dev.session;
-  epStart(dev, Date.now());
-  await until(() => {
-    epPoll(dev, Date.now()); // retries while the gateway has no keys for the device yet
-    for (const o of epTakeOutput(dev)) send(o.bytes);
-    for (const o of take()) if (o.link === link) epInput(dev, o.bytes, 1, Date.now());
-    return dev.session !== undefined && dev.session !== before && dev.session.confirmed;
-  }, "a confirmed session");
-  for (const o of epTakeOutput(dev)) send(o.bytes); // its CONFIRM: the gateway's side is confirmed by it
-}
-
-/** The gateway's packets for its device links, taken from whichever link adapter was listening. */
-function outputOf(gateway: Gateway): () => DownPacket[] {
-  const out: DownPacket[] = [];
-  gateway.removeAllListeners("output");
-  gateway.on("output", () => out.push(...gateway.takeOutput()));
-  return () => out.splice(0);
-}
-
-const policy = () => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
-
-/** A psk board provisioned in the stack's registry, and its endpoint (retrying every 300 ms). */
-async function provisioned(s: Awaited<ReturnType<typeof startStack>>) {
-  const p = await s.controller.store.registry.provision({ board: "puckjs", mode: "psk" });
-  const f = Object.fromEntries(p.config.split(";").map((kv) => kv.split("=")));
-  return { device: p.device, psk: f.psk, dev: pskDevice(Buffer.from(f.id, "hex"), Buffer.from(f.psk, "hex"), policy(), 300) };
-}
 
 describe("sessions reported by their holders", function () {
   this.timeout(60_000);
