@@ -190,6 +190,10 @@ export class Delivery {
         last = err;
         // A refusal (bad credentials, not authorised) will not fix itself by retrying.
         if (typeof err.code === "number") done(new Error(`MQTT broker ${this.brokerUrl} refused the connection: ${err.message}; check the username and password`));
+        // Neither will a certificate this side does not trust (node:tls error codes: CERT_*, *_CERT_*, ERR_TLS_*).
+        else if (typeof err.code === "string" && /CERT|ERR_TLS/.test(err.code)) {
+          done(new Error(`MQTT broker ${this.brokerUrl} has a certificate this controller does not trust: ${err.message}; give the CA that signed it with --mqtt-ca, and connect by the name it was issued for`));
+        }
       };
       const timer = setTimeout(() => {
         const why = last ? `: ${last.message}` : "";
@@ -399,7 +403,8 @@ export class Delivery {
   }
 }
 
-function checkBrokerUrl(url: string, tls: BrokerTls | undefined): void {
+/** Throws a TypeError saying what is wrong with an external broker's URL and TLS files together. */
+export function checkBrokerUrl(url: string, tls: BrokerTls | undefined): void {
   let u: URL;
   try {
     u = new URL(url);

@@ -18,10 +18,10 @@ export async function appClient(url: string, login: Login | undefined, opts: ICl
 }
 
 /** The CONNACK return code a login gets (0 = accepted), or "closed" when the broker cut the connection instead. */
-export async function connackCode(url: string, login: Login | undefined): Promise<number | "closed"> {
+export async function connackCode(url: string, login: Login | undefined, opts: IClientOptions = {}): Promise<number | "closed"> {
   try {
     // allowRetries false: a connection the broker cuts before CONNACK rejects instead of waiting for a retry.
-    const c = await connectAsync(url, { ...login, reconnectPeriod: 0, connectTimeout: 5000 }, false);
+    const c = await connectAsync(url, { ...login, reconnectPeriod: 0, connectTimeout: 5000, ...opts }, false);
     await c.endAsync(true);
     return 0;
   } catch (e) {
