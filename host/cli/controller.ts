@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Controller, type GatewayEntry } from "../controller/controller";
 import { generateMasterKeyFile } from "../controller/masterkey";
-import { checkBrokerUrl } from "../controller/mqtt";
+import { checkBrokerUrl } from "../controller/mqtt-url";
 import { parseAdminTokens } from "../controller/tokens";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";

@@ -18,15 +18,13 @@ import type { Logger } from "../telemetry/log";
 import type { Metrics } from "../telemetry/metrics";
 import { EmbeddedBroker, type BrokerLimits, type MqttLogins } from "./mqtt-broker";
 import { DropOldestQueue } from "./mqtt-queue";
+import { checkBrokerUrl, printableUrl, type BrokerTls } from "./mqtt-url";
 import { DEFAULT_MAX_COMMAND_BYTES, DEFAULT_PREFIX, deviceIdProblem, eventBody, parseCommand, topicsFor, uplinkBody } from "./mqtt-topics";
 import type { EventDetails, Topics, Uplink } from "./mqtt-topics";
 
 export type BrokerChoice =
   | { kind: "embedded"; port?: number; host?: string; logins?: MqttLogins; limits?: Partial<BrokerLimits> }
   | { kind: "external"; url: string; username?: string; password?: string; tls?: BrokerTls };
-
-/** For mqtts:// and wss://: the CA that signed the broker's certificate, and a client certificate if it asks for one (PEM). */
-export type BrokerTls = { ca?: Buffer; cert?: Buffer; key?: Buffer };
 
 /** What the controller answers to a command: nothing or true = taken, false or {rejected} = refused. */
 export type CommandVerdict = void | boolean | { rejected: string };
@@ -56,8 +54,6 @@ export type DeliveryOptions = {
 /** `done`: told once whether the broker took the message (PUBACK), or that it was dropped or failed. */
 type Outgoing = { topic: string; body: string; kind: "up" | "event"; done?: (ok: boolean) => void };
 
-const URL_SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
-const TLS_SCHEMES = new Set(["mqtts:", "ssl:", "wss:"]);
 
 export class Delivery {
   readonly topics: Topics;
@@ -401,25 +397,4 @@ export class Delivery {
     if (this.broker?.running) await this.broker.stop();
     this.log.info("MQTT delivery stopped", { published: this.stats.published, dropped: this.stats.dropped });
   }
-}
-
-/** Throws a TypeError saying what is wrong with an external broker's URL and TLS files together. */
-export function checkBrokerUrl(url: string, tls: BrokerTls | undefined): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} is not a URL; write it like mqtt://host:1883`);
-  }
-  if (!URL_SCHEMES.has(u.protocol)) throw new TypeError(`MQTT broker URL must start with mqtt://, mqtts://, ws:// or wss://, not ${u.protocol}//`);
-  if (u.hostname === "") throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} names no host`);
-  if (tls !== undefined && Object.values(tls).some((v) => v !== undefined) && !TLS_SCHEMES.has(u.protocol)) {
-    throw new TypeError(`a CA or client certificate for the MQTT broker needs a TLS URL (mqtts:// or wss://), not ${u.protocol}//`);
-  }
-  if ((tls?.cert === undefined) !== (tls?.key === undefined)) throw new TypeError("a client certificate for the MQTT broker needs both the certificate and its key");
-}
-
-/** The URL with any password replaced, for logs and errors. */
-export function printableUrl(url: string): string {
-  return url.replace(/(\/\/[^:@/\s]*):[^@/\s]*@/, "$1:***@");
 }
