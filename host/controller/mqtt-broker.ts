@@ -195,9 +195,10 @@ export class EmbeddedBroker {
 
   /** A connection to this broker for the controller's own client, in memory: see duplexPair(). */
   connectInProcess(): Duplex {
-    if (this.aedes === undefined) throw new Error("embedded MQTT broker not started: call start() first");
     const [client, broker] = duplexPair();
-    this.aedes.handle(broker);
+    // Called from the client's reconnect timer: a stopped broker is a failed connection, not a throw.
+    if (this.aedes === undefined) process.nextTick(() => client.destroy(new Error("embedded MQTT broker stopped")));
+    else this.aedes.handle(broker);
     return client;
   }
 
