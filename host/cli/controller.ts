@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Controller, type GatewayEntry } from "../controller/controller";
 import { generateMasterKeyFile } from "../controller/masterkey";
+import { checkBrokerUrl } from "../controller/mqtt-url";
 import { parseAdminTokens } from "../controller/tokens";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";
@@ -21,7 +22,10 @@ export const CONTROLLER: CommandSpec = {
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
-    "mqtt-url": { type: "string", help: "mqtt://host:port of an external broker instead of the embedded one" },
+    "mqtt-url": { type: "string", help: "mqtt://user:password@host:port (or mqtts://) of an external broker instead of the embedded one" },
+    "mqtt-ca": { type: "string", help: "CA certificate (PEM) the external broker's certificate must chain to, for mqtts://" },
+    "mqtt-cert": { type: "string", help: "client certificate (PEM) for an external broker that asks for one (with --mqtt-key)" },
+    "mqtt-key": { type: "string", help: "the client certificate's private key (PEM)" },
     gateway: { type: "string", multiple: true, help: "a gateway allowed in: kid:public-key-hex:terminate|relay (repeat, or comma-separate in SESAME_GATEWAY)" },
   },
 };
@@ -35,7 +39,30 @@ function gatewaysOf(v: Values): GatewayEntry[] {
   });
 }
 
+/** The PEM file option `k` names, read now so a wrong path is a clear error at start, not a TLS failure later. */
+function pemFile(v: Values, k: string): Buffer | undefined {
+  const file = v[k] as string | undefined;
+  if (file === undefined) return undefined;
+  let data: Buffer;
+  try {
+    data = fs.readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`--${k} ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the path of a PEM file`);
+  }
+  if (!data.includes("-----BEGIN ")) throw new UsageError(`--${k} ${JSON.stringify(file)}: not a PEM file (it has no "-----BEGIN" line)`);
+  return data;
+}
+
 export async function runController(v: Values, log: Logger): Promise<Controller> {
+  // Options that name files are checked before anything is made on disk.
+  const mqttUrl = v["mqtt-url"] as string | undefined;
+  const tls = { ca: pemFile(v, "mqtt-ca"), cert: pemFile(v, "mqtt-cert"), key: pemFile(v, "mqtt-key") };
+  if (!mqttUrl && Object.values(tls).some((x) => x !== undefined)) throw new UsageError("--mqtt-ca, --mqtt-cert and --mqtt-key are for an external broker: give --mqtt-url too");
+  try {
+    if (mqttUrl) checkBrokerUrl(mqttUrl, tls);
+  } catch (e) {
+    throw new UsageError(`--mqtt-url: ${(e as Error).message}`);
+  }
   const keyDir = str(v, "master-key-dir");
   const hasKeys = fs.existsSync(keyDir) && fs.readdirSync(keyDir).some((f) => f.endsWith(".key"));
   if (!hasKeys && !process.env.SESAME_MASTER_KEY) {
@@ -51,14 +78,13 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
     throw new UsageError(`--admin-tokens: ${(e as Error).message}`);
   }
   if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
-  const mqttUrl = v["mqtt-url"] as string | undefined;
   const c = new Controller({
     store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir } },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },
     admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens },
-    mqtt: mqttUrl ? { kind: "external", url: mqttUrl } : { kind: "embedded", port: port(v, "mqtt-port") },
+    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls } : { kind: "embedded", port: port(v, "mqtt-port") },
     log,
   });
   const ports = await c.start();

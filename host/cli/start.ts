@@ -10,6 +10,7 @@ import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
 import type { Logger } from "../telemetry/log";
 import { ensureKeyFile } from "./keyfile";
+import { createAppLogin } from "./mqtt-login";
 import { CommandSpec, oneOf, port, UsageError, Values } from "./options";
 import { CHILD_UP, Supervised } from "./supervise";
 
@@ -63,11 +64,13 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     const admin = `http://127.0.0.1:${c.admin}`;
     const gwMetrics = `http://127.0.0.1:${g.metricsPort}`;
     const mqttPort = String(c.mqtt).split(":").pop();
+    const app = await createAppLogin(admin, token.token, "sesame start");
+    const mqttLogin = `-h 127.0.0.1 -p ${mqttPort} -u ${app.username} -P ${app.password}`;
     process.stdout.write([
       "",
       `sesame is running: controller (admin ${admin}, MQTT ${c.mqtt}), gateway (${mode}), ${boards} simulated boards.`,
-      `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
-      `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
+      `  readings:  mosquitto_sub ${mqttLogin} -t 'sesame/devices/+/up' -v`,
+      `  a command: mosquitto_pub ${mqttLogin} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
       `  metrics:   curl ${admin}/metrics   (the gateway's: curl ${gwMetrics}/metrics)`,
       "The controller and the gateway are supervised: one that dies is restarted. Ctrl-C stops everything.",

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { badRequest, HttpError } from "./http";
 import { generateMasterKeyFile, MasterKeyError, readMasterKeyFile, type MasterKey } from "./masterkey";
+import { mqttRoutes } from "./mqtt-routes";
 import type { ControllerStore } from "./store";
 import { boolParam, deviceId, fields, limitParam, masterKeyRequest, provisionRequest, query } from "./validate";
 
@@ -146,5 +147,6 @@ export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
         return { status: 200, body: { ...r, keyFile } };
       },
     },
+    ...mqttRoutes(store),
   ];
 }

@@ -111,7 +111,9 @@ export class Controller {
     this.server.on("gateway-down", (gw: string, reason: string) => log.warn("gateway disconnected", { gateway: gw, reason }));
     const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
 
-    this.delivery = new Delivery({ broker: this.opts.mqtt, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
+    // The embedded broker lets in the applications the store has credentials for (./mqtt-credentials.ts).
+    const broker: BrokerChoice = this.opts.mqtt.kind === "embedded" ? { ...this.opts.mqtt, logins: this.store.mqtt } : this.opts.mqtt;
+    this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
     await this.delivery.start();
 
     this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });

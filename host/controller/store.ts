@@ -1,12 +1,13 @@
 // Everything durable the controller holds, opened in one call: the database (migrated), the master keys
-// (checked against it; a rotation interrupted by a stop is finished), the device registry, the session log
-// and the audit log. The gateway, the CLI and the admin API take what they need from here.
+// (checked against it; a rotation interrupted by a stop is finished), the device registry, the session log,
+// the audit log and the MQTT credentials. The gateway, the CLI and the admin API take what they need from here.
 import type { Db } from "./db/db";
 import { openDb, type DbOptions } from "./db/open";
 import { AuditLog } from "./audit";
 import { loadBoards, type Boards } from "./boards";
 import { Keyring } from "./keyring";
 import { loadMasterKeys, MasterKey, type MasterKeySources } from "./masterkey";
+import { MqttCredentials } from "./mqtt-credentials";
 import { Registry } from "./registry";
 import { finishRotation, rotateMasterKey, type RotationOptions, type RotationResult } from "./rotation";
 import { SessionLog } from "./sessions";
@@ -25,6 +26,8 @@ export type ControllerStore = {
   registry: Registry;
   sessions: SessionLog;
   audit: AuditLog;
+  /** Application credentials for MQTT (./mqtt-credentials.ts). */
+  mqtt: MqttCredentials;
   rotateMasterKey(key: MasterKey, opts?: RotationOptions): Promise<RotationResult>;
   close(): Promise<void>;
 };
@@ -43,6 +46,7 @@ export async function openControllerStore(opts: StoreOptions): Promise<Controlle
       registry: new Registry(db, keyring, boards),
       sessions: new SessionLog(db),
       audit: new AuditLog(db),
+      mqtt: new MqttCredentials(db),
       rotateMasterKey(key, ropts) {
         const run = rotating.catch(() => {}).then(() => rotateMasterKey(db, keyring, key, ropts));
         rotating = run;

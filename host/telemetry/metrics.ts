@@ -10,6 +10,7 @@
 //                       sesame_key_limit_ratio {limit}: how close the most used live key is to a usage limit
 //   devices online      sesame_devices_online
 //   MQTT delivery       sesame_mqtt_{published,publish_failures,dropped,commands}_total, sesame_mqtt_connected
+//   MQTT broker         sesame_mqtt_refused_total {what, reason}: what the embedded broker refused
 // Every label value is bounded (./labels.ts), so no input can grow the number of series without limit.
 // Call sites are cheap: children are cached per label set, latency observation is a binary search.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
@@ -73,6 +74,7 @@ export class Metrics {
   private readonly mqttDropped: Counter<"reason">;
   private readonly mqttCommands: Counter<"outcome">;
   private readonly mqttUp: Gauge<string>;
+  private readonly mqttRefusals: Counter<"what" | "reason">;
 
   private readonly modes = new LabelGuard(8);
   private readonly queueNames = new LabelGuard(32);
@@ -132,6 +134,10 @@ export class Metrics {
     this.mqttDropped = new Counter({ name: "sesame_mqtt_dropped_total", help: "Outgoing MQTT messages dropped, by reason (queue-full: oldest dropped while the broker was away; stopped).", labelNames: ["reason"], registers });
     this.mqttCommands = new Counter({ name: "sesame_mqtt_commands_total", help: "Commands received on the down topics, by outcome (delivered, malformed, rejected, failed).", labelNames: ["outcome"], registers });
     this.mqttUp = new Gauge({ name: "sesame_mqtt_connected", help: "1 while connected to the MQTT broker.", registers });
+    this.mqttRefusals = new Counter({
+      name: "sesame_mqtt_refused_total", labelNames: ["what", "reason"], registers,
+      help: "What the embedded MQTT broker refused: connect (anonymous, bad-credentials, throttled, too-many-pending, timeout, full, client-id-taken), publish (not-allowed, retain, reserved), subscribe (not-allowed), packet (oversize, malformed).",
+    });
 
     this.registry.registerMetric(this.latencyHistogram() as unknown as Metric<string>);
     this.registry.registerMetric(this.latencyRecentGauge() as unknown as Metric<string>);
@@ -287,6 +293,9 @@ export class Metrics {
   }
   mqttConnected(up: boolean): void {
     this.mqttUp.set(up ? 1 : 0);
+  }
+  mqttRefused(what: string, reason: string): void {
+    this.mqttRefusals.inc({ what: this.kinds.admit(what), reason: this.reasons.admit(reason) });
   }
 
   // ---- views ----

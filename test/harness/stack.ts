@@ -22,6 +22,8 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
     backbone: { port: 0 }, admin: { port: 0, tokens: [{ id: "test", sha256: admin.sha256 }] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
   });
   const ports = await controller.start();
+  // What an application logs in to the embedded broker with (read and command, every device).
+  const app = await controller.store.mqtt.create({ devices: "all", access: "both" });
   const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
   gateway.start();
   const sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} });
@@ -33,6 +35,8 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
     controller, gateway, sim, simPort, ports, sink,
     /** A bearer token for the admin API. */
     adminToken: admin.token,
+    /** An application's MQTT login on the embedded broker. */
+    mqttLogin: { username: app.credential.username, password: app.password },
     /** What another gateway process with this gateway's identity needs (a key file's fields, the controller's key). */
     gatewayKey: { kid: hex(gwKid), public: hex(gwKeys.S), secret: hex(gwKeys.s) },
     controllerKey: hex(ctlKeys.S),

@@ -18,7 +18,7 @@ describe("end to end: boards -> gateway -> controller -> MQTT, and commands back
   for (const mode of ["terminate", "relay"] as const) {
     it(`${mode} mode: every board's readings reach an MQTT subscriber; a command reaches its board`, async () => {
       const s = await startStack(mode);
-      const sub = await mqtt.connectAsync(s.ports.mqtt);
+      const sub = await mqtt.connectAsync(s.ports.mqtt, s.mqttLogin);
       const seen = new Map<string, number[]>();
       sub.on("message", (topic, body) => {
         const device = topic.split("/")[2];
