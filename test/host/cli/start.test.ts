@@ -89,7 +89,7 @@ describe("sesame start: supervised controller and gateway", function () {
 
     // `sesame start` killed outright: its children notice (their IPC channel closes) and stop.
     // (tsx may have its own helper child, esbuild's service: only sesame's children count here.)
-    const kids = childrenOf(proc.pid!).filter((c) => / main\.ts (controller|gateway) /.test(c.cmd)).map((c) => c.pid);
+    const kids = childrenOf(proc.pid!).filter((c) => /main\.ts (controller|gateway) /.test(c.cmd)).map((c) => c.pid);
     assert.equal(kids.length, 2, "a controller and a gateway");
     proc.kill("SIGKILL");
     await until(() => kids.every((k) => !alive(k)), "children gone after their parent's death", 20_000);
