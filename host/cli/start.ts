@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import type { BoardProfile } from "../../firmware/board";
+import { privateDir } from "../controller/private-files";
 import { generateToken } from "../controller/tokens";
 import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
@@ -66,7 +67,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
+  privateDir(dir);
   const token = generateToken();
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
   const kids: ChildProcess[] = [];

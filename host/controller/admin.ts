@@ -24,8 +24,6 @@ export type AdminOptions = {
   store: ControllerStore;
   /** {id, sha256 of the token}; the tokens themselves are never given to the controller. */
   tokens: AdminToken[];
-  /** Where a generated master key is saved (and a supplied one copied), e.g. .sesame/keys. */
-  masterKeyDir?: string;
   limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number };
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
@@ -58,7 +56,7 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
   const maxClients = opts.limits?.maxClients ?? 10_000;
   const perToken = new RateLimiter(opts.limits?.perToken ?? DEFAULT_LIMITS.perToken, maxClients, opts.now);
   const perAddress = new RateLimiter(opts.limits?.perAddressFailures ?? DEFAULT_LIMITS.perAddressFailures, maxClients, opts.now);
-  const routes = adminRoutes({ store: opts.store, masterKeyDir: opts.masterKeyDir });
+  const routes = adminRoutes({ store: opts.store });
   const bodyLimit = opts.bodyLimit ?? 16 * 1024;
   const log = opts.log ?? defaultLog;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deviceEndpoint, parseFields } from "../../../firmware/runtime/config";
@@ -34,7 +34,7 @@ for (const b of BACKENDS) {
     async function start(over: Partial<AdminOptions> = {}): Promise<void> {
       if (api) await api.close();
       api = createAdminApi({
-        store, tokens: [{ id: "ops", sha256: ops.sha256 }, { id: "auditor", sha256: auditor.sha256 }], masterKeyDir: keyDir,
+        store, tokens: [{ id: "ops", sha256: ops.sha256 }, { id: "auditor", sha256: auditor.sha256 }],
         log: (e) => void logs.push(JSON.stringify(e)),
         // Generous unless a test is about limits: these tests make many calls in a burst.
         limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: { burst: 100, perSecond: 100 } },
@@ -66,7 +66,8 @@ for (const b of BACKENDS) {
 
     before(async () => {
       keyDir = mkdtempSync(join(tmpdir(), "sesame-admin-keys-"));
-      store = await openControllerStore({ db: await b.options(), masterKeys: [master] });
+      master.writeTo(join(keyDir, "first.key"));
+      store = await openControllerStore({ db: await b.options(), masterKeys: { dir: keyDir, env: {} } });
       store.registry.onRevoke((e) => void revoked.push(e));
       await start();
     });
@@ -234,11 +235,30 @@ for (const b of BACKENDS) {
       assert.match((await call("POST", "/v1/master-key/rotate", {})).body.message!, /give keyFile .* or "generate": true/);
       const rows = (await store.audit.list({ action: "master-key.rotate", limit: 10 })).reverse();
       assert.deepEqual(rows.slice(0, 2).map((r) => [r.target, r.outcome, r.detail.version]), [["v2", "ok", 2], ["v3", "ok", 3]]);
-      // Without a key directory, generating is refused (a key only in memory would be lost).
-      await start({ masterKeyDir: undefined });
-      const nodir = await call("POST", "/v1/master-key/rotate", { body: { generate: true } });
-      assert.deepEqual([nodir.status, nodir.body.message], [400, "generate: this controller has no master key directory to save a new key in; give keyFile instead"]);
-      await start();
+      // Every key file is in the directory, owner-only, and the directory alone opens the store.
+      assert.deepEqual(readdirSync(keyDir).filter((n) => n.startsWith("master-")).sort(),
+        [`master-${gen.body.fingerprint}.key`, `master-${fresh.fingerprint}.key`].sort());
+      for (const n of readdirSync(keyDir)) assert.equal(statSync(join(keyDir, n)).mode & 0o777, 0o600, n);
+    });
+
+    it("a controller with no key directory refuses to rotate, saying how to get one", async () => {
+      const bare = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+      const other = createAdminApi({ store: bare, tokens: [{ id: "ops", sha256: ops.sha256 }] });
+      const url = `http://127.0.0.1:${(await other.listen(0)).port}/v1/master-key/rotate`;
+      try {
+        const file = join(keyDir, "elsewhere.bin");
+        MasterKey.generate().writeTo(file);
+        for (const [field, body] of [["generate", { generate: true }], ["keyFile", { keyFile: file }]] as const) {
+          const r = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${ops.token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+          assert.equal(r.status, 400);
+          assert.match(((await r.json()) as { message: string }).message,
+            new RegExp(`^${field}: this controller has no master key directory .* Restart the controller with --master-key-dir <dir>`));
+        }
+        assert.deepEqual(bare.keyring.versions(), [1]);
+      } finally {
+        await other.close();
+        await bare.close();
+      }
     });
 
     it("rate limits: a token over its budget gets 429 with Retry-After; other tokens are unaffected", async () => {
