@@ -35,9 +35,9 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 export type Ready = Record<string, string | number>;
 
 /** A `sesame <command>` child process, and its ready line (the JSON it prints once listening). */
-export function spawnSesame(args: string[], name: string, log: Logger): { proc: ChildProcess; ready: Promise<Ready> } {
+export function spawnSesame(args: string[], name: string, log: Logger, env: NodeJS.ProcessEnv = process.env): { proc: ChildProcess; ready: Promise<Ready> } {
   const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
-    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SESAME_LOG_LEVEL: process.env.SESAME_LOG_LEVEL ?? "warn" },
+    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...env, SESAME_LOG_LEVEL: env.SESAME_LOG_LEVEL ?? "warn" },
   });
   const ready = new Promise<Ready>((resolve, reject) => {
     createInterface({ input: proc.stdout! }).on("line", (line) => {
