@@ -189,4 +189,22 @@ describe("master-key rotation in a controller process killed with -9 at each ste
       assert.equal(fs.statSync(path.join(keyDir.path, n)).mode & 0o777, 0o600, n);
     }
   });
+
+  it("with --master-key-dir off (SESAME_MASTER_KEY alone) a rotation is refused, saying what to do instead", async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), "sesame-no-keydir-"));
+    try {
+      running = await startControllerProcess({
+        dir: own, tokens: `t:${token.sha256}`, args: ["--master-key-dir", "off"], env: { ...env, SESAME_MASTER_KEY: hex(Buffer.alloc(32, 7)) },
+      });
+      const r = await fetch(`${running.admin}/v1/master-key/rotate`, {
+        method: "POST", headers: { authorization: `Bearer ${token.token}`, "content-type": "application/json" }, body: JSON.stringify({ generate: true }),
+      });
+      assert.equal(r.status, 400);
+      assert.match(((await r.json()) as { message: string }).message, /^generate: this controller has no master key directory .* Restart the controller with --master-key-dir <dir>/);
+      assert.equal(await running.stop(), 0);
+      assert.ok(!fs.existsSync(path.join(own, "keys")));
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true });
+    }
+  });
 });
