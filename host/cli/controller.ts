@@ -2,12 +2,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Controller, type GatewayEntry } from "../controller/controller";
-import { generateMasterKeyFile } from "../controller/masterkey";
+import { MasterKeyDir } from "../controller/keydir";
+import { MasterKey } from "../controller/masterkey";
 import { checkBrokerUrl } from "../controller/mqtt-url";
 import { parseAdminTokens } from "../controller/tokens";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";
-import { CommandSpec, port, str, UsageError, Values } from "./options";
+import { CommandSpec, intIn, port, str, UsageError, Values } from "./options";
 
 export const CONTROLLER: CommandSpec = {
   name: "controller",
@@ -15,7 +16,9 @@ export const CONTROLLER: CommandSpec = {
   options: {
     "data-dir": { type: "string", help: "embedded database directory", default: ".sesame/db" },
     "db-url": { type: "string", help: "postgres://... to use Postgres instead of the embedded database" },
-    "master-key-dir": { type: "string", help: "directory of master key files (*.key); one is made if empty and SESAME_MASTER_KEY is unset", default: ".sesame/keys" },
+    "master-key-dir": { type: "string", help: "directory of master key files (*.key), where a rotation keeps its new key; one is made if empty and SESAME_MASTER_KEY is unset (off = SESAME_MASTER_KEY alone, no rotation)", default: ".sesame/keys" },
+    "rotation-batch": { type: "string", help: "rows a master-key rotation re-wraps per transaction", default: "100" },
+    "rotation-pause-ms": { type: "string", help: "pause after each step of a master-key rotation, so a large re-wrap leaves the database room", default: "0" },
     "key-file": { type: "string", help: "the controller's backbone key pair (made if missing)", default: ".sesame/controller.key" },
     "admin-port": { type: "string", help: "admin API port", default: "8080" },
     "admin-host": { type: "string", help: "admin API address", default: "127.0.0.1" },
@@ -53,6 +56,24 @@ function pemFile(v: Values, k: string): Buffer | undefined {
   return data;
 }
 
+/** The master key directory, or undefined for "off"; a new key staged in it when there is no key at all. */
+function masterKeyDir(v: Values, log: Logger): string | undefined {
+  const dir = str(v, "master-key-dir");
+  if (dir === "off") {
+    if (!process.env.SESAME_MASTER_KEY) throw new UsageError("--master-key-dir off: the master key must then come from SESAME_MASTER_KEY (64 hex characters)");
+    return undefined;
+  }
+  const keys = new MasterKeyDir(dir);
+  if (keys.isEmpty() && !process.env.SESAME_MASTER_KEY) {
+    // Staged, not yet a key file: it becomes one when the database records it (first start), so a directory
+    // pointed at an existing database by mistake does not end up holding a key that database refuses.
+    const key = MasterKey.generate();
+    keys.stage(key);
+    log.warn("made a new master key; back it up: without it no device key can be read", { file: keys.keyFile(key.fingerprint), fingerprint: key.fingerprint });
+  }
+  return dir;
+}
+
 export async function runController(v: Values, log: Logger): Promise<Controller> {
   // Options that name files are checked before anything is made on disk.
   const mqttUrl = v["mqtt-url"] as string | undefined;
@@ -63,13 +84,9 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
   } catch (e) {
     throw new UsageError(`--mqtt-url: ${(e as Error).message}`);
   }
-  const keyDir = str(v, "master-key-dir");
-  const hasKeys = fs.existsSync(keyDir) && fs.readdirSync(keyDir).some((f) => f.endsWith(".key"));
-  if (!hasKeys && !process.env.SESAME_MASTER_KEY) {
-    const made = generateMasterKeyFile(keyDir);
-    log.warn("made a new master key; back it up: without it no device key can be read", { file: made.path, fingerprint: made.key.fingerprint });
-  }
-  const key = ensureKeyFile(str(v, "key-file"));
+  const keyDir = masterKeyDir(v, log);
+  const rotation = { batchSize: intIn(v, "rotation-batch", 1, 100_000, "rows per transaction"), pauseMs: intIn(v, "rotation-pause-ms", 0, 3_600_000, "milliseconds") };
+  const key = ensureKeyFile(str(v, "key-file"), log);
   if (key.made) log.info("made the controller's backbone key", { file: path.resolve(str(v, "key-file")), public: key.key.public });
   let tokens;
   try {
@@ -79,7 +96,7 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
   }
   if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
   const c = new Controller({
-    store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir } },
+    store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir }, rotation },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },

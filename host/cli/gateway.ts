@@ -30,7 +30,7 @@ export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gat
   if (!/^[0-9a-f]{64}$/.test(ck)) throw new UsageError(`--controller-key: must be the controller's public key, 64 hex digits (sesame controller prints it as "public")`);
   const radios = radioSettings(v);
   const metricsPort = v["metrics-port"] === "off" ? undefined : port(v, "metrics-port");
-  const key = ensureKeyFile(str(v, "key-file"));
+  const key = ensureKeyFile(str(v, "key-file"), log);
   if (key.made) log.info("made this gateway's identity", { file: path.resolve(str(v, "key-file")) });
   const gateway = new Gateway({
     mode, identity: { kid: bytes(key.key.kid), keys: { S: bytes(key.key.public), s: bytes(key.key.secret) } },

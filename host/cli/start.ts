@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BoardProfile } from "../../firmware/board";
+import { privateDir } from "../controller/private-files";
 import { generateToken } from "../controller/tokens";
 import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
@@ -39,7 +40,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const token = generateToken();
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
   const ports = { admin: port(v, "admin-port"), mqtt: port(v, "mqtt-port"), backbone: port(v, "backbone-port"), metrics: port(v, "gateway-metrics-port"), sim: 0 };

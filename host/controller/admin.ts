@@ -1,17 +1,24 @@
-// The controller's admin API: HTTP (node:http) with bearer tokens, per-client rate limits and an audit row
+// The controller's admin API: HTTP (node:http) with bearer tokens, per-client rate limits and an audit record
 // for every call, refused ones included. A request goes through, in order:
-//   1. credentials: a missing or invalid token costs the caller's address a token from its bucket (401);
-//      an address whose bucket is empty gets 429 before its token is even checked;
+//   1. credentials: a valid token always passes (checking one is a hash and a constant-time compare, cheap
+//      enough to do for every request, so a flood of bad tokens from an address cannot lock its real admin
+//      out); a missing or invalid one costs the caller's address (an IPv6 caller's /64) a token from its
+//      bucket (401), or gets 429 when the bucket is empty. Tokens are 256-bit random (sesame token), so the
+//      bucket is there to bound the work and the records bad requests cost, not to slow a guesser down;
 //   2. the token's own bucket (429 with Retry-After);
 //   3. the route (404 unknown path, 405 known path with another method);
 //   4. the body (413 too large, 415 not JSON, 400 malformed or invalid, naming the field);
-//   5. the handler; then the audit row, then the response. If the audit row cannot be written the caller
-//      gets 500: no call goes unrecorded.
+//   5. the handler; then the audit record, then the response. If it cannot be written the caller gets 500:
+//      no call goes unrecorded. A successful call is always a row of its own; refused ones are rows up to a
+//      rate per source and counted summaries past it (audit-refusals.ts), so a flood cannot grow the log
+//      without bound.
 // Unauthenticated callers learn nothing about routes (auth comes first) nor why a token failed.
+import { isIPv6 } from "node:net";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { adminRoutes, type Route } from "./admin-routes";
 import type { AuditOutcome } from "./audit";
+import { RefusalAudit, type RefusalLimits } from "./audit-refusals";
 import { HttpError, readJson, sendJson } from "./http";
 import { RateLimiter, type BucketSpec } from "./ratelimit";
 import { RegistryError } from "./registry";
@@ -24,9 +31,7 @@ export type AdminOptions = {
   store: ControllerStore;
   /** {id, sha256 of the token}; the tokens themselves are never given to the controller. */
   tokens: AdminToken[];
-  /** Where a generated master key is saved (and a supplied one copied), e.g. .sesame/keys. */
-  masterKeyDir?: string;
-  limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number };
+  limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number; refusals?: RefusalLimits };
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
   /** Structured log lines (JSON-ready; never a token, key or config). Defaults to errors on stderr. */
@@ -58,24 +63,21 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
   const maxClients = opts.limits?.maxClients ?? 10_000;
   const perToken = new RateLimiter(opts.limits?.perToken ?? DEFAULT_LIMITS.perToken, maxClients, opts.now);
   const perAddress = new RateLimiter(opts.limits?.perAddressFailures ?? DEFAULT_LIMITS.perAddressFailures, maxClients, opts.now);
-  const routes = adminRoutes({ store: opts.store, masterKeyDir: opts.masterKeyDir });
+  const routes = adminRoutes({ store: opts.store });
   const bodyLimit = opts.bodyLimit ?? 16 * 1024;
   const log = opts.log ?? defaultLog;
+  const refusals = new RefusalAudit(opts.store.audit, { limits: opts.limits?.refusals, now: opts.now, log: (level, msg, f) => log({ level, msg, ...f }) });
 
   /** The token id, or throws 401/429. */
-  function authenticate(req: IncomingMessage, remote: string): string {
-    const gate = perAddress.peek(remote);
-    if (!gate.ok) throw new HttpError(429, "rate-limited", "too many failed attempts; retry later", { "Retry-After": String(gate.retryAfterSec) });
+  function authenticate(req: IncomingMessage, source: string): string {
     const h = req.headers.authorization;
-    const fail = (message: string) => {
-      perAddress.take(remote);
-      return new HttpError(401, "denied", message, { "WWW-Authenticate": 'Bearer realm="sesame"' });
-    };
-    if (h === undefined || h.trim() === "") throw fail("missing bearer token");
-    const m = /^Bearer +(\S+) *$/i.exec(h);
+    const m = h === undefined ? null : /^Bearer +(\S+) *$/i.exec(h);
     const id = m === null ? undefined : verifier.verify(m[1]);
-    if (id === undefined) throw fail("invalid bearer token");
-    return id;
+    if (id !== undefined) return id;
+    const gate = perAddress.take(source);
+    if (!gate.ok) throw new HttpError(429, "rate-limited", "too many failed attempts; retry later", { "Retry-After": String(gate.retryAfterSec) });
+    const message = h === undefined || h.trim() === "" ? "missing bearer token" : "invalid bearer token";
+    throw new HttpError(401, "denied", message, { "WWW-Authenticate": 'Bearer realm="sesame"' });
   }
 
   function route(method: string, path: string): { r: Route; params: string[] } {
@@ -96,6 +98,7 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const remote = req.socket.remoteAddress ?? "unknown";
+    const source = addressSource(remote);
     const method = req.method ?? "GET";
     let url: URL;
     try {
@@ -112,7 +115,7 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     let body: unknown;
     let headers: Record<string, string> = {};
     try {
-      actor = authenticate(req, remote);
+      actor = authenticate(req, source);
       const limit = perToken.take(actor);
       if (!limit.ok) throw new HttpError(429, "rate-limited", "rate limit exceeded for this token", { "Retry-After": String(limit.retryAfterSec) });
       const { r, params } = route(method, url.pathname);
@@ -134,13 +137,17 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     }
     detail.status = status;
     detail.ms = Date.now() - started;
+    let recorded: "row" | "counted" = "row";
     try {
-      await opts.store.audit.append({ actor, action, target, outcome, detail });
+      const entry = { actor, action, target, outcome, detail };
+      if (outcome === "ok") await opts.store.audit.append(entry);
+      else recorded = await refusals.record(actor ?? source, entry);
     } catch (e) {
       log({ level: "error", msg: "audit append failed; refusing the response", action, error: String(e) });
       ({ status, body, headers } = { status: 500, body: { error: "internal", message: "audit log unavailable" }, headers: {} });
     }
-    log({ level: outcome === "ok" ? "info" : "warn", msg: "admin call", actor, action, target, outcome, status });
+    // A counted refusal is logged with its summary, so a flood does not flood the log either.
+    if (recorded === "row") log({ level: outcome === "ok" ? "info" : "warn", msg: "admin call", actor, action, target, outcome, status });
     sendJson(res, status, body, headers);
   }
 
@@ -164,12 +171,31 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
           resolve(server.address() as AddressInfo);
         });
       }),
-    close: () =>
-      new Promise((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
-      }),
+      });
+      refusals.stop();
+      // The counts of the window still open: written now, or logged as lost with the reason.
+      await refusals.flush(true).catch((e) => log({ level: "error", msg: "audit summary write failed at close", error: String(e) }));
+    },
   };
+}
+
+/**
+ * The source a failed attempt is charged to: an IPv4 address (also written IPv4-mapped), or an IPv6
+ * address's /64, the block one host is usually given (else every address of it would get its own bucket).
+ */
+export function addressSource(remote: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
+  if (mapped) return mapped[1];
+  if (!isIPv6(remote)) return remote;
+  const [head, tail] = remote.toLowerCase().split("::");
+  const groups = (part: string | undefined) => (part ? part.split(":") : []);
+  const h = groups(head), t = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  return `${all.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }
 
 function decodeParam(s: string): string {

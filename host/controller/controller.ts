@@ -73,7 +73,7 @@ export class Controller {
 
   async start(): Promise<{ backbone: number; admin: number; mqtt: string }> {
     const { log } = this.opts;
-    this.store = await openControllerStore(this.opts.store);
+    this.store = await openControllerStore({ log: log.child("store", {}), ...this.opts.store });
     const rk = await this.store.registry.responderKey();
     this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
     const policy: SaPolicy = {
