@@ -3,10 +3,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Controller, type GatewayEntry } from "../controller/controller";
 import { generateMasterKeyFile } from "../controller/masterkey";
-import { parseAdminTokens } from "../controller/tokens";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";
-import { CommandSpec, port, str, UsageError, Values } from "./options";
+import { CommandSpec, port, str, tokensOption, UsageError, Values } from "./options";
 
 export const CONTROLLER: CommandSpec = {
   name: "controller",
@@ -19,6 +18,7 @@ export const CONTROLLER: CommandSpec = {
     "admin-port": { type: "string", help: "admin API port", default: "8080" },
     "admin-host": { type: "string", help: "admin API address", default: "127.0.0.1" },
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
+    "metrics-tokens": { type: "string", help: "id:sha256-of-token,... that may read /metrics and /status only (admin tokens may too)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
     "mqtt-url": { type: "string", help: "mqtt://host:port of an external broker instead of the embedded one" },
@@ -44,12 +44,8 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
   }
   const key = ensureKeyFile(str(v, "key-file"));
   if (key.made) log.info("made the controller's backbone key", { file: path.resolve(str(v, "key-file")), public: key.key.public });
-  let tokens;
-  try {
-    tokens = v["admin-tokens"] ? parseAdminTokens(String(v["admin-tokens"])) : [];
-  } catch (e) {
-    throw new UsageError(`--admin-tokens: ${(e as Error).message}`);
-  }
+  const tokens = tokensOption(v, "admin-tokens");
+  const metricsTokens = tokensOption(v, "metrics-tokens");
   if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
   const mqttUrl = v["mqtt-url"] as string | undefined;
   const c = new Controller({
@@ -57,7 +53,7 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },
-    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens },
+    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
     mqtt: mqttUrl ? { kind: "external", url: mqttUrl } : { kind: "embedded", port: port(v, "mqtt-port") },
     log,
   });

@@ -11,7 +11,7 @@ import { generateToken } from "../controller/tokens";
 import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
 import type { Logger } from "../telemetry/log";
-import { ensureKeyFile } from "./keyfile";
+import { ensureKeyFile, ensureSecretFile } from "./keyfile";
 import { CommandSpec, oneOf, port, UsageError, Values } from "./options";
 
 export const START: CommandSpec = {
@@ -66,9 +66,11 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const token = generateToken();
+  const scrape = generateToken(); // reads /metrics and /status on both processes, and nothing else
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
+  const simSecret = ensureSecretFile(path.join(dir, "sim.secret")).secret;
   const kids: ChildProcess[] = [];
   const stopAll = async () => {
     for (const k of kids) if (k.exitCode === null) k.kill("SIGTERM");
@@ -78,12 +80,12 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     process.stderr.write("starting the controller...\n");
     const ctl = spawnSesame(["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"), "--key-file", path.join(dir, "controller.key"),
       "--admin-port", String(port(v, "admin-port")), "--mqtt-port", String(port(v, "mqtt-port")), "--backbone-port", String(port(v, "backbone-port")),
-      "--admin-tokens", `start:${token.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], "controller", log);
+      "--admin-tokens", `start:${token.sha256}`, "--metrics-tokens", `scrape:${scrape.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], "controller", log);
     kids.push(ctl.proc);
     const c = await ctl.ready;
     process.stderr.write(`starting the gateway (${mode})...\n`);
     const gw = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0",
-      "--metrics-port", String(port(v, "gateway-metrics-port"))], "gateway", log);
+      "--sim-secret-file", path.join(dir, "sim.secret"), "--metrics-port", String(port(v, "gateway-metrics-port")), "--metrics-tokens", `scrape:${scrape.sha256}`], "gateway", log);
     kids.push(gw.proc);
     const g = await gw.ready;
     const admin = `http://127.0.0.1:${c.admin}`;
@@ -95,11 +97,11 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
       `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
-      `  metrics:   curl ${admin}/metrics   (the gateway's: curl ${gwMetrics}/metrics)`,
+      `  metrics:   curl -H 'authorization: Bearer ${scrape.token}' ${admin}/metrics   (the gateway's: ${gwMetrics}/metrics, same token)`,
       "Ctrl-C stops everything.",
       "",
     ].join("\n") + "\n");
-    const client = new SimLinkClient("127.0.0.1", Number(g.simPort));
+    const client = new SimLinkClient("127.0.0.1", Number(g.simPort), simSecret);
     let stopping = false;
     const stopSignal = () => (stopping = true);
     process.once("SIGINT", stopSignal);
@@ -107,9 +109,10 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     const started = Date.now();
     const status = setInterval(async () => {
       try {
-        const s = (await (await fetch(`${admin}/status`)).json()) as Record<string, number>;
+        const headers = { authorization: `Bearer ${scrape.token}` };
+        const s = (await (await fetch(`${admin}/status`, { headers })).json()) as Record<string, number>;
         // In terminate mode handshakes and device-side errors (bad tags, replays) are the gateway's to count.
-        const gs = (await fetch(`${gwMetrics}/status`).then((r) => r.json(), () => ({}))) as Record<string, number>;
+        const gs = (await fetch(`${gwMetrics}/status`, { headers }).then((r) => r.json(), () => ({}))) as Record<string, number>;
         const handshakes = (s.handshakes ?? 0) + (gs.handshakes ?? 0), errors = (s.errors ?? 0) + (gs.errors ?? 0);
         const line = `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  handshakes ${handshakes}  errors ${errors}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
         process.stdout.write(process.stdout.isTTY ? `\r${line}\x1b[K` : line + "\n");

@@ -8,8 +8,9 @@
 //   5. the handler; then the audit row, then the response. If the audit row cannot be written the caller
 //      gets 500: no call goes unrecorded.
 // Unauthenticated callers learn nothing about routes (auth comes first) nor why a token failed.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createGuardedServer, type HttpDropped, type HttpGuardOptions } from "../net/http-guard";
 import { adminRoutes, type Route } from "./admin-routes";
 import type { AuditOutcome } from "./audit";
 import { HttpError, readJson, sendJson } from "./http";
@@ -27,6 +28,10 @@ export type AdminOptions = {
   /** Where a generated master key is saved (and a supplied one copied), e.g. .sesame/keys. */
   masterKeyDir?: string;
   limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number };
+  /** Timeouts and connection caps of the server (host/net/http-guard.ts). */
+  http?: Partial<HttpGuardOptions>;
+  /** Routes served before the API with their own credentials (/metrics and /status): true if it took the request. */
+  telemetry?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
   /** Structured log lines (JSON-ready; never a token, key or config). Defaults to errors on stderr. */
@@ -41,6 +46,8 @@ export const DEFAULT_LIMITS = {
 
 export type AdminApi = {
   server: Server;
+  /** Connections the server closed before a request was answered, by reason. */
+  dropped: HttpDropped;
   listen(port: number, host?: string): Promise<AddressInfo>;
   close(): Promise<void>;
 };
@@ -144,18 +151,18 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     sendJson(res, status, body, headers);
   }
 
-  const server = createServer((req, res) => {
+  const { server, dropped, close } = createGuardedServer((req, res) => {
+    if (opts.telemetry?.(req, res)) return;
     handle(req, res).catch((e) => {
       log({ level: "error", msg: "admin handler crashed", error: String(e) });
       if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal error" });
       else res.destroy();
     });
-  });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  }, opts.http);
 
   return {
     server,
+    dropped,
     listen: (port, host = "127.0.0.1") =>
       new Promise((resolve, reject) => {
         server.once("error", reject);
@@ -164,11 +171,7 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
           resolve(server.address() as AddressInfo);
         });
       }),
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close,
   };
 }
 
