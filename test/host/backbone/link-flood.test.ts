@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { BackboneClient, BackboneServer, CLIENT_OPEN } from "../../../host/backbone/link";
-import { silentFlood, type SilentFlood } from "../../harness/flood";
+import { silentFlood, type SilentFlood } from "../../../scripts/lib/flood";
 import { until } from "../../harness/until";
 
 const ctl = backboneKeyPair();

@@ -7,7 +7,7 @@ import * as net from "node:net";
 import {
   encodeSimFrame, SIM_CHALLENGE, SIM_PACKET_UP, SIM_RESPONSE, SIM_WELCOME, simFrameReader, SimLinkClient, SimLinkServer,
 } from "../../../host/gateway/simlink";
-import { silentFlood } from "../../harness/flood";
+import { silentFlood } from "../../../scripts/lib/flood";
 import { until } from "../../harness/until";
 
 const secret = randomBytes(32);

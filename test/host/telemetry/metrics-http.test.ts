@@ -7,7 +7,7 @@ import * as net from "node:net";
 import { generateToken } from "../../../host/controller/tokens";
 import { Metrics } from "../../../host/telemetry/metrics";
 import { serveMetrics } from "../../../host/telemetry/metrics-http";
-import { silentFlood } from "../../harness/flood";
+import { silentFlood } from "../../../scripts/lib/flood";
 import { one, parseExposition } from "../../harness/prometheus";
 import { startStack } from "../../harness/stack";
 import { until } from "../../harness/until";

@@ -1,7 +1,9 @@
-// A flood of silent TCP connections, as an attacker would open them: connect, say nothing, hold on until
+// A flood of silent TCP connections, as an attacker would open them (for tests and npm run bench): connect, say nothing, hold on until
 // the server closes them. Bounded in count and time, and it stops by itself; only loopback targets.
 // Linux routes all of 127/8 to lo, so `from` may name other loopback addresses (another host's sources).
+import { fork } from "node:child_process";
 import * as net from "node:net";
+import { fileURLToPath } from "node:url";
 
 export type SilentFlood = {
   /** Connections opened, and those the server has closed so far. */
@@ -42,4 +44,31 @@ export function silentFlood(opts: { port: number; from: string[]; perSecond: num
     get closedByServer() { return closedByServer; },
     stop,
   };
+}
+
+const CHILD = "--silent-flood-child";
+
+/**
+ * The same flood from a child process, as an attacker elsewhere would run it: it does not share this
+ * process's event loop. Ends when stopped, when this process goes, or after maxMs.
+ */
+export function silentFloodProcess(opts: { port: number; from: string[]; perSecond: number; maxMs: number }): { stop(): Promise<void> } {
+  const child = fork(fileURLToPath(import.meta.url), [CHILD, JSON.stringify(opts)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+if (process.argv[2] === CHILD) {
+  const f = silentFlood(JSON.parse(process.argv[3]) as Parameters<typeof silentFlood>[0]);
+  const end = () => {
+    f.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", end);
+  process.on("disconnect", end);
 }
