@@ -373,13 +373,7 @@ export class Metrics {
     const get = async () => {
       const values: { labels: Record<string, string>; value: number }[] = [];
       for (const [listener, read] of this.listenerReaders) {
-        let counts: Record<string, number> = {};
-        try {
-          counts = read();
-        } catch {
-          /* a listener that is closing */
-        }
-        for (const [reason, n] of Object.entries(counts)) if (Number.isFinite(n)) values.push({ labels: { listener, reason: this.reasons.admit(reason) }, value: n });
+        for (const [reason, n] of Object.entries(read())) if (Number.isFinite(n)) values.push({ labels: { listener, reason: this.reasons.admit(reason) }, value: n });
       }
       return { name, help, type: "counter", aggregator: "sum", values };
     };
