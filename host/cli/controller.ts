@@ -5,10 +5,9 @@ import { Controller, type GatewayEntry } from "../controller/controller";
 import { MasterKeyDir } from "../controller/keydir";
 import { MasterKey } from "../controller/masterkey";
 import { checkBrokerUrl } from "../controller/mqtt-url";
-import { parseAdminTokens } from "../controller/tokens";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";
-import { CommandSpec, intIn, port, str, UsageError, Values } from "./options";
+import { CommandSpec, intIn, port, str, tokensOption, UsageError, Values } from "./options";
 
 export const CONTROLLER: CommandSpec = {
   name: "controller",
@@ -23,6 +22,7 @@ export const CONTROLLER: CommandSpec = {
     "admin-port": { type: "string", help: "admin API port", default: "8080" },
     "admin-host": { type: "string", help: "admin API address", default: "127.0.0.1" },
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
+    "metrics-tokens": { type: "string", help: "id:sha256-of-token,... that may read /metrics and /status only (admin tokens may too)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
     "mqtt-url": { type: "string", help: "mqtt://user:password@host:port (or mqtts://) of an external broker instead of the embedded one" },
@@ -88,19 +88,15 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
   const rotation = { batchSize: intIn(v, "rotation-batch", 1, 100_000, "rows per transaction"), pauseMs: intIn(v, "rotation-pause-ms", 0, 3_600_000, "milliseconds") };
   const key = ensureKeyFile(str(v, "key-file"), log);
   if (key.made) log.info("made the controller's backbone key", { file: path.resolve(str(v, "key-file")), public: key.key.public });
-  let tokens;
-  try {
-    tokens = v["admin-tokens"] ? parseAdminTokens(String(v["admin-tokens"])) : [];
-  } catch (e) {
-    throw new UsageError(`--admin-tokens: ${(e as Error).message}`);
-  }
+  const tokens = tokensOption(v, "admin-tokens");
+  const metricsTokens = tokensOption(v, "metrics-tokens");
   if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
   const c = new Controller({
     store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir }, rotation },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },
-    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens },
+    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
     mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls } : { kind: "embedded", port: port(v, "mqtt-port") },
     log,
   });

@@ -13,9 +13,10 @@
 //      rate per source and counted summaries past it (audit-refusals.ts), so a flood cannot grow the log
 //      without bound.
 // Unauthenticated callers learn nothing about routes (auth comes first) nor why a token failed.
-import { isIPv6 } from "node:net";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sourceOf } from "../net/admission";
+import { createGuardedServer, type HttpDropped, type HttpGuardOptions } from "../net/http-guard";
 import { adminRoutes, type Route } from "./admin-routes";
 import type { AuditOutcome } from "./audit";
 import { RefusalAudit, type RefusalLimits } from "./audit-refusals";
@@ -32,6 +33,10 @@ export type AdminOptions = {
   /** {id, sha256 of the token}; the tokens themselves are never given to the controller. */
   tokens: AdminToken[];
   limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number; refusals?: RefusalLimits };
+  /** Timeouts and connection caps of the server (host/net/http-guard.ts). */
+  http?: Partial<HttpGuardOptions>;
+  /** Routes served before the API with their own credentials (/metrics and /status): true if it took the request. */
+  telemetry?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
   /** Structured log lines (JSON-ready; never a token, key or config). Defaults to errors on stderr. */
@@ -46,6 +51,8 @@ export const DEFAULT_LIMITS = {
 
 export type AdminApi = {
   server: Server;
+  /** Connections the server closed before a request was answered, by reason. */
+  dropped: HttpDropped;
   listen(port: number, host?: string): Promise<AddressInfo>;
   close(): Promise<void>;
 };
@@ -98,7 +105,7 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const remote = req.socket.remoteAddress ?? "unknown";
-    const source = addressSource(remote);
+    const source = sourceOf(remote);
     const method = req.method ?? "GET";
     let url: URL;
     try {
@@ -151,18 +158,18 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     sendJson(res, status, body, headers);
   }
 
-  const server = createServer((req, res) => {
+  const { server, dropped, close } = createGuardedServer((req, res) => {
+    if (opts.telemetry?.(req, res)) return;
     handle(req, res).catch((e) => {
       log({ level: "error", msg: "admin handler crashed", error: String(e) });
       if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal error" });
       else res.destroy();
     });
-  });
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+  }, opts.http);
 
   return {
     server,
+    dropped,
     listen: (port, host = "127.0.0.1") =>
       new Promise((resolve, reject) => {
         server.once("error", reject);
@@ -172,30 +179,12 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
         });
       }),
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      await close();
       refusals.stop();
       // The counts of the window still open: written now, or logged as lost with the reason.
       await refusals.flush(true).catch((e) => log({ level: "error", msg: "audit summary write failed at close", error: String(e) }));
     },
   };
-}
-
-/**
- * The source a failed attempt is charged to: an IPv4 address (also written IPv4-mapped), or an IPv6
- * address's /64, the block one host is usually given (else every address of it would get its own bucket).
- */
-export function addressSource(remote: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
-  if (mapped) return mapped[1];
-  if (!isIPv6(remote)) return remote;
-  const [head, tail] = remote.toLowerCase().split("::");
-  const groups = (part: string | undefined) => (part ? part.split(":") : []);
-  const h = groups(head), t = tail === undefined ? [] : groups(tail);
-  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
-  return `${all.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }
 
 function decodeParam(s: string): string {

@@ -7,7 +7,6 @@
 //     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>").
 //   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
 //     the device through whichever gateway last carried it.
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PskKeys } from "../../firmware/handshake/psk";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
@@ -23,7 +22,7 @@ import { KeyTable } from "../gateway/keytable";
 import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
 import { metricsObserver } from "../gateway/telemetry";
 import { Metrics } from "../telemetry/metrics";
-import { metricsHandler } from "../telemetry/metrics-http";
+import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
 import { Delivery, type BrokerChoice } from "./mqtt";
@@ -39,7 +38,8 @@ export type ControllerOptions = {
   keys: { S: Uint8Array; s: Uint8Array };
   gateways: GatewayEntry[];
   backbone: { port: number; host?: string };
-  admin: { port: number; host?: string; tokens: AdminToken[] };
+  /** tokens: the admin API's; metricsTokens: those that may read /metrics and /status only (admin tokens may too). */
+  admin: { port: number; host?: string; tokens: AdminToken[]; metricsTokens?: AdminToken[] };
   mqtt: BrokerChoice;
   log: Logger;
   /** How often the registry is re-read for devices provisioned since (ms). */
@@ -116,17 +116,17 @@ export class Controller {
     this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
     await this.delivery.start();
 
-    this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
-    // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the token-guarded /v1 API.
-    const metricsRoute = metricsHandler(this.metrics);
-    const api = this.admin.server.listeners("request")[0] as (req: IncomingMessage, res: ServerResponse) => void;
-    this.admin.server.removeAllListeners("request");
-    this.admin.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      if (req.url === "/metrics") metricsRoute(req, res);
-      else if (req.url === "/status") {
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ ...this.metrics.snapshot(), gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }));
-      } else api(req, res);
+    // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the /v1 API, behind a
+    // metrics or an admin token.
+    const telemetry = telemetryRoutes({
+      metrics: this.metrics, tokens: [this.opts.admin.metricsTokens ?? [], this.opts.admin.tokens],
+      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }),
+    });
+    this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
+    this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));
+    this.metrics.watchListener("backbone", () => {
+      const s = this.server.stats;
+      return { evicted: s.evicted, refused: s.refused, silent: s.silent };
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
     this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);

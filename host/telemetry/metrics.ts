@@ -11,6 +11,8 @@
 //   devices online      sesame_devices_online
 //   MQTT delivery       sesame_mqtt_{published,publish_failures,dropped,commands}_total, sesame_mqtt_connected
 //   MQTT broker         sesame_mqtt_refused_total {what, reason}: what the embedded broker refused
+//   listeners           sesame_listener_dropped_total {listener, reason}: connections closed before they
+//                       authenticated (evicted, refused, silent, timeout, over-cap, malformed)
 // Every label value is bounded (./labels.ts), so no input can grow the number of series without limit.
 // Call sites are cheap: children are cached per label set, latency observation is a binary search.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
@@ -91,6 +93,7 @@ export class Metrics {
   private readonly latencyDown = new Map<string, LatencySeries>();
   private readonly queueLengths = new Map<string, number>();
   private readonly queueReaders = new Map<string, () => number>();
+  private readonly listenerReaders = new Map<string, () => Record<string, number>>();
   private onlineReader: (() => number) | undefined;
   private keyLimitReader: (() => KeyLimits) | undefined;
   private onlineValue = 0;
@@ -152,6 +155,7 @@ export class Metrics {
         this.set({ limit: "forgeries" }, l.forgeries);
       },
     });
+    this.registry.registerMetric(this.listenerCounter() as unknown as Metric<string>);
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "sesame_process_" });
   }
 
@@ -228,6 +232,14 @@ export class Metrics {
 
   watchDevicesOnline(read: () => number): void {
     this.onlineReader = read;
+  }
+
+  /**
+   * Read a listener's counts of connections it closed before they authenticated (by reason) at every
+   * scrape, e.g. the backbone's admission stats.
+   */
+  watchListener(listener: string, read: () => Record<string, number>): void {
+    this.listenerReaders.set(this.queueNames.admit(listener), read);
   }
 
   // ---- sessions and keys ----
@@ -385,6 +397,19 @@ export class Metrics {
     const get = async () => {
       const values = [...this.epochs.entries()].sort((a, b) => a[0] - b[0]).map(([e, n]) => ({ labels: { epoch: String(e) }, value: n }));
       if (this.olderEpochs > 0) values.unshift({ labels: { epoch: "older" }, value: this.olderEpochs });
+      return { name, help, type: "counter", aggregator: "sum", values };
+    };
+    return { name, help, type: "counter", aggregator: "sum", get, reset: () => undefined };
+  }
+
+  private listenerCounter() {
+    const name = "sesame_listener_dropped_total";
+    const help = "Connections a listener closed before they authenticated, by listener and reason (evicted for a newer one, refused, silent or timeout: too slow, over-cap: too many from one address, malformed).";
+    const get = async () => {
+      const values: { labels: Record<string, string>; value: number }[] = [];
+      for (const [listener, read] of this.listenerReaders) {
+        for (const [reason, n] of Object.entries(read())) if (Number.isFinite(n)) values.push({ labels: { listener, reason: this.reasons.admit(reason) }, value: n });
+      }
       return { name, help, type: "counter", aggregator: "sum", values };
     };
     return { name, help, type: "counter", aggregator: "sum", get, reset: () => undefined };

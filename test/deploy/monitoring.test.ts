@@ -15,6 +15,7 @@ import { encodeData } from "../../firmware/runtime/messages";
 import { epTakeOutput } from "../../firmware/session/endpoint";
 import { outboundSeal } from "../../firmware/session/sa";
 import { sessionSend } from "../../firmware/session/session";
+import { hashToken } from "../../host/controller/tokens";
 import { serveMetrics } from "../../host/telemetry/metrics-http";
 import { DASHBOARD_FILES, dashboard, dashboardText, SCHEMA_VERSION, type Process } from "../../scripts/dashboards";
 import { parseExposition, type Sample } from "../harness/prometheus";
@@ -164,8 +165,8 @@ describe("deploy: Grafana dashboards and Prometheus alert rules", function () {
     const scrapes: Record<Process, Scrape[]> = { gateway: [], controller: [] };
     for (const mode of ["terminate", "relay"] as const) {
       const s = await startStack(mode);
-      const gatewayMetrics = await serveMetrics(s.gateway.metrics, { port: 0 });
-      const sub = await mqtt.connectAsync(s.ports.mqtt);
+      const gatewayMetrics = await serveMetrics({ metrics: s.gateway.metrics, tokens: [[{ id: "scrape", sha256: hashToken(s.metricsToken) }]], port: 0 });
+      const sub = await mqtt.connectAsync(s.ports.mqtt, s.mqttLogin);
       try {
         const take = outputOf(s.gateway);
         const devices = [await provisioned(s), await provisioned(s)];
@@ -185,11 +186,11 @@ describe("deploy: Grafana dashboards and Prometheus alert rules", function () {
         for (const b of [forged, twice, twice, Uint8Array.from([0xff, 0xfe, 0xfd, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])]) s.gateway.input(links[0], b);
         await sub.publishAsync(`sesame/devices/${devices[1].device.id}/down`, JSON.stringify({ payload: Buffer.from([2, 1]).toString("base64") }), { qos: 1 });
         const controllerText = async () => {
-          const res = await fetch(`http://127.0.0.1:${s.ports.admin}/metrics`, { headers: { authorization: `Bearer ${s.adminToken}` } });
+          const res = await fetch(`http://127.0.0.1:${s.ports.admin}/metrics`, { headers: { authorization: `Bearer ${s.metricsToken}` } });
           assert.equal(res.status, 200);
           return res.text();
         };
-        const gatewayText = async () => (await fetch(gatewayMetrics.url)).text();
+        const gatewayText = async () => (await fetch(gatewayMetrics.url, { headers: { authorization: `Bearer ${s.metricsToken}` } })).text();
         // Key use is read from the sessions at their holder's next polls: wait for it too.
         const holder = mode === "terminate" ? gatewayText : controllerText;
         await until(async () => {
