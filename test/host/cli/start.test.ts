@@ -62,9 +62,11 @@ describe("sesame start: supervised controller and gateway", function () {
     const out: string[] = [], err: string[] = [];
     createInterface({ input: proc.stdout! }).on("line", (l) => out.push(l));
     createInterface({ input: proc.stderr! }).on("line", (l) => err.push(l));
+    // The status needs the metrics token `sesame start` made (in its access.json, owner-only).
+    const token = () => (JSON.parse(fs.readFileSync(path.join(dir, "access.json"), "utf8")) as { metricsToken: string }).metricsToken;
     const readings = async (): Promise<number> => {
       try {
-        return ((await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as { uplinks: number }).uplinks;
+        return ((await (await fetch(`http://127.0.0.1:${admin}/status`, { headers: { authorization: `Bearer ${token()}` } })).json()) as { uplinks: number }).uplinks;
       } catch {
         return -1;
       }
