@@ -1,13 +1,17 @@
 // The admin API's routes: what each call does, the audit action it is recorded as, and its target.
 // Handlers validate their input (validate.ts) and throw HttpError / RegistryError for refusals.
 import { existsSync } from "node:fs";
+import type { ServerResponse } from "node:http";
 import { join } from "node:path";
 import { badRequest, HttpError } from "./http";
 import { generateMasterKeyFile, MasterKeyError, readMasterKeyFile, type MasterKey } from "./masterkey";
+import type { Principal } from "./principal";
 import type { ControllerStore } from "./store";
 import { boolParam, deviceId, fields, limitParam, masterKeyRequest, provisionRequest, query } from "./validate";
 
 export type RouteContext = {
+  /** Who calls, and what it may see (./principal.ts). */
+  principal: Principal;
   params: string[];
   query: URLSearchParams;
   body: unknown;
@@ -17,7 +21,8 @@ export type RouteContext = {
   note(d: Record<string, unknown>): void;
 };
 
-export type RouteResult = { status: number; body: unknown };
+/** `stream`: the response is not `body` but whatever this writes to it, after the call is audited (an event stream). */
+export type RouteResult = { status: number; body: unknown; stream?: (res: ServerResponse) => Promise<void> };
 
 export type Route = {
   method: "GET" | "POST";

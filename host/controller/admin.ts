@@ -3,20 +3,22 @@
 //   1. credentials: a missing or invalid token costs the caller's address a token from its bucket (401);
 //      an address whose bucket is empty gets 429 before its token is even checked;
 //   2. the token's own bucket (429 with Retry-After);
-//   3. the route (404 unknown path, 405 known path with another method);
+//   3. the route (404 unknown path, 405 known path with another method), and whether the caller's
+//      credential allows its action (403; ./principal.ts);
 //   4. the body (413 too large, 415 not JSON, 400 malformed or invalid, naming the field);
 //   5. the handler; then the audit row, then the response. If the audit row cannot be written the caller
 //      gets 500: no call goes unrecorded.
 // Unauthenticated callers learn nothing about routes (auth comes first) nor why a token failed.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { adminRoutes, type Route } from "./admin-routes";
+import { adminRoutes, type Route, type RouteResult } from "./admin-routes";
 import type { AuditOutcome } from "./audit";
 import { HttpError, readJson, sendJson } from "./http";
 import { RateLimiter, type BucketSpec } from "./ratelimit";
+import { adminCredentials, allows, type Credentials, type Principal } from "./principal";
 import { RegistryError } from "./registry";
 import type { ControllerStore } from "./store";
-import { TokenVerifier, type AdminToken } from "./tokens";
+import type { AdminToken } from "./tokens";
 
 export type AdminLog = (entry: { level: "info" | "warn" | "error"; msg: string; [k: string]: unknown }) => void;
 
@@ -24,6 +26,12 @@ export type AdminOptions = {
   store: ControllerStore;
   /** {id, sha256 of the token}; the tokens themselves are never given to the controller. */
   tokens: AdminToken[];
+  /** Turns a presented credential into a principal; by default `tokens` as admins. */
+  credentials?: Credentials;
+  /** Routes besides admin-routes.ts's (the fleet and its event stream: live/routes.ts). */
+  routes?: Route[];
+  /** Served before any credential is asked for (the web console's static files): true if it took the request. */
+  pages?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Where a generated master key is saved (and a supplied one copied), e.g. .sesame/keys. */
   masterKeyDir?: string;
   limits?: { perToken?: BucketSpec; perAddressFailures?: BucketSpec; maxClients?: number };
@@ -54,16 +62,16 @@ const STATUS_CODES: Record<AuditOutcome, string> = {
 };
 
 export function createAdminApi(opts: AdminOptions): AdminApi {
-  const verifier = new TokenVerifier(opts.tokens);
+  const credentials = opts.credentials ?? adminCredentials(opts.tokens);
   const maxClients = opts.limits?.maxClients ?? 10_000;
   const perToken = new RateLimiter(opts.limits?.perToken ?? DEFAULT_LIMITS.perToken, maxClients, opts.now);
   const perAddress = new RateLimiter(opts.limits?.perAddressFailures ?? DEFAULT_LIMITS.perAddressFailures, maxClients, opts.now);
-  const routes = adminRoutes({ store: opts.store, masterKeyDir: opts.masterKeyDir });
+  const routes = [...adminRoutes({ store: opts.store, masterKeyDir: opts.masterKeyDir }), ...(opts.routes ?? [])];
   const bodyLimit = opts.bodyLimit ?? 16 * 1024;
   const log = opts.log ?? defaultLog;
 
-  /** The token id, or throws 401/429. */
-  function authenticate(req: IncomingMessage, remote: string): string {
+  /** The caller, or throws 401/429. */
+  async function authenticate(req: IncomingMessage, remote: string): Promise<Principal> {
     const gate = perAddress.peek(remote);
     if (!gate.ok) throw new HttpError(429, "rate-limited", "too many failed attempts; retry later", { "Retry-After": String(gate.retryAfterSec) });
     const h = req.headers.authorization;
@@ -73,9 +81,9 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     };
     if (h === undefined || h.trim() === "") throw fail("missing bearer token");
     const m = /^Bearer +(\S+) *$/i.exec(h);
-    const id = m === null ? undefined : verifier.verify(m[1]);
-    if (id === undefined) throw fail("invalid bearer token");
-    return id;
+    const p = m === null ? undefined : await credentials(m[1]);
+    if (p === undefined) throw fail("invalid bearer token");
+    return p;
   }
 
   function route(method: string, path: string): { r: Route; params: string[] } {
@@ -111,21 +119,25 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     let outcome: AuditOutcome;
     let body: unknown;
     let headers: Record<string, string> = {};
+    let stream: RouteResult["stream"];
     try {
-      actor = authenticate(req, remote);
+      const principal = await authenticate(req, remote);
+      actor = principal.actor;
       const limit = perToken.take(actor);
       if (!limit.ok) throw new HttpError(429, "rate-limited", "rate limit exceeded for this token", { "Retry-After": String(limit.retryAfterSec) });
       const { r, params } = route(method, url.pathname);
       action = r.action;
+      if (!allows(principal, r.action)) throw new HttpError(403, "denied", `this credential may not ${r.action}`);
       const reqBody = method === "POST" ? await readJson(req, bodyLimit) : undefined;
       const out = await r.handle({
-        params, query: url.searchParams, body: reqBody,
+        principal, params, query: url.searchParams, body: reqBody,
         target: (t) => void (target = t),
         note: (d) => void Object.assign(detail, d),
       });
       status = out.status;
       outcome = "ok";
       body = out.body;
+      stream = out.stream;
     } catch (e) {
       ({ status, outcome, body, headers } = refusal(e));
       detail.reason = (body as { message: string }).message;
@@ -139,12 +151,15 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     } catch (e) {
       log({ level: "error", msg: "audit append failed; refusing the response", action, error: String(e) });
       ({ status, body, headers } = { status: 500, body: { error: "internal", message: "audit log unavailable" }, headers: {} });
+      stream = undefined;
     }
     log({ level: outcome === "ok" ? "info" : "warn", msg: "admin call", actor, action, target, outcome, status });
-    sendJson(res, status, body, headers);
+    if (stream !== undefined) await stream(res);
+    else sendJson(res, status, body, headers);
   }
 
   const server = createServer((req, res) => {
+    if (opts.pages?.(req, res)) return;
     handle(req, res).catch((e) => {
       log({ level: "error", msg: "admin handler crashed", error: String(e) });
       if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal error" });
