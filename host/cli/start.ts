@@ -66,6 +66,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     process.stdout.write([
       "",
       `sesame is running: controller (admin ${admin}, MQTT ${c.mqtt}), gateway (${mode}), ${boards} simulated boards.`,
+      `  console:   ${admin}/console/   (sign in with the admin token below)`,
       `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
       `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
@@ -74,7 +75,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       "",
     ].join("\n") + "\n");
     // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
-    fs.writeFileSync(path.join(dir, "access.json"), JSON.stringify({ admin, token: token.token, mqtt: c.mqtt, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, "access.json"), JSON.stringify({ admin, console: `${admin}/console/`, token: token.token, mqtt: c.mqtt, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { mode: 0o600 });
     const client = new SimLinkClient("127.0.0.1", ports.sim);
     let stopping = false;
     const stopSignal = () => (stopping = true);

@@ -1,5 +1,5 @@
 // Building the page without markup: every piece of data goes in as a text node (textContent), so a device
-// named "<script>" shows as those characters and never runs. Nothing here uses innerHTML.
+// named "<script>" shows as those characters and never runs. Nothing here parses strings as markup.
 
 /**
  * An element: h("td", { class: "num", "data-label": "RSSI" }, "12", child). Attributes are set with
