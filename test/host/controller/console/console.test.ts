@@ -17,6 +17,9 @@ import { launchChromium } from "../../../harness/chromium";
 import { simMux } from "../../../harness/sim-mux";
 import { startStack } from "../../../harness/stack";
 
+// What the functions below see when they run in the page (this file is compiled without the DOM's types).
+declare const document: any, sessionStorage: any, localStorage: any;
+
 export const ARTIFACTS = join(REPO_ROOT, "test-artifacts", "console");
 const EVIL = "<script>alert(1)</script>";
 
@@ -69,7 +72,7 @@ describe("web console in headless Chromium", function () {
 
       // The fleet comes online without a reload: the event stream updates the table.
       await page.waitForFunction(() => document.getElementById("online-count")?.textContent === "3/3", undefined, { timeout: 90_000 });
-      await page.waitForFunction(() => [...document.querySelectorAll("#fleet-table tbody tr")].every((tr) => /SPI 0x/.test(tr.textContent ?? "")), undefined, { timeout: 30_000 });
+      await page.waitForFunction(() => [...document.querySelectorAll("#fleet-table tbody tr")].every((tr: any) => /SPI 0x/.test(tr.textContent ?? "")), undefined, { timeout: 30_000 });
 
       // Provision: the configuration is shown once, as text and as a QR code of that text.
       await page.click("#nav-provision");
@@ -99,7 +102,7 @@ describe("web console in headless Chromium", function () {
 
       await page.click("#nav-fleet");
       await page.waitForFunction(() => document.getElementById("online-count")?.textContent === "4/4", undefined, { timeout: 30_000 });
-      const names = await page.$$eval("#fleet-table tbody tr td:first-child", (tds) => tds.map((td) => td.textContent));
+      const names = await page.$$eval("#fleet-table tbody tr td:first-child", (tds) => tds.map((td: any) => td.textContent));
       assert.ok(names.includes(EVIL), `the fleet lists the device by its name as text: ${JSON.stringify(names)}`);
       await page.screenshot({ path: join(ARTIFACTS, "fleet.png"), fullPage: true });
 
@@ -135,10 +138,10 @@ describe("web console in headless Chromium", function () {
 /** The QR code on the page is the one qrcode-generator makes of `text` (module for module). */
 async function qrMatches(page: Page, text: string): Promise<void> {
   const drawn = await page.evaluate(() => {
-    const c = document.getElementById("secret-qr") as HTMLCanvasElement;
+    const c = document.getElementById("secret-qr");
     const n = Number(c.dataset.modules);
     const scale = c.width / (n + 8);
-    const px = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
     const rows: string[] = [];
     for (let r = 0; r < n; r++) {
       let row = "";
