@@ -13,9 +13,10 @@ import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
+import { readSessionEvent } from "../backbone/session-event";
 import { BackboneServer } from "../backbone/link";
 import {
-  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
 } from "../backbone/frame";
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
@@ -97,7 +98,10 @@ export class Controller {
     // The relay sessions a previous run of this controller held ended with it.
     for (const g of this.opts.gateways) if (g.mode === "relay") this.sessionLog.allClosed(g.kid.toLowerCase(), "controller restarted");
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
-    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true });
+    this.relay = new DeviceGateway({
+      config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
+      onCommand: (peer, id, outcome) => this.feed.commandState(this.keys.deviceOfPeer(peer), id, outcome),
+    });
     await this.refreshKeys();
     this.store.registry.onRevoke((e) => {
       // Relay mode: the sessions this controller ends itself go now; terminate gateways end theirs on the
@@ -246,7 +250,10 @@ export class Controller {
       if (keys) this.saveEvolved(device, keys);
       else this.stats.badMessages++;
     } else if (m.kind === KIND_SESSION_EVENT) {
-      this.sessionLog.fromGateway(gw, m);
+      const n = m.event === COMMAND_STATE ? readSessionEvent(m) : undefined;
+      if (n === undefined) this.sessionLog.fromGateway(gw, m);
+      else if (typeof n !== "string" && n.event === "command") this.feed.commandState(this.keys.deviceOfPeer(n.device), n.id, n.state);
+      else this.stats.badMessages++;
     } else {
       this.stats.badMessages++;
     }
@@ -319,6 +326,11 @@ export class Controller {
     let id: number | null = null;
     if (relayed) {
       id = this.relay.command(seen.peer, payload, Date.now());
+      if (id < 0) {
+        const why = "no session with this controller yet, or its command queue is full";
+        this.feed.command(device, "rejected", null, payload.length, why);
+        return { rejected: why };
+      }
       this.pumpRelay();
     } else {
       this.server.send(seen.gateway, { kind: KIND_DOWNLINK, device: Buffer.from(seen.peer, "hex"), payload });

@@ -29,8 +29,6 @@ export interface DeviceStatusBook {
   get(device: string, now: number): DeviceSeen | undefined;
   /** Devices heard within `windowMs` of `now`. */
   online(now: number, windowMs: number): number;
-  /** The device was revoked: forget it (its commands have nowhere to go). */
-  forget(device: string): void;
 }
 
 /** A device is online while heard from within this window: a LoRa board may report only every few minutes. */
@@ -84,11 +82,6 @@ export class MemoryDeviceStatus implements DeviceStatusBook {
     let n = 0;
     for (const e of this.devices.values()) if (now - e.at < windowMs) n++;
     return n;
-  }
-
-  forget(device: string): void {
-    this.devices.delete(device);
-    this.links.delete(device);
   }
 }
 

@@ -6,6 +6,7 @@
 //
 // The fleet table is computed once per tick for all streams (registry and open sessions re-read when they
 // changed, or every few seconds for writers elsewhere), and only rows that changed go out.
+import type { CommandState as BackboneCommandState } from "../../backbone/session-event";
 import type { DeviceStatusBook } from "../device-status";
 import { ONLINE_WINDOW_MS } from "../device-status";
 import { sees, type Principal } from "../principal";
@@ -97,20 +98,31 @@ export class LiveFeed {
     this.streams.send(watching(device), "reading", { device, ...entry, missing: r.missing });
   }
 
-  command(device: string, state: CommandState, id: number | null, bytes = 0, reason?: string): void {
+  /** A command went to the device's gateway (`id` when this controller numbers it: relay mode), or was refused. */
+  command(device: string, state: "sent" | "rejected", id: number | null, bytes: number, reason?: string): void {
     const r = this.of(device);
-    const found = id === null || state === "sent" || state === "rejected" ? undefined : r.commands.find((c) => c.id === id && c.state === "sent");
-    let entry: CommandEntry;
-    if (found !== undefined) {
-      r.counts[found.state]--;
-      found.state = state;
-      entry = found;
-    } else {
-      entry = { id, at: new Date(this.now()).toISOString(), bytes, state };
-      if (reason !== undefined) entry.reason = reason;
-      push(r.commands, entry, KEEP_COMMANDS);
-    }
+    const entry: CommandEntry = { id, at: new Date(this.now()).toISOString(), bytes, state };
+    if (reason !== undefined) entry.reason = reason;
+    push(r.commands, entry, KEEP_COMMANDS);
     r.counts[state]++;
+    this.streams.send(watching(device), "command", { device, ...entry });
+  }
+
+  /**
+   * What became of a sent command: "queued" names the id a terminate gateway gave the oldest command it had
+   * not numbered yet (or "refused" it), "acked" and "lost" are its end.
+   */
+  commandState(device: string, id: number, state: BackboneCommandState): void {
+    const r = this.recent.get(device);
+    const entry = r?.commands.find((c) => c.state === "sent" && (state === "queued" || state === "refused" ? c.id === null : c.id === id));
+    if (r === undefined || entry === undefined) return;
+    if (state === "queued") entry.id = id;
+    else {
+      r.counts.sent--;
+      entry.state = state === "refused" ? "rejected" : state;
+      if (state === "refused") entry.reason = "the gateway does not know the device, or its queue is full";
+      r.counts[entry.state]++;
+    }
     this.streams.send(watching(device), "command", { device, ...entry });
   }
 
@@ -124,7 +136,6 @@ export class LiveFeed {
   registryChanged(device: string, change: "provisioned" | "rotated" | "revoked"): void {
     this.readAt.devices = this.readAt.sessions = -Infinity;
     this.watchedDirty = true;
-    if (change === "revoked") this.src.status.forget(device);
     this.streams.send((s) => sees(s.principal, device), "registry", { device, change });
   }
 
@@ -219,11 +230,11 @@ export class LiveFeed {
   }
 
   private row(d: DeviceRecord, open: SessionRecord | undefined, now: number): FleetRow {
-    const seen = d.revokedAt === null ? this.src.status.get(d.id, now) : undefined;
+    const seen = this.src.status.get(d.id, now);
     const r = this.recent.get(d.id);
     return {
       id: d.id, name: d.name, board: d.board, mode: d.mode, generation: d.generation, revoked: d.revokedAt !== null,
-      online: seen !== undefined && now - seen.at < ONLINE_WINDOW_MS,
+      online: d.revokedAt === null && seen !== undefined && now - seen.at < ONLINE_WINDOW_MS,
       lastSeen: seen === undefined ? null : new Date(seen.at).toISOString(),
       gateway: seen?.gateway ?? null, link: seen?.link ?? null, perMinute: seen?.perMinute ?? 0,
       session: open === undefined ? null : { spi: open.spi, gateway: open.gateway, openedAt: open.openedAt },

@@ -50,13 +50,20 @@ export function showSecret(p, what, closed) {
   drawQr($("secret-qr"), p.config);
   const copy = $("secret-copy");
   copy.onclick = () => void navigator.clipboard?.writeText(p.config).then(() => (copy.textContent = "Copied"), () => (copy.textContent = "Copy failed: select the text"));
-  $("secret-done").onclick = () => dialog.close();
-  dialog.addEventListener("close", () => {
+  const wipe = () => {
     $("secret-config").textContent = "";
     const qr = $("secret-qr");
     qr.getContext("2d").clearRect(0, 0, qr.width, qr.height);
     qr.width = qr.height = 0;
     copy.textContent = "Copy";
+  };
+  $("secret-done").onclick = () => {
+    wipe();
+    dialog.close();
+  };
+  // Also when closed with Escape.
+  dialog.addEventListener("close", () => {
+    wipe();
     closed?.();
   }, { once: true });
   dialog.showModal();

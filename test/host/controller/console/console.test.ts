@@ -1,7 +1,8 @@
 // The web console in a real headless Chromium against a real stack (controller with its embedded database
 // and broker, a terminate gateway, simulated boards running the built bundles): sign in with the admin
 // token, watch the fleet come online, provision a device (its configuration shown once, with a QR code),
-// run a board with that configuration, revoke the device and watch its session end. The device is named
+// run a board with that configuration, send it a command and see it acknowledged, revoke the device and
+// watch its session end. The device is named
 // <script>alert(1)</script>: it must show as text and never run. Screenshots are kept in
 // test-artifacts/console/ (git-ignored).
 import assert from "node:assert/strict";
@@ -31,8 +32,10 @@ describe("web console in headless Chromium", function () {
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
-  it("signs in, shows the fleet online, provisions a device with its QR code, revokes it and shows its session end", async () => {
-    const s = await startStack("terminate");
+  for (const mode of ["terminate", "relay"] as const)
+  it(`${mode} mode: signs in, shows the fleet online, provisions a device with its QR code, commands it, revokes it and shows its session end`, async () => {
+    const s = await startStack(mode);
+    const shot = (name: string) => join(ARTIFACTS, `${mode}-${name}.png`);
     const client = new SimLinkClient("127.0.0.1", s.simPort);
     const port = simMux(client);
     const stops = { a: false, b: false };
@@ -83,7 +86,7 @@ describe("web console in headless Chromium", function () {
       const config = (await page.textContent("#secret-config")) ?? "";
       assert.match(config, /^mode=psk;order=I;id=[0-9a-f]{32};psk=[0-9a-f]{64}/);
       await qrMatches(page, config);
-      await page.screenshot({ path: join(ARTIFACTS, "provisioned.png") });
+      await page.screenshot({ path: shot("provisioned") });
       await page.click("#secret-done");
       assert.equal(await page.textContent("#secret-config"), "", "the configuration is wiped when the dialog closes");
       await page.waitForURL(/#\/device\/[0-9a-f]+$/);
@@ -99,12 +102,16 @@ describe("web console in headless Chromium", function () {
       await page.waitForFunction(() => document.getElementById("device-state")?.textContent === "online", undefined, { timeout: 60_000 });
       await page.waitForFunction(() => /open/.test(document.querySelector("#sessions-table tbody")?.textContent ?? ""), undefined, { timeout: 30_000 });
       await page.waitForFunction(() => (document.querySelectorAll("#readings-table tbody tr").length ?? 0) >= 2, undefined, { timeout: 30_000 });
+      // A command (LED on) goes down through the gateway; the console shows it acknowledged by the board.
+      await page.fill("#command-bytes", "02 01");
+      await page.click("#command-form button[type=submit]");
+      await page.waitForFunction(() => /acked/.test(document.querySelector("#commands-table tbody")?.textContent ?? ""), undefined, { timeout: 60_000 });
 
       await page.click("#nav-fleet");
       await page.waitForFunction(() => document.getElementById("online-count")?.textContent === "4/4", undefined, { timeout: 30_000 });
       const names = await page.$$eval("#fleet-table tbody tr td:first-child", (tds) => tds.map((td: any) => td.textContent));
       assert.ok(names.includes(EVIL), `the fleet lists the device by its name as text: ${JSON.stringify(names)}`);
-      await page.screenshot({ path: join(ARTIFACTS, "fleet.png"), fullPage: true });
+      await page.screenshot({ path: shot("fleet"), fullPage: true });
 
       // Revoke it: the console shows the device revoked and its session ended, without a reload.
       await page.click(`#fleet-table tr[data-id="${id}"]`);
@@ -113,17 +120,24 @@ describe("web console in headless Chromium", function () {
       await page.waitForFunction(() => document.getElementById("device-state")?.textContent === "revoked", undefined, { timeout: 30_000 });
       await page.waitForFunction(() => /device revoked/.test(document.querySelector("#sessions-table tbody")?.textContent ?? ""), undefined, { timeout: 30_000 });
       assert.doesNotMatch((await page.textContent("#sessions-table tbody")) ?? "", /\bopen\b/, "no session of the revoked device is shown open");
-      await page.screenshot({ path: join(ARTIFACTS, "revoked.png"), fullPage: true });
+      await page.screenshot({ path: shot("revoked"), fullPage: true });
 
       const open = await s.controller.store.sessions.list({ deviceId: id, openOnly: true });
       assert.equal(open.length, 0, "the session log has no open session of the revoked device");
       assert.deepEqual(alerts, [], "no script ran from the device's name");
       assert.equal(await page.evaluate(() => document.scripts.length), 1, "the page holds only its own module script");
 
+      // On a phone: the fleet's rows become cards that fit the screen's width.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.click("#nav-fleet");
+      await page.waitForSelector("#fleet-table");
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "nothing wider than the phone's screen");
+      await page.screenshot({ path: shot("phone-fleet"), fullPage: true });
+
       // Every call the console made is in the audit log; an event stream is one row per connection, not per event.
       const audit = await s.controller.store.audit.list({ limit: 1000 });
       const actions = audit.map((a) => a.action);
-      for (const a of ["whoami", "device.provision", "device.revoke", "fleet.device", "events.stream"]) assert.ok(actions.includes(a), `audited: ${a}`);
+      for (const a of ["whoami", "device.provision", "device.command", "device.revoke", "fleet.device", "events.stream"]) assert.ok(actions.includes(a), `audited: ${a}`);
       assert.ok(actions.filter((a) => a === "events.stream").length <= 6, `event streams audited per connection: ${actions.filter((a) => a === "events.stream").length}`);
     } finally {
       stops.a = stops.b = true;
