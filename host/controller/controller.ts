@@ -266,10 +266,10 @@ export class Controller {
    */
   private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string, since: number, done: () => void): void {
     this.stats.uplinks++;
-    this.feed.reading(device, id, body, gw, Date.now());
     this.metrics.message("up", mode, body.length);
     this.metrics.latency("up", mode, Math.max(0, Date.now() - since) / 1000);
     const u = { device, seq: id, payload: Uint8Array.from(body), gateway: gw };
+    this.feed.reading(device, id, u.payload, gw, Date.now());
     const attempt = () => this.delivery.publishUplink(u, (ok) => {
       if (ok) done();
       else setTimeout(() => this.stopped || attempt(), 1000).unref();

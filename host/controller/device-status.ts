@@ -38,7 +38,7 @@ export const ONLINE_WINDOW_MS = 600_000;
 const SLOT_MS = 10_000;
 const SLOTS = 6;
 
-type Entry = Via & { at: number; slots: number[]; slotAt: number };
+type Entry = { gateway: string; peer: string; link: string | undefined; at: number; slots: number[]; slotAt: number };
 
 export class MemoryDeviceStatus implements DeviceStatusBook {
   private readonly devices = new Map<string, Entry>();
@@ -51,7 +51,8 @@ export class MemoryDeviceStatus implements DeviceStatusBook {
     let e = this.devices.get(device);
     if (e === undefined) {
       if (this.devices.size >= this.maxDevices) this.devices.delete(this.devices.keys().next().value as string);
-      e = { ...via, at, slots: new Array<number>(SLOTS).fill(0), slotAt: slotOf(at) };
+      // All fields from the start (one object shape for every entry).
+      e = { gateway: via.gateway, peer: via.peer, link: undefined, at, slots: [0, 0, 0, 0, 0, 0], slotAt: slotOf(at) };
       this.devices.set(device, e);
     }
     e.gateway = via.gateway;

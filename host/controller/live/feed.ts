@@ -47,8 +47,8 @@ export type FeedSources = {
   now?: () => number;
 };
 
-/** Kept per device: the last readings and commands, ids never received (at most). */
-const KEEP_READINGS = 20;
+/** Kept per device, for at most 20,000 devices (the one first seen is forgotten first): the last readings and commands, ids never received. */
+const KEEP_READINGS = 10;
 const KEEP_COMMANDS = 20;
 const KEEP_MISSING = 64;
 /** Bytes of a reading's payload shown. */
@@ -57,7 +57,10 @@ const PAYLOAD_SHOWN = 64;
 const TICK_MS = 1000;
 const REREAD_MS = 5000;
 
-type Recent = { readings: Reading[]; commands: CommandEntry[]; top: number; missing: number[]; counts: Record<CommandState, number> };
+/** As kept: formatted (Reading) only when someone looks, so a reading costs the controller little. */
+type RawReading = { id: number; at: number; gateway: string; bytes: number; payload: Uint8Array };
+
+type Recent = { readings: RawReading[]; commands: CommandEntry[]; top: number; missing: number[]; counts: Record<CommandState, number> };
 
 export class LiveFeed {
   readonly streams: EventStreams;
@@ -75,7 +78,7 @@ export class LiveFeed {
   private rereading: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly src: FeedSources, streams = new EventStreams(), private readonly maxDevices = 100_000) {
+  constructor(private readonly src: FeedSources, streams = new EventStreams(), private readonly maxDevices = 20_000) {
     this.now = src.now ?? Date.now;
     this.streams = streams;
     this.timer = setInterval(() => void this.tick().catch(() => {}), TICK_MS);
@@ -89,13 +92,14 @@ export class LiveFeed {
 
   // ---- what the controller tells it ----
 
+  /** A reading was taken in; `payload` is kept (the first 64 bytes of it), so it must not change after. */
   reading(device: string, id: number, payload: Uint8Array, gateway: string, at: number): void {
     this.perGateway.set(gateway, (this.perGateway.get(gateway) ?? 0) + 1);
     const r = this.of(device);
-    const entry: Reading = { id, at: new Date(at).toISOString(), bytes: payload.length, gateway, payload: Buffer.from(payload.subarray(0, PAYLOAD_SHOWN)).toString("hex") };
-    push(r.readings, entry, KEEP_READINGS);
+    const raw: RawReading = { id, at, gateway, bytes: payload.length, payload: payload.length <= PAYLOAD_SHOWN ? payload : payload.subarray(0, PAYLOAD_SHOWN) };
+    push(r.readings, raw, KEEP_READINGS);
     this.numbered(r, id);
-    this.streams.send(watching(device), "reading", { device, ...entry, missing: r.missing });
+    if (this.streams.follows(device)) this.streams.send(watching(device), "reading", { device, ...formatted(raw), missing: r.missing });
   }
 
   /** A command went to the device's gateway (`id` when this controller numbers it: relay mode), or was refused. */
@@ -156,7 +160,7 @@ export class LiveFeed {
     const r = this.recent.get(id);
     return {
       device: this.row(d, open, this.now()), sessions,
-      readings: r?.readings.slice().reverse() ?? [], commands: r?.commands.slice().reverse() ?? [], missing: r?.missing.slice() ?? [],
+      readings: r?.readings.map(formatted).reverse() ?? [], commands: r?.commands.slice().reverse() ?? [], missing: r?.missing.slice() ?? [],
     };
   }
 
@@ -265,9 +269,13 @@ export class LiveFeed {
   }
 }
 
+const formatted = (r: RawReading): Reading => ({
+  id: r.id, at: new Date(r.at).toISOString(), bytes: r.bytes, gateway: r.gateway, payload: Buffer.from(r.payload).toString("hex"),
+});
+
 function push<T>(list: T[], item: T, keep: number): void {
+  if (list.length >= keep) list.shift();
   list.push(item);
-  if (list.length > keep) list.splice(0, list.length - keep);
 }
 
 /** Streams that follow `device`'s readings and commands. */

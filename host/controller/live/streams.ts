@@ -39,6 +39,13 @@ export class EventStreams {
     return this.open.size;
   }
 
+  /** Whether some stream follows `device` (checked before an event for it is made). */
+  follows(device: string): boolean {
+    if (this.open.size === 0) return false;
+    for (const s of this.open) if (s.filter.device === device) return true;
+    return false;
+  }
+
   /** The devices some stream follows. */
   watched(): Set<string> {
     const out = new Set<string>();

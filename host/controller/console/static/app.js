@@ -7,7 +7,7 @@ import { $, fill, h } from "./dom.js";
 import { drawDevice, drawFleet, drawGateways, tickAgo } from "./views.js";
 
 const SECTIONS = ["signin", "fleet", "device", "gateways", "provision"];
-const READINGS_KEPT = 20;
+const READINGS_KEPT = 10;
 
 const state = { who: null, fleet: new Map(), gateways: [], queues: {}, device: null, view: "fleet", deviceId: null, stop: null, streamFor: undefined };
 
