@@ -73,6 +73,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     process.stdout.write([
       "",
       `sesame is running: controller (admin ${admin}, MQTT ${c.mqtt}), gateway (${mode}), ${boards} simulated boards.`,
+      `  console:   ${admin}/console/   (sign in with the admin token below)`,
       `  readings:  mosquitto_sub ${mqttLogin} -t 'sesame/devices/+/up' -v`,
       `  a command: mosquitto_pub ${mqttLogin} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
@@ -81,7 +82,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       "",
     ].join("\n") + "\n");
     // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
-    writePrivateFile(path.join(dir, "access.json"), JSON.stringify({ admin, token: token.token, metricsToken: scrape.token, mqtt: c.mqtt, mqttUser: app.username, mqttPassword: app.password, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { overwrite: true });
+    writePrivateFile(path.join(dir, "access.json"), JSON.stringify({ admin, console: `${admin}/console/`, token: token.token, metricsToken: scrape.token, mqtt: c.mqtt, mqttUser: app.username, mqttPassword: app.password, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { overwrite: true });
     const client = new SimLinkClient("127.0.0.1", ports.sim, simSecret);
     let stopping = false;
     const stopSignal = () => (stopping = true);
