@@ -26,6 +26,7 @@ import { Metrics } from "../telemetry/metrics";
 import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
+import { adminCredentials, applicationCredentials, firstOf } from "./principal";
 import { consolePages } from "./console/pages";
 import { MemoryDeviceStatus, ONLINE_WINDOW_MS, type DeviceStatusBook } from "./device-status";
 import { LiveFeed } from "./live/feed";
@@ -145,6 +146,11 @@ export class Controller {
     });
     this.admin = createAdminApi({
       store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }),
+      // Admin tokens, and applications' MQTT logins as credentials scoped to their devices (the console's sign-in).
+      credentials: firstOf(adminCredentials(this.opts.admin.tokens), applicationCredentials(async (u, p) => {
+        const id = await this.store.mqtt.login(u, p);
+        return id?.kind === "application" ? id : undefined;
+      })),
       routes: liveRoutes({ store: this.store, feed: this.feed, command: (d, p) => this.command(d, p) }), pages: consolePages(),
     });
     this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));

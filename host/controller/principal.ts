@@ -45,3 +45,31 @@ export function firstOf(...kinds: Credentials[]): Credentials {
     return undefined;
   };
 }
+
+/** What an application's credential may call, by its MQTT access: reading the fleet, and commands with "command". */
+export const APPLICATION_READ = ["whoami", "board.list", "fleet.list", "fleet.device", "events.stream", "device.get", "session.list"];
+export const APPLICATION_COMMAND = ["whoami", "board.list", "device.command"];
+
+/** An application credential's login check (MqttCredentials.login): its access and devices, or undefined. */
+export type ApplicationLogin = (username: string, password: Uint8Array) => Promise<{ access: "read" | "command" | "both"; devices: "all" | ReadonlySet<string> } | undefined>;
+
+/**
+ * Applications' MQTT credentials (presented as "username:password") as scoped principals, so an application's
+ * operator can watch its own devices in the console. A check costs a database read and a PBKDF2, more than an
+ * admin token's hash, so at most `perSecond` checks run a second whatever the presenters: past that a scoped
+ * credential is refused (401) until the next second, while admin tokens (checked first) always pass.
+ */
+export function applicationCredentials(login: ApplicationLogin, perSecond = 50, now: () => number = Date.now): Credentials {
+  let second = 0, used = 0;
+  return async (presented) => {
+    const m = /^(app-[0-9a-f]{12}):(\S{1,128})$/.exec(presented);
+    if (m === null) return undefined;
+    const t = Math.floor(now() / 1000);
+    if (t !== second) [second, used] = [t, 0];
+    if (++used > perSecond) return undefined;
+    const id = await login(m[1], Buffer.from(m[2], "utf8"));
+    if (id === undefined) return undefined;
+    const actions = new Set([...(id.access !== "command" ? APPLICATION_READ : []), ...(id.access !== "read" ? APPLICATION_COMMAND : [])]);
+    return { actor: m[1], devices: id.devices, actions };
+  };
+}
