@@ -52,7 +52,8 @@ export const DEFAULT_CONNECTION: ConnectionOptions = { handshakeTimeoutMs: 5_000
 export type ConnectionStats = { recordsIn: number; recordsOut: number; bytesIn: number; bytesOut: number };
 
 /**
- * Events: 'ready' (the session is confirmed both ways), 'messages' (Message[] of one batch, in order),
+ * Events: 'answered' (the peer's handshake message was accepted; its identity is proven only at 'ready'),
+ * 'ready' (the session is confirmed both ways), 'messages' (Message[] of one batch, in order),
  * 'drain' (the socket took what was written), 'close' (reason: string; once, as soon as either side
  * ended the connection, possibly before the socket has closed).
  */
@@ -235,6 +236,7 @@ export class BackboneConnection extends EventEmitter {
     this.pumpEndpoint();
     if (this.state === CONN_CLOSED) return;
     if (this.ep.session === undefined) return this.abort("handshake failed");
+    this.emit("answered");
     if (rest !== undefined) this.reader.push(rest);
   }
 

@@ -10,9 +10,9 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 
 export type Ready = Record<string, string | number>;
 
-export function spawnSesame(args: string[], name: string, log: Logger): { proc: ChildProcess; ready: Promise<Ready> } {
+export function spawnSesame(args: string[], name: string, log: Logger, env: NodeJS.ProcessEnv = process.env): { proc: ChildProcess; ready: Promise<Ready> } {
   const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
-    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...process.env, SESAME_LOG_LEVEL: process.env.SESAME_LOG_LEVEL ?? "warn" },
+    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...env, SESAME_LOG_LEVEL: env.SESAME_LOG_LEVEL ?? "warn" },
   });
   // Only a channel to notice the parent's death by: it must not keep this process alive.
   proc.channel?.unref();

@@ -5,11 +5,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BoardProfile } from "../../firmware/board";
+import { privateDir, writePrivateFile } from "../controller/private-files";
 import { generateToken } from "../controller/tokens";
 import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
 import type { Logger } from "../telemetry/log";
-import { ensureKeyFile } from "./keyfile";
+import { ensureKeyFile, ensureSecretFile } from "./keyfile";
+import { createAppLogin } from "./mqtt-login";
 import { CommandSpec, oneOf, port, UsageError, Values } from "./options";
 import { CHILD_UP, Supervised } from "./supervise";
 
@@ -38,17 +40,20 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  privateDir(dir);
   const token = generateToken();
+  const scrape = generateToken(); // reads /metrics and /status on both processes, and nothing else
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
   const ports = { admin: port(v, "admin-port"), mqtt: port(v, "mqtt-port"), backbone: port(v, "backbone-port"), metrics: port(v, "gateway-metrics-port"), sim: 0 };
   // Both children are supervised: each restart gets the same ports, files and identities as the first run.
+  const simSecret = ensureSecretFile(path.join(dir, "sim.secret")).secret;
   const controller = new Supervised("controller", () => ["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"),
     "--key-file", path.join(dir, "controller.key"), "--admin-port", String(ports.admin), "--mqtt-port", String(ports.mqtt),
-    "--backbone-port", String(ports.backbone), "--admin-tokens", `start:${token.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], log);
+    "--backbone-port", String(ports.backbone), "--admin-tokens", `start:${token.sha256}`, "--metrics-tokens", `scrape:${scrape.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], log);
   let controllerKey = "";
   const gateway = new Supervised("gateway", () => ["gateway", "--mode", mode, "--controller", `127.0.0.1:${ports.backbone}`, "--controller-key", controllerKey,
-    "--key-file", path.join(dir, "gateway.key"), "--sim-port", String(ports.sim), "--metrics-port", String(ports.metrics)], log);
+    "--key-file", path.join(dir, "gateway.key"), "--sim-port", String(ports.sim), "--sim-secret-file", path.join(dir, "sim.secret"),
+    "--metrics-port", String(ports.metrics), "--metrics-tokens", `scrape:${scrape.sha256}`], log);
   const children = [controller, gateway];
   const say = (line: string) => process.stderr.write(`${process.stdout.isTTY ? "\n" : ""}sesame: ${line}\n`);
   for (const c of children) c.on("line", say);
@@ -63,19 +68,22 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     const admin = `http://127.0.0.1:${c.admin}`;
     const gwMetrics = `http://127.0.0.1:${g.metricsPort}`;
     const mqttPort = String(c.mqtt).split(":").pop();
+    const app = await createAppLogin(admin, token.token, "sesame start");
+    const mqttLogin = `-h 127.0.0.1 -p ${mqttPort} -u ${app.username} -P ${app.password}`;
     process.stdout.write([
       "",
       `sesame is running: controller (admin ${admin}, MQTT ${c.mqtt}), gateway (${mode}), ${boards} simulated boards.`,
-      `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
-      `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
+      `  console:   ${admin}/console/   (sign in with the admin token below)`,
+      `  readings:  mosquitto_sub ${mqttLogin} -t 'sesame/devices/+/up' -v`,
+      `  a command: mosquitto_pub ${mqttLogin} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
-      `  metrics:   curl ${admin}/metrics   (the gateway's: curl ${gwMetrics}/metrics)`,
+      `  metrics:   curl -H 'authorization: Bearer ${scrape.token}' ${admin}/metrics   (the gateway's: ${gwMetrics}/metrics, same token)`,
       "The controller and the gateway are supervised: one that dies is restarted. Ctrl-C stops everything.",
       "",
     ].join("\n") + "\n");
     // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
-    fs.writeFileSync(path.join(dir, "access.json"), JSON.stringify({ admin, token: token.token, mqtt: c.mqtt, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { mode: 0o600 });
-    const client = new SimLinkClient("127.0.0.1", ports.sim);
+    writePrivateFile(path.join(dir, "access.json"), JSON.stringify({ admin, console: `${admin}/console/`, token: token.token, metricsToken: scrape.token, mqtt: c.mqtt, mqttUser: app.username, mqttPassword: app.password, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { overwrite: true });
+    const client = new SimLinkClient("127.0.0.1", ports.sim, simSecret);
     let stopping = false;
     const stopSignal = () => (stopping = true);
     process.once("SIGINT", stopSignal);
@@ -84,9 +92,9 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     const status = setInterval(async () => {
       const down = children.filter((k) => k.state !== CHILD_UP).map((k) => `${k.name.toUpperCase()} ${k.state}${k.state === "down" ? ` (restart in ${Math.max(0, Math.ceil((k.restartAt - Date.now()) / 1000))} s)` : ""}`);
       // A part that is down has no numbers to give: the line says which, and what the other still reports.
-      const s = (await getJson(`${admin}/status`)) ?? {};
+      const s = (await getJson(`${admin}/status`, scrape.token)) ?? {};
       // In terminate mode handshakes and device-side errors (bad tags, replays) are the gateway's to count.
-      const gs = (await getJson(`${gwMetrics}/status`)) ?? {};
+      const gs = (await getJson(`${gwMetrics}/status`, scrape.token)) ?? {};
       const handshakes = (s.handshakes ?? 0) + (gs.handshakes ?? 0), errors = (s.errors ?? 0) + (gs.errors ?? 0);
       const line = (down.length > 0 ? `${down.join("  ")}  |  ` : "") +
         `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  handshakes ${handshakes}  errors ${errors}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
@@ -112,9 +120,9 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
 }
 
 /** A JSON answer, or undefined when there is none (the process is down or restarting). */
-async function getJson(url: string): Promise<Record<string, number> | undefined> {
+async function getJson(url: string, token: string): Promise<Record<string, number> | undefined> {
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(900) });
+    const r = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(900) });
     return r.ok ? ((await r.json()) as Record<string, number>) : undefined;
   } catch {
     return undefined;

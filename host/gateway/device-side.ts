@@ -1,6 +1,8 @@
 // What the gateway process needs of its device side (terminate mode), whether the devices live on this
 // thread (DeviceGateway, ./devices.ts) or are spread over worker threads by SPI (DeviceShards, ./shards.ts).
 import { encodeData } from "../../firmware/runtime/messages";
+import type { CommandState } from "../backbone/session-event";
+import type { KeyLimits } from "../telemetry/metrics";
 import type { KeyTable } from "./keytable";
 
 /** Where a DATA message's reading starts (after its kind and id): the length of an empty one. */
@@ -22,9 +24,14 @@ export type DeviceRef = { readonly name: string; readonly id: Uint8Array };
  */
 export type UplinkSink = (d: DeviceRef, id: number, body: Uint8Array, off: number, len: number, at: number) => boolean;
 
+/** What became of a command: queued under its message id (or refused, id 0), acknowledged by its device, or lost. */
+export type CommandSink = (device: string, id: number, state: CommandState) => void;
+
 export interface DeviceSide {
   /** Where readings go as they are taken in. */
   onUplink: UplinkSink | undefined;
+  /** What became of each command (told to the controller for its console). */
+  onCommand: CommandSink | undefined;
   /** Called when packets for the links became ready other than in answer to a call (a worker's answer). */
   onOutput: (() => void) | undefined;
   input(link: LinkAddress, packet: Uint8Array, now: number): void;
@@ -34,12 +41,14 @@ export interface DeviceSide {
   takeOutput(): DownPacket[];
   /** holdAcks: reading `id` of `d` (as onUplink gave it) is durable: its ACK goes out with the next output. */
   confirmOf(d: DeviceRef, id: number, now: number): boolean;
-  /** Queues a command; its message id, or -1 (unknown device, queue full). */
-  command(device: string, body: Uint8Array, now: number): number;
+  /** Queues a command; whether it was queued (and its message id) or refused is told to onCommand. */
+  command(device: string, body: Uint8Array, now: number): void;
   /** Ends every session of a device (revoked, rotated). */
   end(device: string, now: number): void;
   /** Devices with a session that can carry data now. */
   onlineCount(): number;
+  /** The live session keys' use of their limits (docs/PROTOCOL.md 1.3), for the metrics. */
+  keyLimits(): KeyLimits;
 }
 
 /** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */

@@ -21,14 +21,15 @@ import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
 import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { addTransport, deleteTransport } from "../../firmware/session/session";
-import { encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
+import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
-import { DATA_BODY_AT, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
+import { CommandSink, DATA_BODY_AT, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
+import type { KeyLimits } from "../telemetry/metrics";
 
 export { LORA, type LinkAddress, type DeviceState, type DownPacket, type DeviceRef, type UplinkSink };
 
@@ -100,6 +101,8 @@ export class DeviceGateway implements DeviceSide {
   private readonly deviceOptions;
   /** Where readings go as they are taken in; while unset, they wait for takeUplinks(). */
   onUplink: UplinkSink | undefined;
+  /** What became of each command: queued (or refused), acknowledged by its device, or given up after its tries. */
+  onCommand: CommandSink | undefined;
   /** (Never called: this side answers synchronously.) */
   onOutput: (() => void) | undefined;
   readonly stats: DeviceGatewayStats = { packets: 0, records: 0, unknownSpi: 0, malformed: 0, uplinks: 0, duplicates: 0, commandsLost: 0 };
@@ -127,6 +130,11 @@ export class DeviceGateway implements DeviceSide {
     };
     this.watch = o && new SessionWatch(o);
     this.deviceOptions = { storage: opts.storage, commandTries: opts.commandTries ?? 4, commandRtoMs: opts.commandRtoMs ?? 8000, holdAcks: opts.holdAcks === true };
+  }
+
+  /** The live session keys' use of their limits (zero without an observer: nothing is watched). */
+  keyLimits(): KeyLimits {
+    return this.watch?.keyLimits() ?? { records: 0, forgeries: 0 };
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */
@@ -210,12 +218,12 @@ export class DeviceGateway implements DeviceSide {
     return now - e.at >= SUPERSEDED_MS && this.devices.get(this.nameOf(s))?.ep !== ep;
   }
 
-  /** Queues a command for a device; its message id, or -1 (unknown device, queue full). */
+  /** Queues a command for a device; its message id, or -1 (unknown device, queue full), also told to onCommand. */
   command(device: string, body: Uint8Array, now: number): number {
     const d = this.devices.get(device);
-    if (d === undefined) return -1;
-    const id = senderQueue(d.sender, this.opts.storage, body, now);
-    if (d.ep !== undefined) this.drain(d.ep, now);
+    const id = d === undefined ? -1 : senderQueue(d.sender, this.opts.storage, body, now);
+    this.onCommand?.(device, Math.max(0, id), id >= 0 ? "queued" : "refused");
+    if (d !== undefined && id >= 0 && d.ep !== undefined) this.drain(d.ep, now);
     return id;
   }
 
@@ -398,7 +406,7 @@ export class DeviceGateway implements DeviceSide {
       if (d.ep === ep && epReady(ep)) {
         this.sendAcks(d, s, now);
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
-        if (d.sender.lost.length > 0) this.stats.commandsLost += senderTakeLost(d.sender).length;
+        if (d.sender.lost.length > 0) this.commandsLost(d.name, senderTakeLost(d.sender));
       }
     }
     if (ep.out.length > 0 || (s !== undefined && s.outbox.length > 0) || (ep.old !== undefined && ep.old.outbox.length > 0)) {
@@ -457,8 +465,19 @@ export class DeviceGateway implements DeviceSide {
   /** A message from a device: a reading taken in (its id returned, when it is new and carried on), or an ACK of a command. */
   private take(d: DeviceState, m: Uint8Array, now: number): number {
     const kind = messageKind(m);
-    if (kind === MSG_ACK) senderAck(d.sender, m);
-    else if (kind === MSG_DATA) {
+    if (kind === MSG_ACK) {
+      const told = this.onCommand;
+      if (told === undefined) {
+        senderAck(d.sender, m);
+        return -1;
+      }
+      const waiting = new Set(d.sender.pending.map((o) => o.id));
+      senderAck(d.sender, m);
+      for (let k = 0; k < ackCount(m); k++) {
+        const id = messageId(m, k);
+        if (waiting.delete(id)) told(d.name, id, "acked");
+      }
+    } else if (kind === MSG_DATA) {
       const id = messageId(m, 0);
       if (takeReading(d, id) !== READING_NEW) {
         this.stats.duplicates++;
@@ -476,6 +495,11 @@ export class DeviceGateway implements DeviceSide {
       return id;
     } else this.stats.malformed++;
     return -1;
+  }
+
+  private commandsLost(device: string, ids: number[]): void {
+    this.stats.commandsLost += ids.length;
+    for (const id of ids) this.onCommand?.(device, id, "lost");
   }
 
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {

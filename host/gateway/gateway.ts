@@ -17,7 +17,7 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneClient } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
 import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
-import { allSessionsClosed, sessionEvent } from "../backbone/session-event";
+import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
@@ -106,6 +106,7 @@ export class Gateway extends EventEmitter {
       }
       this.devices.onUplink = (d, id, body, off, len, at) => this.uplink(d, id, body, off, len, at);
       this.devices.onOutput = () => this.pump();
+      this.devices.onCommand = (device, id, state) => this.reportCommand(device, id, state);
     }
     this.client = new BackboneClient({
       host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
@@ -118,6 +119,7 @@ export class Gateway extends EventEmitter {
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
     this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.onlineCount()));
+    if (devices) this.metrics.watchKeyLimits(() => devices.keyLimits());
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
     if (devices) this.toController(allSessionsClosed("gateway restarted"));
   }
@@ -225,6 +227,15 @@ export class Gateway extends EventEmitter {
       this.toController(sessionEvent(event, device, spi, text));
     } catch (e) {
       this.opts.log.warn("a session event was not sent", { device, error: String(e) });
+    }
+  }
+
+  /** What became of a command from the controller, for its console. Never throws into the timer. */
+  private reportCommand(device: string, id: number, state: CommandState): void {
+    try {
+      this.toController(commandEvent(device, id, state));
+    } catch (e) {
+      this.opts.log.warn("a command event was not sent", { device, error: String(e) });
     }
   }
 

@@ -42,6 +42,9 @@ const config = (mode: "dh" | "psk") => {
   return configs[mode];
 };
 const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+let commands: FromShard["commands"] = [];
+devices.onCommand = (device, id, state) => void commands.push([device, id, state]);
+let limits: FromShard["limits"];
 
 // Devices by slot (what readings name them by on the main thread), and the slot of each.
 const bySlot: DeviceState[] = [];
@@ -79,11 +82,13 @@ function answer(): void {
   readings.slots = [];
   readings.ids = [];
   readings.ats = [];
-  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0) return;
+  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && limits === undefined) return;
   const packets = out.take();
-  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount() };
+  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount(), commands, limits };
   named = [];
   calls = [];
+  commands = [];
+  limits = undefined;
   port.postMessage(m, r === undefined ? [packets.data.buffer as ArrayBuffer] : [packets.data.buffer as ArrayBuffer, r.bodies.data.buffer as ArrayBuffer]);
 }
 
@@ -108,6 +113,9 @@ port.on("message", (m: ToShard) => {
       break;
     case "command":
       devices.command(m.device, m.body, m.now);
+      break;
+    case "limits":
+      limits = devices.keyLimits();
       break;
     case "end":
       devices.end(m.device, m.now);

@@ -11,8 +11,10 @@
 // a slot, not a name. A device that moves to a session on another worker (a new handshake from another
 // source) is taken up there with a fresh reading-id window; the controller filters any copy that gets past.
 import { Worker } from "node:worker_threads";
+import type { CommandState } from "../backbone/session-event";
+import type { KeyLimits } from "../telemetry/metrics";
 import type { DeviceObserver } from "./observer";
-import type { DeviceRef, DeviceSide, DownPacket, LinkAddress, UplinkSink } from "./device-side";
+import type { CommandSink, DeviceRef, DeviceSide, DownPacket, LinkAddress, UplinkSink } from "./device-side";
 import { LORA } from "./device-side";
 
 // The worker runs TypeScript like this thread: through tsx's loader, registered in the worker first
@@ -35,6 +37,7 @@ export type ToShard =
   | { t: "release"; slots: Int32Array; ids: Int32Array }
   | { t: "command"; device: string; body: Uint8Array; now: number }
   | { t: "end"; device: string; now: number }
+  | { t: "limits" }
   | { t: "grant"; device: string; grant: string };
 
 /** An observer call made in a worker, replayed here: [method, ...arguments]. */
@@ -51,6 +54,10 @@ export type FromShard = {
   calls: ObserverCall[];
   evolved: { device: string; text: string }[];
   online: number;
+  /** What became of commands: device, message id, state. */
+  commands: [string, number, CommandState][];
+  /** The worker's key limits, when asked for ({ t: "limits" }). */
+  limits: KeyLimits | undefined;
 };
 
 /** Appends bytes to a growing buffer, and their ends: the writing half of Packed. */
@@ -85,7 +92,9 @@ type Pending = { links: string[]; packets: Packer; confirmSlots: number[]; confi
 
 export class DeviceShards implements DeviceSide {
   onUplink: UplinkSink | undefined;
+  onCommand: CommandSink | undefined;
   onOutput: (() => void) | undefined;
+  private readonly limits: KeyLimits[] = [];
   private readonly workers: Worker[] = [];
   private readonly pending: Pending[] = [];
   /** Per worker, the devices it named, by slot. */
@@ -109,6 +118,7 @@ export class DeviceShards implements DeviceSide {
       this.pending.push({ links: [], packets: new Packer(), confirmSlots: [], confirmIds: [], releaseSlots: [], releaseIds: [] });
       this.refs.push([]);
       this.online.push(0);
+      this.limits.push({ records: 0, forgeries: 0 });
     }
   }
 
@@ -156,11 +166,10 @@ export class DeviceShards implements DeviceSide {
     return true;
   }
 
-  command(device: string, body: Uint8Array, now: number): number {
+  command(device: string, body: Uint8Array, now: number): void {
     const k = this.homes.get(device);
-    if (k === undefined) return -1;
+    if (k === undefined) return this.onCommand?.(device, 0, "refused");
     this.workers[k].postMessage({ t: "command", device, body, now } satisfies ToShard);
-    return 0;
   }
 
   end(device: string, now: number): void {
@@ -171,6 +180,20 @@ export class DeviceShards implements DeviceSide {
     let n = 0;
     for (const x of this.online) n += x;
     return n;
+  }
+
+  /**
+   * The workers' key limits as they last answered, and a request for fresh ones: a scrape sees what the
+   * workers had at the scrape before (walking every session of a worker on each batch would cost more).
+   */
+  keyLimits(): KeyLimits {
+    let records = 0, forgeries = 0;
+    for (const l of this.limits) {
+      records = Math.max(records, l.records);
+      forgeries = Math.max(forgeries, l.forgeries);
+    }
+    for (const w of this.workers) w.postMessage({ t: "limits" } satisfies ToShard);
+    return { records, forgeries };
   }
 
   /** A KEYS grant, for every worker's key table. */
@@ -224,6 +247,8 @@ export class DeviceShards implements DeviceSide {
       this.homes.set(name, k);
     }
     this.online[k] = m.online;
+    if (m.limits !== undefined) this.limits[k] = m.limits;
+    for (const [device, id, state] of m.commands) this.onCommand?.(device, id, state);
     for (const e of m.evolved) this.evolved.push(e);
     const o = this.observer;
     if (o !== undefined) for (const [method, ...args] of m.calls) (o[method] as (...a: unknown[]) => void)(...args);

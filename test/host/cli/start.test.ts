@@ -62,15 +62,24 @@ describe("sesame start: supervised controller and gateway", function () {
     const out: string[] = [], err: string[] = [];
     createInterface({ input: proc.stdout! }).on("line", (l) => out.push(l));
     createInterface({ input: proc.stderr! }).on("line", (l) => err.push(l));
+    // The status needs the metrics token `sesame start` made (in its access.json, owner-only).
+    const token = () => (JSON.parse(fs.readFileSync(path.join(dir, "access.json"), "utf8")) as { metricsToken: string }).metricsToken;
     const readings = async (): Promise<number> => {
       try {
-        return ((await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as { uplinks: number }).uplinks;
+        return ((await (await fetch(`http://127.0.0.1:${admin}/status`, { headers: { authorization: `Bearer ${token()}` } })).json()) as { uplinks: number }).uplinks;
       } catch {
         return -1;
       }
     };
     const child = (name: string) => childrenOf(proc!.pid!).find((c) => c.cmd.includes(`main.ts ${name}`));
     await until(async () => (await readings()) >= 3, `readings from the boards (stderr: ${err.slice(-3).join(" / ")})`, 120_000);
+    // It prints where the web console is, and the console is there.
+    const consoleUrl = /console:\s+(http:\/\/\S+)/.exec(out.join("\n"))?.[1];
+    assert.equal(consoleUrl, `http://127.0.0.1:${admin}/console/`);
+    const page = await fetch(consoleUrl!);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    assert.match(await page.text(), /<title>sesame console<\/title>/);
 
     for (const name of ["gateway", "controller"]) {
       const before = child(name);
@@ -88,7 +97,8 @@ describe("sesame start: supervised controller and gateway", function () {
     }
 
     // `sesame start` killed outright: its children notice (their IPC channel closes) and stop.
-    const kids = childrenOf(proc.pid!).map((c) => c.pid);
+    // (tsx may have its own helper child, esbuild's service: only sesame's children count here.)
+    const kids = childrenOf(proc.pid!).filter((c) => /main\.ts (controller|gateway) /.test(c.cmd)).map((c) => c.pid);
     assert.equal(kids.length, 2, "a controller and a gateway");
     proc.kill("SIGKILL");
     await until(() => kids.every((k) => !alive(k)), "children gone after their parent's death", 20_000);
