@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { MapSweep } from "../../../host/gateway/sweep";
 
 describe("gateway/sweep: a Map visited a slice at a time", () => {
@@ -18,14 +20,36 @@ describe("gateway/sweep: a Map visited a slice at a time", () => {
     assert.deepEqual(keys(new MapSweep(new Map()), 3), []);
   });
 
-  it("sees entries added since, and lets the visitor delete the entry it is given", () => {
+  it("sees entries added since (after those visited), and lets the visitor delete the entry it is given", () => {
     const m = new Map([1, 2, 3].map((k) => [k, String(k)]));
     const sweep = new MapSweep(m);
     assert.deepEqual(keys(sweep, 1), [1]);
     m.set(4, "4");
     m.delete(2);
-    sweep.next(2, (k) => m.delete(k)); // 3, then 4 (added since); 2 is gone
-    assert.deepEqual([...m.keys()], [1]);
-    assert.deepEqual(keys(sweep, 2), [1]);
+    sweep.next(2, (k) => m.delete(k)); // 3, then 1 (visited before 4 was added); 2 is gone
+    assert.deepEqual([...m.keys()], [4]);
+    assert.deepEqual(keys(sweep, 2), [4]);
+  });
+
+  it("keeps nothing the map let go of alive, however much it churned between calls", async () => {
+    // A flood of one-shot sources: each added, then evicted a while later, with no poll in between.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const m = new Map<number, object>();
+    const sweep = new MapSweep(m);
+    m.set(0, {});
+    sweep.next(1, () => {});
+    const refs: WeakRef<object>[] = [];
+    for (let i = 1; i <= 20_000; i++) {
+      const v = { i };
+      refs.push(new WeakRef(v));
+      m.set(i, v);
+      m.delete(i - 100);
+    }
+    m.clear();
+    await new Promise((r) => setImmediate(r)); // WeakRef targets are kept until the job that made them ends
+    gc();
+    assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0);
+    sweep.next(1, () => {});
   });
 });
