@@ -1,22 +1,22 @@
 // The host's CryptoProvider: node:crypto for everything (OpenSSL's X25519, SHA-256 and AES-CCM), so the
 // gateway runs the same handshake code as the boards at native speed.
 import * as crypto from "node:crypto";
-import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from "node:crypto";
 import type { CryptoProvider } from "../../firmware/crypto/provider";
 import type { KeyPair } from "../../firmware/handshake/dh";
 import { nodeCcm } from "./aead";
 
-// RFC 8410 DER wrappers for raw X25519 keys.
-const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
-
-// Importing a key into OpenSSL costs more than the X25519 itself (DER parsing in OpenSSL 3), so private keys
-// are imported once per scalar buffer and remembered; public keys come in through JWK, the fast path.
+// Importing a key into OpenSSL can cost more than the X25519 itself, so private keys are imported once per
+// scalar buffer and remembered. Both kinds come in through JWK, the fast path (a PKCS#8 DER import costs
+// about ten times as much in OpenSSL 3). A private key's JWK must carry some "x", which the import does not
+// use: OpenSSL derives the public key from "d".
 const privateKeys = new WeakMap<Uint8Array, KeyObject>();
+const ANY_X = Buffer.alloc(32, 9).toString("base64url");
 
 export function x25519PrivateKey(s: Uint8Array): KeyObject {
   let k = privateKeys.get(s);
   if (!k) {
-    k = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, s]), format: "der", type: "pkcs8" });
+    k = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString("base64url"), x: ANY_X }, format: "jwk" });
     privateKeys.set(s, k);
   }
   return k;
@@ -47,13 +47,19 @@ export function nodeX25519(s: Uint8Array, u: Uint8Array): Uint8Array {
   }
 }
 
-/** A fresh X25519 key pair, generated inside OpenSSL (no import needed for its later use). */
+/**
+ * A fresh X25519 key pair: a random scalar (clamped, as OpenSSL's keygen leaves it) imported into OpenSSL,
+ * which derives the public key, read back from the key's JWK. Not generateKeyPairSync and an export: on
+ * Node 20 a JWK export of a key made by generateKeyPairSync can deadlock the process (the export holds the
+ * key's mutex while it allocates; a collection at that moment runs the finished keygen job's destructor,
+ * which takes the same mutex). One such key pair in some thousands hung the scaling bench for good.
+ */
 export function nodeKeyPair(): KeyPair {
-  const { privateKey } = generateKeyPairSync("x25519");
-  const jwk = privateKey.export({ format: "jwk" }); // the secret and the public key in one export
-  const s = new Uint8Array(Buffer.from(jwk.d!, "base64url"));
-  const S = new Uint8Array(Buffer.from(jwk.x!, "base64url"));
-  privateKeys.set(s, privateKey);
+  const s = new Uint8Array(randomBytes(32));
+  s[0] &= 248;
+  s[31] = (s[31] & 127) | 64;
+  const k = x25519PrivateKey(s);
+  const S = new Uint8Array(Buffer.from(k.export({ format: "jwk" }).x!, "base64url"));
   return { s, S };
 }
 

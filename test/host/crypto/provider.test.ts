@@ -1,0 +1,17 @@
+import assert from "node:assert/strict";
+import { x25519Base } from "../../../firmware/crypto/x25519";
+import { nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+describe("host/crypto/provider: key pairs", () => {
+  it("makes clamped scalars whose public key is the portable X25519 of the base point, and pairs agree", () => {
+    for (let i = 0; i < 20; i++) {
+      const a = nodeKeyPair(), b = nodeKeyPair();
+      assert.equal(a.s[0] & 7, 0);
+      assert.equal(a.s[31] & 0xc0, 0x40);
+      assert.equal(hex(a.S), hex(x25519Base(a.s)));
+      assert.equal(hex(nodeX25519(a.s, b.S)), hex(nodeX25519(b.s, a.S)));
+    }
+  });
+});
