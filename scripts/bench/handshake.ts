@@ -352,8 +352,8 @@ async function hostTable(): Promise<string> {
     `\nand the gateway's pid re-index. ${ROUNDS} interleaved rounds (sesame ${SESAME_MS} ms, TLS ${TLS_MS} ms each), median.` +
     `\nOpenSSL's X25519 on keys already imported: ${fmt(xBare)}/s (median of the rounds); a dh handshake makes 8 such calls` +
     `\n(4 per side, counting each key pair made), so "of X25519 bound" = handshakes/s / (X25519/s / 8), per round. As the host` +
-    `\ncalls them: X25519 with a fresh peer key (a JWK import) ${fmt(xCall)}/s, a fresh key pair (OpenSSL keygen, one JWK` +
-    `\nexport) ${fmt(xGen)}/s.`;
+    `\ncalls them: X25519 with a fresh peer key (a JWK import) ${fmt(xCall)}/s, a fresh key pair (a random scalar imported, OpenSSL` +
+    `\nderiving its public key, one JWK export) ${fmt(xGen)}/s.`;
 }
 
 // ---- table 3: device cost per handshake -------------------------------------------------------------------
