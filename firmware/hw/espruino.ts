@@ -10,10 +10,10 @@ import { BoardProfile, NativeCrypto } from "../board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../link/ble";
 import { SeqStorage } from "../session/seqstore";
 import { BleHw, Hal, LoraHw } from "./hal";
-import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
+import { ccmAead, CryptoProvider, KeyPair, keyPairWith } from "../crypto/provider";
 import { aesBlock, BlockEncrypt } from "../crypto/ccm";
 import { sha256 } from "../crypto/sha256";
-import { hmac } from "../crypto/hmac";
+import { Hash, hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
 import { bytesFromWords } from "./random";
 
@@ -42,30 +42,48 @@ function noX25519(): Bytes {
   throw "x25519: this board's bundle is built for psk only";
 }
 
+function noKeyPair(): KeyPair {
+  throw "x25519: this board's bundle is built for psk only";
+}
+
+// Each closure the provider holds is made by a function of its own, so that it keeps only what it uses
+// alive (on Espruino a closure keeps its maker's whole scope: here, the board profile and the natives).
+function nativeSha256(c: EspruinoCrypto): Hash {
+  return (m: Bytes) => new Uint8Array(c.SHA256(m));
+}
+
+function hmacOver(hash: Hash): (key: Bytes, m: Bytes) => Bytes {
+  return (key: Bytes, m: Bytes) => hmac(hash, 64, key, m);
+}
+
+function ccmOver(c: EspruinoCrypto, nativeAes: boolean): CryptoProvider["ccm"] {
+  return (key: Bytes, tagLen: number, nonceLen: number) => ccmAead(!SESAME_PORTABLE_AES || nativeAes ? nativeBlock(c, key) : aesBlock(key), tagLen, nonceLen);
+}
+
+function keyPairOver(x: (s: Bytes, u: Bytes) => Bytes, random: (n: number) => Bytes): () => KeyPair {
+  return () => keyPairWith(x, random);
+}
+
 // The SESAME_* tests are build-time constants (firmware/features.d.ts): a board whose profile has native
 // SHA-256 or AES, or no dh, gets a bundle without the portable code.
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
-  const c = n.crypto;
   const random = bytesFromWords(n.hwRand);
   // Written out at each use, not held in a variable, so that esbuild can fold them and drop the other branch.
-  const hash = !SESAME_PORTABLE_SHA256 || native.sha256 ? (m: Bytes) => new Uint8Array(c.SHA256(m)) : sha256;
-  const x = SESAME_DH ? x25519 : noX25519;
+  const hash = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256(n.crypto) : sha256;
   return {
     name: "sha256:" + (!SESAME_PORTABLE_SHA256 || native.sha256 ? "native" : "portable") +
       " aes:" + (!SESAME_PORTABLE_AES || native.aes ? "native" : "portable") + " x25519:" + (SESAME_DH ? "portable" : "none"),
     sha256: hash,
-    hmac: (key: Bytes, m: Bytes) => hmac(hash, 64, key, m),
-    ccm: (key: Bytes, tagLen: number, nonceLen: number) =>
-      ccmAead(!SESAME_PORTABLE_AES || native.aes ? nativeBlock(c, key) : aesBlock(key), tagLen, nonceLen),
-    x25519: x,
+    hmac: hmacOver(hash),
+    ccm: ccmOver(n.crypto, native.aes),
+    x25519: SESAME_DH ? x25519 : noX25519,
     random: random,
-    keyPair: () => keyPairWith(x, random),
+    keyPair: SESAME_DH ? keyPairOver(x25519, random) : noKeyPair,
   };
 }
 
 // ---- the hardware layer (firmware/hw/hal.ts) on Espruino's own APIs ------------------------------------
 
-type StorageModule = { read: (this: void, name: string) => string | undefined; write: (this: void, name: string, data: string) => boolean };
 type ServiceUpdate = { [uuid: string]: { [uuid: string]: { value: Bytes; notify: boolean } } };
 declare const NRF: {
   setServices: (this: void, services: unknown, options: unknown) => void;
@@ -118,24 +136,43 @@ function bleHw(mtu: number): BleHw {
   };
 }
 
-/** The board's hardware layer from Espruino's APIs and the natives the boot line passes in. */
+function nowMs(): number {
+  return Math.floor(getTime() * 1000);
+}
+
+function every(ms: number, fn: () => void): void {
+  setInterval(fn, ms);
+}
+
+function temperature(): number {
+  return Math.round(E.getTemperature() * 100);
+}
+
+function led(on: boolean): void {
+  if (typeof LED1 !== "undefined") LED1!.write(on);
+}
+
+function log(line: string): void {
+  print(line);
+}
+
+/**
+ * The board's hardware layer from Espruino's APIs and the natives the boot line passes in. It makes no
+ * closure itself (those it hands out come from the small functions above), so nothing keeps `board` alive.
+ */
 export function boardHal(board: BoardProfile, n: BootNatives): Hal {
-  const st = n.require("Storage") as StorageModule;
-  const storage: SeqStorage = { read: (name: string) => st.read(name), write: (name: string, v: string) => void st.write(name, v) };
-  const natives: Natives = { crypto: n.require("crypto") as EspruinoCrypto, hwRand: E.hwRand };
   const ble = board.radios.ble;
   const lora = board.radios.lora;
   return {
-    now: () => Math.floor(getTime() * 1000),
-    every: (ms: number, fn: () => void) => void setInterval(fn, ms),
-    storage: storage,
-    provider: boardProvider(board.nativeCrypto, natives),
+    now: nowMs,
+    every: every,
+    // Storage's own read and write: they take the same arguments and need no `this`.
+    storage: n.require("Storage") as SeqStorage,
+    provider: boardProvider(board.nativeCrypto, { crypto: n.require("crypto") as EspruinoCrypto, hwRand: E.hwRand }),
     ble: ble === undefined ? undefined : bleHw(ble.mtu),
     lora: lora === undefined || n.lora === undefined ? undefined : { listen: n.lora.listen, send: n.lora.send, region: lora.region, dataRate: lora.dataRate },
-    sensor: () => Math.round(E.getTemperature() * 100),
-    led: (on: boolean) => {
-      if (typeof LED1 !== "undefined") LED1!.write(on);
-    },
-    log: (line: string) => print(line),
+    sensor: temperature,
+    led: led,
+    log: log,
   };
 }
