@@ -74,6 +74,9 @@ export async function interpreterInfo(bin: string, cwd: string): Promise<Interpr
   return info;
 }
 
+/** Time the interpreter is left idle after each line (ms). */
+const IDLE_MS = 3;
+
 /** The interactive interpreter: one line in, its marked answers out. */
 export class EspruinoConsole {
   private child: ChildProcessWithoutNullStreams;
@@ -126,7 +129,10 @@ export class EspruinoConsole {
     else if (kind === "K" && this.waiting) {
       const w = this.waiting;
       this.waiting = undefined;
-      w.resolve(w.values);
+      // The interpreter goes idle before the next line, as a board does between events: its idle loop then
+      // collects garbage when memory is low, and that reorders the free list. Sent at once, the next line
+      // could come before or after that, and runs would differ in what a native call finds free.
+      setTimeout(() => w.resolve(w.values), IDLE_MS);
     }
   }
 
