@@ -11,11 +11,12 @@ import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../link/ble";
 import { SeqStorage } from "../session/seqstore";
 import { BleHw, Hal, LoraHw } from "./hal";
 import { ccmAead, CryptoProvider, KeyPair, keyPairWith } from "../crypto/provider";
-import { aesBlock, BlockEncrypt } from "../crypto/ccm";
+import { aesBlock, ccmOpen, ccmSeal } from "../crypto/ccm";
 import { sha256 } from "../crypto/sha256";
 import { Hash, hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
-import { bytesFromWords } from "./random";
+import { bytesOfWords } from "./random";
+import { Aead } from "../record/record";
 
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
@@ -23,20 +24,59 @@ export type EspruinoCrypto = {
   AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer | undefined };
 };
 
-function nativeBlock(c: EspruinoCrypto, key: Bytes): BlockEncrypt {
-  const opts = { mode: "ECB" };
-  return (input: Bytes, out: Bytes) => {
-    const raw = c.AES.encrypt(input, key, opts);
-    // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
-    // this record with a clear message rather than a TypeError deep in the AEAD.
-    if (raw === undefined) throw "crypto: out of memory in AES";
-    const r = new Uint8Array(raw);
-    for (let i = 0; i < 16; i++) out[i] = r[i];
-  };
-}
-
 /** The natives the boot code passes in: `{ crypto: require("crypto"), hwRand: E.hwRand }`. */
 export type Natives = { crypto: EspruinoCrypto; hwRand: () => number };
+
+// The provider is made of plain functions over the natives of the last provider made (a board has one crypto
+// module and one entropy source), not of closures: on Espruino each closure costs JsVars for as long as it
+// lives (itself, its code, a scope, one per parameter), and a session holds two or three AEADs at a time.
+let natives: Natives | undefined = undefined;
+let digest: Hash | undefined = undefined;
+const ECB = { mode: "ECB" };
+
+function ecb(key: Bytes, input: Bytes, out: Bytes): void {
+  const raw = natives!.crypto.AES.encrypt(input, key, ECB);
+  // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
+  // this record with a clear message rather than a TypeError deep in the AEAD.
+  if (raw === undefined) throw "crypto: out of memory in AES";
+  const r = new Uint8Array(raw);
+  for (let i = 0; i < 16; i++) out[i] = r[i];
+}
+
+/** An AEAD as an object holding its key: seal and open are methods shared by every key. */
+type KeyedAead = Aead & { key: Bytes };
+
+function sealMethod(this: KeyedAead, nonce: Bytes, aad: Bytes, plaintext: Bytes): Bytes {
+  const key = this.key;
+  return ccmSeal((input: Bytes, out: Bytes) => ecb(key, input, out), nonce, aad, plaintext, this.tagLen);
+}
+
+function openMethod(this: KeyedAead, nonce: Bytes, aad: Bytes, sealed: Bytes): Bytes | undefined {
+  const key = this.key;
+  return ccmOpen((input: Bytes, out: Bytes) => ecb(key, input, out), nonce, aad, sealed, this.tagLen);
+}
+
+/** CCM over the native AES-ECB. (Aead's callers always call seal and open as its methods.) */
+function nativeCcm(key: Bytes, tagLen: number, nonceLen: number): Aead {
+  const a: KeyedAead = { tagLen: tagLen, nonceLen: nonceLen, seal: sealMethod as unknown as Aead["seal"], open: openMethod as unknown as Aead["open"], key: key };
+  return a;
+}
+
+function portableCcm(key: Bytes, tagLen: number, nonceLen: number): Aead {
+  return ccmAead(aesBlock(key), tagLen, nonceLen);
+}
+
+function nativeSha256(m: Bytes): Bytes {
+  return new Uint8Array(natives!.crypto.SHA256(m));
+}
+
+function boardHmac(key: Bytes, m: Bytes): Bytes {
+  return hmac(digest!, 64, key, m);
+}
+
+function boardRandom(n: number): Bytes {
+  return bytesOfWords(natives!.hwRand, n);
+}
 
 function noX25519(): Bytes {
   throw "x25519: this board's bundle is built for psk only";
@@ -46,39 +86,25 @@ function noKeyPair(): KeyPair {
   throw "x25519: this board's bundle is built for psk only";
 }
 
-// Each closure the provider holds is made by a function of its own, so that it keeps only what it uses
-// alive (on Espruino a closure keeps its maker's whole scope: here, the board profile and the natives).
-function nativeSha256(c: EspruinoCrypto): Hash {
-  return (m: Bytes) => new Uint8Array(c.SHA256(m));
-}
-
-function hmacOver(hash: Hash): (key: Bytes, m: Bytes) => Bytes {
-  return (key: Bytes, m: Bytes) => hmac(hash, 64, key, m);
-}
-
-function ccmOver(c: EspruinoCrypto, nativeAes: boolean): CryptoProvider["ccm"] {
-  return (key: Bytes, tagLen: number, nonceLen: number) => ccmAead(!SESAME_PORTABLE_AES || nativeAes ? nativeBlock(c, key) : aesBlock(key), tagLen, nonceLen);
-}
-
-function keyPairOver(x: (s: Bytes, u: Bytes) => Bytes, random: (n: number) => Bytes): () => KeyPair {
-  return () => keyPairWith(x, random);
+function boardKeyPair(): KeyPair {
+  return keyPairWith(x25519, boardRandom);
 }
 
 // The SESAME_* tests are build-time constants (firmware/features.d.ts): a board whose profile has native
 // SHA-256 or AES, or no dh, gets a bundle without the portable code.
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
-  const random = bytesFromWords(n.hwRand);
+  natives = n;
   // Written out at each use, not held in a variable, so that esbuild can fold them and drop the other branch.
-  const hash = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256(n.crypto) : sha256;
+  digest = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256 : sha256;
   return {
     name: "sha256:" + (!SESAME_PORTABLE_SHA256 || native.sha256 ? "native" : "portable") +
       " aes:" + (!SESAME_PORTABLE_AES || native.aes ? "native" : "portable") + " x25519:" + (SESAME_DH ? "portable" : "none"),
-    sha256: hash,
-    hmac: hmacOver(hash),
-    ccm: ccmOver(n.crypto, native.aes),
+    sha256: digest,
+    hmac: boardHmac,
+    ccm: !SESAME_PORTABLE_AES || native.aes ? nativeCcm : portableCcm,
     x25519: SESAME_DH ? x25519 : noX25519,
-    random: random,
-    keyPair: SESAME_DH ? keyPairOver(x25519, random) : noKeyPair,
+    random: boardRandom,
+    keyPair: SESAME_DH ? boardKeyPair : noKeyPair,
   };
 }
 

@@ -95,7 +95,9 @@ export async function bundleEspruino(opts: EspruinoBundleOptions): Promise<Espru
   // A module's roots stay functions: written out into their callers, they would take the module with them.
   const roots = new Set((opts.modules ?? []).flatMap((m) => m.roots));
   const inlined = inlineBundle(slim.code, slim.map, new Set([...names].filter(([, ts]) => roots.has(ts)).map(([name]) => name)));
-  const split = splitBundle(inlined.code, inlined.map, names, opts.modules ?? []);
+  // Minified first, so that calls in code the minifier finds dead do not tie functions to a phase.
+  const pre = await minifyAgain(inlined.code, inlined.map, opts.entry);
+  const split = splitBundle(pre.code, pre.map, names, opts.modules ?? []);
   const min = await minifyAgain(split.code, split.map, opts.entry);
   const modules: EspruinoModule[] = [];
   for (const m of split.modules) {

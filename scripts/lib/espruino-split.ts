@@ -5,7 +5,8 @@
 //
 // A module is named by its roots (TypeScript functions, "file:name"); it takes every function that can only
 // be reached through them: after the roots are taken out of the call graph, nothing the rest of the bundle
-// (its top-level code, its exports, the functions that stay) reaches. Every reference to a module's
+// (its top-level code, its exports, the functions that stay, and any function taken as a value or called
+// from a closure, which can run at any time) reaches. Every reference to a module's
 // function, inside or outside the module, goes through the module's loader, so calling one while its module
 // is not in RAM loads it first: where the line between phases falls decides memory and time, never whether
 // the code works.
@@ -99,11 +100,18 @@ export function splitBundle(code: string, map: RawSourceMap, names: Map<string, 
     }
   };
   for (const s of ast.body) visit(s, s.type === "FunctionDeclaration" ? s.id.name : undefined, true, undefined, "");
+  // A function taken as a value (a callback, a provider's member) may be called at any time, from any
+  // phase: like a closure's calls, it counts as reached from outside every module.
   const calls = new Map<string | undefined, Set<string>>();
   for (const r of refs) {
-    if (!calls.has(r.in)) calls.set(r.in, new Set());
-    calls.get(r.in)!.add(r.id.name);
+    const called = r.parent && r.parent.type === "CallExpression" && r.key === "callee";
+    const from = called ? r.in : undefined;
+    if (!calls.has(from)) calls.set(from, new Set());
+    calls.get(from)!.add(r.id.name);
   }
+  const byTs = new Map<string, string>();
+  for (const [bundleName, ts] of names) if (top.has(bundleName)) byTs.set(ts, bundleName);
+  const byTsName = (ts: string) => byTs.get(ts);
   const reach = (from: Iterable<string>, blocked: Set<string>): Set<string> => {
     const seen = new Set<string>();
     const stack = [...from].filter((f) => !blocked.has(f));
@@ -115,20 +123,22 @@ export function splitBundle(code: string, map: RawSourceMap, names: Map<string, 
     }
     return seen;
   };
+  // Functions nothing reaches (a call the minifier found dead, after the code it called was bundled) go.
+  const allRoots = specs.flatMap((spec) => spec.roots).map((r) => byTsName(r)).filter((r): r is string => r !== undefined);
+  const alive = reach([...(calls.get(undefined) ?? []), ...allRoots], new Set());
+  const dead = new Set([...top.keys()].filter((f) => !alive.has(f)));
   // Members: reachable from the roots, and from nothing else once the roots are taken out.
   const memberOf = new Map<string, string>();
   const modules: { spec: ModuleSpec; members: string[] }[] = [];
-  const byTs = new Map<string, string>();
-  for (const [bundleName, ts] of names) if (top.has(bundleName)) byTs.set(ts, bundleName);
   for (const spec of specs) {
-    const roots = new Set(spec.roots.map((r) => byTs.get(r)).filter((r): r is string => r !== undefined && !memberOf.has(r)));
+    const roots = new Set(spec.roots.map((r) => byTsName(r)).filter((r): r is string => r !== undefined && !memberOf.has(r)));
     if (roots.size === 0) continue;
     const outside = reach(calls.get(undefined) ?? [], roots);
     const members = [...reach(roots, new Set())].filter((f) => !outside.has(f) && !memberOf.has(f));
     for (const m of members) memberOf.set(m, spec.name);
     if (members.length > 0) modules.push({ spec, members: members.sort((a, b) => top.get(a).start - top.get(b).start) });
   }
-  if (modules.length === 0) return { code, map, modules: [] };
+  if (modules.length === 0 && dead.size === 0) return { code, map, modules: [] };
   const keyOf = (fn: string) => fn.replace(/^\$/, "");
   const loader = (m: string) => `$L${m}()`;
   // References to members: through the loader. At load time (top-level code) a stub that loads when called.
@@ -147,7 +157,7 @@ export function splitBundle(code: string, map: RawSourceMap, names: Map<string, 
   const main = new Out(code);
   let at = 0;
   for (const s of ast.body) {
-    if (s.type !== "FunctionDeclaration" || !memberOf.has(s.id.name)) continue;
+    if (s.type !== "FunctionDeclaration" || !(memberOf.has(s.id.name) || dead.has(s.id.name))) continue;
     main.copyWith(at, s.start, swap);
     at = s.end;
   }
@@ -155,11 +165,11 @@ export function splitBundle(code: string, map: RawSourceMap, names: Map<string, 
   if (at > exportsAt) throw new Error("split: the exports must come last");
   main.copyWith(at, exportsAt, swap);
   const names_ = modules.map((m) => m.spec.name);
-  main.lit(names_.map((m) => {
+  if (names_.length > 0) main.lit(names_.map((m) => {
     const g = moduleGlobal(m);
     return `var ${g};function $L${m}(){if(!${g}){eval(require("Storage").read(${JSON.stringify(storageName(m))}));setTimeout(${DROP_FUNCTION},0)}return ${g}}`;
   }).join(""));
-  main.lit(`function ${DROP_FUNCTION}(){${names_.map((m) => `${moduleGlobal(m)}=void 0;`).join("")}}`);
+  if (names_.length > 0) main.lit(`function ${DROP_FUNCTION}(){${names_.map((m) => `${moduleGlobal(m)}=void 0;`).join("")}}`);
   main.copyWith(exportsAt, code.length, swap);
   const out: SplitModule[] = modules.map(({ spec, members }) => {
     const o = new Out(code);
