@@ -78,11 +78,7 @@ function boardRandom(n: number): Bytes {
   return bytesOfWords(natives!.hwRand, n);
 }
 
-function noX25519(): Bytes {
-  throw "x25519: this board's bundle is built for psk only";
-}
-
-function noKeyPair(): KeyPair {
+function pskOnly(): never {
   throw "x25519: this board's bundle is built for psk only";
 }
 
@@ -102,9 +98,9 @@ export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider 
     sha256: digest,
     hmac: boardHmac,
     ccm: !SESAME_PORTABLE_AES || native.aes ? nativeCcm : portableCcm,
-    x25519: SESAME_DH ? x25519 : noX25519,
+    x25519: SESAME_DH ? x25519 : pskOnly,
     random: boardRandom,
-    keyPair: SESAME_DH ? boardKeyPair : noKeyPair,
+    keyPair: SESAME_DH ? boardKeyPair : pskOnly,
   };
 }
 
@@ -127,16 +123,13 @@ export type BootNatives = { require: (this: void, name: string) => unknown; lora
 
 function bleHw(mtu: number): BleHw {
   let connected = false;
-  const update: ServiceUpdate = {};
-  const chars: { [uuid: string]: { value: Bytes; notify: boolean } } = {};
-  update[BLE_SERVICE_UUID] = chars;
   return {
     mtu: mtu,
     serve: (onConnect: (up: boolean) => void, onChunk: (chunk: Bytes) => void) => {
       const svc: { [uuid: string]: unknown } = {};
       const c: { [uuid: string]: unknown } = {};
-      c[BLE_NOTIFY_UUID] = { value: [0], maxLen: mtu - 3, notify: true, readable: true };
-      c[BLE_WRITE_UUID] = { value: [0], maxLen: mtu - 3, writable: true, onWrite: (evt: { data: ArrayBuffer }) => onChunk(new Uint8Array(evt.data)) };
+      c[BLE_NOTIFY_UUID] = { maxLen: mtu - 3, notify: true, readable: true };
+      c[BLE_WRITE_UUID] = { maxLen: mtu - 3, writable: true, onWrite: (evt: { data: ArrayBuffer }) => onChunk(new Uint8Array(evt.data)) };
       svc[BLE_SERVICE_UUID] = c;
       // The UART service stays: it is the board's console, and how it is flashed again over Bluetooth.
       NRF.setServices(svc, { advertise: [BLE_SERVICE_UUID], uart: true });
@@ -151,7 +144,11 @@ function bleHw(mtu: number): BleHw {
     },
     notify: (chunk: Bytes) => {
       if (!connected) return false;
+      // Made for each chunk: held between chunks, its two UUID keys would take JsVars all the time.
+      const chars: { [uuid: string]: { value: Bytes; notify: boolean } } = {};
       chars[BLE_NOTIFY_UUID] = { value: chunk, notify: true };
+      const update: ServiceUpdate = {};
+      update[BLE_SERVICE_UUID] = chars;
       try {
         NRF.updateServices(update);
       } catch (e) {

@@ -71,6 +71,9 @@ export type MeasureOptions = {
   trials?: number;
 };
 
+/** What a run that ran out of room says: an allocation failed, or a native call found no buffer for its result. */
+const MEMORY_FAILURE = /OUT OF MEMORY|out of memory|MEMORY|Unsupported first argument of type undefined|Not enough memory/;
+
 /**
  * A board's JsVar size in bytes: Espruino (src/jsutils.h) uses references just wide enough to count the
  * table, packed with the refcount, flags and 4 bytes of data on a 32-bit chip: 12 bytes up to 2047 JsVars,
@@ -132,14 +135,14 @@ export async function measureEspruinoBoard(board: BoardProfile, files: Record<st
       let grow = false;
       // Near the limit, whether a native call finds a contiguous buffer depends on when the interpreter's
       // idle loop collected garbage (as on a board, where events come when they come): a room counts as
-      // enough only if the whole session passes in it TRIALS times. A run whose interpreter died without
-      // running out of memory is run again.
+      // enough only if the whole session passes in it TRIALS times. A run that failed without a sign of
+      // running out of memory (the interpreter died, the session stalled) is run again, twice at most.
       const once = async (filler: number) => {
         for (let attempt = 0; ; attempt++) {
           runs++;
           const r = await sessionRun(bin, flash, board, keys, { grow, filler }, false, timeoutMs);
-          if (r.failure === undefined || !/the interpreter stopped/.test(r.failure) || /OUT OF MEMORY/.test(r.failure) || attempt >= 2) return r;
-          log(`${board.name}: filler ${filler}: the interpreter stopped (not memory), run again`);
+          if (r.failure === undefined || MEMORY_FAILURE.test(r.failure) || attempt >= 2) return r;
+          log(`${board.name}: filler ${filler}: failed, not for memory (${r.failure.slice(0, 120)}): run again`);
         }
       };
       const probe = async (filler: number) => {

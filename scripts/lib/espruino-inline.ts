@@ -269,7 +269,7 @@ function firstCall(e: Node, st: Stability): Node | undefined {
 export type InlineStats = { inlined: number; passes: number };
 
 /** Flash bytes a function's extra copies may take per JsVar its removal saves. */
-const FLASH_PER_JSVAR = 24;
+const FLASH_PER_JSVAR = 48;
 
 /** Where a candidate's call is and how the statement around it is taken apart. */
 type Site = {
@@ -346,6 +346,10 @@ function inlinePass(code: string, ast: Node, counter: { n: number }, keep: Set<s
       if (e.type === "Identifier") return !topNames.has(e.name) || !assignedNames.has(e.name) || top.has(e.name);
       if (e.type === "UnaryExpression" && (e.operator === "-" || e.operator === "void") && e.argument.type === "Literal") return true;
       if (e.type === "MemberExpression" && !e.computed) return !assignedProps.has(e.property.name) && st.stable(e.object);
+      // Operators over stable operands read nothing else and change nothing.
+      if (e.type === "BinaryExpression" || e.type === "LogicalExpression") return st.stable(e.left) && st.stable(e.right);
+      if (e.type === "UnaryExpression") return e.operator !== "delete" && st.stable(e.argument);
+      if (e.type === "ConditionalExpression") return st.stable(e.test) && st.stable(e.consequent) && st.stable(e.alternate);
       return false;
     },
   };
@@ -399,7 +403,29 @@ function inlinePass(code: string, ast: Node, counter: { n: number }, keep: Set<s
     identifiers.add(name);
     return name;
   };
-  for (const { fn, site } of chosen) edits.push(expand(code, fn, site, fresh));
+  // Names a closure assigns: a caller's local among them could change while an inlined body runs.
+  const closureWrites = new Map<Node, Set<string>>();
+  const writesIn = (caller: Node): Set<string> => {
+    if (!closureWrites.has(caller)) {
+      const w = new Set<string>();
+      walk(caller.body, (n) => {
+        if (!FUNCTIONS.has(n.type)) return;
+        walk(n, (m) => {
+          if (m.type === "AssignmentExpression" && m.left.type === "Identifier") w.add(m.left.name);
+          if (m.type === "UpdateExpression" && m.argument.type === "Identifier") w.add(m.argument.name);
+        });
+        return false;
+      });
+      closureWrites.set(caller, w);
+    }
+    return closureWrites.get(caller)!;
+  };
+  for (const { fn, site } of chosen) {
+    const caller = callers.get(site.call.callee);
+    const passable = (a: Node) => a.type === "Literal" && !(a as { regex?: unknown }).regex ||
+      a.type === "Identifier" && (topNames.has(a.name) ? !assignedNames.has(a.name) : caller !== undefined && !writesIn(caller).has(a.name));
+    edits.push(expand(code, fn, site, fresh, passable));
+  }
   for (const { fn } of accepted) edits.push({ start: fn.start, end: fn.end, render: () => undefined });
   edits.sort((a, b) => a.start - b.start || a.end - b.end);
   const o = new Out(code);
@@ -408,12 +434,25 @@ function inlinePass(code: string, ast: Node, counter: { n: number }, keep: Set<s
 }
 
 /** The edit that writes `fn` out at its call site. */
-function expand(code: string, fn: Node, site: Site, fresh: (base: string) => string): Edit {
-  void code;
+function expand(code: string, fn: Node, site: Site, fresh: (base: string) => string, passable: (arg: Node) => boolean): Edit {
   const { earlyReturn } = inlinable(fn);
   const rename = new Map<string, string>();
   for (const n of declaredNames(fn)) rename.set(n, fresh(n));
   const { call, node } = site;
+  // A parameter the body never assigns, given a literal or a name nothing can change meanwhile, is written
+  // as that argument: no copy, so no JsVar for it while the body runs.
+  const assignedInBody = new Set<string>();
+  walk(fn.body, (n) => {
+    if (n.type === "AssignmentExpression" && n.left.type === "Identifier") assignedInBody.add(n.left.name);
+    if (n.type === "UpdateExpression" && n.argument.type === "Identifier") assignedInBody.add(n.argument.name);
+  });
+  const passed = new Set<string>();
+  fn.params.forEach((p: Node, i: number) => {
+    const a: Node | undefined = call.arguments[i];
+    if (a === undefined || assignedInBody.has(p.name) || !passable(a)) return;
+    rename.set(p.name, code.slice(a.start, a.end));
+    passed.add(p.name);
+  });
   const decl = site.kind === "declaration" ? node.declarations[site.index] : undefined;
   const expr = site.kind === "arrow" ? node.body : node.type === "ExpressionStatement" ? node.expression : undefined;
   // Where the result goes: the declared or assigned name itself when the call is the whole value, else a temporary.
@@ -450,13 +489,15 @@ function expand(code: string, fn: Node, site: Site, fresh: (base: string) => str
     if (result !== undefined && result !== assign) o.lit(`let ${result};`);
     // A block of its own: Espruino frees a block's `let`s at its end only in a loop body, not in a bare block.
     o.lit("do{");
-    fn.params.forEach((p: Node, i: number) => {
-      o.lit(i === 0 ? "let " : ",");
+    const copied = fn.params.filter((p: Node) => !passed.has(p.name));
+    copied.forEach((p: Node, k: number) => {
+      const i = fn.params.indexOf(p);
+      o.lit(k === 0 ? "let " : ",");
       o.lit(rename.get(p.name)! + "=");
       if (i < args.length) emit(o, args[i].start, args[i].end, []);
       else o.lit("void 0");
     });
-    if (fn.params.length > 0) o.lit(";");
+    if (copied.length > 0) o.lit(";");
     for (const extra of args.slice(fn.params.length)) {
       emit(o, extra.start, extra.end, []);
       o.lit(";");

@@ -67,6 +67,17 @@ describe("espruino-inline", () => {
     assert.deepEqual(same(code, "$main()").sort(), ["$closure", "$loop", "$main", "$twice", "$value"]);
   });
 
+  it("writes an argument in place of its parameter only where nothing can change it while the body runs", () => {
+    const code = [
+      "function $g(x,f){f();return x}",
+      "function $h(x){return x*3}",
+      "function $main(){let v=1;const r=$g(v,function(){v=2});let w=4;return r*100+v*10+$h(w)}",
+    ].join("\n");
+    assert.deepEqual(same(code, "$main()"), ["$main"]);
+    const out = inlineBundle(code, EMPTY_MAP).code;
+    assert.match(out, /=w\*3|w\*3/, `the argument w is used in place of x:\n${out}`);
+  });
+
   it("does not move a call past a read of a property the call may change", () => {
     const code = [
       "var $o={n:1};",
