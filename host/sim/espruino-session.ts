@@ -100,6 +100,8 @@ export type RunResult = {
   failure?: string;
 };
 
+let spiDraws = 1;
+
 /** The gateway's side, in Node: answers the device's chunks, acknowledges every reading, sends commands. */
 class Gateway {
   readonly toDevice: string[] = [];
@@ -112,9 +114,15 @@ class Gateway {
   time = 0;
 
   constructor(keys: Keys, private readonly mtu: number) {
-    // Its nonces and SPIs from a fixed sequence too: an SPI's digits end up in the device's saved session.
+    // Its nonces from a fixed sequence too. Its SPIs (the 4-byte draws, firmware/session/spi.ts) are
+    // 0x7f0000 + a count: as long in decimal in every run (the device saves one in its session's text), and
+    // never one an earlier run's gateway still holds (the facade keeps every endpoint it made).
     let n = 0;
-    const random = (k: number) => Uint8Array.from(crypto.createHash("sha256").update(String(n++)).digest().subarray(0, k));
+    const random = (k: number) => {
+      if (k !== 4) return Uint8Array.from(crypto.createHash("sha256").update(String(n++)).digest().subarray(0, k));
+      const spi = 0x7f0000 + (spiDraws++ & 0xffff);
+      return Uint8Array.from([0, 0x7f, (spi >> 8) & 0xff, spi & 0xff]);
+    };
     facade.facadeInit({ ...hostProvider, random }, facade.memoryStorage());
     this.h = facade.epCreate("gateway", keys.gatewayConf);
     facade.epStartH(this.h, this.now());
