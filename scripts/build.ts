@@ -18,6 +18,7 @@ import type { BoardProfile } from "../firmware/board";
 import { checkEspruino, EspruinoProblem, formatProblem } from "./espruino-check";
 import { BundleError, bundleEspruino } from "./lib/espruino-bundle";
 import { ESPRUINO_MODULES, moduleFile } from "./lib/espruino-modules";
+import { mangledProps } from "./lib/espruino-props";
 import type { ModuleSpec } from "./lib/espruino-split";
 import { bundleLua, LuaBundleError } from "./lib/lua-bundle";
 import { toLuaLiteral } from "./lib/lua-table";
@@ -142,10 +143,10 @@ function record(target: Artefact["target"], name: string, file: string, code: st
   return { target, name, file: path.relative(root, file), bytes, gzipBytes: gzipSync(code, { level: 9 }).length, note };
 }
 
-async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string, slim = true, modules: ModuleSpec[] = []): Promise<Artefact | undefined> {
+async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string, slim = true, modules: ModuleSpec[] = [], mangleProps?: RegExp): Promise<Artefact | undefined> {
   const rel = path.relative(root, outFile);
   try {
-    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define, slim, modules });
+    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define, slim, modules, mangleProps });
     const files = [{ file: outFile, code: bundle.code, map: bundle.map }];
     for (const m of bundle.modules) files.push({ file: moduleFile(path.dirname(outFile), name, m.name), code: m.code, map: m.map });
     for (const f of files) {
@@ -209,10 +210,11 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, allLua, problems));
   artefacts.push(await buildEspruino("endpoints", "firmware/endpoints.ts", path.join(espDir, "endpoints.js"), root, all, problems, "every mode and role (interop)"));
   artefacts.push(buildLua("endpoints", "firmware/endpoints.ts", path.join(luaDir, "endpoints.lua"), root, allLua, problems));
+  const boardProps = mangledProps(root);
   for (const board of boards) {
     if (board.target === "espruino") {
       const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars, ${board.handshake} only`;
-      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note, true, ESPRUINO_MODULES));
+      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note, true, ESPRUINO_MODULES, boardProps));
     } else {
       artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, luaPrelude(board), problems));
     }

@@ -31,6 +31,8 @@ export type EspruinoBundleOptions = {
   slim?: boolean;
   /** With `slim`: the modules to move out of the bundle into Storage files of their own (scripts/lib/espruino-split.ts). */
   modules?: ModuleSpec[];
+  /** esbuild `mangleProps`: the property names to shorten (scripts/lib/espruino-props.ts). */
+  mangleProps?: RegExp;
 };
 
 export type EspruinoModule = { name: string; storageName: string; code: string; map: RawSourceMap; functions: string[] };
@@ -67,6 +69,7 @@ export async function bundleEspruino(opts: EspruinoBundleOptions): Promise<Espru
       legalComments: "none",
       charset: "ascii",
       define: opts.define,
+      mangleProps: opts.mangleProps,
       write: false,
       logLevel: "silent",
     });
