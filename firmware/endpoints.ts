@@ -20,6 +20,6 @@ export function init(natives: Natives, storage: SeqStorage | undefined, native: 
 }
 
 export {
-  epCreate, epFeedH, epInboxH, epInfoH, epOutH, epPollH, epReadyH, epSendH, epSetSeqH, epStartH, epTransportH,
+  epCreate, epFeedH, epInboxH, epInfoH, epOutH, epPollH, epReadyH, epRestoreH, epSendH, epSetSeqH, epStartH, epTransportH,
 } from "./runtime/facade";
 export { fromHex, toHex } from "./bytes";

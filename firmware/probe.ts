@@ -10,7 +10,8 @@ import { hmacSha256 } from "./crypto/hmac";
 import { sha256 } from "./crypto/sha256";
 import { x25519, x25519Result, x25519Start, x25519Step } from "./crypto/x25519";
 import { checkHeader, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
-import { openRecord, sealRecord } from "./record/record";
+import { openRecord, parseRecord, sealRecord } from "./record/record";
+import { isErrorPacket, messageType } from "./handshake/wire";
 import { ccmAead } from "./crypto/provider";
 import { SUITE_BACKBONE, SUITE_CONSTRAINED } from "./suite";
 import { epochKeys, nextTrafficSecret, trafficSecret } from "./session/keys";
@@ -73,6 +74,16 @@ function recordProbe(op: string, a: string, b: string, c: string, d: string, e: 
   if (op === "record.parse") {
     const h = readHeader(format, hex(b), 0);
     return typeof h === "number" ? "REJECT:" + REJECT_NAMES[h] : describe(h);
+  }
+  if (op === "packet.kind") {
+    // How a receiver sorts one datagram (docs/PROTOCOL.md 1.5): a handshake message by its shape, else the
+    // error packet, else a record of the format, parsed (the suite's tag: 8 compact, 16 large and extreme).
+    const p = hex(b);
+    const type = messageType(p);
+    if (type > 0) return "handshake:" + hex8(type).substring(6, 8);
+    if (isErrorPacket(p)) return "error";
+    const h = parseRecord(format, format === 0 ? SUITE_CONSTRAINED.tagLen : SUITE_BACKBONE.tagLen, p);
+    return typeof h === "number" ? "REJECT:" + REJECT_NAMES[h] : "record:" + describe(h);
   }
   // record.seal / record.open: compact format under suite `constrained` (AES-128-CCM-8, 13-byte IV).
   const aead = ccmAead(aesBlock(hex(b)), SUITE_CONSTRAINED.tagLen, SUITE_CONSTRAINED.nonceLen);
@@ -224,7 +235,7 @@ export function probe(op: string, a: string, b: string, c: string, d: string, e:
     }
     return toHex(k);
   }
-  if (op.substring(0, 7) === "record.") return recordProbe(op, a, b, c, d, e);
+  if (op.substring(0, 7) === "record." || op === "packet.kind") return recordProbe(op, a, b, c, d, e);
   if (op === "keys.epoch") {
     // [K_M, direction, key index, suite id] -> key.iv
     let secret = trafficSecret(fixed, hex(a), dec(b));

@@ -6,9 +6,11 @@ import { benchPortable } from "./bench/portable";
 import { benchSizes } from "./bench/sizes";
 import { benchHandshake } from "./bench/handshake";
 import { benchFlood } from "./bench/flood";
+import { benchListenerFlood } from "./bench/listener-flood";
 import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
 import { benchBridge } from "./bench/bridge";
+import { benchLiveFeed } from "./bench/live-feed";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -16,9 +18,11 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Bundle sizes", benchSizes],
   ["Handshakes: bytes and host handshakes per second, next to TLS 1.3 on loopback", benchHandshake],
   ["Handshake flood at the gateway: work and memory", benchFlood],
+  ["Silent-connection flood at the controller's backbone listener: a restarted gateway's time to OPEN", benchListenerFlood],
   ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
+  ["Live feed for the web console: cost per reading and of the fleet table", benchLiveFeed],
 ];
 
 const only = process.argv.slice(2);

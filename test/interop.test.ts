@@ -2,7 +2,7 @@
 // bundle (Espruino-shaped sandbox, emulated firmware crypto), and the Lua bundle under wasmoon (64-bit
 // integers) and fengari (32-bit integers, X25519 through the sodium binding): both modes, both orders.
 // Each pairing handshakes, carries data both ways, crosses a rekey at the end of the 2^20 sequence space,
-// and survives the loss of one of its two transports.
+// survives the loss of one of its two transports, and follows a KEY_UPDATE request that must be repeated.
 import assert from "node:assert/strict";
 import * as vm from "node:vm";
 import { randomBytes } from "node:crypto";
@@ -27,6 +27,7 @@ type Party = {
   ready(h: number): boolean;
   setSeq(h: number, seq: number): void;
   transport(h: number, op: string, tid: number): void;
+  restore(h: number, now: number): void;
   info(h: number): string;
 };
 
@@ -38,7 +39,7 @@ function hostParty(): Party {
     name: "host",
     create: facade.epCreate, start: facade.epStartH, feed: (h, x, t, n) => void facade.epFeedH(h, x, t, n), poll: (h, n) => void facade.epPollH(h, n),
     out: facade.epOutH, send: facade.epSendH, inbox: facade.epInboxH, ready: facade.epReadyH, setSeq: facade.epSetSeqH,
-    transport: facade.epTransportH, info: facade.epInfoH,
+    transport: facade.epTransportH, restore: facade.epRestoreH, info: facade.epInfoH,
   };
 }
 
@@ -59,6 +60,7 @@ function espruinoParty(board: string): Party {
     ready: (h) => run(`sesame.epReadyH(${h})`),
     setSeq: (h, s) => run(`sesame.epSetSeqH(${h}, ${s})`),
     transport: (h, op, t) => run(`sesame.epTransportH(${h}, ${hexq(op)}, ${t})`),
+    restore: (h, n) => run(`sesame.epRestoreH(${h}, ${n})`),
     info: (h) => run(`sesame.epInfoH(${h})`),
   };
 }
@@ -80,6 +82,7 @@ function luaParty(name: string, lua: { eval(src: string): string }, native: Boar
     ready: (h) => ev(`sesame.epReadyH(${h})`) === "true",
     setSeq: (h, s) => void ev(`sesame.epSetSeqH(${h}, ${s})`),
     transport: (h, op, t) => void ev(`sesame.epTransportH(${h}, ${q(op)}, ${t})`),
+    restore: (h, n) => void ev(`sesame.epRestoreH(${h}, ${n})`),
     info: (h) => ev(`sesame.epInfoH(${h})`),
   };
 }
@@ -165,6 +168,24 @@ describe("interop matrix: host <-> Espruino bundle <-> Lua bundles (64-bit and 3
             pump(d, dh, g, gh, 30, (tid) => tid === 1);
             assert.deepEqual(text(g.inbox(gh)), ["over lora"]);
             assert.deepEqual(text(d.inbox(dh)), ["ack"]);
+            // The gateway's session is restored after a power cycle: it refuses its saved receiving key and
+            // asks the device to move on. Its first request is held back, so it asks again on the device's
+            // next record; both requests then arrive, and the device moves one key on, not two.
+            g.restore(gh, 40);
+            const held: string[] = [];
+            for (const [m, t] of [["refused", 40], ["refused again", 50_000]] as const) {
+              assert.ok(d.send(dh, hex(m), t));
+              for (const p of d.out(dh).split(",").filter(Boolean)) g.feed(gh, p.split(":")[1], 2, t);
+              held.push(...g.out(gh).split(",").filter(Boolean));
+            }
+            assert.deepEqual(text(g.inbox(gh)), []);
+            assert.equal(held.length, 2, "two KEY_UPDATE requests");
+            for (const p of held) d.feed(dh, p.split(":")[1], 2, 50_001);
+            assert.equal(d.info(dh).split(",")[3], "2", "device sending epoch: one step for two requests");
+            assert.ok(d.send(dh, hex("next key"), 50_002));
+            pump(d, dh, g, gh, 50_002);
+            assert.deepEqual(text(g.inbox(gh)), ["next key"]);
+            assert.equal(g.info(gh).split(",")[4], "2", "gateway receiving epoch");
           });
         }
       }

@@ -7,7 +7,7 @@ import { SUITE_CONSTRAINED } from "../suite";
 import { Endpoint, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
 import { SaPolicy } from "../session/sa";
 import { SeqStorage } from "../session/seqstore";
-import { addTransport, deleteTransport, sessionSend, setTransportUp } from "../session/session";
+import { addTransport, deleteTransport, sessionRestore, sessionSave, sessionSend, setTransportUp } from "../session/session";
 import { deviceEndpoint, gatewayEndpoint, parseFields } from "./config";
 
 const endpoints: Endpoint[] = [];
@@ -106,6 +106,19 @@ export function epSetSeqH(h: number, seq: number): void {
   if (s === undefined) return;
   s.out.seq.next = seq;
   s.out.seq.limit = seq;
+}
+
+/**
+ * A power cycle of the endpoint's session: saved and restored on its transports. The restored session refuses
+ * its saved receiving key and asks the peer with KEY_UPDATE to move on (docs/PROTOCOL.md 3.5).
+ */
+export function epRestoreH(h: number, now: number): void {
+  const ep = endpoints[h];
+  const s = ep.session;
+  const r = s === undefined ? undefined : sessionRestore(s.inb.policy, sessionSave(s), now);
+  if (s === undefined || r === undefined) return;
+  r.transports = s.transports;
+  ep.session = r;
 }
 
 /** "state,handshakes,failures,epochOut,epochIn,sent,received,rejected" for reports. */

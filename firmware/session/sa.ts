@@ -56,6 +56,8 @@ export type Inbound = {
   prevUntil: number;
   /** Set when the current key has reached its forgery limit: the session asks the peer to move on. */
   wantRekey: boolean;
+  /** Records that came under the current key while it was retired, or retired it: each may be answered with a KEY_UPDATE request. */
+  onRetired: number;
   /** Forgery attempts against the next key, made before the peer moved to it: they count against it too. */
   nextFailures: number;
   authFailures: number;
@@ -129,7 +131,7 @@ function rxKey(policy: SaPolicy, epoch: EpochKeys): RxKey {
 export function inboundNew(policy: SaPolicy, secret: Bytes, index: number, spi: number): Inbound {
   return {
     policy: policy, spi: spi, secret: secret, cur: rxKey(policy, epochKeys(policy.p, secret, index, policy.suite)), prev: undefined,
-    prevUntil: 0, wantRekey: false, nextFailures: 0, authFailures: 0, replays: 0, rekeys: 0,
+    prevUntil: 0, wantRekey: false, onRetired: 0, nextFailures: 0, authFailures: 0, replays: 0, rekeys: 0,
   };
 }
 
@@ -155,13 +157,19 @@ function tryKey(inb: Inbound, k: RxKey, h: Header, datagram: Bytes, isNext: bool
     return REJECT_SEQ;
   }
   // A key retired at its forgery limit opens nothing more: the peer must move to the next one.
-  if (k === inb.cur && inb.wantRekey) return REJECT_AUTH;
+  if (k === inb.cur && inb.wantRekey) {
+    inb.onRetired = inb.onRetired + 1;
+    return REJECT_AUTH;
+  }
   const opened = openParsed(policy.suite.format, k.aead, k.epoch.iv, h, datagram);
   if (typeof opened === "number") {
     inb.authFailures = inb.authFailures + 1;
     k.failures = k.failures + 1;
     if (isNext) inb.nextFailures = inb.nextFailures + 1;
-    if (k === inb.cur && k.failures >= policy.suite.integrityLimit) inb.wantRekey = true;
+    if (k === inb.cur && k.failures >= policy.suite.integrityLimit) {
+      inb.wantRekey = true;
+      inb.onRetired = inb.onRetired + 1;
+    }
     return opened;
   }
   markSeen(policy, k, h.seq);

@@ -13,8 +13,13 @@ import { inboundNew, inboundOpen, Inbound, Outbound, outboundNew, outboundRekey,
 
 /** Control messages ride in records with FLAG_CONTROL; the first payload byte says which. */
 export const CTRL_CLOSE = 1;
-/** "Move your sending key on": sent when our receiving key reached its forgery limit. */
+/**
+ * "Move your sending key on to index n": sent when our receiving key reached its forgery limit. Payload: this
+ * byte, then n & 0xff, n being our retired receiving key's index + 1 (docs/PROTOCOL.md 3.6).
+ */
 export const CTRL_KEY_UPDATE = 2;
+/** A retired key's KEY_UPDATE request goes again, in answer to a record under that key, at most this often (ms). */
+export const KEY_UPDATE_EVERY_MS = 5000;
 
 // sessionReceive's results: what the caller should look at. Negative numbers are REJECT_* codes.
 export const RX_DATA = 1;
@@ -45,8 +50,8 @@ export type Session = {
   rejected: number;
   /** Records that could not be sent because no transport was up. */
   unsent: number;
-  /** A KEY_UPDATE request is out for the current receiving key; one is enough. */
-  askedRekey: boolean;
+  /** No KEY_UPDATE request goes before this time (ms), whatever records come: forged ones must not make a downlink flood. */
+  keyUpdateNext: number;
 };
 
 function tagOf(id: Bytes, initiator: boolean): string {
@@ -65,7 +70,7 @@ export function sessionNew(policy: SaPolicy, est: Established, now: number): Ses
     id: est.sessionHash, peer: est.peer, initiator: est.initiator,
     out: outboundNew(policy, out, 0, est.peerSpi, tagOf(est.sessionHash, est.initiator), now),
     inb: inboundNew(policy, inb, 0, est.localSpi),
-    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: false, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
+    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: false, sent: 0, received: 0, rejected: 0, unsent: 0, keyUpdateNext: 0,
   };
 }
 
@@ -156,16 +161,21 @@ export function sessionReceive(s: Session, packet: Bytes, tid: number, now: numb
     s.state = STATE_CLOSED;
     return RX_CLOSED;
   }
+  const retired = s.inb.onRetired;
   const r = inboundOpen(s.inb, packet, now);
   if (typeof r === "number") {
     s.rejected = s.rejected + 1;
-    if (s.inb.wantRekey && !s.askedRekey) {
-      s.askedRekey = true;
-      sessionControl(s, CTRL_KEY_UPDATE, now);
+    // The record came under our retired key: the peer has not moved on (the last request may have been
+    // lost), so ask again, at most once per KEY_UPDATE_EVERY_MS.
+    if (s.inb.onRetired !== retired && now >= s.keyUpdateNext) {
+      s.keyUpdateNext = now + KEY_UPDATE_EVERY_MS;
+      const m = alloc(2);
+      m[0] = CTRL_KEY_UPDATE;
+      m[1] = (s.inb.cur.epoch.index + 1) & 0xff;
+      sealAndEmit(s, m, FLAG_CONTROL, now);
     }
     return -r;
   }
-  if (!s.inb.wantRekey) s.askedRekey = false;
   s.confirmed = true;
   s.received = s.received + 1;
   if ((r.header.flags & FLAG_CONTROL) === 0) {
@@ -177,8 +187,17 @@ export function sessionReceive(s: Session, packet: Bytes, tid: number, now: numb
     s.state = STATE_CLOSED;
     return RX_CLOSED;
   }
-  if (what === CTRL_KEY_UPDATE) outboundRekey(s.out, now);
+  if (what === CTRL_KEY_UPDATE) keyUpdateRequested(s, r.payload, now);
   return RX_CONTROL;
+}
+
+/**
+ * A KEY_UPDATE request from the peer opened: step the sending key if it is the one just below the index asked
+ * for (mod 256). A copy that arrives after the step, or a request for a key already left, does nothing, so
+ * however many copies come the sender moves once and never past the key the peer can derive.
+ */
+export function keyUpdateRequested(s: Session, payload: Bytes, now: number): void {
+  if (payload.length > 1 && ((payload[1] - s.out.epoch.index) & 0xff) === 1) outboundRekey(s.out, now);
 }
 
 /** Hands the queued packets to the caller (which puts them on their transports). */
@@ -228,6 +247,6 @@ export function sessionRestore(policy: SaPolicy, saved: string, now: number): Se
     id: id, peer: peer, initiator: initiator,
     out: outboundNew(policy, outSecret, parseDecimal(f[4]), parseDecimal(f[5]), tagOf(id, initiator), now),
     inb: inb,
-    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, askedRekey: false,
+    transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, keyUpdateNext: 0,
   };
 }

@@ -19,8 +19,7 @@ import type { Socket } from "node:net";
 import { errorPacket, messageType } from "../../firmware/handshake/wire";
 import { FLAG_BATCH, FLAG_CONTROL } from "../../firmware/record/header";
 import { EndpointConfig, Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput, EP_OPEN } from "../../firmware/session/endpoint";
-import { outboundRekey } from "../../firmware/session/sa";
-import { CTRL_CLOSE, CTRL_KEY_UPDATE, RX_CLOSED, sessionClose, Session, STATE_CLOSED } from "../../firmware/session/session";
+import { CTRL_CLOSE, CTRL_KEY_UPDATE, keyUpdateRequested, RX_CLOSED, sessionClose, Session, STATE_CLOSED } from "../../firmware/session/session";
 import { ByteQueue } from "./bytequeue";
 import { decodePieces } from "./batch";
 import { FrameError, MAX_BODY } from "./frame";
@@ -53,7 +52,8 @@ export const DEFAULT_CONNECTION: ConnectionOptions = { handshakeTimeoutMs: 5_000
 export type ConnectionStats = { recordsIn: number; recordsOut: number; bytesIn: number; bytesOut: number };
 
 /**
- * Events: 'ready' (the session is confirmed both ways), 'messages' (Message[] of one batch, in order),
+ * Events: 'answered' (the peer's handshake message was accepted; its identity is proven only at 'ready'),
+ * 'ready' (the session is confirmed both ways), 'messages' (Message[] of one batch, in order),
  * 'drain' (the socket took what was written), 'close' (reason: string; once, as soon as either side
  * ended the connection, possibly before the socket has closed).
  */
@@ -236,6 +236,7 @@ export class BackboneConnection extends EventEmitter {
     this.pumpEndpoint();
     if (this.state === CONN_CLOSED) return;
     if (this.ep.session === undefined) return this.abort("handshake failed");
+    this.emit("answered");
     if (rest !== undefined) this.reader.push(rest);
   }
 
@@ -265,7 +266,7 @@ export class BackboneConnection extends EventEmitter {
     if ((flags & FLAG_CONTROL) !== 0) {
       const what = plaintext.length > 0 && plaintext[0].length > 0 ? plaintext[0][0] : 0;
       if (what === CTRL_CLOSE) return this.peerClosed();
-      if (what === CTRL_KEY_UPDATE) outboundRekey(this.ep.session!.out, Date.now());
+      if (what === CTRL_KEY_UPDATE) keyUpdateRequested(this.ep.session!, Buffer.concat(plaintext), Date.now());
       return; // CONFIRM again, or a control message we do not know: nothing to do
     }
     if ((flags & FLAG_BATCH) === 0) return this.abort("record is not a batch");

@@ -16,6 +16,7 @@ import * as net from "node:net";
 import type { KeyPair } from "../../firmware/crypto/provider";
 import { BackboneConnection, ConnectionOptions } from "./connection";
 import { AppMessage } from "./frame";
+import { Admission, AdmissionLimits } from "../net/admission";
 import { controllerEndpointConfig, GatewayIdentity, GatewayLookup, gatewayEndpointConfig } from "./handshake";
 import { BackbonePeer, PeerOptions, peerOptions, PeerStats } from "./peer";
 
@@ -140,12 +141,16 @@ export type BackboneServerOptions = Partial<PeerOptions> & {
   keys: KeyPair;
   /** The pinned gateways: kid -> static public key. */
   gateways: GatewayLookup;
-  /** Connections still handshaking at once; more are refused (a flood costs a bounded amount). */
-  maxHandshaking?: number;
+  /** Bounds on connections still handshaking (see host/net/admission.ts). */
+  admission?: Partial<AdmissionLimits>;
   connection?: Partial<ConnectionOptions>;
 };
 
-const DEFAULT_MAX_HANDSHAKING = 64;
+/**
+ * 64 handshakes at once, 8 from one source. A gateway answers the controller's R1 within a round trip
+ * and three X25519, so one that has not within 2 s is not a gateway worth waiting for.
+ */
+export const BACKBONE_ADMISSION: AdmissionLimits = { maxPending: 64, perSource: 8, silentMs: 2_000, knownSources: 1024 };
 
 /**
  * The controller's end: accepts gateways, one session each (a new connection from a gateway replaces its
@@ -154,15 +159,29 @@ const DEFAULT_MAX_HANDSHAKING = 64;
  */
 export class BackboneServer extends EventEmitter {
   readonly peers = new Map<string, BackbonePeer>();
-  readonly stats = { accepted: 0, refused: 0, failedHandshakes: 0 };
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  /** Connections still in their handshake. */
-  handshaking = 0;
+  private readonly admission: Admission;
+  private failedHandshakes = 0;
 
   constructor(private readonly opts: BackboneServerOptions) {
     super();
+    this.admission = new Admission({ ...BACKBONE_ADMISSION, ...opts.admission });
     this.server = net.createServer((s) => this.accept(s));
+  }
+
+  /**
+   * Connections admitted, refused (no slot could be freed for them), evicted (the oldest silent one, to make
+   * room for a newcomer), silent (said nothing acceptable in time), and handshakes that failed.
+   */
+  get stats(): { accepted: number; refused: number; evicted: number; silent: number; failedHandshakes: number } {
+    const a = this.admission.stats;
+    return { accepted: a.admitted, refused: a.refused, evicted: a.evicted, silent: a.silent, failedHandshakes: this.failedHandshakes };
+  }
+
+  /** Connections still in their handshake. */
+  get handshaking(): number {
+    return this.admission.size;
   }
 
   async listen(port = 0, host = "127.0.0.1"): Promise<net.AddressInfo> {
@@ -215,33 +234,31 @@ export class BackboneServer extends EventEmitter {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.handshaking >= (this.opts.maxHandshaking ?? DEFAULT_MAX_HANDSHAKING)) {
-      this.stats.refused++;
-      return void socket.destroy();
-    }
-    this.stats.accepted++;
-    this.handshaking++;
+    // Evicted or silent: no error packet (there is no session yet), and no lingering socket either.
+    const ticket = this.admission.admit(socket.remoteAddress, () => socket.destroy());
+    if (ticket === undefined) return void socket.destroy();
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     const conn = new BackboneConnection(socket, controllerEndpointConfig(this.opts.keys, this.opts.gateways), this.opts.connection);
     let pending = true;
-    const settled = () => {
-      if (pending) this.handshaking--;
-      pending = false;
-    };
+    conn.once("answered", () => this.admission.spoke(ticket));
     conn.once("ready", () => {
-      settled();
+      pending = false;
       let peer: BackbonePeer;
       try {
         peer = this.peerFor(hex(conn.peer!));
       } catch {
+        this.admission.settle(ticket, false);
         return conn.abort("gateway no longer pinned"); // its key was withdrawn during the handshake
       }
+      this.admission.settle(ticket, true);
       peer.attach(conn);
     });
     conn.once("close", () => {
-      if (pending) this.stats.failedHandshakes++;
-      settled();
+      if (!pending) return;
+      pending = false;
+      this.failedHandshakes++;
+      this.admission.settle(ticket, false);
     });
   }
 }

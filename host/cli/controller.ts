@@ -2,11 +2,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Controller, type GatewayEntry } from "../controller/controller";
-import { generateMasterKeyFile } from "../controller/masterkey";
-import { parseAdminTokens } from "../controller/tokens";
+import { MasterKeyDir } from "../controller/keydir";
+import { MasterKey } from "../controller/masterkey";
+import { checkBrokerUrl } from "../controller/mqtt-url";
 import { Logger } from "../telemetry/log";
 import { bytes, ensureKeyFile } from "./keyfile";
-import { CommandSpec, port, str, UsageError, Values } from "./options";
+import { CommandSpec, intIn, port, str, tokensOption, UsageError, Values } from "./options";
 
 export const CONTROLLER: CommandSpec = {
   name: "controller",
@@ -14,14 +15,20 @@ export const CONTROLLER: CommandSpec = {
   options: {
     "data-dir": { type: "string", help: "embedded database directory", default: ".sesame/db" },
     "db-url": { type: "string", help: "postgres://... to use Postgres instead of the embedded database" },
-    "master-key-dir": { type: "string", help: "directory of master key files (*.key); one is made if empty and SESAME_MASTER_KEY is unset", default: ".sesame/keys" },
+    "master-key-dir": { type: "string", help: "directory of master key files (*.key), where a rotation keeps its new key; one is made if empty and SESAME_MASTER_KEY is unset (off = SESAME_MASTER_KEY alone, no rotation)", default: ".sesame/keys" },
+    "rotation-batch": { type: "string", help: "rows a master-key rotation re-wraps per transaction", default: "100" },
+    "rotation-pause-ms": { type: "string", help: "pause after each step of a master-key rotation, so a large re-wrap leaves the database room", default: "0" },
     "key-file": { type: "string", help: "the controller's backbone key pair (made if missing)", default: ".sesame/controller.key" },
     "admin-port": { type: "string", help: "admin API port", default: "8080" },
     "admin-host": { type: "string", help: "admin API address", default: "127.0.0.1" },
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
+    "metrics-tokens": { type: "string", help: "id:sha256-of-token,... that may read /metrics and /status only (admin tokens may too)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
-    "mqtt-url": { type: "string", help: "mqtt://host:port of an external broker instead of the embedded one" },
+    "mqtt-url": { type: "string", help: "mqtt://user:password@host:port (or mqtts://) of an external broker instead of the embedded one" },
+    "mqtt-ca": { type: "string", help: "CA certificate (PEM) the external broker's certificate must chain to, for mqtts://" },
+    "mqtt-cert": { type: "string", help: "client certificate (PEM) for an external broker that asks for one (with --mqtt-key)" },
+    "mqtt-key": { type: "string", help: "the client certificate's private key (PEM)" },
     gateway: { type: "string", multiple: true, help: "a gateway allowed in: kid:public-key-hex:terminate|relay (repeat, or comma-separate in SESAME_GATEWAY)" },
   },
 };
@@ -35,30 +42,62 @@ function gatewaysOf(v: Values): GatewayEntry[] {
   });
 }
 
-export async function runController(v: Values, log: Logger): Promise<Controller> {
-  const keyDir = str(v, "master-key-dir");
-  const hasKeys = fs.existsSync(keyDir) && fs.readdirSync(keyDir).some((f) => f.endsWith(".key"));
-  if (!hasKeys && !process.env.SESAME_MASTER_KEY) {
-    const made = generateMasterKeyFile(keyDir);
-    log.warn("made a new master key; back it up: without it no device key can be read", { file: made.path, fingerprint: made.key.fingerprint });
-  }
-  const key = ensureKeyFile(str(v, "key-file"));
-  if (key.made) log.info("made the controller's backbone key", { file: path.resolve(str(v, "key-file")), public: key.key.public });
-  let tokens;
+/** The PEM file option `k` names, read now so a wrong path is a clear error at start, not a TLS failure later. */
+function pemFile(v: Values, k: string): Buffer | undefined {
+  const file = v[k] as string | undefined;
+  if (file === undefined) return undefined;
+  let data: Buffer;
   try {
-    tokens = v["admin-tokens"] ? parseAdminTokens(String(v["admin-tokens"])) : [];
+    data = fs.readFileSync(file);
   } catch (e) {
-    throw new UsageError(`--admin-tokens: ${(e as Error).message}`);
+    throw new UsageError(`--${k} ${JSON.stringify(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give the path of a PEM file`);
   }
-  if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
+  if (!data.includes("-----BEGIN ")) throw new UsageError(`--${k} ${JSON.stringify(file)}: not a PEM file (it has no "-----BEGIN" line)`);
+  return data;
+}
+
+/** The master key directory, or undefined for "off"; a new key staged in it when there is no key at all. */
+function masterKeyDir(v: Values, log: Logger): string | undefined {
+  const dir = str(v, "master-key-dir");
+  if (dir === "off") {
+    if (!process.env.SESAME_MASTER_KEY) throw new UsageError("--master-key-dir off: the master key must then come from SESAME_MASTER_KEY (64 hex characters)");
+    return undefined;
+  }
+  const keys = new MasterKeyDir(dir);
+  if (keys.isEmpty() && !process.env.SESAME_MASTER_KEY) {
+    // Staged, not yet a key file: it becomes one when the database records it (first start), so a directory
+    // pointed at an existing database by mistake does not end up holding a key that database refuses.
+    const key = MasterKey.generate();
+    keys.stage(key);
+    log.warn("made a new master key; back it up: without it no device key can be read", { file: keys.keyFile(key.fingerprint), fingerprint: key.fingerprint });
+  }
+  return dir;
+}
+
+export async function runController(v: Values, log: Logger): Promise<Controller> {
+  // Options that name files are checked before anything is made on disk.
   const mqttUrl = v["mqtt-url"] as string | undefined;
+  const tls = { ca: pemFile(v, "mqtt-ca"), cert: pemFile(v, "mqtt-cert"), key: pemFile(v, "mqtt-key") };
+  if (!mqttUrl && Object.values(tls).some((x) => x !== undefined)) throw new UsageError("--mqtt-ca, --mqtt-cert and --mqtt-key are for an external broker: give --mqtt-url too");
+  try {
+    if (mqttUrl) checkBrokerUrl(mqttUrl, tls);
+  } catch (e) {
+    throw new UsageError(`--mqtt-url: ${(e as Error).message}`);
+  }
+  const keyDir = masterKeyDir(v, log);
+  const rotation = { batchSize: intIn(v, "rotation-batch", 1, 100_000, "rows per transaction"), pauseMs: intIn(v, "rotation-pause-ms", 0, 3_600_000, "milliseconds") };
+  const key = ensureKeyFile(str(v, "key-file"), log);
+  if (key.made) log.info("made the controller's backbone key", { file: path.resolve(str(v, "key-file")), public: key.key.public });
+  const tokens = tokensOption(v, "admin-tokens");
+  const metricsTokens = tokensOption(v, "metrics-tokens");
+  if (tokens.length === 0) log.warn("no admin tokens: every admin API call will be refused (401); sesame token makes one");
   const c = new Controller({
-    store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir } },
+    store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir }, rotation },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },
-    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens },
-    mqtt: mqttUrl ? { kind: "external", url: mqttUrl } : { kind: "embedded", port: port(v, "mqtt-port") },
+    admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
+    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls } : { kind: "embedded", port: port(v, "mqtt-port") },
     log,
   });
   const ports = await c.start();

@@ -42,20 +42,29 @@ export async function main(argv: string[]): Promise<number | "running"> {
   if (name === "token") return (runToken(v), 0);
   if (name === "start") return runStart(v, log);
   const closers: (() => Promise<unknown>)[] = [];
-  if (name === "controller") {
-    const c = await runController(v, log);
-    closers.push(() => c.stop());
-  } else if (name === "gateway") {
-    const g = await runGateway(v, log);
-    closers.push(() => g.gateway.close(), async () => g.sim?.close(), async () => g.metrics?.close());
-  }
+  let started: Promise<unknown> = Promise.resolve();
+  // Listening for the signals before anything starts: a SIGTERM sent as soon as the ready line appears (or
+  // earlier) waits for the start to finish, then stops everything, rather than killing the process outright.
   const stop = async () => {
+    await started.catch(() => {});
     log.info("stopping");
     for (const c of closers) await c().catch(() => {});
     process.exit(0);
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
+  // Started by a supervisor (`sesame start`, host/cli/spawn.ts): its channel closes when it dies, whatever
+  // killed it, and this process must not outlive it.
+  if (process.channel !== undefined) {
+    process.channel.unref();
+    process.once("disconnect", () => void stop());
+  }
+  if (name === "controller") {
+    started = runController(v, log).then((c) => closers.push(() => c.stop()));
+  } else if (name === "gateway") {
+    started = runGateway(v, log).then((g) => closers.push(() => g.gateway.close(), async () => g.sim?.close(), async () => g.metrics?.close()));
+  }
+  await started;
   return "running";
 }
 

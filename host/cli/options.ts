@@ -4,6 +4,7 @@
 // what it should be; the commands exit with status 2 on it.
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
+import { parseAdminTokens, type AdminToken } from "../controller/tokens";
 
 export type OptionSpec = { type: "string" | "boolean"; help: string; default?: string; multiple?: boolean };
 export type CommandSpec = { name: string; summary: string; options: Record<string, OptionSpec> };
@@ -84,4 +85,14 @@ export function intIn(v: Values, k: string, min: number, max: number, what: stri
   const n = Number(s);
   if (!/^-?\d+$/.test(s) || n < min || n > max) throw new UsageError(`--${k} ${JSON.stringify(s)}: must be ${what}, a whole number from ${min} to ${max}`);
   return n;
+}
+
+/** A list of tokens as {id, sha256} ("id:sha256,..." or JSON), empty when the option is not given. */
+export function tokensOption(v: Values, k: string): AdminToken[] {
+  if (!v[k]) return [];
+  try {
+    return parseAdminTokens(String(v[k]), k.replace("-", " "));
+  } catch (e) {
+    throw new UsageError(`--${k}: ${(e as Error).message}`);
+  }
 }

@@ -1,6 +1,6 @@
 // `sesame provision` and `sesame token`: the admin API's provisioning call from the shell, and a new admin
 // token (the controller is given only its hash).
-import * as fs from "node:fs";
+import { writePrivateFile } from "../controller/private-files";
 import { generateToken } from "../controller/tokens";
 import { CommandSpec, str, UsageError, Values } from "./options";
 
@@ -39,7 +39,8 @@ export async function runProvision(v: Values): Promise<void> {
   if (!res.ok) throw new UsageError(`the admin API said ${res.status}: ${text}`);
   const r = JSON.parse(text) as { device: { id: string }; config: string };
   if (v.out) {
-    fs.writeFileSync(String(v.out), r.config, { mode: 0o600 });
+    // It holds the device's key: owner-only, even over an older file that was not.
+    writePrivateFile(String(v.out), r.config, { overwrite: true });
     process.stdout.write(`device ${r.device.id}: configuration written to ${v.out}\n`);
   } else process.stdout.write(r.config + "\n");
 }

@@ -2,17 +2,20 @@
 // defaults, and a fleet of simulated boards (built bundles) in this process, in real time, provisioned
 // through the admin API. A live status line shows devices online, messages/s, latency, handshakes, errors;
 // Ctrl-C stops everything cleanly. Its state lives in .sesame/start/, made afresh at each start.
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
 import type { BoardProfile } from "../../firmware/board";
+import { privateDir, writePrivateFile } from "../controller/private-files";
 import { generateToken } from "../controller/tokens";
 import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
 import type { Logger } from "../telemetry/log";
-import { ensureKeyFile } from "./keyfile";
+import { ensureKeyFile, ensureSecretFile } from "./keyfile";
+import { createAppLogin } from "./mqtt-login";
 import { CommandSpec, oneOf, port, UsageError, Values } from "./options";
+import { CHILD_UP, Supervised } from "./supervise";
+
+export { spawnSesame, type Ready } from "./spawn";
 
 export const START: CommandSpec = {
   name: "start",
@@ -29,35 +32,6 @@ export const START: CommandSpec = {
   },
 };
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-
-export type Ready = Record<string, string | number>;
-
-/** A `sesame <command>` child process, and its ready line (the JSON it prints once listening). */
-export function spawnSesame(args: string[], name: string, log: Logger): { proc: ChildProcess; ready: Promise<Ready> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
-    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, SESAME_LOG_LEVEL: process.env.SESAME_LOG_LEVEL ?? "warn" },
-  });
-  const ready = new Promise<Ready>((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on("line", (line) => {
-      try {
-        const m = JSON.parse(line) as Ready;
-        if (m.ready) resolve(m);
-      } catch {
-        /* not the ready line */
-      }
-    });
-    let err = "";
-    proc.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      // Only their errors: warnings (a gateway reconnecting, a refused call) would bury the status line.
-      for (const l of d.toString().split("\n")) if (l.includes('"level":"error"')) log.error(`${name}: ${l.slice(0, 300)}`);
-    });
-    proc.on("exit", (code) => reject(new Error(`${name} exited (${code}) before it was ready: ${err.trim().split("\n").slice(-3).join(" / ")}`)));
-  });
-  return { proc, ready };
-}
-
 export async function runStart(v: Values, log: Logger): Promise<number> {
   const boards = Number(v.boards);
   if (!Number.isInteger(boards) || boards < 1 || boards > 200) throw new UsageError(`--boards ${JSON.stringify(v.boards)}: must be a whole number from 1 to 200`);
@@ -66,56 +40,65 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
+  privateDir(dir);
   const token = generateToken();
+  const scrape = generateToken(); // reads /metrics and /status on both processes, and nothing else
   const gwKey = ensureKeyFile(path.join(dir, "gateway.key")).key;
-  const kids: ChildProcess[] = [];
-  const stopAll = async () => {
-    for (const k of kids) if (k.exitCode === null) k.kill("SIGTERM");
-    await Promise.all(kids.map((k) => (k.exitCode === null ? new Promise((r) => k.once("exit", r)) : undefined)));
-  };
+  const ports = { admin: port(v, "admin-port"), mqtt: port(v, "mqtt-port"), backbone: port(v, "backbone-port"), metrics: port(v, "gateway-metrics-port"), sim: 0 };
+  // Both children are supervised: each restart gets the same ports, files and identities as the first run.
+  const simSecret = ensureSecretFile(path.join(dir, "sim.secret")).secret;
+  const controller = new Supervised("controller", () => ["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"),
+    "--key-file", path.join(dir, "controller.key"), "--admin-port", String(ports.admin), "--mqtt-port", String(ports.mqtt),
+    "--backbone-port", String(ports.backbone), "--admin-tokens", `start:${token.sha256}`, "--metrics-tokens", `scrape:${scrape.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], log);
+  let controllerKey = "";
+  const gateway = new Supervised("gateway", () => ["gateway", "--mode", mode, "--controller", `127.0.0.1:${ports.backbone}`, "--controller-key", controllerKey,
+    "--key-file", path.join(dir, "gateway.key"), "--sim-port", String(ports.sim), "--sim-secret-file", path.join(dir, "sim.secret"),
+    "--metrics-port", String(ports.metrics), "--metrics-tokens", `scrape:${scrape.sha256}`], log);
+  const children = [controller, gateway];
+  const say = (line: string) => process.stderr.write(`${process.stdout.isTTY ? "\n" : ""}sesame: ${line}\n`);
+  for (const c of children) c.on("line", say);
+  const stopAll = () => Promise.all(children.map((c) => c.stop()));
   try {
     process.stderr.write("starting the controller...\n");
-    const ctl = spawnSesame(["controller", "--data-dir", path.join(dir, "db"), "--master-key-dir", path.join(dir, "keys"), "--key-file", path.join(dir, "controller.key"),
-      "--admin-port", String(port(v, "admin-port")), "--mqtt-port", String(port(v, "mqtt-port")), "--backbone-port", String(port(v, "backbone-port")),
-      "--admin-tokens", `start:${token.sha256}`, "--gateway", `${gwKey.kid}:${gwKey.public}:${mode}`], "controller", log);
-    kids.push(ctl.proc);
-    const c = await ctl.ready;
+    const c = await controller.start();
+    controllerKey = String(c.public);
     process.stderr.write(`starting the gateway (${mode})...\n`);
-    const gw = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${c.backbone}`, "--controller-key", String(c.public), "--key-file", path.join(dir, "gateway.key"), "--sim-port", "0",
-      "--metrics-port", String(port(v, "gateway-metrics-port"))], "gateway", log);
-    kids.push(gw.proc);
-    const g = await gw.ready;
+    const g = await gateway.start();
+    ports.sim = Number(g.simPort); // a restarted gateway listens where the simulator reconnects
     const admin = `http://127.0.0.1:${c.admin}`;
     const gwMetrics = `http://127.0.0.1:${g.metricsPort}`;
     const mqttPort = String(c.mqtt).split(":").pop();
+    const app = await createAppLogin(admin, token.token, "sesame start");
+    const mqttLogin = `-h 127.0.0.1 -p ${mqttPort} -u ${app.username} -P ${app.password}`;
     process.stdout.write([
       "",
       `sesame is running: controller (admin ${admin}, MQTT ${c.mqtt}), gateway (${mode}), ${boards} simulated boards.`,
-      `  readings:  mosquitto_sub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/+/up' -v`,
-      `  a command: mosquitto_pub -h 127.0.0.1 -p ${mqttPort} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
+      `  console:   ${admin}/console/   (sign in with the admin token below)`,
+      `  readings:  mosquitto_sub ${mqttLogin} -t 'sesame/devices/+/up' -v`,
+      `  a command: mosquitto_pub ${mqttLogin} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admin}/v1/devices`,
-      `  metrics:   curl ${admin}/metrics   (the gateway's: curl ${gwMetrics}/metrics)`,
-      "Ctrl-C stops everything.",
+      `  metrics:   curl -H 'authorization: Bearer ${scrape.token}' ${admin}/metrics   (the gateway's: ${gwMetrics}/metrics, same token)`,
+      "The controller and the gateway are supervised: one that dies is restarted. Ctrl-C stops everything.",
       "",
     ].join("\n") + "\n");
-    const client = new SimLinkClient("127.0.0.1", Number(g.simPort));
+    // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
+    writePrivateFile(path.join(dir, "access.json"), JSON.stringify({ admin, console: `${admin}/console/`, token: token.token, metricsToken: scrape.token, mqtt: c.mqtt, mqttUser: app.username, mqttPassword: app.password, gatewayMetrics: gwMetrics, simPort: ports.sim, backbonePort: ports.backbone }, null, 2) + "\n", { overwrite: true });
+    const client = new SimLinkClient("127.0.0.1", ports.sim, simSecret);
     let stopping = false;
     const stopSignal = () => (stopping = true);
     process.once("SIGINT", stopSignal);
     process.once("SIGTERM", stopSignal);
     const started = Date.now();
     const status = setInterval(async () => {
-      try {
-        const s = (await (await fetch(`${admin}/status`)).json()) as Record<string, number>;
-        // In terminate mode handshakes and device-side errors (bad tags, replays) are the gateway's to count.
-        const gs = (await fetch(`${gwMetrics}/status`).then((r) => r.json(), () => ({}))) as Record<string, number>;
-        const handshakes = (s.handshakes ?? 0) + (gs.handshakes ?? 0), errors = (s.errors ?? 0) + (gs.errors ?? 0);
-        const line = `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  handshakes ${handshakes}  errors ${errors}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
-        process.stdout.write(process.stdout.isTTY ? `\r${line}\x1b[K` : line + "\n");
-      } catch {
-        /* the controller is stopping */
-      }
+      const down = children.filter((k) => k.state !== CHILD_UP).map((k) => `${k.name.toUpperCase()} ${k.state}${k.state === "down" ? ` (restart in ${Math.max(0, Math.ceil((k.restartAt - Date.now()) / 1000))} s)` : ""}`);
+      // A part that is down has no numbers to give: the line says which, and what the other still reports.
+      const s = (await getJson(`${admin}/status`, scrape.token)) ?? {};
+      // In terminate mode handshakes and device-side errors (bad tags, replays) are the gateway's to count.
+      const gs = (await getJson(`${gwMetrics}/status`, scrape.token)) ?? {};
+      const handshakes = (s.handshakes ?? 0) + (gs.handshakes ?? 0), errors = (s.errors ?? 0) + (gs.errors ?? 0);
+      const line = (down.length > 0 ? `${down.join("  ")}  |  ` : "") +
+        `online ${s.online ?? 0}/${boards}  ${Math.round(s.msgsPerSecond ?? 0)} msg/s  p50 ${(s.p50Ms ?? 0).toFixed(1)} ms  p99 ${(s.p99Ms ?? 0).toFixed(1)} ms  readings ${s.uplinks ?? 0}  devices ${s.devices ?? 0}  handshakes ${handshakes}  errors ${errors}  gateways ${s.gateways ?? 0}  ${Math.round((Date.now() - started) / 1000)} s`;
+      process.stdout.write(process.stdout.isTTY ? `\r${line}\x1b[K` : line + "\n");
       if (seconds !== undefined && Date.now() - started >= seconds * 1000) stopping = true;
     }, 1000);
     const provision = async (p: BoardProfile) => {
@@ -133,5 +116,15 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   } catch (e) {
     await stopAll();
     throw e;
+  }
+}
+
+/** A JSON answer, or undefined when there is none (the process is down or restarting). */
+async function getJson(url: string, token: string): Promise<Record<string, number> | undefined> {
+  try {
+    const r = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(900) });
+    return r.ok ? ((await r.json()) as Record<string, number>) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -1,13 +1,16 @@
 // The admin API's routes: what each call does, the audit action it is recorded as, and its target.
 // Handlers validate their input (validate.ts) and throw HttpError / RegistryError for refusals.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { badRequest, HttpError } from "./http";
-import { generateMasterKeyFile, MasterKeyError, readMasterKeyFile, type MasterKey } from "./masterkey";
+import { MasterKey, MasterKeyError, readMasterKeyFile } from "./masterkey";
+import { mqttRoutes } from "./mqtt-routes";
+import type { ServerResponse } from "node:http";
+import type { Principal } from "./principal";
 import type { ControllerStore } from "./store";
 import { boolParam, deviceId, fields, limitParam, masterKeyRequest, provisionRequest, query } from "./validate";
 
 export type RouteContext = {
+  /** Who calls, and what it may see (./principal.ts). */
+  principal: Principal;
   params: string[];
   query: URLSearchParams;
   body: unknown;
@@ -17,7 +20,8 @@ export type RouteContext = {
   note(d: Record<string, unknown>): void;
 };
 
-export type RouteResult = { status: number; body: unknown };
+/** `stream`: the response is not `body` but whatever this writes to it, after the call is audited (an event stream). */
+export type RouteResult = { status: number; body: unknown; stream?: (res: ServerResponse) => Promise<void> };
 
 export type Route = {
   method: "GET" | "POST";
@@ -26,11 +30,16 @@ export type Route = {
   handle(ctx: RouteContext): Promise<RouteResult>;
 };
 
-export type RouteDeps = { store: ControllerStore; masterKeyDir?: string };
+export type RouteDeps = { store: ControllerStore };
 
 const ID = "([^/]+)";
 
-export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
+const NO_KEY_DIR =
+  "this controller has no master key directory (its key comes from SESAME_MASTER_KEY alone), so a new key would be kept " +
+  "nowhere a restart looks and every row wrapped under it would be lost with the process. Restart the controller with " +
+  "--master-key-dir <dir> (SESAME_MASTER_KEY still counts), then rotate; the new key is kept there";
+
+export function adminRoutes({ store }: RouteDeps): Route[] {
   const { registry, sessions, audit } = store;
   return [
     {
@@ -110,8 +119,9 @@ export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
       async handle(c) {
         query(c.query, []);
         const req = masterKeyRequest(c.body);
+        // A new key kept nowhere the next start looks would strand every row wrapped under it.
+        if (store.masterKeyDir === undefined) throw badRequest(`${"keyFile" in req ? "keyFile" : "generate"}: ${NO_KEY_DIR}`);
         let key: MasterKey;
-        let keyFile: string;
         if ("keyFile" in req) {
           try {
             key = readMasterKeyFile(req.keyFile);
@@ -119,19 +129,8 @@ export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
             if (e instanceof MasterKeyError) throw badRequest(`keyFile: ${e.message}`);
             throw e;
           }
-          keyFile = req.keyFile;
-          // Keep a copy where the next start looks for keys, so a restart finds the new version.
-          if (masterKeyDir !== undefined) {
-            const copy = join(masterKeyDir, `master-${key.fingerprint}.key`);
-            if (!existsSync(copy)) key.writeTo(copy);
-            keyFile = copy;
-          }
         } else {
-          if (masterKeyDir === undefined) {
-            throw badRequest("generate: this controller has no master key directory to save a new key in; give keyFile instead");
-          }
-          // Saved before it wraps anything: a key that exists only in memory would be lost with the process.
-          ({ key, path: keyFile } = generateMasterKeyFile(masterKeyDir));
+          key = MasterKey.generate();
         }
         c.note({ fingerprint: key.fingerprint });
         let r;
@@ -143,8 +142,9 @@ export function adminRoutes({ store, masterKeyDir }: RouteDeps): Route[] {
         }
         c.target(`v${r.version}`);
         c.note({ version: r.version, rewrapped: r.rewrapped, retired: r.retired });
-        return { status: 200, body: { ...r, keyFile } };
+        return { status: 200, body: r };
       },
     },
+    ...mqttRoutes(store),
   ];
 }

@@ -7,15 +7,15 @@
 //     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>").
 //   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
 //     the device through whichever gateway last carried it.
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { PskKeys } from "../../firmware/handshake/psk";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
+import { readSessionEvent } from "../backbone/session-event";
 import { BackboneServer } from "../backbone/link";
 import {
-  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
 } from "../backbone/frame";
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
@@ -23,9 +23,15 @@ import { KeyTable } from "../gateway/keytable";
 import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
 import { metricsObserver } from "../gateway/telemetry";
 import { Metrics } from "../telemetry/metrics";
-import { metricsHandler } from "../telemetry/metrics-http";
+import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
+import { adminCredentials, applicationCredentials, firstOf } from "./principal";
+import { consolePages } from "./console/pages";
+import { MemoryDeviceStatus, ONLINE_WINDOW_MS, type DeviceStatusBook } from "./device-status";
+import { LiveFeed } from "./live/feed";
+import { gatewayRows } from "./live/gateways";
+import { liveRoutes, type CommandOutcome } from "./live/routes";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
@@ -39,7 +45,8 @@ export type ControllerOptions = {
   keys: { S: Uint8Array; s: Uint8Array };
   gateways: GatewayEntry[];
   backbone: { port: number; host?: string };
-  admin: { port: number; host?: string; tokens: AdminToken[] };
+  /** tokens: the admin API's; metricsTokens: those that may read /metrics and /status only (admin tokens may too). */
+  admin: { port: number; host?: string; tokens: AdminToken[]; metricsTokens?: AdminToken[] };
   mqtt: BrokerChoice;
   log: Logger;
   /** How often the registry is re-read for devices provisioned since (ms). */
@@ -60,7 +67,9 @@ export class Controller {
   sessionLog!: SessionRecorder;
   readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
   /** Where each device was last heard: the gateway, and in relay mode the link on it. */
-  private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string; at: number }>();
+  readonly status: DeviceStatusBook = new MemoryDeviceStatus();
+  /** The fleet now and as it changes, for the admin API's fleet routes, event stream and web console. */
+  feed!: LiveFeed;
   private known = new Map<string, number>();
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
@@ -73,18 +82,27 @@ export class Controller {
 
   async start(): Promise<{ backbone: number; admin: number; mqtt: string }> {
     const { log } = this.opts;
-    this.store = await openControllerStore(this.opts.store);
+    this.store = await openControllerStore({ log: log.child("store", {}), ...this.opts.store });
     const rk = await this.store.registry.responderKey();
     this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
     const policy: SaPolicy = {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
       seqBlock: 1024, store: memoryStorage(),
     };
-    this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}));
+    this.feed = new LiveFeed({
+      store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
+    });
+    this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}), undefined, (w) => {
+      if (w.event === "open" && w.link !== undefined) this.status.linked(w.device, w.link);
+      this.feed.sessionChanged(w);
+    });
     // The relay sessions a previous run of this controller held ended with it.
     for (const g of this.opts.gateways) if (g.mode === "relay") this.sessionLog.allClosed(g.kid.toLowerCase(), "controller restarted");
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
-    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true });
+    this.relay = new DeviceGateway({
+      config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
+      onCommand: (peer, id, outcome) => this.feed.commandState(this.keys.deviceOfPeer(peer), id, outcome),
+    });
     await this.refreshKeys();
     this.store.registry.onRevoke((e) => {
       // Relay mode: the sessions this controller ends itself go now; terminate gateways end theirs on the
@@ -94,6 +112,7 @@ export class Controller {
       this.keys.remove(e.deviceId);
       this.known.delete(e.deviceId);
       this.grantAll(e.deviceId);
+      this.feed.registryChanged(e.deviceId, e.reason);
     });
 
     const gateways = new Map(this.opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
@@ -111,25 +130,39 @@ export class Controller {
     this.server.on("gateway-down", (gw: string, reason: string) => log.warn("gateway disconnected", { gateway: gw, reason }));
     const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
 
-    this.delivery = new Delivery({ broker: this.opts.mqtt, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
+    // The embedded broker lets in the applications the store has credentials for (./mqtt-credentials.ts).
+    const broker: BrokerChoice = this.opts.mqtt.kind === "embedded" ? { ...this.opts.mqtt, logins: this.store.mqtt } : this.opts.mqtt;
+    this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => {
+      const out = this.command(d, p);
+      return "rejected" in out ? out : true;
+    } });
     await this.delivery.start();
 
-    this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
-    // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the token-guarded /v1 API.
-    const metricsRoute = metricsHandler(this.metrics);
-    const api = this.admin.server.listeners("request")[0] as (req: IncomingMessage, res: ServerResponse) => void;
-    this.admin.server.removeAllListeners("request");
-    this.admin.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      if (req.url === "/metrics") metricsRoute(req, res);
-      else if (req.url === "/status") {
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ ...this.metrics.snapshot(), gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }));
-      } else api(req, res);
+    // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the /v1 API, behind a
+    // metrics or an admin token.
+    const telemetry = telemetryRoutes({
+      metrics: this.metrics, tokens: [this.opts.admin.metricsTokens ?? [], this.opts.admin.tokens],
+      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }),
+    });
+    this.admin = createAdminApi({
+      store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }),
+      // Admin tokens, and applications' MQTT logins as credentials scoped to their devices (the console's sign-in).
+      credentials: firstOf(adminCredentials(this.opts.admin.tokens), applicationCredentials(async (u, p) => {
+        const id = await this.store.mqtt.login(u, p);
+        return id?.kind === "application" ? id : undefined;
+      })),
+      routes: liveRoutes({ store: this.store, feed: this.feed, command: (d, p) => this.command(d, p) }), pages: consolePages(),
+    });
+    this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));
+    this.metrics.watchListener("backbone", () => {
+      const s = this.server.stats;
+      return { evicted: s.evicted, refused: s.refused, silent: s.silent };
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
     this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);
     // Online: heard from in the last ten minutes (a LoRa board may report only every few minutes).
-    this.metrics.watchDevicesOnline(() => [...this.lastSeen.values()].filter((s) => Date.now() - s.at < 600_000).length);
+    this.metrics.watchDevicesOnline(() => this.status.online(Date.now(), ONLINE_WINDOW_MS));
+    this.metrics.watchKeyLimits(() => this.relay.keyLimits());
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
@@ -140,6 +173,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    this.feed?.close();
     await this.admin?.close().catch(() => {});
     await this.server?.close().catch(() => {});
     await this.delivery?.stop().catch(() => {});
@@ -205,7 +239,7 @@ export class Controller {
     if (m.kind === KIND_UPLINK && m.payload.length >= UPLINK_HEAD) {
       const peer = hex(m.device);
       const device = this.keys.deviceOfPeer(peer);
-      this.lastSeen.set(device, { gateway: gw, peer, at: Date.now() });
+      this.status.heard(device, { gateway: gw, peer }, Date.now());
       const p = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.length);
       this.publish(device, p.readUIntBE(0, 3), m.payload.subarray(UPLINK_HEAD), gw, "terminate", p.readUIntBE(3, 6), done);
       return;
@@ -224,7 +258,10 @@ export class Controller {
       if (keys) this.saveEvolved(device, keys);
       else this.stats.badMessages++;
     } else if (m.kind === KIND_SESSION_EVENT) {
-      this.sessionLog.fromGateway(gw, m);
+      const n = m.event === COMMAND_STATE ? readSessionEvent(m) : undefined;
+      if (n === undefined) this.sessionLog.fromGateway(gw, m);
+      else if (typeof n !== "string" && n.event === "command") this.feed.commandState(this.keys.deviceOfPeer(n.device), n.id, n.state);
+      else this.stats.badMessages++;
     } else {
       this.stats.badMessages++;
     }
@@ -240,6 +277,7 @@ export class Controller {
     this.metrics.message("up", mode, body.length);
     this.metrics.latency("up", mode, Math.max(0, Date.now() - since) / 1000);
     const u = { device, seq: id, payload: Uint8Array.from(body), gateway: gw };
+    this.feed.reading(device, id, u.payload, gw, Date.now());
     const attempt = () => this.delivery.publishUplink(u, (ok) => {
       if (ok) done();
       else setTimeout(() => this.stopped || attempt(), 1000).unref();
@@ -251,7 +289,7 @@ export class Controller {
     for (const u of this.relay.takeUplinks()) {
       const device = this.keys.deviceOfPeer(u.device);
       const [gw, link] = splitLink(u.link);
-      this.lastSeen.set(device, { gateway: gw, link, peer: u.device, at: Date.now() });
+      this.status.heard(device, { gateway: gw, link, peer: u.device }, Date.now());
       this.publish(device, u.id, u.body, gw, "relay", since, () => {
         this.relay.confirm(u.device, u.id, Date.now());
         this.pumpRelaySoon();
@@ -283,19 +321,34 @@ export class Controller {
     void this.store.registry.savePsk(device, keys).catch((e) => this.opts.log.error("saving evolved psk keys failed", { device, error: String(e) }));
   }
 
-  /** A command from MQTT: to the device through the gateway that last carried it. */
-  private command(device: string, payload: Uint8Array): boolean | { rejected: string } {
-    const seen = this.lastSeen.get(device);
-    if (!seen) return { rejected: "device not heard from yet" };
+  /** A command (from MQTT or the admin API): to the device through the gateway that last carried it. */
+  private command(device: string, payload: Uint8Array): CommandOutcome {
+    const seen = this.status.get(device, Date.now());
+    if (!seen) {
+      this.feed.command(device, "rejected", null, payload.length, "device not heard from yet");
+      return { rejected: "device not heard from yet" };
+    }
     this.stats.commands++;
-    this.metrics.message("down", seen.link ? "relay" : "terminate", payload.length);
-    if (seen.link) {
-      this.relay.command(seen.peer, payload, Date.now());
+    const relayed = this.gatewayMode(seen.gateway) === "relay";
+    this.metrics.message("down", relayed ? "relay" : "terminate", payload.length);
+    let id: number | null = null;
+    if (relayed) {
+      id = this.relay.command(seen.peer, payload, Date.now());
+      if (id < 0) {
+        const why = "no session with this controller yet, or its command queue is full";
+        this.feed.command(device, "rejected", null, payload.length, why);
+        return { rejected: why };
+      }
       this.pumpRelay();
     } else {
       this.server.send(seen.gateway, { kind: KIND_DOWNLINK, device: Buffer.from(seen.peer, "hex"), payload });
     }
-    return true;
+    this.feed.command(device, "sent", id, payload.length);
+    return { id, gateway: seen.gateway };
+  }
+
+  private gatewayMode(kid: string): GatewayMode | undefined {
+    return this.opts.gateways.find((g) => g.kid.toLowerCase() === kid)?.mode;
   }
 }
 

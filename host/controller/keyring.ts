@@ -22,41 +22,49 @@ export class Keyring {
   /**
    * Matches `supplied` against the database. First start (no master key recorded): exactly one key, which
    * becomes version 1. Later: every unretired version must be supplied (rows may be wrapped with it), and
-   * every supplied key must be known (a wrong key file is an error, not a silent new key).
+   * every supplied key must be known (a wrong key file is an error, not a silent new key). `pending` keys
+   * (keydir.ts: written for a rotation that may not have been recorded) count only if the database knows
+   * them; at a first start with nothing else supplied, a single pending key is the one to record.
+   * Returns the pending keys the database knew, which the caller renames into key files.
    */
-  static async open(db: Db, supplied: MasterKey[]): Promise<Keyring> {
-    if (supplied.length === 0) {
-      throw new MasterKeyError("no master key: set SESAME_MASTER_KEY (64 hex characters) or give a key file or key directory");
-    }
+  static async open(db: Db, supplied: MasterKey[], pending: MasterKey[] = []): Promise<{ ring: Keyring; recorded: MasterKey[] }> {
     const ring = new Keyring();
+    const recorded: MasterKey[] = [];
     await db.transaction(async (tx) => {
       await tx.query("LOCK TABLE master_keys IN EXCLUSIVE MODE");
       const rows = await tx.query<{ version: number; fingerprint: string; retired: boolean }>(
         "SELECT version, fingerprint, retired_at IS NOT NULL AS retired FROM master_keys ORDER BY version",
       );
-      if (rows.length === 0) {
-        if (supplied.length !== 1) throw new MasterKeyError(`first start needs exactly one master key, ${supplied.length} were given`);
-        await tx.query("INSERT INTO master_keys (version, fingerprint) VALUES (1, $1)", [supplied[0].fingerprint]);
-        rows.push({ version: 1, fingerprint: supplied[0].fingerprint, retired: false });
+      const known = new Set(rows.map((r) => r.fingerprint));
+      let keys = [...supplied, ...pending.filter((k) => known.has(k.fingerprint))];
+      if (rows.length === 0 && supplied.length === 0 && pending.length === 1) keys = pending;
+      if (keys.length === 0) {
+        throw new MasterKeyError("no master key: set SESAME_MASTER_KEY (64 hex characters) or give a key file or key directory");
       }
-      const byFp = new Map(supplied.map((k) => [k.fingerprint, k]));
+      if (rows.length === 0) {
+        if (keys.length !== 1) throw new MasterKeyError(`first start needs exactly one master key, ${keys.length} were given`);
+        await tx.query("INSERT INTO master_keys (version, fingerprint) VALUES (1, $1)", [keys[0].fingerprint]);
+        rows.push({ version: 1, fingerprint: keys[0].fingerprint, retired: false });
+      }
+      const byFp = new Map(keys.map((k) => [k.fingerprint, k]));
       const missing: string[] = [];
       for (const r of rows) {
         const k = byFp.get(r.fingerprint);
         byFp.delete(r.fingerprint);
+        if (k !== undefined && pending.includes(k)) recorded.push(k);
         if (r.retired) continue;
         if (k === undefined) missing.push(`v${r.version} (fingerprint ${r.fingerprint})`);
         else ring.keys.set(r.version, k);
       }
       // An unknown key first: a wrong key file is the likelier mistake, and it explains the missing one.
       if (byFp.size > 0) {
-        const known = rows.map((r) => `v${r.version} ${r.fingerprint}${r.retired ? " (retired)" : ""}`).join(", ");
-        throw new MasterKeyError(`master key ${[...byFp.keys()].join(", ")} is not known to this database (known: ${known})`);
+        const list = rows.map((r) => `v${r.version} ${r.fingerprint}${r.retired ? " (retired)" : ""}`).join(", ");
+        throw new MasterKeyError(`master key ${[...byFp.keys()].join(", ")} is not known to this database (known: ${list})`);
       }
       if (missing.length > 0) throw new MasterKeyError(`master key ${missing.join(", ")} is needed but was not supplied`);
       ring.activeVersion = Math.max(...ring.keys.keys());
     });
-    return ring;
+    return { ring, recorded };
   }
 
   get active(): number {

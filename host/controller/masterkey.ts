@@ -1,12 +1,12 @@
 // Master keys: the 256-bit keys that wrap every long-term key the controller stores. One comes from a key
-// file (32 raw bytes or 64 hex characters), a directory of key files (*.key, so a rotation's new key is
-// found on the next start), or the SESAME_MASTER_KEY environment variable (hex). The key bytes live only
+// file (32 raw bytes or 64 hex characters), a directory of key files, or the SESAME_MASTER_KEY environment
+// variable (hex): see keydir.ts for where keys are looked for and how a rotation adds one. The key bytes live only
 // inside an OpenSSL KeyObject held in a private field; printing, JSON-encoding or inspecting a MasterKey
 // shows its fingerprint, nothing else.
 import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
+import { writePrivateFile } from "./private-files";
 
 export const MASTER_KEY_SIZE = 32;
 const NONCE_SIZE = 12;
@@ -54,11 +54,11 @@ export class MasterKey {
     }
   }
 
-  /** Writes the key as 64 hex characters to `path`, readable by its owner only. */
-  writeTo(path: string): void {
+  /** Writes the key as 64 hex characters to `path`, readable by its owner only, atomically (private-files.ts). */
+  writeTo(path: string, opts = { overwrite: false }): void {
     const raw = this.#key.export();
     try {
-      writeFileSync(path, raw.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+      writePrivateFile(path, raw.toString("hex") + "\n", opts);
     } finally {
       raw.fill(0);
     }
@@ -96,43 +96,4 @@ export function readMasterKeyFile(path: string): MasterKey {
   } finally {
     data.fill(0);
   }
-}
-
-export type MasterKeySources = {
-  /** Every *.key file in this directory. */
-  dir?: string;
-  files?: string[];
-  /** Where SESAME_MASTER_KEY is read from (process.env by default; pass {} to ignore the environment). */
-  env?: Record<string, string | undefined>;
-};
-
-/** All keys the sources hold, without duplicates (one key in two places counts once). */
-export function loadMasterKeys(src: MasterKeySources): MasterKey[] {
-  const out = new Map<string, MasterKey>();
-  const add = (k: MasterKey) => out.has(k.fingerprint) || out.set(k.fingerprint, k);
-  if (src.dir !== undefined) {
-    let names: string[] = [];
-    try {
-      names = readdirSync(src.dir).filter((n) => n.endsWith(".key")).sort();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new MasterKeyError(`master key directory ${src.dir}: ${(e as Error).message}`);
-    }
-    for (const n of names) add(readMasterKeyFile(join(src.dir, n)));
-  }
-  for (const f of src.files ?? []) add(readMasterKeyFile(f));
-  const env = (src.env ?? process.env).SESAME_MASTER_KEY;
-  if (env !== undefined && env !== "") {
-    if (!/^[0-9a-fA-F]{64}$/.test(env.trim())) throw new MasterKeyError("SESAME_MASTER_KEY: expected 64 hex characters");
-    add(new MasterKey(Buffer.from(env.trim(), "hex")));
-  }
-  return [...out.values()];
-}
-
-/** A new random key saved as <dir>/master-<fingerprint>.key (mode 0600); refuses to overwrite. */
-export function generateMasterKeyFile(dir: string): { key: MasterKey; path: string } {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const key = MasterKey.generate();
-  const path = join(dir, `master-${key.fingerprint}.key`);
-  key.writeTo(path);
-  return { key, path };
 }

@@ -39,11 +39,25 @@ export type Topics = {
   downFilter: string;
   /** The device id of a down topic, or undefined for any other topic. */
   deviceOfDown(topic: string): string | undefined;
+  /** Which device's which topic `topic` is, or undefined when it is none of the three. */
+  parse(topic: string): DeviceTopic | undefined;
 };
+
+export type TopicKind = "up" | "down" | "events";
+export type DeviceTopic = { device: string; kind: TopicKind };
+const KINDS: readonly string[] = ["up", "down", "events"];
 
 export function topicsFor(prefix: string = DEFAULT_PREFIX): Topics {
   checkPrefix(prefix);
   const base = `${prefix}/devices/`;
+  const parse = (topic: string): DeviceTopic | undefined => {
+    if (!topic.startsWith(base)) return undefined;
+    const rest = topic.slice(base.length);
+    const slash = rest.lastIndexOf("/");
+    const device = rest.slice(0, slash), kind = rest.slice(slash + 1);
+    if (slash < 0 || !KINDS.includes(kind) || deviceIdProblem(device) !== undefined) return undefined;
+    return { device, kind: kind as TopicKind };
+  };
   return {
     prefix,
     up: (id) => `${base}${id}/up`,
@@ -51,10 +65,10 @@ export function topicsFor(prefix: string = DEFAULT_PREFIX): Topics {
     events: (id) => `${base}${id}/events`,
     downFilter: `${base}+/down`,
     deviceOfDown(topic) {
-      if (!topic.startsWith(base) || !topic.endsWith("/down")) return undefined;
-      const id = topic.slice(base.length, topic.length - "/down".length);
-      return deviceIdProblem(id) === undefined ? id : undefined;
+      const t = parse(topic);
+      return t?.kind === "down" ? t.device : undefined;
     },
+    parse,
   };
 }
 

@@ -2,26 +2,29 @@
 // on .../events, and commands arriving on .../down are handed to the controller (topics: ./mqtt-topics.ts).
 //
 // The broker is either the embedded one (./mqtt-broker.ts, the default, nothing to install) or an external
-// one by URL. Either way the connection is a client connection that reconnects by itself.
+// one by URL. Either way the connection is a client connection that logs in and reconnects by itself: to the
+// embedded broker with the login it makes for this run, to an external one with the URL's username and
+// password, over TLS (mqtts://) verified against a given CA, with a client certificate if the broker wants one.
 // Backpressure: at most `maxInflight` publishes wait for the broker's PUBACK; beyond that, and whenever the
 // broker is away, messages wait in a bounded queue that drops its oldest entry when full (counted, logged,
 // exported). Memory therefore stays bounded through any outage; nothing is silently lost without a count.
 // Commands are untrusted input: a malformed one is counted, logged and answered with a command-rejected
 // event, never a throw; whether a well-formed command for an unknown device is accepted is the handler's call.
 import { randomBytes } from "node:crypto";
-import { connect } from "mqtt";
-import type { IClientOptions, MqttClient } from "mqtt";
-import { silentLogger } from "../telemetry/log";
+import { connect, MqttClient } from "mqtt";
+import type { IClientOptions } from "mqtt";
+import { LimitedWarnings, silentLogger } from "../telemetry/log";
 import type { Logger } from "../telemetry/log";
 import type { Metrics } from "../telemetry/metrics";
-import { EmbeddedBroker } from "./mqtt-broker";
+import { EmbeddedBroker, type BrokerLimits, type MqttLogins } from "./mqtt-broker";
 import { DropOldestQueue } from "./mqtt-queue";
+import { checkBrokerUrl, printableUrl, type BrokerTls } from "./mqtt-url";
 import { DEFAULT_MAX_COMMAND_BYTES, DEFAULT_PREFIX, deviceIdProblem, eventBody, parseCommand, topicsFor, uplinkBody } from "./mqtt-topics";
 import type { EventDetails, Topics, Uplink } from "./mqtt-topics";
 
 export type BrokerChoice =
-  | { kind: "embedded"; port?: number; host?: string }
-  | { kind: "external"; url: string; username?: string; password?: string };
+  | { kind: "embedded"; port?: number; host?: string; logins?: MqttLogins; limits?: Partial<BrokerLimits> }
+  | { kind: "external"; url: string; username?: string; password?: string; tls?: BrokerTls };
 
 /** What the controller answers to a command: nothing or true = taken, false or {rejected} = refused. */
 export type CommandVerdict = void | boolean | { rejected: string };
@@ -51,7 +54,6 @@ export type DeliveryOptions = {
 /** `done`: told once whether the broker took the message (PUBACK), or that it was dropped or failed. */
 type Outgoing = { topic: string; body: string; kind: "up" | "event"; done?: (ok: boolean) => void };
 
-const URL_SCHEMES = new Set(["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
 
 export class Delivery {
   readonly topics: Topics;
@@ -71,16 +73,23 @@ export class Delivery {
   private onReady: ((err?: Error) => void) | undefined;
   private readonly log: Logger;
   private readonly choice: BrokerChoice;
-  private readonly warnLimit = { windowStart: 0, count: 0, suppressed: 0 };
+  /** Warnings under a flood (an application spamming bad commands, a long outage) are capped. */
+  private readonly warnings: LimitedWarnings;
 
   constructor(private readonly opts: DeliveryOptions = {}) {
     this.topics = topicsFor(opts.prefix ?? DEFAULT_PREFIX);
     this.choice = opts.broker ?? { kind: "embedded" };
     this.queue = new DropOldestQueue(opts.maxQueue ?? 10_000);
     this.log = (opts.log ?? silentLogger()).child("mqtt");
-    if (this.choice.kind === "embedded") this.broker = new EmbeddedBroker({ port: this.choice.port, host: this.choice.host, log: opts.log });
-    else checkBrokerUrl(this.choice.url);
+    this.warnings = new LimitedWarnings(this.log, () => this.now());
+    if (this.choice.kind === "embedded") {
+      const { port, host, logins, limits } = this.choice;
+      this.broker = new EmbeddedBroker({ port, host, logins, limits, prefix: opts.prefix, metrics: opts.metrics, log: opts.log });
+    } else {
+      checkBrokerUrl(this.choice.url, this.choice.tls);
+    }
     opts.metrics?.watchQueue("mqtt-out", () => this.queue.length);
+    for (const reason of ["queue-full", "stopped"] as const) opts.metrics?.mqttDrop(reason, 0); // at 0 from the start: see watchQueue
   }
 
   /** Where messages go, printable (a password in the URL is masked). */
@@ -112,13 +121,18 @@ export class Delivery {
     if (this.client !== undefined) return;
     this.stopping = false;
     this.stopped = undefined;
-    let url: string, auth: { username?: string; password?: string } = {};
+    let url: string, auth: { username?: string; password?: string } & BrokerTls = {};
     if (this.choice.kind === "embedded") {
       await this.broker!.start();
       url = this.broker!.url;
+      auth = { ...this.broker!.controllerLogin };
     } else {
       const u = new URL(this.choice.url);
-      auth = { username: this.choice.username ?? (u.username ? decodeURIComponent(u.username) : undefined), password: this.choice.password ?? (u.password ? decodeURIComponent(u.password) : undefined) };
+      auth = {
+        username: this.choice.username ?? (u.username ? decodeURIComponent(u.username) : undefined),
+        password: this.choice.password ?? (u.password ? decodeURIComponent(u.password) : undefined),
+        ...this.choice.tls,
+      };
       u.username = "";
       u.password = "";
       url = u.toString();
@@ -133,14 +147,16 @@ export class Delivery {
       // We subscribe on every connect ourselves (below), so the client's own resubscription is not needed.
       resubscribe: false,
     };
-    const client = connect(url, options);
+    // The embedded broker is reached in memory, not through its network door (which bounds and throttles).
+    const broker = this.broker;
+    const client = broker === undefined ? connect(url, options) : new MqttClient(() => broker.connectInProcess(), options);
     this.client = client;
     client.on("message", (topic, body) => this.onMessage(topic, body));
     client.on("connect", () => this.onConnect(client));
     client.on("close", () => this.onClose());
     // Always listened to: an 'error' with no listener would throw out of the client and take the process down.
     client.on("error", (err) => {
-      if (this.started) this.warnLimited("MQTT client error", { error: err, broker: this.brokerUrl });
+      if (this.started) this.warnings.warn("MQTT client error", { error: err, broker: this.brokerUrl });
     });
     try {
       await this.firstConnect(client);
@@ -171,6 +187,10 @@ export class Delivery {
         last = err;
         // A refusal (bad credentials, not authorised) will not fix itself by retrying.
         if (typeof err.code === "number") done(new Error(`MQTT broker ${this.brokerUrl} refused the connection: ${err.message}; check the username and password`));
+        // Neither will a certificate this side does not trust (node:tls error codes: CERT_*, *_CERT_*, ERR_TLS_*).
+        else if (typeof err.code === "string" && /CERT|ERR_TLS/.test(err.code)) {
+          done(new Error(`MQTT broker ${this.brokerUrl} has a certificate this controller does not trust: ${err.message}; give the CA that signed it with --mqtt-ca, and connect by the name it was issued for`));
+        }
       };
       const timer = setTimeout(() => {
         const why = last ? `: ${last.message}` : "";
@@ -198,7 +218,7 @@ export class Delivery {
   private onClose(): void {
     if (this.stopping) return;
     this.opts.metrics?.mqttConnected(false);
-    this.warnLimited("MQTT broker connection lost; queueing messages", { broker: this.brokerUrl, queued: this.queue.length, maxQueue: this.queue.capacity });
+    this.warnings.warn("MQTT broker connection lost; queueing messages", { broker: this.brokerUrl, queued: this.queue.length, maxQueue: this.queue.capacity });
   }
 
   // ---- outgoing ----
@@ -278,7 +298,7 @@ export class Delivery {
       if (err) {
         this.stats.publishFailures++;
         this.opts.metrics?.mqttPublishFailure();
-        this.warnLimited("MQTT publish failed", { topic: m.topic, error: err });
+        this.warnings.warn("MQTT publish failed", { topic: m.topic, error: err });
       } else {
         this.stats.published++;
         this.opts.metrics?.mqttPublish(m.kind);
@@ -295,7 +315,7 @@ export class Delivery {
   private drop(reason: "queue-full" | "stopped", n: number): void {
     this.stats.dropped += n;
     this.opts.metrics?.mqttDrop(reason, n);
-    this.warnLimited("outgoing MQTT message dropped", { reason, dropped: this.stats.dropped, maxQueue: this.queue.capacity });
+    this.warnings.warn("outgoing MQTT message dropped", { reason, dropped: this.stats.dropped, maxQueue: this.queue.capacity });
   }
 
   // ---- incoming commands ----
@@ -333,7 +353,7 @@ export class Delivery {
     if (outcome === "malformed") this.stats.malformed++;
     else this.stats.rejected++;
     this.opts.metrics?.mqttCommand(outcome);
-    this.warnLimited(outcome === "malformed" ? "malformed command dropped" : "command rejected", { device, reason, size });
+    this.warnings.warn(outcome === "malformed" ? "malformed command dropped" : "command rejected", { device, reason, size });
     if (device !== undefined) this.event(device, "command-rejected", reason);
   }
 
@@ -344,20 +364,6 @@ export class Delivery {
     } catch {
       // An id that cannot be a topic level never reaches here (deviceOfDown checked it); nothing to add.
     }
-  }
-
-  /** Warnings under a flood (an application spamming bad commands, a long outage) are capped per 10 s. */
-  private warnLimited(msg: string, fields: Record<string, unknown>): void {
-    const now = this.now();
-    const w = this.warnLimit;
-    if (now - w.windowStart >= 10_000) {
-      if (w.suppressed > 0) this.log.warn("warnings suppressed", { count: w.suppressed });
-      w.windowStart = now;
-      w.count = 0;
-      w.suppressed = 0;
-    }
-    if (w.count++ < 20) this.log.warn(msg, fields);
-    else w.suppressed++;
   }
 
   // ---- shutdown ----
@@ -392,20 +398,4 @@ export class Delivery {
     if (this.broker?.running) await this.broker.stop();
     this.log.info("MQTT delivery stopped", { published: this.stats.published, dropped: this.stats.dropped });
   }
-}
-
-function checkBrokerUrl(url: string): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} is not a URL; write it like mqtt://host:1883`);
-  }
-  if (!URL_SCHEMES.has(u.protocol)) throw new TypeError(`MQTT broker URL must start with mqtt://, mqtts://, ws:// or wss://, not ${u.protocol}//`);
-  if (u.hostname === "") throw new TypeError(`MQTT broker URL ${JSON.stringify(printableUrl(url))} names no host`);
-}
-
-/** The URL with any password replaced, for logs and errors. */
-export function printableUrl(url: string): string {
-  return url.replace(/(\/\/[^:@/\s]*):[^@/\s]*@/, "$1:***@");
 }

@@ -2,11 +2,12 @@
 // new wraps use; then every wrapped row is re-wrapped in small batches, each its own transaction (rows
 // locked only for the batch), while lookups go on reading rows under either version; finally the old
 // versions are retired, in a transaction that checks no row still uses them. A controller stopped half-way
-// resumes with both keys supplied (`finishRotation` at start).
+// resumes with both keys supplied (`finishRotation` at start). The key files are the store's concern
+// (store.ts, keydir.ts): it calls recordMasterKey and finishRotation with the key's file made durable between.
 import type { Db, Queryable } from "./db/db";
 import { bytes } from "./db/db";
 import { Keyring, type WrapKind } from "./keyring";
-import { MasterKey, MasterKeyError } from "./masterkey";
+import { MasterKeyError, type MasterKey } from "./masterkey";
 
 /** retireOthers found a row still under an old version: roll the retirement back and re-wrap again. */
 class RetryRotation extends Error {}
@@ -19,24 +20,34 @@ const WRAPPED: WrappedColumn[] = [
   { table: "responder_keys", column: "wrapped_secret", kind: "responder" },
 ];
 
-export type RotationResult = { version: number; fingerprint: string; rewrapped: number; retired: number[] };
+export type RotationResult = { version: number; fingerprint: string; rewrapped: number; retired: number[]; keyFile?: string };
 
-export type RotationOptions = { batchSize?: number; onBatch?: (rewrappedSoFar: number) => void | Promise<void> };
+/** The points a rotation passes, in order ("staged" and "recorded" come from the store, which owns the key files). */
+export type RotationStep = "staged" | "recorded" | "rewrapped" | "retiring" | "retired";
 
-/** Records `key` as the next version, re-wraps everything under it and retires the versions before it. */
-export async function rotateMasterKey(db: Db, ring: Keyring, key: MasterKey, opts: RotationOptions = {}): Promise<RotationResult> {
-  const version = await db.transaction(async (tx) => {
+export type RotationOptions = {
+  /** Rows re-wrapped per transaction. */
+  batchSize?: number;
+  /** Called as each step completes (after every batch for "rewrapped"); a rotation waits for it. */
+  onStep?: (step: RotationStep, facts: Record<string, unknown>) => void | Promise<void>;
+};
+
+/** Records `key` as the next version (refusing a key the database already knows); returns the version. */
+export async function recordMasterKey(db: Db, key: MasterKey): Promise<number> {
+  return db.transaction(async (tx) => {
     await tx.query("LOCK TABLE master_keys IN EXCLUSIVE MODE");
-    const same = await tx.query<{ version: number }>("SELECT version FROM master_keys WHERE fingerprint = $1", [key.fingerprint]);
-    if (same.length > 0) throw new MasterKeyError(`master key ${key.fingerprint} is already version ${same[0].version}; a rotation needs a new key`);
+    await refuseKnownKey(tx, key);
     const top = await tx.query<{ v: number }>("SELECT coalesce(max(version), 0)::int AS v FROM master_keys");
     const v = top[0].v + 1;
     await tx.query("INSERT INTO master_keys (version, fingerprint) VALUES ($1, $2)", [v, key.fingerprint]);
     return v;
   });
-  ring.addActive(version, key);
-  const done = await finishRotation(db, ring, opts);
-  return { version, fingerprint: key.fingerprint, rewrapped: done.rewrapped, retired: done.retired };
+}
+
+/** A rotation needs a key the database has never seen. */
+export async function refuseKnownKey(q: Queryable, key: MasterKey): Promise<void> {
+  const rows = await q.query<{ version: number }>("SELECT version FROM master_keys WHERE fingerprint = $1", [key.fingerprint]);
+  if (rows.length > 0) throw new MasterKeyError(`master key ${key.fingerprint} is already version ${rows[0].version}; a rotation needs a new key`);
 }
 
 /** Re-wraps every row not under the active version, then retires the other versions. */
@@ -49,12 +60,14 @@ export async function finishRotation(db: Db, ring: Keyring, opts: RotationOption
         const n = await db.transaction((tx) => rewrapBatch(tx, ring, c, batch));
         if (n === 0) break;
         rewrapped += n;
-        if (opts.onBatch) await opts.onBatch(rewrapped);
+        await opts.onStep?.("rewrapped", { version: ring.active, rows: rewrapped });
       }
     }
+    await opts.onStep?.("retiring", { version: ring.active, rows: rewrapped });
     try {
       const retired = await db.transaction((tx) => retireOthers(tx, ring.active));
       for (const v of retired) if (ring.has(v)) ring.drop(v);
+      await opts.onStep?.("retired", { version: ring.active, rows: rewrapped, retired });
       return { rewrapped, retired };
     } catch (e) {
       // A row was written under an old version after its batch ran: go round once more.

@@ -19,15 +19,18 @@ export function generateToken(): { token: string; sha256: string } {
   return { token, sha256: hashToken(token) };
 }
 
-/** "id:sha256hex,id:sha256hex" (e.g. SESAME_ADMIN_TOKENS) or a JSON array of {id, sha256}. */
-export function parseAdminTokens(spec: string): AdminToken[] {
+/**
+ * "id:sha256hex,id:sha256hex" (e.g. SESAME_ADMIN_TOKENS) or a JSON array of {id, sha256}; `what` names the
+ * list in errors (metrics tokens are configured the same way).
+ */
+export function parseAdminTokens(spec: string, what = "admin tokens"): AdminToken[] {
   const s = spec.trim();
   let list: unknown;
   if (s.startsWith("[")) {
     try {
       list = JSON.parse(s);
     } catch {
-      throw new Error("admin tokens: not valid JSON");
+      throw new Error(`${what}: not valid JSON`);
     }
   } else {
     list = s === "" ? [] : s.split(",").map((pair) => {
@@ -35,21 +38,21 @@ export function parseAdminTokens(spec: string): AdminToken[] {
       return i < 0 ? { id: pair.trim() } : { id: pair.slice(0, i).trim(), sha256: pair.slice(i + 1).trim() };
     });
   }
-  if (!Array.isArray(list)) throw new Error("admin tokens: expected a list of {id, sha256}");
-  return checkTokens(list as AdminToken[]);
+  if (!Array.isArray(list)) throw new Error(`${what}: expected a list of {id, sha256}`);
+  return checkTokens(list as AdminToken[], what);
 }
 
-export function checkTokens(list: AdminToken[]): AdminToken[] {
+export function checkTokens(list: AdminToken[], what = "admin tokens"): AdminToken[] {
   const ids = new Set<string>();
   const digests = new Set<string>();
   return list.map((t, i) => {
     if (typeof t !== "object" || t === null || typeof t.id !== "string" || !ID.test(t.id)) {
-      throw new Error(`admin tokens: entry ${i + 1}: id must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+      throw new Error(`${what}: entry ${i + 1}: id must be 1-64 characters of A-Z a-z 0-9 _ . -`);
     }
     const d = typeof t.sha256 === "string" ? t.sha256.toLowerCase() : "";
-    if (!DIGEST.test(d)) throw new Error(`admin tokens: ${t.id}: sha256 must be the token's SHA-256 as 64 hex characters (not the token)`);
-    if (ids.has(t.id)) throw new Error(`admin tokens: id ${t.id} appears twice`);
-    if (digests.has(d)) throw new Error(`admin tokens: ${t.id} has the same token as another id`);
+    if (!DIGEST.test(d)) throw new Error(`${what}: ${t.id}: sha256 must be the token's SHA-256 as 64 hex characters (not the token)`);
+    if (ids.has(t.id)) throw new Error(`${what}: id ${t.id} appears twice`);
+    if (digests.has(d)) throw new Error(`${what}: ${t.id} has the same token as another id`);
     ids.add(t.id);
     digests.add(d);
     return { id: t.id, sha256: d };

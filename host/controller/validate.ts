@@ -2,6 +2,7 @@
 import { isAbsolute } from "node:path";
 import { boardModes, type Boards } from "./boards";
 import { badRequest } from "./http";
+import type { MqttAccess } from "./mqtt-acl";
 import type { Mode } from "./registry";
 
 type Obj = Record<string, unknown>;
@@ -33,14 +34,39 @@ export function provisionRequest(body: unknown, boards: Boards): { board: string
     }
     mode = f.mode;
   }
-  let name: string | undefined;
-  if (f.name !== undefined) {
-    if (typeof f.name !== "string" || f.name.length > 64 || /[\u0000-\u001f\u007f]/.test(f.name)) {
-      throw badRequest("name: must be a string of at most 64 characters without control characters");
-    }
-    name = f.name;
+  return { board: board.name, mode, name: nameField(f.name) };
+}
+
+/** An optional label: at most 64 characters, none of them control characters (it goes into files and logs). */
+function nameField(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v.length > 64 || /[\u0000-\u001f\u007f]/.test(v)) {
+    throw badRequest("name: must be a string of at most 64 characters without control characters");
   }
-  return { board: board.name, mode, name };
+  return v;
+}
+
+export const MAX_SCOPED_DEVICES = 1000;
+
+export function mqttCredentialRequest(body: unknown): { name?: string; devices: "all" | string[]; access: MqttAccess } {
+  const f = fields(body, ["name", "devices", "access"]);
+  if (f.access !== "read" && f.access !== "command" && f.access !== "both") throw badRequest('access: required; "read" (readings and events), "command" (send commands) or "both"');
+  let devices: "all" | string[];
+  if (f.devices === "all") devices = "all";
+  else if (Array.isArray(f.devices) && f.devices.length >= 1 && f.devices.length <= MAX_SCOPED_DEVICES) {
+    devices = [...new Set(f.devices.map((d: unknown) => {
+      if (typeof d !== "string") throw badRequest("devices: each entry must be a device id (a string)");
+      return deviceId(d);
+    }))];
+  } else {
+    throw badRequest(`devices: required; "all" or a list of 1 to ${MAX_SCOPED_DEVICES} device ids`);
+  }
+  return { name: nameField(f.name), devices, access: f.access };
+}
+
+export function mqttUsername(s: string): string {
+  if (!/^app-[0-9a-f]{12}$/.test(s)) throw badRequest("username: must be app- and 12 lowercase hex characters, as the create call returned it");
+  return s;
 }
 
 export function masterKeyRequest(body: unknown): { keyFile: string } | { generate: true } {

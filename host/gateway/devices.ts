@@ -25,13 +25,14 @@ import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionAbort, sessi
 import { ReusedCcm } from "../crypto/ccm";
 import { compactSeq, openCompact, sealCompact, SealedAhead } from "../record/fast";
 import {
-  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
+  ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
   senderNew, senderQueue, senderTakeLost,
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
+import type { KeyLimits } from "../telemetry/metrics";
 
 /** Transport ids inside a device's session, as on the device (firmware/runtime/runtime.ts). */
 export const TID_BLE = 1;
@@ -59,6 +60,8 @@ export type DeviceGatewayOptions = {
   holdAcks?: boolean;
   /** Handshakes, sessions, rejected records and key use, for telemetry and the session log (./observer.ts). */
   observer?: DeviceObserver;
+  /** A command (by the id command() gave it) was acknowledged by its device, or given up after its tries. */
+  onCommand?: (device: string, id: number, outcome: "acked" | "lost") => void;
 };
 
 type DeviceState = {
@@ -127,6 +130,11 @@ export class DeviceGateway {
       psk: new ResponderTable(() => config("psk"), limits, o && ((r) => o.handshake("psk", r))),
     };
     this.watch = o && new SessionWatch(o);
+  }
+
+  /** The live session keys' use of their limits (zero without an observer: nothing is watched). */
+  keyLimits(): KeyLimits {
+    return this.watch?.keyLimits() ?? { records: 0, forgeries: 0 };
   }
 
   /** A BLE central connected to a device: in order R the responder speaks first. */
@@ -314,6 +322,7 @@ export class DeviceGateway {
     if (s === undefined || ep.old !== undefined || !ep.confirmed || ep.state !== EP_OPEN || ep.work !== undefined || s.state !== STATE_OPEN) return false;
     const inb = s.inb;
     const policy = inb.policy;
+    // A retired key opens nothing: the portable path refuses the record and may ask the device again to move on.
     if (inb.spi !== spi || inb.wantRekey || !policy.datagram || policy.suite.format !== FORMAT_COMPACT) return false;
     if (inb.prev !== undefined && now >= inb.prevUntil) return false; // the portable path drops the old key first
     const k = inb.cur;
@@ -325,7 +334,6 @@ export class DeviceGateway {
     const payload = openCompact(k.aead, k.epoch.iv, packet);
     if (payload === undefined) return false;
     replayAccept(k.window, seq);
-    s.askedRekey = false; // sessionReceive: the key is not retired (wantRekey is false)
     s.confirmed = true;
     s.received = s.received + 1;
     if (hit.s !== s) {
@@ -425,7 +433,7 @@ export class DeviceGateway {
           if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
         }
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) this.send(s, m, now);
-        if (d.sender.lost.length > 0) this.stats.commandsLost += senderTakeLost(d.sender).length;
+        if (d.sender.lost.length > 0) this.commandsLost(device, senderTakeLost(d.sender));
       }
     }
     if (ep.out.length === 0 && (s === undefined || s.outbox.length === 0) && (ep.old === undefined || ep.old.outbox.length === 0)) {
@@ -520,8 +528,16 @@ export class DeviceGateway {
 
   private take(d: DeviceState, device: string, m: Uint8Array, now: number): void {
     const kind = messageKind(m);
-    if (kind === MSG_ACK) senderAck(d.sender, m);
-    else if (kind === MSG_DATA) {
+    if (kind === MSG_ACK) {
+      const told = this.opts.onCommand;
+      if (told === undefined) return senderAck(d.sender, m);
+      const waiting = new Set(d.sender.pending.map((o) => o.id));
+      senderAck(d.sender, m);
+      for (let k = 0; k < ackCount(m); k++) {
+        const id = messageId(m, k);
+        if (waiting.delete(id)) told(device, id, "acked");
+      }
+    } else if (kind === MSG_DATA) {
       const id = messageId(m, 0);
       let r = receiverAccept(d.receiver, id);
       const held = d.held;
@@ -551,6 +567,11 @@ export class DeviceGateway {
   private forgetHeld(d: DeviceState): void {
     const w = d.receiver.seen;
     for (const id of d.held!.keys()) if (w.top - id >= w.size) d.held!.delete(id);
+  }
+
+  private commandsLost(device: string, ids: number[]): void {
+    this.stats.commandsLost += ids.length;
+    for (const id of ids) this.opts.onCommand?.(device, id, "lost");
   }
 
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {

@@ -17,7 +17,7 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneClient } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
 import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
-import { allSessionsClosed, sessionEvent } from "../backbone/session-event";
+import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
@@ -86,7 +86,10 @@ export class Gateway extends EventEmitter {
         seqBlock: 1024, store: memoryStorage(),
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
-      this.devices = new DeviceGateway({ config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true });
+      this.devices = new DeviceGateway({
+        config: (mode) => this.keys.responders(this.responder, policy)(mode), storage: memoryStorage(), observer, holdAcks: true,
+        onCommand: (device, id, outcome) => this.reportCommand(device, id, outcome),
+      });
     }
     this.client = new BackboneClient({
       host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
@@ -99,6 +102,7 @@ export class Gateway extends EventEmitter {
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
     this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.online().length));
+    if (devices) this.metrics.watchKeyLimits(() => devices.keyLimits());
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
     if (devices) this.toController(allSessionsClosed("gateway restarted"));
   }
@@ -186,6 +190,15 @@ export class Gateway extends EventEmitter {
     }
   }
 
+  /** What became of a command from the controller, for its console. Never throws into the timer. */
+  private reportCommand(device: string, id: number, state: CommandState): void {
+    try {
+      this.toController(commandEvent(device, id, state));
+    } catch (e) {
+      this.opts.log.warn("a command event was not sent", { device, error: String(e) });
+    }
+  }
+
   private toController(m: AppMessage): boolean {
     if (this.client.send(m)) return true;
     this.stats.dropped++;
@@ -200,7 +213,9 @@ export class Gateway extends EventEmitter {
     } else if (m.kind === KIND_DOWNLINK && this.devices) {
       this.stats.down++;
       this.stats.downBytes += m.payload.length;
-      this.devices.command(hexOf(m.device), Uint8Array.from(m.payload), Date.now());
+      const device = hexOf(m.device);
+      const id = this.devices.command(device, Uint8Array.from(m.payload), Date.now());
+      this.reportCommand(device, Math.max(0, id), id >= 0 ? "queued" : "refused");
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
       const device = text(m.device), grant = text(m.payload);

@@ -2,6 +2,13 @@
 // key stores by device id (evolved in place by the responder as sessions confirm) and dh public keys by kid.
 // The controller fills it from its registry; a terminate-mode gateway from the controller's KEYS grants.
 // Grants travel as text: "mode=psk;current=<hex>;previous=<hex>" or "mode=dh;kid=<hex>;public=<hex>".
+//
+// A psk hello names its device only by a pseudonym (pid) of the key it used, so the table keeps an index
+// from pid to device for both keys of every device: a hello, junk or genuine, costs one map lookup whatever
+// the fleet's size. The index follows every change of keys: grants and KEYS_EVOLVED texts re-index at once;
+// a responder evolving a store in place (pskConfirm, through the store the responders' configuration hands
+// out) marks the device, and its pids are recomputed at the next lookup, so a lookup costs at most the
+// confirmations since the one before it.
 import type { PskKeys, PskMatch } from "../../firmware/handshake/psk";
 import { pskPid } from "../../firmware/handshake/psk";
 import type { EndpointConfig } from "../../firmware/session/endpoint";
@@ -10,18 +17,26 @@ import type { KeyPair } from "../../firmware/crypto/provider";
 import { hostProvider } from "../crypto/provider";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+/** A pid (4 bytes) as a map key. */
+const pidKey = (pid: Uint8Array) => pid.length === 4 ? ((pid[0] << 24) | (pid[1] << 16) | (pid[2] << 8) | pid[3]) >>> 0 : -1;
 
-type PskEntry = { keys: PskKeys; pids: [string, string | undefined]; saved: string };
+/** `pids`: the index keys this entry is filed under (of its current and previous key), as last indexed. */
+type PskEntry = { keys: PskKeys; pids: number[]; saved: string };
 
 export class KeyTable {
   private readonly psk = new Map<string, PskEntry>();
+  /** pid -> the devices whose current or previous key shows it: one, unless two 4-byte pids collide. */
+  private readonly byPid = new Map<number, string[]>();
+  /** Devices whose store a responder evolved in place: to re-index before the next lookup, and to report. */
+  private readonly evolvedInPlace = new Set<string>();
+  private readonly unreported = new Set<string>();
   private readonly dh = new Map<string, { device: string; publicKey: Uint8Array }>();
 
   setPsk(device: string, keys: PskKeys): void {
-    const e: PskEntry = { keys, pids: ["", undefined], saved: "" };
-    this.refreshPids(e);
-    e.saved = this.evolvedText(e);
+    this.removePsk(device);
+    const e: PskEntry = { keys, pids: [], saved: evolvedText(keys) };
     this.psk.set(device, e);
+    this.index(device, e);
   }
 
   setDh(device: string, kid: string, publicKey: Uint8Array): void {
@@ -30,7 +45,7 @@ export class KeyTable {
 
   /** Forgets a device (revoked, or its keys rotated: a new grant follows). */
   remove(device: string): void {
-    this.psk.delete(device);
+    this.removePsk(device);
     for (const [kid, v] of this.dh) if (v.device === device) this.dh.delete(kid);
   }
 
@@ -45,7 +60,7 @@ export class KeyTable {
   /** The grant text for a device, or "" if it has no keys here. */
   grant(device: string): string {
     const p = this.psk.get(device);
-    if (p) return `mode=psk;current=${hex(p.keys.current)}${p.keys.previous ? `;previous=${hex(p.keys.previous)}` : ""}`;
+    if (p) return `mode=psk;${evolvedText(p.keys)}`;
     for (const [kid, v] of this.dh) if (v.device === device) return `mode=dh;kid=${kid};public=${hex(v.publicKey)}`;
     return "";
   }
@@ -67,16 +82,18 @@ export class KeyTable {
     return `bad key grant for ${device}`;
   }
 
-  /** psk devices whose keys evolved since the last call, with their keys as "current=..;previous=..". */
+  /** psk devices whose keys evolved (here, in place) since the last call, with their keys as "current=..;previous=..". */
   takeEvolved(): { device: string; text: string; keys: PskKeys }[] {
     const out: { device: string; text: string; keys: PskKeys }[] = [];
-    for (const [device, e] of this.psk) {
-      const t = this.evolvedText(e);
+    for (const device of this.unreported) {
+      const e = this.psk.get(device);
+      if (e === undefined) continue;
+      const t = evolvedText(e.keys);
       if (t === e.saved) continue;
       e.saved = t;
-      this.refreshPids(e);
       out.push({ device, text: t, keys: e.keys });
     }
+    this.unreported.clear();
     return out;
   }
 
@@ -85,10 +102,11 @@ export class KeyTable {
     const e = this.psk.get(device);
     const m = /^current=([0-9a-f]{64})(?:;previous=([0-9a-f]{64}))?$/.exec(text);
     if (!e || !m) return false;
+    this.unindex(device, e);
     e.keys.current = Uint8Array.from(Buffer.from(m[1], "hex"));
     e.keys.previous = m[2] ? Uint8Array.from(Buffer.from(m[2], "hex")) : undefined;
-    e.saved = this.evolvedText(e);
-    this.refreshPids(e);
+    e.saved = evolvedText(e.keys);
+    this.index(device, e);
     return true;
   }
 
@@ -103,12 +121,16 @@ export class KeyTable {
     return this.dh.get(peer)?.device ?? peer;
   }
 
+  /** The device whose current or previous key shows `pid`, and that key: one index lookup, whatever the fleet. */
   findPsk(pid: Uint8Array): PskMatch | undefined {
-    const want = hex(pid);
-    for (const [device, e] of this.psk) {
-      if (this.evolvedText(e) !== e.saved) this.refreshPids(e);
-      if (e.pids[0] === want) return { device: Buffer.from(device, "hex"), key: e.keys.current };
-      if (e.pids[1] === want && e.keys.previous) return { device: Buffer.from(device, "hex"), key: e.keys.previous };
+    this.reindexEvolved();
+    const k = pidKey(pid);
+    const devices = this.byPid.get(k);
+    if (devices === undefined) return undefined;
+    for (const device of devices) {
+      const e = this.psk.get(device)!;
+      if (e.pids[0] === k) return { device: Buffer.from(device, "hex"), key: e.keys.current };
+      if (e.pids[1] === k && e.keys.previous) return { device: Buffer.from(device, "hex"), key: e.keys.previous };
     }
     return undefined;
   }
@@ -117,6 +139,7 @@ export class KeyTable {
     return this.dh.get(hex(kid))?.publicKey;
   }
 
+  /** A psk device's key store, to read (a responder evolving it goes through responders()). */
   pskStore(device: Uint8Array): PskKeys | undefined {
     return this.psk.get(hex(device))?.keys;
   }
@@ -126,14 +149,59 @@ export class KeyTable {
     const base = { initiator: false, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs, dhI: undefined, pskI: undefined, spiLive: () => false };
     return (mode) => mode === "dh"
       ? { ...base, dh: true, dhR: { p: hostProvider, me, lookup: (kid) => this.lookupKid(kid) }, pskR: undefined, pskStore: undefined }
-      : { ...base, dh: false, dhR: undefined, pskR: { p: hostProvider, lookup: (pid) => this.findPsk(pid) }, pskStore: (d) => this.pskStore(d) };
+      : { ...base, dh: false, dhR: undefined, pskR: { p: hostProvider, lookup: (pid) => this.findPsk(pid) }, pskStore: (d) => this.storeToEvolve(d) };
   }
 
-  private evolvedText(e: PskEntry): string {
-    return `current=${hex(e.keys.current)}${e.keys.previous ? `;previous=${hex(e.keys.previous)}` : ""}`;
+  /** The store a responder is about to evolve (endpoint.ts confirm -> pskConfirm, at once): its pids change. */
+  private storeToEvolve(device: Uint8Array): PskKeys | undefined {
+    const name = hex(device);
+    const e = this.psk.get(name);
+    if (e === undefined) return undefined;
+    this.evolvedInPlace.add(name);
+    this.unreported.add(name);
+    return e.keys;
   }
 
-  private refreshPids(e: PskEntry): void {
-    e.pids = [hex(pskPid(hostProvider, e.keys.current)), e.keys.previous ? hex(pskPid(hostProvider, e.keys.previous)) : undefined];
+  private reindexEvolved(): void {
+    if (this.evolvedInPlace.size === 0) return;
+    for (const device of this.evolvedInPlace) {
+      const e = this.psk.get(device);
+      if (e === undefined) continue;
+      this.unindex(device, e);
+      this.index(device, e);
+    }
+    this.evolvedInPlace.clear();
   }
+
+  private removePsk(device: string): void {
+    const e = this.psk.get(device);
+    if (e === undefined) return;
+    this.unindex(device, e);
+    this.psk.delete(device);
+  }
+
+  private index(device: string, e: PskEntry): void {
+    e.pids = [pidKey(pskPid(hostProvider, e.keys.current))];
+    if (e.keys.previous) e.pids.push(pidKey(pskPid(hostProvider, e.keys.previous)));
+    for (const k of e.pids) {
+      const devices = this.byPid.get(k);
+      if (devices === undefined) this.byPid.set(k, [device]);
+      else if (!devices.includes(device)) devices.push(device);
+    }
+  }
+
+  private unindex(device: string, e: PskEntry): void {
+    for (const k of e.pids) {
+      const devices = this.byPid.get(k);
+      if (devices === undefined) continue;
+      const rest = devices.filter((d) => d !== device);
+      if (rest.length === 0) this.byPid.delete(k);
+      else this.byPid.set(k, rest);
+    }
+    e.pids = [];
+  }
+}
+
+function evolvedText(keys: PskKeys): string {
+  return `current=${hex(keys.current)}${keys.previous ? `;previous=${hex(keys.previous)}` : ""}`;
 }

@@ -10,11 +10,13 @@
 import { REJECT_AUTH, REJECT_SEQ, REJECT_SPI } from "../../firmware/record/header";
 import type { Endpoint } from "../../firmware/session/endpoint";
 import { STATE_OPEN, type Session } from "../../firmware/session/session";
+import type { KeyLimits } from "../telemetry/metrics";
 import type { HandshakeOutcome } from "./responders";
 import { MapSweep } from "./sweep";
 
 export type { HandshakeOutcome };
 export type AuthFailureReason = "tag" | "replay" | "unknown-spi" | "malformed";
+export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = ["tag", "replay", "unknown-spi", "malformed"];
 
 export interface DeviceObserver {
   handshake(mode: "dh" | "psk", outcome: HandshakeOutcome): void;
@@ -78,6 +80,20 @@ export class SessionWatch {
     });
     for (const [epoch, n] of this.epochs) this.observer.keyRecords(epoch, n);
     this.epochs.clear();
+  }
+
+  /**
+   * How close the most used key of any confirmed session is to its suite's limits (docs/PROTOCOL.md 1.3):
+   * read at a scrape, one look per session, so it is exact whatever the sweep has visited.
+   */
+  keyLimits(): KeyLimits {
+    let records = 0, forgeries = 0;
+    for (const s of this.watched.keys()) {
+      const suite = s.out.policy.suite;
+      records = Math.max(records, s.out.sealed / suite.confidentialityLimit);
+      forgeries = Math.max(forgeries, Math.max(s.inb.cur.failures, s.inb.nextFailures) / suite.integrityLimit);
+    }
+    return { records, forgeries };
   }
 
   private drops(now: DropCounters): void {

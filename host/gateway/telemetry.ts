@@ -1,10 +1,12 @@
 // The device side's figures into a Metrics (host/telemetry/metrics.ts): the observer the gateway (terminate
 // mode) and the controller (relay mode) give their DeviceGateway, and the gateway process's own counters.
 import type { Metrics } from "../telemetry/metrics";
-import type { DeviceObserver } from "./observer";
+import { AUTH_FAILURE_REASONS, type DeviceObserver } from "./observer";
 
 /** Handshakes, auth failures and key use to `metrics`; session events to `session`, if given. */
 export function metricsObserver(metrics: Metrics, session: DeviceObserver["session"] = () => {}): DeviceObserver {
+  // Every reason's counter exists from the start at 0, so the first refused record is an increase PromQL can see.
+  for (const reason of AUTH_FAILURE_REASONS) metrics.authFailure(reason, 0);
   return {
     handshake: (mode, outcome) => metrics.handshake(mode, outcome),
     authFailure: (reason, count) => metrics.authFailure(reason, count),

@@ -122,3 +122,32 @@ export function memorySink(): LogSink & { lines: string[]; records(): Record<str
     records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
   };
 }
+
+/**
+ * Warnings under a flood (a client spamming bad input, a long outage) are capped: at most `max` per
+ * `windowMs`, then one line saying how many were suppressed.
+ */
+export class LimitedWarnings {
+  private windowStart = 0;
+  private count = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly max = 20,
+    private readonly windowMs = 10_000,
+  ) {}
+
+  warn(msg: string, fields: LogFields): void {
+    const now = this.now();
+    if (now - this.windowStart >= this.windowMs) {
+      if (this.suppressed > 0) this.log.warn("warnings suppressed", { count: this.suppressed });
+      this.windowStart = now;
+      this.count = 0;
+      this.suppressed = 0;
+    }
+    if (this.count++ < this.max) this.log.warn(msg, fields);
+    else this.suppressed++;
+  }
+}

@@ -6,9 +6,13 @@
 //   queue lengths       sesame_queue_length {queue}, sesame_queue_dropped_total {queue} (refused when full)
 //   handshakes          sesame_handshakes_total {mode, outcome}
 //   auth failures       sesame_auth_failures_total {reason}
-//   key usage           sesame_key_records_total {epoch}: records sealed or opened per key epoch
+//   key usage           sesame_key_records_total {epoch}: records sealed or opened per key epoch, and
+//                       sesame_key_limit_ratio {limit}: how close the most used live key is to a usage limit
 //   devices online      sesame_devices_online
 //   MQTT delivery       sesame_mqtt_{published,publish_failures,dropped,commands}_total, sesame_mqtt_connected
+//   MQTT broker         sesame_mqtt_refused_total {what, reason}: what the embedded broker refused
+//   listeners           sesame_listener_dropped_total {listener, reason}: connections closed before they
+//                       authenticated (evicted, refused, silent, timeout, over-cap, malformed)
 // Every label value is bounded (./labels.ts), so no input can grow the number of series without limit.
 // Call sites are cheap: children are cached per label set, latency observation is a binary search.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
@@ -19,6 +23,12 @@ import { TallyCounter } from "./tally";
 import type { Tally } from "./tally";
 
 export type Direction = "up" | "down";
+
+/**
+ * The largest share of a per-key usage limit that any live session key has used (0..1): `records` sealed
+ * under a sending key over the suite's q, `forgeries` (failed opens) under a receiving key over its v.
+ */
+export type KeyLimits = { records: number; forgeries: number };
 
 export type MetricsOptions = {
   /** Milliseconds clock for the latency window and messages/s; injectable for tests. */
@@ -66,6 +76,7 @@ export class Metrics {
   private readonly mqttDropped: Counter<"reason">;
   private readonly mqttCommands: Counter<"outcome">;
   private readonly mqttUp: Gauge<string>;
+  private readonly mqttRefusals: Counter<"what" | "reason">;
 
   private readonly modes = new LabelGuard(8);
   private readonly queueNames = new LabelGuard(32);
@@ -82,7 +93,9 @@ export class Metrics {
   private readonly latencyDown = new Map<string, LatencySeries>();
   private readonly queueLengths = new Map<string, number>();
   private readonly queueReaders = new Map<string, () => number>();
+  private readonly listenerReaders = new Map<string, () => Record<string, number>>();
   private onlineReader: (() => number) | undefined;
+  private keyLimitReader: (() => KeyLimits) | undefined;
   private onlineValue = 0;
   private readonly epochs = new Map<number, number>();
   private olderEpochs = 0;
@@ -124,10 +137,25 @@ export class Metrics {
     this.mqttDropped = new Counter({ name: "sesame_mqtt_dropped_total", help: "Outgoing MQTT messages dropped, by reason (queue-full: oldest dropped while the broker was away; stopped).", labelNames: ["reason"], registers });
     this.mqttCommands = new Counter({ name: "sesame_mqtt_commands_total", help: "Commands received on the down topics, by outcome (delivered, malformed, rejected, failed).", labelNames: ["outcome"], registers });
     this.mqttUp = new Gauge({ name: "sesame_mqtt_connected", help: "1 while connected to the MQTT broker.", registers });
+    this.mqttRefusals = new Counter({
+      name: "sesame_mqtt_refused_total", labelNames: ["what", "reason"], registers,
+      help: "What the embedded MQTT broker refused: connect (anonymous, bad-credentials, throttled, too-many-pending, timeout, full, client-id-taken), publish (not-allowed, retain, reserved), subscribe (not-allowed), packet (oversize, malformed).",
+    });
 
     this.registry.registerMetric(this.latencyHistogram() as unknown as Metric<string>);
     this.registry.registerMetric(this.latencyRecentGauge() as unknown as Metric<string>);
     this.registry.registerMetric(this.keyEpochCounter() as unknown as Metric<string>);
+    new Gauge({
+      name: "sesame_key_limit_ratio",
+      help: "Share of a per-key usage limit used by the most used live session key: records sealed / q (the key moves on by itself at 1), forgeries (failed opens) / v (the key is retired at 1).",
+      labelNames: ["limit"], registers,
+      collect() {
+        const l = self.keyLimitReader === undefined ? { records: 0, forgeries: 0 } : safeLimits(self.keyLimitReader);
+        this.set({ limit: "records" }, l.records);
+        this.set({ limit: "forgeries" }, l.forgeries);
+      },
+    });
+    this.registry.registerMetric(this.listenerCounter() as unknown as Metric<string>);
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "sesame_process_" });
   }
 
@@ -185,7 +213,10 @@ export class Metrics {
 
   /** Read a queue's length at every scrape and snapshot, instead of updating it on every change. */
   watchQueue(queue: string, read: () => number): void {
-    this.queueReaders.set(this.queueNames.admit(queue), read);
+    const q = this.queueNames.admit(queue);
+    this.queueReaders.set(q, read);
+    // Its drop counter exists from the start at 0, so the first drop is an increase PromQL can see.
+    this.queueDrops.inc({ queue: q }, 0);
   }
 
   /** `count` messages dropped because `queue` was full. */
@@ -201,6 +232,14 @@ export class Metrics {
 
   watchDevicesOnline(read: () => number): void {
     this.onlineReader = read;
+  }
+
+  /**
+   * Read a listener's counts of connections it closed before they authenticated (by reason) at every
+   * scrape, e.g. the backbone's admission stats.
+   */
+  watchListener(listener: string, read: () => Record<string, number>): void {
+    this.listenerReaders.set(this.queueNames.admit(listener), read);
   }
 
   // ---- sessions and keys ----
@@ -241,6 +280,11 @@ export class Metrics {
     this.epochs.set(epoch, records);
   }
 
+  /** Read the live keys' use of their limits at every scrape (the sessions keep the counts anyway). */
+  watchKeyLimits(read: () => KeyLimits): void {
+    this.keyLimitReader = read;
+  }
+
   // ---- MQTT delivery ----
 
   mqttPublish(kind: string): void {
@@ -261,6 +305,9 @@ export class Metrics {
   }
   mqttConnected(up: boolean): void {
     this.mqttUp.set(up ? 1 : 0);
+  }
+  mqttRefused(what: string, reason: string): void {
+    this.mqttRefusals.inc({ what: this.kinds.admit(what), reason: this.reasons.admit(reason) });
   }
 
   // ---- views ----
@@ -354,6 +401,19 @@ export class Metrics {
     };
     return { name, help, type: "counter", aggregator: "sum", get, reset: () => undefined };
   }
+
+  private listenerCounter() {
+    const name = "sesame_listener_dropped_total";
+    const help = "Connections a listener closed before they authenticated, by listener and reason (evicted for a newer one, refused, silent or timeout: too slow, over-cap: too many from one address, malformed).";
+    const get = async () => {
+      const values: { labels: Record<string, string>; value: number }[] = [];
+      for (const [listener, read] of this.listenerReaders) {
+        for (const [reason, n] of Object.entries(read())) if (Number.isFinite(n)) values.push({ labels: { listener, reason: this.reasons.admit(reason) }, value: n });
+      }
+      return { name, help, type: "counter", aggregator: "sum", values };
+    };
+    return { name, help, type: "counter", aggregator: "sum", get, reset: () => undefined };
+  }
 }
 
 function safeRead(read: () => number): number {
@@ -362,6 +422,15 @@ function safeRead(read: () => number): number {
     return Number.isFinite(n) ? n : 0;
   } catch {
     return 0;
+  }
+}
+
+function safeLimits(read: () => KeyLimits): KeyLimits {
+  try {
+    const l = read();
+    return { records: Number.isFinite(l.records) ? l.records : 0, forgeries: Number.isFinite(l.forgeries) ? l.forgeries : 0 };
+  } catch {
+    return { records: 0, forgeries: 0 };
   }
 }
 

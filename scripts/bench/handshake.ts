@@ -28,6 +28,7 @@ import {
 } from "../../firmware/handshake/wire";
 import { hostProvider, nodeKeyPair, nodeX25519, x25519PrivateKey, x25519PublicKey } from "../../host/crypto/provider";
 import { fmt, median, progress, rate, table } from "../lib/measure";
+import { pskFleetTable } from "./psk-fleet";
 
 const ROUNDS = 3;
 const SESAME_MS = 400; // per mode per round
@@ -433,9 +434,11 @@ export async function benchHandshake(): Promise<string> {
   const bytes = bytesTable();
   const device = deviceTable();
   const host = await hostTable();
+  const fleet = pskFleetTable();
   return [
     "Handshake bytes (sesame from firmware/handshake/wire.ts; the rest are published figures)\n", bytes,
     "\n\nHost handshakes per second (hostProvider = node:crypto), next to Node's TLS 1.3 measured in this run\n", host,
     "\n\nDevice cost per handshake, in primitive operations (per side)\n", device,
+    "\n\nA psk hello at the gateway by fleet size (the pid index: the same cost at 10 and at 100,000 devices)\n", fleet,
   ].join("");
 }

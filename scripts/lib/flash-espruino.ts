@@ -20,6 +20,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
+import { writePrivateFile } from "../../host/controller/private-files";
 
 export const BUNDLE_FILE = "sesame.js";
 export const CONFIG_FILE = "sesame.cfg";
@@ -87,11 +88,12 @@ export async function uploadWithEspruinoCli(plan: UploadPlan): Promise<UploadRes
   try {
     // A copy, so a build running elsewhere in the meantime cannot change what is uploaded.
     for (const f of plan.files) fs.copyFileSync(f.file, path.join(stage, f.name));
-    if (plan.config !== undefined) fs.writeFileSync(path.join(stage, CONFIG_FILE), plan.config, "latin1");
+    // The configuration holds the device's key: owner-only, like the dry run's output that carries it.
+    if (plan.config !== undefined) fs.writeFileSync(path.join(stage, CONFIG_FILE), plan.config, { encoding: "latin1", mode: 0o600 });
     fs.writeFileSync(path.join(stage, "boot.js"), BOOT_CODE);
     const { exitCode, output } = await runCli(espruinoCliArgs(plan), stage, plan.onLine);
     const result = judge(exitCode, output, plan, stage);
-    if (result.ok && plan.dryRunOut !== undefined) fs.copyFileSync(path.join(stage, "out.js"), plan.dryRunOut);
+    if (result.ok && plan.dryRunOut !== undefined) writePrivateFile(plan.dryRunOut, fs.readFileSync(path.join(stage, "out.js")), { overwrite: true });
     return result;
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });

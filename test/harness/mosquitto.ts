@@ -38,20 +38,28 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/** Mosquitto's configuration for a broker on `port`; `dir` is the broker's own temp directory. */
+export type MosquittoConfig = (port: number, dir: string) => string;
+
+const ANONYMOUS: MosquittoConfig = (port) => `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`;
+
 export class Mosquitto {
   private proc: ChildProcess | undefined;
   private stderr = "";
-  private readonly dir = mkdtempSync(join(tmpdir(), "sesame-mosquitto-"));
+  readonly dir = mkdtempSync(join(tmpdir(), "sesame-mosquitto-"));
 
-  private constructor(readonly bin: string, readonly port: number) {
+  private constructor(readonly bin: string, readonly port: number, config: MosquittoConfig) {
     // As root, mosquitto would switch to a "mosquitto" user that may not exist; stay root in the test.
     const user = process.getuid?.() === 0 ? "user root\n" : "";
-    writeFileSync(join(this.dir, "mosquitto.conf"), `${user}listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n`);
+    writeFileSync(join(this.dir, "mosquitto.conf"), `${user}log_dest stderr\nlog_type error\nlog_type warning\n${config(port, this.dir)}`);
   }
 
-  /** Starts mosquitto on a free port (or `port`, to come back where a stopped one was). */
-  static async start(port?: number): Promise<Mosquitto> {
-    const m = new Mosquitto(findMosquitto(), port ?? (await freePort()));
+  /**
+   * Starts mosquitto on a free port (or `port`, to come back where a stopped one was): by default one that
+   * lets anyone in; `config` writes another (files it names go in the broker's `dir`, given to it).
+   */
+  static async start(port?: number, config: MosquittoConfig = ANONYMOUS): Promise<Mosquitto> {
+    const m = new Mosquitto(findMosquitto(), port ?? (await freePort()), config);
     await m.start();
     return m;
   }

@@ -16,23 +16,30 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
   const sink = memorySink();
   const log = Logger.create({ level: "info", stream: sink });
   const ctlKeys = backboneKeyPair(), gwKeys = backboneKeyPair(), gwKid = randomBytes(4);
-  const admin = generateToken();
+  const admin = generateToken(), scrape = generateToken();
   const controller = new Controller({
     store: { db: {}, masterKeys: [MasterKey.generate()] }, keys: ctlKeys, gateways: [{ kid: hex(gwKid), publicKey: gwKeys.S, mode }],
-    backbone: { port: 0 }, admin: { port: 0, tokens: [{ id: "test", sha256: admin.sha256 }] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
+    backbone: { port: 0 }, admin: { port: 0, tokens: [{ id: "test", sha256: admin.sha256 }], metricsTokens: [{ id: "scrape", sha256: scrape.sha256 }] }, mqtt: mqttBroker, log: log.child("controller", {}), refreshMs: 200,
   });
   const ports = await controller.start();
+  // What an application logs in to the embedded broker with (read and command, every device).
+  const app = await controller.store.mqtt.create({ devices: "all", access: "both" });
   const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
   gateway.start();
-  const sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} });
+  const simSecret = randomBytes(32);
+  const sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} }, simSecret);
   const simPort = await sim.listen(0);
   gateway.on("output", () => {
     for (const o of gateway.takeOutput()) sim.send(o);
   });
   return {
-    controller, gateway, sim, simPort, ports, sink,
+    controller, gateway, sim, simPort, simSecret, ports, sink,
     /** A bearer token for the admin API. */
     adminToken: admin.token,
+    /** An application's MQTT login on the embedded broker. */
+    mqttLogin: { username: app.credential.username, password: app.password },
+    /** A bearer token for /metrics and /status only. */
+    metricsToken: scrape.token,
     /** What another gateway process with this gateway's identity needs (a key file's fields, the controller's key). */
     gatewayKey: { kid: hex(gwKid), public: hex(gwKeys.S), secret: hex(gwKeys.s) },
     controllerKey: hex(ctlKeys.S),

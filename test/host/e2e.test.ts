@@ -18,7 +18,7 @@ describe("end to end: boards -> gateway -> controller -> MQTT, and commands back
   for (const mode of ["terminate", "relay"] as const) {
     it(`${mode} mode: every board's readings reach an MQTT subscriber; a command reaches its board`, async () => {
       const s = await startStack(mode);
-      const sub = await mqtt.connectAsync(s.ports.mqtt);
+      const sub = await mqtt.connectAsync(s.ports.mqtt, s.mqttLogin);
       const seen = new Map<string, number[]>();
       sub.on("message", (topic, body) => {
         const device = topic.split("/")[2];
@@ -29,7 +29,7 @@ describe("end to end: boards -> gateway -> controller -> MQTT, and commands back
       let done = false;
       let fleet: Fleet | undefined;
       const ids: string[] = [];
-      const client = new SimLinkClient("127.0.0.1", s.simPort);
+      const client = new SimLinkClient("127.0.0.1", s.simPort, s.simSecret);
       const run = runFleet({
         boards: 4, link: "mixed", loss: 0, minutes: 5, seed: 3, gateway: client, periodBle: 2, periodLora: 30,
         profiles: ["puckjs", "esp32-espruino", "esp32-nodemcu-lora", "banglejs2"],

@@ -13,7 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as vm from "node:vm";
 import mqtt from "mqtt";
-import { ensureKeyFile } from "../../host/cli/keyfile";
+import { ensureKeyFile, ensureSecretFile } from "../../host/cli/keyfile";
 import { spawnSesame } from "../../host/cli/start";
 import { generateToken } from "../../host/controller/tokens";
 import { SimLinkClient } from "../../host/gateway/simlink";
@@ -54,6 +54,7 @@ async function deployment(mode: "terminate" | "relay", mqttUrl: string) {
   const log = Logger.create({ level: "error", stream: memorySink() });
   const token = generateToken();
   const gw = ensureKeyFile(path.join(dir, "gateway.key")).key;
+  const simSecret = ensureSecretFile(path.join(dir, "sim.secret")).secret;
   const [adminPort, bbPort, simPort] = [await freePort(), await freePort(), await freePort()];
   const procs: { controller?: ChildProcess; gateway?: ChildProcess } = {};
   let ctlPublic = "";
@@ -66,7 +67,7 @@ async function deployment(mode: "terminate" | "relay", mqttUrl: string) {
   };
   const startGateway = async () => {
     const g = spawnSesame(["gateway", "--mode", mode, "--controller", `127.0.0.1:${bbPort}`, "--controller-key", ctlPublic, "--key-file", path.join(dir, "gateway.key"),
-      "--sim-port", String(simPort)], "gateway", log);
+      "--sim-port", String(simPort), "--sim-secret-file", path.join(dir, "sim.secret")], "gateway", log);
     procs.gateway = g.proc;
     await g.ready;
   };
@@ -95,7 +96,7 @@ async function deployment(mode: "terminate" | "relay", mqttUrl: string) {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  return { procs, simPort, provision, configs, ids, kill9, startController, startGateway, close };
+  return { procs, simPort, simSecret, provision, configs, ids, kill9, startController, startGateway, close };
 }
 
 describe("processes: sesame controller + sesame gateway + Mosquitto + simulated boards", function () {
@@ -116,7 +117,7 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
       sub.on("message", (_t, body) => payloads.push((JSON.parse(body.toString()) as { payload: string }).payload));
       await sub.subscribeAsync("sesame/devices/+/up", { qos: 1 });
       let done = false, fleet: Fleet | undefined;
-      const client = new SimLinkClient("127.0.0.1", d.simPort);
+      const client = new SimLinkClient("127.0.0.1", d.simPort, d.simSecret);
       const run = runFleet({ boards: 2, link: "ble", loss: 0, minutes: 60, seed: 9, gateway: client, provision: d.provision, profiles: ["puckjs", "banglejs2"], periodBle: 2, realtime: { stop: () => done }, script: (f) => (fleet = f) });
       try {
         const marker = randomBytes(16);
@@ -151,7 +152,7 @@ describe("processes: sesame controller + sesame gateway + Mosquitto + simulated 
     let reused = 0, records = 0;
     let done = false;
     let fleet: Fleet | undefined;
-    const client = new SimLinkClient("127.0.0.1", d.simPort);
+    const client = new SimLinkClient("127.0.0.1", d.simPort, d.simSecret);
     const run = runFleet({
       boards: 4, link: "ble", loss: 0, minutes: 60, seed: 4, gateway: client, provision: d.provision, profiles: ["puckjs", "banglejs2", "mdbt42q", "esp32-espruino"],
       periodBle: 1, realtime: { stop: () => done }, script: (f) => (fleet = f),

@@ -121,6 +121,8 @@ describe("npm run flash (scripts/flash.ts, the real espruino CLI)", function () 
     assert.match(dryRun.stdout, /^building Puck\.js \(puckjs\) \.\.\.$/m);
     assert.match(dryRun.stdout, /^dry run: writing what the espruino CLI would send to /m);
     assert.ok(fs.existsSync(path.join(buildDir, "espruino", "puckjs.js")), "built into --build-dir");
+    // The upload carries the device's key: owner-only.
+    assert.equal(fs.statSync(path.join(tmp, "upload.js")).mode & 0o777, 0o600);
   });
 
   it("uploads the bundle and its modules byte for byte as Storage sesame.js, sesame.boot, sesame.hs, the config as sesame.cfg, then .bootcde, then restarts into it", function () {

@@ -10,6 +10,8 @@ export type DbOptions = {
   url?: string;
   /** The embedded database's directory (e.g. ".sesame/db"); undefined with no url = in memory. */
   dataDir?: string;
+  /** Told when an existing data directory let others in (its modes are tightened: pglite.ts). */
+  onTightened?: (dataDir: string, entries: number) => void;
 };
 
 export async function openDb(opts: DbOptions): Promise<Db> {
@@ -18,7 +20,7 @@ export async function openDb(opts: DbOptions): Promise<Db> {
     if (!/^postgres(ql)?:\/\//.test(opts.url)) throw new Error("database URL must start with postgres:// or postgresql://");
     db = await openPostgres(opts.url);
   } else {
-    db = await openPglite(opts.dataDir);
+    db = await openPglite(opts.dataDir, (n) => opts.onTightened?.(opts.dataDir!, n));
   }
   try {
     await migrate(db);

@@ -129,6 +129,88 @@ describe("session", () => {
     assert.ok(!gw.inb.wantRekey);
   });
 
+  /** Forged records (fresh sequence numbers, bad tags) under the gateway's current key until it is retired. */
+  function retire(dev: Session, gw: Session, now: number): Uint8Array {
+    sessionSend(dev, Buffer.from("ok"), now);
+    const good = sessionTakeOutput(dev)[0].bytes;
+    for (let n = 0; n < SUITE_CONSTRAINED.integrityLimit; n++) sessionReceive(gw, forgedLike(good, n), 1, now);
+    assert.ok(gw.inb.wantRekey);
+    return good;
+  }
+
+  /** A record like `good` with a fresh sequence number (so the window lets it through) and a bad tag. */
+  function forgedLike(good: Uint8Array, n: number): Uint8Array {
+    const forged = Uint8Array.from(good);
+    forged[forged.length - 1 - (n % 8)] ^= 1 + (n >> 3);
+    forged[5] = (forged[5] & 0xf0) | ((n >> 8) & 0x0f);
+    forged[6] = n & 0xff;
+    forged[7] = 0x80;
+    return forged;
+  }
+
+  it("asks again for a key update lost on the way, in answer to the peer's next record under the retired key", () => {
+    const { dev, gw } = pair();
+    retire(dev, gw, 0);
+    assert.equal(sessionTakeOutput(gw).length, 1, "the first KEY_UPDATE request");
+    // ... lost. The device carries on under the retired key; the gateway asks again and the device moves on.
+    sessionSend(dev, Buffer.from("reading"), 10_000);
+    assert.equal(pump(dev, gw, 10_000).length, 1);
+    assert.equal(sessionTakeInbox(gw).length, 0, "the retired key opens nothing");
+    const again = pump(gw, dev, 10_000);
+    assert.equal(again.length, 1, "a second KEY_UPDATE request");
+    assert.equal(dev.out.epoch.index, 1);
+    sessionSend(dev, Buffer.from("reading, sent again"), 10_001);
+    pump(dev, gw, 10_001);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), ["reading, sent again"]);
+    assert.ok(!gw.inb.wantRekey);
+    assert.equal(gw.inb.cur.epoch.index, 1);
+  });
+
+  it("moves the sender once however many copies of a KEY_UPDATE request arrive, and never past what the peer can open", () => {
+    const { dev, gw } = pair();
+    retire(dev, gw, 0);
+    const requests = sessionTakeOutput(gw).map((o) => o.bytes);
+    for (const t of [6_000, 12_000, 18_000]) {
+      sessionSend(dev, Buffer.from("old key"), t);
+      pump(dev, gw, t);
+      requests.push(...sessionTakeOutput(gw).map((o) => o.bytes));
+    }
+    assert.equal(requests.length, 4);
+    for (const r of requests) sessionReceive(dev, r, 1, 20_000);
+    assert.equal(dev.out.epoch.index, 1, "four requests for key 1, one step");
+    sessionSend(dev, Buffer.from("key 1"), 20_000);
+    pump(dev, gw, 20_000);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), ["key 1"]);
+    // The gateway moved to key 1 and left key 0: a request for key 1 arriving now (late) moves nothing either.
+    const late = retire(dev, gw, 30_000);
+    assert.ok(late);
+    const forKey2 = sessionTakeOutput(gw).map((o) => o.bytes);
+    assert.equal(forKey2.length, 1);
+    sessionReceive(dev, forKey2[0], 1, 30_000);
+    assert.equal(dev.out.epoch.index, 2, "a request for the next key moves it once more");
+  });
+
+  it("sends at most one KEY_UPDATE request per interval, and only in answer to records under the retired key", () => {
+    const { dev, gw } = pair();
+    const good = retire(dev, gw, 0);
+    assert.equal(sessionTakeOutput(gw).length, 1);
+    // 2,000 forged records under the retired key over 12 s: a request at 5 s and at 10 s, no more.
+    let sent = 0;
+    for (let n = 0; n < 2000; n++) {
+      sessionReceive(gw, forgedLike(good, 2000 + n), 1, n * 6);
+      sent += sessionTakeOutput(gw).length;
+    }
+    assert.equal(sent, 2, "one per KEY_UPDATE_EVERY_MS");
+    // Forged records with the other KEY_PHASE (the tentative next key fails) are not answered at all.
+    for (let n = 0; n < 100; n++) {
+      const other = forgedLike(good, 4000 + n);
+      other[3] ^= FLAG_KEY_PHASE;
+      sessionReceive(gw, other, 1, 20_000 + n * 6_000);
+      sent += sessionTakeOutput(gw).length;
+    }
+    assert.equal(sent, 2);
+  });
+
   it("closes on SVC's error packet and on a clean close", () => {
     const a = pair();
     sessionAbort(a.dev);

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deviceEndpoint, parseFields } from "../../../firmware/runtime/config";
 import { hostProvider } from "../../../host/crypto/provider";
-import { createAdminApi, type AdminApi, type AdminOptions } from "../../../host/controller/admin";
+import { sourceOf as addressSource } from "../../../host/net/admission";
+import { createAdminApi, DEFAULT_LIMITS, type AdminApi, type AdminOptions } from "../../../host/controller/admin";
+import { DEFAULT_REFUSAL_LIMITS, SUMMARY_ACTION } from "../../../host/controller/audit-refusals";
 import type { AuditRecord } from "../../../host/controller/audit";
 import { hex } from "../../../host/controller/credentials";
 import { MasterKey } from "../../../host/controller/masterkey";
@@ -34,10 +37,10 @@ for (const b of BACKENDS) {
     async function start(over: Partial<AdminOptions> = {}): Promise<void> {
       if (api) await api.close();
       api = createAdminApi({
-        store, tokens: [{ id: "ops", sha256: ops.sha256 }, { id: "auditor", sha256: auditor.sha256 }], masterKeyDir: keyDir,
+        store, tokens: [{ id: "ops", sha256: ops.sha256 }, { id: "auditor", sha256: auditor.sha256 }],
         log: (e) => void logs.push(JSON.stringify(e)),
         // Generous unless a test is about limits: these tests make many calls in a burst.
-        limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: { burst: 100, perSecond: 100 } },
+        limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: { burst: 100, perSecond: 100 }, refusals: { windowMs: 60_000, rowsPerSource: 1000, sources: 100 } },
         ...over,
       });
       const a = await api.listen(0);
@@ -66,7 +69,8 @@ for (const b of BACKENDS) {
 
     before(async () => {
       keyDir = mkdtempSync(join(tmpdir(), "sesame-admin-keys-"));
-      store = await openControllerStore({ db: await b.options(), masterKeys: [master] });
+      master.writeTo(join(keyDir, "first.key"));
+      store = await openControllerStore({ db: await b.options(), masterKeys: { dir: keyDir, env: {} } });
       store.registry.onRevoke((e) => void revoked.push(e));
       await start();
     });
@@ -234,11 +238,30 @@ for (const b of BACKENDS) {
       assert.match((await call("POST", "/v1/master-key/rotate", {})).body.message!, /give keyFile .* or "generate": true/);
       const rows = (await store.audit.list({ action: "master-key.rotate", limit: 10 })).reverse();
       assert.deepEqual(rows.slice(0, 2).map((r) => [r.target, r.outcome, r.detail.version]), [["v2", "ok", 2], ["v3", "ok", 3]]);
-      // Without a key directory, generating is refused (a key only in memory would be lost).
-      await start({ masterKeyDir: undefined });
-      const nodir = await call("POST", "/v1/master-key/rotate", { body: { generate: true } });
-      assert.deepEqual([nodir.status, nodir.body.message], [400, "generate: this controller has no master key directory to save a new key in; give keyFile instead"]);
-      await start();
+      // Every key file is in the directory, owner-only, and the directory alone opens the store.
+      assert.deepEqual(readdirSync(keyDir).filter((n) => n.startsWith("master-")).sort(),
+        [`master-${gen.body.fingerprint}.key`, `master-${fresh.fingerprint}.key`].sort());
+      for (const n of readdirSync(keyDir)) assert.equal(statSync(join(keyDir, n)).mode & 0o777, 0o600, n);
+    });
+
+    it("a controller with no key directory refuses to rotate, saying how to get one", async () => {
+      const bare = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+      const other = createAdminApi({ store: bare, tokens: [{ id: "ops", sha256: ops.sha256 }] });
+      const url = `http://127.0.0.1:${(await other.listen(0)).port}/v1/master-key/rotate`;
+      try {
+        const file = join(keyDir, "elsewhere.bin");
+        MasterKey.generate().writeTo(file);
+        for (const [field, body] of [["generate", { generate: true }], ["keyFile", { keyFile: file }]] as const) {
+          const r = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${ops.token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+          assert.equal(r.status, 400);
+          assert.match(((await r.json()) as { message: string }).message,
+            new RegExp(`^${field}: this controller has no master key directory .* Restart the controller with --master-key-dir <dir>`));
+        }
+        assert.deepEqual(bare.keyring.versions(), [1]);
+      } finally {
+        await other.close();
+        await bare.close();
+      }
     });
 
     it("rate limits: a token over its budget gets 429 with Retry-After; other tokens are unaffected", async () => {
@@ -258,21 +281,88 @@ for (const b of BACKENDS) {
       await start();
     });
 
-    it("rate limits: an address with too many failed attempts gets 429 before its tokens are checked", async () => {
+    it("rate limits: an address with too many failed attempts gets 429 for its bad tokens, while a valid token from it still works", async () => {
       await start({ limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: { burst: 3, perSecond: 0.01 } } });
       const since = await lastAuditId();
       const got: number[] = [];
       for (let i = 0; i < 4; i++) got.push((await call("GET", "/v1/devices", { token: "guess-" + i })).status);
       assert.deepEqual(got, [401, 401, 401, 429]);
-      // Even a right token from that address waits: guessing must not pay off by trying on.
-      const right = await call("GET", "/v1/devices");
-      assert.equal(right.status, 429);
-      assert.ok(Number(right.headers.get("retry-after")) >= 1);
+      const limited = await call("GET", "/v1/devices", { token: null });
+      assert.equal(limited.status, 429);
+      assert.ok(Number(limited.headers.get("retry-after")) >= 1);
+      // The flood must not lock the real admin out of that address.
+      assert.equal((await call("GET", "/v1/devices")).status, 200);
+      assert.equal((await call("GET", "/v1/devices", { token: "guess-again" })).status, 429);
       const rows = await auditSince(since);
       assert.deepEqual(rows.map((r) => [r.actor, r.outcome, r.detail.status]), [
         [null, "denied", 401], [null, "denied", 401], [null, "denied", 401], [null, "rate-limited", 429], [null, "rate-limited", 429],
+        ["ops", "ok", 200], [null, "rate-limited", 429],
       ]);
       await start();
+    });
+
+    /** Every refused call of `rows` (actor null): those with a row of their own, and those a summary counts. */
+    function refusalsIn(rows: AuditRecord[]): { rows: number; own: number; counted: number } {
+      const refused = rows.filter((r) => r.actor === null);
+      const summaries = refused.filter((r) => r.action === SUMMARY_ACTION);
+      return { rows: refused.length, own: refused.length - summaries.length, counted: summaries.reduce((n, r) => n + Number(r.detail.count), 0) };
+    }
+
+    it("10,000 bad requests from one address add at most 12 audit rows yet count every one; the valid token gets 200 throughout", async () => {
+      const t = Date.now(); // a window that does not end during the flood, a bucket that does not refill
+      await start({ now: () => t, limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: DEFAULT_LIMITS.perAddressFailures, refusals: DEFAULT_REFUSAL_LIMITS } });
+      const since = await lastAuditId();
+      const statuses: Record<number, number> = {};
+      const valid: number[] = [];
+      let next = 0;
+      const flood = async () => {
+        for (let i = next++; i < 10_000; i = next++) {
+          const r = await fetch(`${base}/v1/devices`, { headers: { authorization: `Bearer guess-${i}` } });
+          await r.arrayBuffer();
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+          if (i % 500 === 0) valid.push((await call("GET", "/v1/sessions")).status);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, flood));
+      await start(); // closing the API writes the open window's summaries
+      assert.deepEqual(statuses, { 401: DEFAULT_LIMITS.perAddressFailures.burst, 429: 10_000 - DEFAULT_LIMITS.perAddressFailures.burst });
+      assert.deepEqual(valid, Array(20).fill(200));
+      const rows = await auditSince(since);
+      const r = refusalsIn(rows);
+      // rowsPerSource rows of their own, then one summary per outcome (denied, rate-limited).
+      assert.ok(r.rows <= DEFAULT_REFUSAL_LIMITS.rowsPerSource + 2, `${r.rows} rows for the flood`);
+      assert.equal(r.own + r.counted, 10_000, "every refused call is in a row or a summary's count");
+      assert.equal(rows.filter((x) => x.actor === "ops").length, 20);
+      const summary = rows.find((x) => x.action === SUMMARY_ACTION && x.outcome === "rate-limited")!;
+      assert.equal(summary.detail.remote, "127.0.0.1");
+      assert.deepEqual(summary.detail.actions, { "GET /v1/devices": summary.detail.count });
+    });
+
+    it("bad requests from 150 addresses add a bounded number of rows: sources beyond the tracked ones share one summary", async () => {
+      const t = Date.now();
+      const limits = { windowMs: 60_000, rowsPerSource: 5, sources: 20 };
+      await start({ now: () => t, limits: { perToken: { burst: 1000, perSecond: 1000 }, perAddressFailures: { burst: 10, perSecond: 0.001 }, refusals: limits } });
+      const since = await lastAuditId();
+      const port = Number(new URL(base).port);
+      const from = (localAddress: string) => new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: "127.0.0.1", port, path: "/v1/devices", localAddress, agent: false, headers: { authorization: "Bearer nope" } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      const addresses = Array.from({ length: 150 }, (_, i) => `127.0.${1 + (i >> 6)}.${1 + (i & 63)}`);
+      for (let round = 0; round < 30; round++) await Promise.all(addresses.map(from));
+      assert.equal((await call("GET", "/v1/devices")).status, 200);
+      await start();
+      const rows = await auditSince(since);
+      const r = refusalsIn(rows);
+      const bound = limits.sources * (limits.rowsPerSource + 2) + 2;
+      assert.ok(r.rows <= bound, `${r.rows} rows > ${bound}`);
+      assert.equal(r.own + r.counted, 150 * 30);
+      const other = rows.filter((x) => x.detail.remote === "other");
+      assert.deepEqual(other.map((x) => [x.outcome, x.detail.addresses]).sort(), [["denied", 130], ["rate-limited", 130]]);
     });
 
     it("the audit log is readable through the API, and neither it nor the logs hold tokens or keys", async () => {
@@ -288,3 +378,15 @@ for (const b of BACKENDS) {
     });
   });
 }
+
+describe("admin API: the source a failed attempt is charged to", () => {
+  it("an IPv4 address (also IPv4-mapped) as it is, an IPv6 address by its /64", () => {
+    assert.equal(addressSource("192.0.2.7"), "192.0.2.7");
+    assert.equal(addressSource("::ffff:192.0.2.7"), "192.0.2.7");
+    assert.equal(addressSource("2001:db8:0:12:a:b:c:d"), "2001:db8:0:12::/64");
+    assert.equal(addressSource("2001:0db8:0000:0012::1"), "2001:db8:0:12::/64");
+    assert.equal(addressSource("2001:db8::1"), "2001:db8:0:0::/64");
+    assert.equal(addressSource("::1"), "0:0:0:0::/64");
+    assert.equal(addressSource("unknown"), "unknown");
+  });
+});

@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { format, inspect } from "node:util";
 import { wrapAad } from "../../../host/controller/keyring";
-import { generateMasterKeyFile, loadMasterKeys, MasterKey, MasterKeyError, readMasterKeyFile } from "../../../host/controller/masterkey";
+import { loadMasterKeys, MasterKeyDir } from "../../../host/controller/keydir";
+import { MasterKey, MasterKeyError, readMasterKeyFile } from "../../../host/controller/masterkey";
 import { openControllerStore } from "../../../host/controller/store";
 import { stopSharedPostgres } from "./backends";
 
@@ -24,12 +25,12 @@ describe("master keys: loading, wrapping, and never showing the key", () => {
     const b = readMasterKeyFile(join(dir, "hex.key"));
     assert.equal(a.fingerprint, b.fingerprint);
     const fromEnv = loadMasterKeys({ env: { SESAME_MASTER_KEY: raw.toString("hex") } });
-    assert.deepEqual(fromEnv.map((k) => k.fingerprint), [a.fingerprint]);
+    assert.deepEqual(fromEnv.keys.map((k) => k.fingerprint), [a.fingerprint]);
     // One key in three places counts once; a different key is a second one.
     const other = randomBytes(32).toString("hex");
     writeFileSync(join(dir, "other.key"), other);
     const all = loadMasterKeys({ dir, env: { SESAME_MASTER_KEY: raw.toString("hex") } });
-    assert.equal(all.length, 2);
+    assert.equal(all.keys.length, 2);
   });
 
   it("a malformed key file or variable is a clear error that does not echo its content", () => {
@@ -45,10 +46,17 @@ describe("master keys: loading, wrapping, and never showing the key", () => {
     assert.throws(() => loadMasterKeys({ env: { SESAME_MASTER_KEY: "abc" } }), /SESAME_MASTER_KEY: expected 64 hex characters/);
   });
 
-  it("a generated key file is written for its owner only and never overwritten", () => {
-    const { key, path } = generateMasterKeyFile(join(dir, "keys"));
-    assert.equal(statSync(path).mode & 0o777, 0o600);
+  it("a staged key file is written for its owner only, becomes a key file when promoted, and is never overwritten", () => {
+    const keys = new MasterKeyDir(join(dir, "keys"));
+    const key = MasterKey.generate();
+    const pending = keys.stage(key);
+    assert.equal(pending, keys.pendingFile(key.fingerprint));
+    assert.equal(statSync(keys.path).mode & 0o777, 0o700);
+    assert.equal(statSync(pending).mode & 0o777, 0o600);
+    assert.deepEqual(loadMasterKeys({ dir: keys.path, env: {} }).pending.map((k) => k.fingerprint), [key.fingerprint]);
+    const path = keys.promote(key.fingerprint);
     assert.equal(readMasterKeyFile(path).fingerprint, key.fingerprint);
+    assert.deepEqual(loadMasterKeys({ dir: keys.path, env: {} }).keys.map((k) => k.fingerprint), [key.fingerprint]);
     assert.throws(() => key.writeTo(path), /EEXIST/);
   });
 

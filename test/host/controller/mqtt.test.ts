@@ -1,37 +1,66 @@
 // Application delivery against real brokers over real TCP: the embedded aedes broker and a Mosquitto
-// process. The application side is an ordinary MQTT client, as a user's would be.
+// process. The application side is an ordinary MQTT client, as a user's would be, logged in with an
+// application credential on the embedded broker (its ACL has its own tests: mqtt-broker.test.ts).
 import assert from "node:assert/strict";
 import { createConnection, createServer } from "node:net";
 import type { Server, Socket } from "node:net";
+import { randomBytes } from "node:crypto";
 import { connectAsync } from "mqtt";
-import type { MqttClient } from "mqtt";
 import { Delivery } from "../../../host/controller/mqtt";
 import type { BrokerChoice, DeliveryOptions } from "../../../host/controller/mqtt";
 import { EmbeddedBroker } from "../../../host/controller/mqtt-broker";
+import { MasterKey } from "../../../host/controller/masterkey";
+import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
 import { Metrics } from "../../../host/telemetry/metrics";
 import { Logger, memorySink } from "../../../host/telemetry/log";
 import { Mosquitto } from "../../harness/mosquitto";
+import { appClient, type AppClient, type Login } from "../../harness/mqtt-clients";
 
-type BrokerUnderTest = { url: string; port: number; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> };
+/**
+ * `controller`: how Delivery logs in (in its URL); `app`: an application's login with read and command access;
+ * `prefix`: the topic prefix to publish under (the embedded broker's ACL knows only its own, "sesame").
+ */
+type BrokerUnderTest = { url: string; port: number; controller: Login | undefined; app: Login | undefined; prefix: string; stop(): Promise<void>; start(): Promise<void>; dispose(): Promise<void> };
+
+/** Application credentials in a real (in-memory PGlite) store, as the controller keeps them. */
+async function credentialStore(): Promise<{ store: ControllerStore; app: Login }> {
+  const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+  const made = await store.mqtt.create({ devices: "all", access: "both" });
+  return { store, app: { username: made.credential.username, password: made.password } };
+}
 
 async function aedesBroker(): Promise<BrokerUnderTest> {
-  let b = new EmbeddedBroker({ port: 0 });
+  const { store, app } = await credentialStore();
+  const controllerPassword = randomBytes(18).toString("base64url");
+  let b = new EmbeddedBroker({ port: 0, logins: store.mqtt, controllerPassword });
   const port = await b.start();
   return {
-    url: `mqtt://127.0.0.1:${port}`, port,
+    url: `mqtt://127.0.0.1:${port}`, port, controller: b.controllerLogin, app, prefix: "sesame",
     stop: () => b.stop(),
     // A new broker on the same port: what a restarted process would be (sessions gone).
     start: async () => {
-      b = new EmbeddedBroker({ port });
+      b = new EmbeddedBroker({ port, logins: store.mqtt, controllerPassword });
       await b.start();
     },
-    dispose: () => b.stop(),
+    dispose: async () => {
+      await b.stop();
+      await store.close();
+    },
   };
 }
 
 async function mosquittoBroker(): Promise<BrokerUnderTest> {
   const m = await Mosquitto.start();
-  return { url: m.url, port: m.port, stop: () => m.stop(), start: () => m.start(), dispose: () => m.dispose() };
+  return { url: m.url, port: m.port, controller: undefined, app: undefined, prefix: "sesame/site-a", stop: () => m.stop(), start: () => m.start(), dispose: () => m.dispose() };
+}
+
+/** `url` with `login` in it, as an operator writes --mqtt-url. */
+function withLogin(url: string, login: Login | undefined): string {
+  if (login === undefined) return url;
+  const u = new URL(url);
+  u.username = login.username;
+  u.password = login.password;
+  return u.toString();
 }
 
 /** A TCP plug between Delivery and the broker: lets the test decide when Delivery may reconnect. */
@@ -61,10 +90,8 @@ class Plug {
   }
 }
 
-async function subscriber(url: string, filter: string): Promise<MqttClient & { got: { topic: string; body: string }[] }> {
-  const c = (await connectAsync(url, { reconnectPeriod: 0 })) as MqttClient & { got: { topic: string; body: string }[] };
-  c.got = [];
-  c.on("message", (topic, body) => c.got.push({ topic, body: body.toString() }));
+async function subscriber(url: string, filter: string, login: Login | undefined): Promise<AppClient> {
+  const c = await appClient(url, login);
   await c.subscribeAsync(filter, { qos: 1 });
   return c;
 }
@@ -94,29 +121,30 @@ function deliverySuite(name: string, makeBroker: () => Promise<BrokerUnderTest>)
       for (const c of open.splice(0)) c.end(true);
     });
 
-    async function delivery(extra: Partial<DeliveryOptions> = {}, broker_: BrokerChoice = { kind: "external", url: broker.url }) {
+    async function delivery(extra: Partial<DeliveryOptions> = {}, broker_: BrokerChoice = { kind: "external", url: withLogin(broker.url, broker.controller) }) {
       const d = new Delivery({ broker: broker_, reconnectMs: 100, ...extra });
       deliveries.push(d);
       await d.start();
       return d;
     }
     async function sub(filter: string) {
-      const c = await subscriber(broker.url, filter);
+      const c = await subscriber(broker.url, filter, broker.app);
       open.push(c);
       return c;
     }
 
     it("an uplink reaches a subscriber on the device's up topic with the right body", async () => {
       const metrics = new Metrics({ processMetrics: false });
-      const d = await delivery({ metrics, prefix: "sesame/site-a" });
-      const s = await sub("sesame/site-a/#");
+      const prefix = broker.prefix;
+      const d = await delivery({ metrics, prefix });
+      const s = await sub(`${prefix}/#`);
       const payload = new Uint8Array([1, 2, 3, 0xfe, 0xff]);
       d.publishUplink({ device: "puck-1", seq: 41, payload, gateway: "gw-7", receivedAt: Date.UTC(2025, 0, 2), transport: "ble" });
       d.publishEvent("puck-1", "session-opened", { mode: "psk" });
       await until("2 messages", () => s.got.length === 2);
-      assert.equal(s.got[0].topic, "sesame/site-a/devices/puck-1/up");
+      assert.equal(s.got[0].topic, `${prefix}/devices/puck-1/up`);
       assert.deepEqual(JSON.parse(s.got[0].body), { device: "puck-1", seq: 41, receivedAt: "2025-01-02T00:00:00.000Z", payload: "AQID/v8=", size: 5, gateway: "gw-7", transport: "ble" });
-      assert.equal(s.got[1].topic, "sesame/site-a/devices/puck-1/events");
+      assert.equal(s.got[1].topic, `${prefix}/devices/puck-1/events`);
       assert.deepEqual({ ...JSON.parse(s.got[1].body), at: undefined }, { device: "puck-1", event: "session-opened", mode: "psk", at: undefined });
       assert.equal(await d.flush(), true);
       assert.equal(d.stats.published, 2);
@@ -176,7 +204,7 @@ function deliverySuite(name: string, makeBroker: () => Promise<BrokerUnderTest>)
       await plug.start();
       try {
         const metrics = new Metrics({ processMetrics: false });
-        const d = await delivery({ metrics, maxQueue: 5 }, { kind: "external", url: `mqtt://127.0.0.1:${plug.port}` });
+        const d = await delivery({ metrics, maxQueue: 5 }, { kind: "external", url: withLogin(`mqtt://127.0.0.1:${plug.port}`, broker.controller) });
         const watch = await sub("sesame/devices/+/up");
         d.publishUplink({ device: "d1", seq: 0, payload: new Uint8Array([0]) });
         await until("the first uplink", () => watch.got.length === 1);
@@ -214,28 +242,32 @@ deliverySuite("a Mosquitto process", mosquittoBroker);
 describe("MQTT delivery setup", function () {
   this.timeout(30_000);
 
-  it("runs its own embedded broker that users can subscribe to, and stops it", async () => {
-    const d = new Delivery({ broker: { kind: "embedded", port: 0 } });
+  let store: ControllerStore, app: Login;
+  before(async () => ({ store, app } = await credentialStore()));
+  after(() => store.close());
+
+  it("runs its own embedded broker that applications log in to, and stops it", async () => {
+    const d = new Delivery({ broker: { kind: "embedded", port: 0, logins: store.mqtt } });
     await d.start();
     const port = d.broker!.port;
     assert.equal(d.brokerUrl, `mqtt://127.0.0.1:${port}`);
-    const s = await subscriber(d.brokerUrl, "sesame/#");
+    const s = await subscriber(d.brokerUrl, "sesame/#", app);
     d.publishUplink({ device: "sim-3", seq: 1, payload: new Uint8Array([42]) });
     await until("the uplink", () => s.got.length === 1);
     assert.equal(s.got[0].topic, "sesame/devices/sim-3/up");
     s.end(true);
     await d.stop();
-    await assert.rejects(connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 }));
+    await assert.rejects(connectAsync(`mqtt://127.0.0.1:${port}`, { ...app, reconnectPeriod: 0, connectTimeout: 1000 }));
     // Once stopped, publishing is counted as dropped, not thrown.
     d.publishUplink({ device: "sim-3", seq: 2, payload: new Uint8Array([1]) });
     assert.equal(d.stats.dropped, 1);
   });
 
   it("messages published before start() wait in the queue and go out once connected", async () => {
-    const broker = new EmbeddedBroker({ port: 0 });
+    const broker = new EmbeddedBroker({ port: 0, logins: store.mqtt });
     await broker.start();
-    const s = await subscriber(broker.url, "sesame/devices/+/up");
-    const d = new Delivery({ broker: { kind: "external", url: broker.url } });
+    const s = await subscriber(broker.url, "sesame/devices/+/up", app);
+    const d = new Delivery({ broker: { kind: "external", url: withLogin(broker.url, broker.controllerLogin) } });
     try {
       d.publishUplink({ device: "early", seq: 1, payload: new Uint8Array([1]) });
       assert.equal(d.queued, 1);

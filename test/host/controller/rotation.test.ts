@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseFields } from "../../../firmware/runtime/config";
 import { hex, pidOf } from "../../../host/controller/credentials";
+import { openDb } from "../../../host/controller/db/open";
+import { MasterKeyDir } from "../../../host/controller/keydir";
 import { MasterKey, MasterKeyError } from "../../../host/controller/masterkey";
+import { recordMasterKey } from "../../../host/controller/rotation";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
+import { Logger, memorySink } from "../../../host/telemetry/log";
 import { BACKENDS, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
@@ -71,7 +78,8 @@ for (const b of BACKENDS) {
       const k2 = MasterKey.generate();
       const result = await store.rotateMasterKey(k2, {
         batchSize: 4,
-        onBatch: async () => {
+        onStep: async (step) => {
+          if (step !== "rewrapped") return;
           lookupsAtBatch.push(lookups);
           await new Promise((r) => setTimeout(r, 5)); // room for the others between batches
         },
@@ -112,7 +120,7 @@ for (const b of BACKENDS) {
       const psk = new Map<string, string>();
       await provisionPsk(store, 10, psk);
       let batches = 0;
-      await assert.rejects(store.rotateMasterKey(k2, { batchSize: 3, onBatch: () => { if (++batches === 2) throw new Error("power cut"); } }), /power cut/);
+      await assert.rejects(store.rotateMasterKey(k2, { batchSize: 3, onStep: (step) => { if (step === "rewrapped" && ++batches === 2) throw new Error("power cut"); } }), /power cut/);
       assert.deepEqual(await wrapVersions(store), [1, 2]);
       // Mixed rows read fine meanwhile.
       for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
@@ -126,6 +134,48 @@ for (const b of BACKENDS) {
         for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
       } finally {
         await store.close();
+      }
+    });
+
+    it("key files go through a pending name: one the database never recorded is ignored (and kept), one it recorded becomes a key file", async () => {
+      const dbo = await b.options();
+      const dir = new MasterKeyDir(mkdtempSync(join(tmpdir(), "sesame-keydir-")));
+      const sink = memorySink();
+      const log = Logger.create({ level: "info", stream: sink });
+      try {
+        // First start with nothing but a staged key: the database records it, the file becomes a key file.
+        const k1 = MasterKey.generate();
+        dir.stage(k1);
+        let store = await openControllerStore({ db: dbo, masterKeys: { dir: dir.path, env: {} }, log });
+        assert.deepEqual(readdirSync(dir.path), [`master-${k1.fingerprint}.key`]);
+        const psk = new Map<string, string>();
+        await provisionPsk(store, 5, psk);
+        await store.close();
+
+        // Killed after staging, before the database heard of the key: ignored with a warning, left in place.
+        const k2 = MasterKey.generate();
+        dir.stage(k2);
+        store = await openControllerStore({ db: dbo, masterKeys: { dir: dir.path, env: {} }, log });
+        assert.deepEqual(store.keyring.versions(), [1]);
+        await store.close();
+        assert.ok(existsSync(dir.pendingFile(k2.fingerprint)));
+        assert.ok(sink.records().some((r) => r.msg === "pending master key file ignored: this database never recorded it (a rotation stopped before it began); delete it once no database needs it"));
+
+        // Killed after the version committed, before the rename: the next start renames it and finishes the rotation.
+        const db = await openDb(dbo);
+        assert.equal(await recordMasterKey(db, k2), 2);
+        await db.close();
+        store = await openControllerStore({ db: dbo, masterKeys: { dir: dir.path, env: {} }, log });
+        try {
+          assert.deepEqual(readdirSync(dir.path).sort(), [`master-${k1.fingerprint}.key`, `master-${k2.fingerprint}.key`].sort());
+          assert.deepEqual(store.keyring.versions(), [2]);
+          assert.deepEqual(await wrapVersions(store), [2]);
+          for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        rmSync(dir.path, { recursive: true, force: true });
       }
     });
 

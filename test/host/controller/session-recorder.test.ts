@@ -7,51 +7,20 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { encodeData } from "../../../firmware/runtime/messages";
-import { epInput, epPoll, epStart, epTakeOutput, type Endpoint } from "../../../firmware/session/endpoint";
+import { epInput, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
-import { memoryStorage } from "../../../firmware/runtime/facade";
-import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { runGateway, GATEWAY } from "../../../host/cli/gateway";
 import { parseOptions } from "../../../host/cli/options";
 import type { SessionRecord } from "../../../host/controller/sessions";
 import type { DownPacket } from "../../../host/gateway/devices";
 import type { Gateway } from "../../../host/gateway/gateway";
+import { generateToken } from "../../../host/controller/tokens";
 import { hostProvider } from "../../../host/crypto/provider";
 import { Logger, memorySink } from "../../../host/telemetry/log";
 import { one, parseExposition } from "../../harness/prometheus";
-import { pskDevice } from "../../harness/psk-device";
 import { startStack } from "../../harness/stack";
+import { handshake, outputOf, provisioned } from "../../harness/stack-devices";
 import { until } from "../../harness/until";
-
-/** Drives a device endpoint over a gateway's packets until its session is confirmed on both sides. */
-async function handshake(dev: Endpoint, link: string, send: (b: Uint8Array) => void, take: () => DownPacket[]): Promise<void> {
-  const before = dev.session;
-  epStart(dev, Date.now());
-  await until(() => {
-    epPoll(dev, Date.now()); // retries while the gateway has no keys for the device yet
-    for (const o of epTakeOutput(dev)) send(o.bytes);
-    for (const o of take()) if (o.link === link) epInput(dev, o.bytes, 1, Date.now());
-    return dev.session !== undefined && dev.session !== before && dev.session.confirmed;
-  }, "a confirmed session");
-  for (const o of epTakeOutput(dev)) send(o.bytes); // its CONFIRM: the gateway's side is confirmed by it
-}
-
-/** The gateway's packets for its device links, taken from whichever link adapter was listening. */
-function outputOf(gateway: Gateway): () => DownPacket[] {
-  const out: DownPacket[] = [];
-  gateway.removeAllListeners("output");
-  gateway.on("output", () => out.push(...gateway.takeOutput()));
-  return () => out.splice(0);
-}
-
-const policy = () => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
-
-/** A psk board provisioned in the stack's registry, and its endpoint (retrying every 300 ms). */
-async function provisioned(s: Awaited<ReturnType<typeof startStack>>) {
-  const p = await s.controller.store.registry.provision({ board: "puckjs", mode: "psk" });
-  const f = Object.fromEntries(p.config.split(";").map((kv) => kv.split("=")));
-  return { device: p.device, psk: f.psk, dev: pskDevice(Buffer.from(f.id, "hex"), Buffer.from(f.psk, "hex"), policy(), 300) };
-}
 
 describe("sessions reported by their holders", function () {
   this.timeout(60_000);
@@ -88,10 +57,12 @@ describe("sessions reported by their holders", function () {
       stackGateway = false;
       await s.gateway.close();
       const keyFile = path.join(dir, "gateway.key");
+      const scrape = generateToken();
+      const headers = { authorization: `Bearer ${scrape.token}` };
       fs.writeFileSync(keyFile, JSON.stringify(s.gatewayKey), { mode: 0o600 });
       const v = parseOptions(GATEWAY, [
         "--mode", "terminate", "--controller", `127.0.0.1:${s.ports.backbone}`, "--controller-key", s.controllerKey, "--key-file", keyFile,
-        "--sim-port", "off", "--metrics-port", "0",
+        "--sim-port", "off", "--metrics-port", "0", "--metrics-tokens", `prometheus:${scrape.sha256}`,
       ], {});
       const write = process.stdout.write;
       process.stdout.write = (() => true) as typeof write; // its ready line is for a parent process
@@ -121,7 +92,7 @@ describe("sessions reported by their holders", function () {
       let text = "";
       await until(async () => {
         for (const o of take()) if (o.link === link) epInput(dev, o.bytes, 1, Date.now());
-        text = await (await fetch(`http://127.0.0.1:${cli!.metrics!.port}/metrics`)).text();
+        text = await (await fetch(`http://127.0.0.1:${cli!.metrics!.port}/metrics`, { headers })).text();
         const records = parseExposition(text).samples.find((x) => x.name === "sesame_key_records_total" && x.labels.epoch === "0")?.value;
         return dev.session!.received === 2 && records === dev.session!.sent + dev.session!.received;
       }, "the reading and its ACK counted");
@@ -130,7 +101,7 @@ describe("sessions reported by their holders", function () {
       assert.equal(one(samples, "sesame_handshakes_total", { mode: "psk", outcome: "ok" }), 1);
       assert.equal(one(samples, "sesame_devices_online"), 1);
       assert.ok(one(samples, "sesame_queue_length", { queue: "backbone-out" }) >= 0);
-      const status = (await (await fetch(`http://127.0.0.1:${cli.metrics!.port}/status`)).json()) as { handshakes: number; online: number };
+      const status = (await (await fetch(`http://127.0.0.1:${cli.metrics!.port}/status`, { headers })).json()) as { handshakes: number; online: number };
       const handshakes = samples.filter((x) => x.name === "sesame_handshakes_total").reduce((n, x) => n + x.value, 0);
       assert.deepEqual([status.handshakes, status.online], [handshakes, 1]);
 
@@ -159,7 +130,7 @@ describe("sessions reported by their holders", function () {
       await until(async () => (await rowsFor()).length > 0, "the session row");
       const rows = await rowsFor();
       assert.deepEqual(rows.map((r) => [r.spi, r.gateway, r.closedAt]), [[dev.session!.out.spi, s.gatewayKey.kid, null]]);
-      const { samples } = parseExposition(await (await fetch(`http://127.0.0.1:${s.ports.admin}/metrics`)).text());
+      const { samples } = parseExposition(await (await fetch(`http://127.0.0.1:${s.ports.admin}/metrics`, { headers: { authorization: `Bearer ${s.metricsToken}` } })).text());
       assert.equal(one(samples, "sesame_handshakes_total", { mode: "psk", outcome: "ok" }), 1);
     } finally {
       await s.close();

@@ -1,17 +1,20 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { CryptoProvider, keyPairWith } from "../../../firmware/crypto/provider";
-import { FLAG_CONTROL } from "../../../firmware/record/header";
+import { FLAG_CONTROL, FORMAT_COMPACT, writeHeader } from "../../../firmware/record/header";
 import { memoryStorage } from "../../../firmware/runtime/facade";
+import { Hal } from "../../../firmware/hw/hal";
+import { rtNew, rtSend, rtStart } from "../../../firmware/runtime/runtime";
 import { ackCount, encodeData, messageId, messageKind, MSG_ACK, MSG_DATA } from "../../../firmware/runtime/messages";
-import { Endpoint, EndpointConfig, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
+import { Endpoint, EndpointConfig, epInput, epNew, epReady, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { outboundRekey, outboundSeal, SaPolicy } from "../../../firmware/session/sa";
 import { CTRL_KEY_UPDATE, sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { oneShotCcm } from "../../../host/crypto/aead";
 import { ReusedCcm } from "../../../host/crypto/ccm";
-import { hostProvider, nodeX25519 } from "../../../host/crypto/provider";
+import { hostProvider, nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
 import { DeviceGateway, LORA } from "../../../host/gateway/devices";
+import { KeyTable } from "../../../host/gateway/keytable";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -77,7 +80,7 @@ function observe(w: ReturnType<typeof world>, label: string): string {
   const sessions = w.devs.map((d) => {
     const s = d.ep.session!;
     const g = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi.get(s.out.spi)!.ep.session!;
-    return [g.received, g.rejected, g.sent, g.confirmed, g.askedRekey, g.inb.replays, g.inb.authFailures, g.inb.rekeys, g.inb.cur.window.top, g.out.seq.next].join(",");
+    return [g.received, g.rejected, g.sent, g.confirmed, g.keyUpdateNext, g.inb.replays, g.inb.authFailures, g.inb.rekeys, g.inb.cur.window.top, g.out.seq.next].join(",");
   });
   return JSON.stringify({ label, out, ups, stats: w.gw.stats, sessions });
 }
@@ -100,7 +103,7 @@ function script(w: ReturnType<typeof world>, each: (label: string) => void): voi
   const forged = data(b, b.next++, "forged");
   forged[forged.length - 1] ^= 1;
   feed(b, forged, "bad tag");
-  const ctl = outboundSeal(c.ep.session!.out, Uint8Array.of(CTRL_KEY_UPDATE), FLAG_CONTROL, 0);
+  const ctl = outboundSeal(c.ep.session!.out, Uint8Array.of(CTRL_KEY_UPDATE, 1), FLAG_CONTROL, 0);
   assert.ok(typeof ctl !== "number");
   feed(c, ctl, "control: KEY_UPDATE");
   outboundRekey(e.ep.session!.out, 0);
@@ -269,5 +272,77 @@ describe("DeviceGateway: what moves a device to another session", () => {
     assert.deepEqual([...bySpi.keys()], [mine], "the device's current session is never forgotten for age");
     w.gw.input(d.link, data(d, 9, "r9"), 7_200_001);
     assert.deepEqual(w.gw.takeUplinks().map((u) => u.id), [9]);
+  });
+});
+
+describe("DeviceGateway: a receiving key retired at the forgery limit", () => {
+  /** A psk board's runtime on a LoRa radio (virtual clock), and the gateway it reaches; `drop` may eat downlinks. */
+  function loraWorld(drop: (frame: Uint8Array) => boolean) {
+    const clock = { t: 0 };
+    const keys = new KeyTable();
+    const id = "c0ffee01", psk = Buffer.alloc(32, 7);
+    keys.setPsk(id, { current: Uint8Array.from(psk), previous: undefined });
+    const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
+    const gw = new DeviceGateway({ config: keys.responders(nodeKeyPair(), policy()), storage: memoryStorage() });
+    const up: Uint8Array[] = [];
+    let hear: ((f: Uint8Array) => void) | undefined, tick: (() => void) | undefined;
+    const hal: Hal = {
+      now: () => clock.t, every: (_ms, fn) => void (tick = fn), storage: memoryStorage(), provider: hostProvider, ble: undefined,
+      lora: { listen: (f) => void (hear = f), send: (f) => void up.push(Uint8Array.from(f)), region: "EU868", dataRate: 5 },
+      sensor: () => 0, led: () => {}, log: () => {},
+    };
+    const rt = rtNew(hal, `mode=psk;order=I;id=${id};psk=${psk.toString("hex")}`);
+    rtStart(rt, 100);
+    const uplinks: string[] = [];
+    const step = () => {
+      clock.t += 100;
+      tick!();
+      for (const f of up.splice(0)) gw.input(LORA, f, clock.t);
+      gw.poll(clock.t);
+      for (const o of gw.takeOutput()) if (!drop(o.bytes)) hear!(o.bytes);
+      for (const u of gw.takeUplinks()) uplinks.push(Buffer.from(u.body).toString());
+    };
+    return { clock, gw, rt, up, uplinks, step };
+  }
+
+  it("recovers without a new handshake when the first KEY_UPDATE is lost: the device's next reading is delivered and acknowledged", () => {
+    let dropping = false;
+    const dropped: Uint8Array[] = [];
+    const w = loraWorld((f) => dropping && (dropped.push(f), true));
+    while (w.clock.t < 20_000 && !epReady(w.rt.ep)) w.step();
+    assert.ok(epReady(w.rt.ep), "handshake over LoRa");
+    rtSend(w.rt, Buffer.from("before"));
+    while (w.clock.t < 40_000 && w.rt.sender.pending.length > 0) w.step();
+    assert.deepEqual(w.uplinks, ["before"]);
+    // 1,100 forged records on the device's SPI (in clear on the air): fresh sequence numbers, bad tags. The
+    // gateway retires its receiving key and asks the device to move on; that request is lost.
+    const s = w.rt.ep.session!;
+    dropping = true;
+    for (let n = 0; n < 1100; n++) {
+      const f = randomBytes(8 + 12 + 8); // header, a reading's worth of "ciphertext", tag
+      writeHeader(FORMAT_COMPACT, { spi: s.out.spi, flags: 0, length: 12, seqHi: 0, seq: 5000 + n }, f, 0);
+      w.gw.input(LORA, f, w.clock.t);
+    }
+    w.step();
+    dropping = false;
+    assert.equal(dropped.length, 1, "one KEY_UPDATE request, lost");
+    const handshakes = w.rt.ep.handshakes;
+    // The next reading, a second later, goes under the retired key: refused. Its next try (LoRa: 30 s on)
+    // draws a new request, and the device moves to its next key; the try after that is delivered.
+    w.clock.t += 1000;
+    const sentAt = w.clock.t;
+    rtSend(w.rt, Buffer.from("after"));
+    let movedAt = -1;
+    while (w.clock.t < sentAt + 90_000 && w.rt.sender.pending.length > 0) {
+      w.step();
+      if (movedAt < 0 && s.out.epoch.index === 1) movedAt = w.clock.t;
+    }
+    assert.ok(movedAt > 0 && movedAt - sentAt <= 60_000, `the device is on its next key within one reading period (60 s): ${movedAt - sentAt} ms`);
+    assert.deepEqual(w.uplinks, ["before", "after"], "the reading is delivered");
+    assert.equal(w.rt.sender.pending.length, 0, "and acknowledged");
+    assert.deepEqual(w.rt.lostIds, [], "nothing given up");
+    assert.equal(w.rt.ep.handshakes, handshakes, "without a new handshake");
+    assert.equal(w.rt.ep.session, s, "in the same session");
+    assert.equal(s.out.epoch.index, 1, "on the next key, one step on");
   });
 });

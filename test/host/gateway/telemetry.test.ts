@@ -31,6 +31,7 @@ function world() {
     config: keys.responders(nodeKeyPair(), policy()), storage: store,
     observer: metricsObserver(metrics, (event, device, spi, link, reason) => events.push([event, device, spi, link, reason ?? ""].join(" "))),
   });
+  metrics.watchKeyLimits(() => gw.keyLimits());
   let now = 0;
   const devs: Dev[] = [];
   /** A psk device in order I; registered at the gateway unless `known` is false. */
@@ -122,6 +123,26 @@ describe("device-side telemetry", () => {
 
     for (const d of [...devs, stranger]) assert.ok(!text.includes(d.psk), "a psk in the metrics");
     assert.ok(!/reading|forged/.test(text), "a reading in the metrics");
+  });
+
+  it("shows how close the most used live key is to its limits: forgeries over v, records sealed over q", async () => {
+    const w = world();
+    const [quiet, attacked] = [w.device(0), w.device(1)];
+    for (const d of [quiet, attacked]) epStart(d.ep, 0);
+    w.exchange();
+    for (let k = 0; k < 3; k++) {
+      const forged = sealed(attacked, `forged ${k}`);
+      forged[forged.length - 1] ^= 1;
+      w.feed(attacked, forged);
+    }
+    for (let k = 0; k < 4; k++) assert.ok(sessionSend(quiet.ep.session!, encodeData(quiet.next++, Buffer.from(`reading ${k}`)), 0));
+    w.exchange();
+    const { samples } = parseExposition(await w.metrics.registry.metrics());
+    assert.equal(one(samples, "sesame_key_limit_ratio", { limit: "forgeries" }), 3 / SUITE_CONSTRAINED.integrityLimit);
+    // The gateway sealed what the devices opened (its CONFIRM and ACKs); the busier session is the ratio.
+    const most = Math.max(quiet.ep.session!.received, attacked.ep.session!.received);
+    assert.ok(most > 0);
+    assert.equal(one(samples, "sesame_key_limit_ratio", { limit: "records" }), most / SUITE_CONSTRAINED.confidentialityLimit);
   });
 
   it("reports a device's sessions closed when the gateway ends them", () => {

@@ -10,6 +10,7 @@ import { SaPolicy } from "../../../firmware/session/sa";
 import { sessionNew } from "../../../firmware/session/session";
 import { hostProvider } from "../../../host/crypto/provider";
 import { handshake, policy as basePolicy } from "../../harness/sessions";
+import { tcpPair as tcpPairOpen } from "../../harness/tcp-pair";
 
 const policy = (over: Partial<SaPolicy> = {}): SaPolicy => basePolicy(hostProvider, over);
 import { datagramLink, PacketLink, SessionStream, streamLink } from "../../../host/session/duplex";
@@ -26,14 +27,7 @@ function streams(over: Partial<SaPolicy> = {}, maxRecord?: number): { dev: Sessi
 const cleanup: (() => void)[] = [];
 
 async function tcpPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const accepted = once(server, "connection");
-  const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-  const [srv] = (await accepted) as [net.Socket];
-  await once(client, "connect").catch(() => undefined);
-  server.close();
+  const [client, srv] = await tcpPairOpen();
   cleanup.push(() => { client.destroy(); srv.destroy(); });
   return [client, srv];
 }

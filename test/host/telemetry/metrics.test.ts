@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { metricsHandler, serveMetrics } from "../../../host/telemetry/metrics-http";
+import { generateToken } from "../../../host/controller/tokens";
+import { serveMetrics, telemetryRoutes } from "../../../host/telemetry/metrics-http";
 import { Metrics, statusLine } from "../../../host/telemetry/metrics";
 import { LATENCY_BUCKETS, bucketIndex, quantileFromBuckets } from "../../../host/telemetry/latency";
 import { one, parseExposition } from "../../harness/prometheus";
@@ -20,6 +21,10 @@ function histogramQuantile(q: number, buckets: { le: number; count: number }[]):
 }
 
 const near = (got: number, want: number, rel: number, what: string) => assert.ok(Math.abs(got - want) <= rel * want, `${what}: ${got} not within ${rel * 100}% of ${want}`);
+
+const scrape = generateToken();
+const SCRAPERS = [[{ id: "prometheus", sha256: scrape.sha256 }]];
+const bearer = { authorization: `Bearer ${scrape.token}` };
 
 describe("metrics", () => {
   it("latency buckets: ten per decade from 1 us to 10 s, le inclusive", () => {
@@ -58,9 +63,9 @@ describe("metrics", () => {
     metrics.mqttCommand("malformed");
     metrics.mqttConnected(true);
 
-    const server = await serveMetrics(metrics, { port: 0 });
+    const server = await serveMetrics({ metrics, tokens: SCRAPERS, port: 0 });
     try {
-      const res = await fetch(server.url);
+      const res = await fetch(server.url, { headers: bearer });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("content-type"), metrics.contentType);
       const { samples, types } = parseExposition(await res.text());
@@ -146,29 +151,30 @@ describe("metrics", () => {
     assert.deepEqual(samples.filter((s) => s.name === "sesame_key_records_total").map((s) => [s.labels.epoch, s.value]), [["older", 10 + 11 + 12 + 100], ["3", 13], ["4", 14], ["5", 15]]);
   });
 
-  it("the handler mounts on any node:http server and refuses other methods", async () => {
+  it("the routes mount on any node:http server, want a bearer token, and refuse other methods", async () => {
     const m = new Metrics({ processMetrics: false });
     m.devicesOnline(2);
-    const handler = metricsHandler(m);
-    const server = createServer((req, res) => (req.url === "/metrics" ? handler(req, res) : (res.writeHead(204), res.end())));
+    const routes = telemetryRoutes({ metrics: m, tokens: SCRAPERS });
+    const server = createServer((req, res) => routes(req, res) || (res.writeHead(204), res.end()));
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     try {
-      assert.match(await (await fetch(`${base}/metrics`)).text(), /^sesame_devices_online 2$/m);
-      const post = await fetch(`${base}/metrics`, { method: "POST" });
+      assert.match(await (await fetch(`${base}/metrics`, { headers: bearer })).text(), /^sesame_devices_online 2$/m);
+      assert.equal((await fetch(`${base}/other`)).status, 204);
+      const post = await fetch(`${base}/metrics`, { method: "POST", headers: bearer });
       assert.equal(post.status, 405);
       assert.equal(post.headers.get("allow"), "GET, HEAD");
-      const head = await fetch(`${base}/metrics`, { method: "HEAD" });
+      const head = await fetch(`${base}/metrics`, { method: "HEAD", headers: bearer });
       assert.equal(head.status, 200);
       assert.equal((await head.text()).length, 0);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
-    const standalone = await serveMetrics(m, { port: 0 });
+    const standalone = await serveMetrics({ metrics: m, tokens: SCRAPERS, port: 0 });
     try {
       assert.equal((await fetch(standalone.url.replace("/metrics", "/"))).status, 404);
-      await assert.rejects(serveMetrics(m, { port: standalone.port }), /metrics port \d+ on 127.0.0.1 is in use/);
+      await assert.rejects(serveMetrics({ metrics: m, tokens: SCRAPERS, port: standalone.port }), /metrics port \d+ on 127.0.0.1 is in use/);
     } finally {
       await standalone.close();
     }
