@@ -9,7 +9,7 @@ import type { BoardProfile } from "../../firmware/board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
 import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadEspruino, EspruinoSandbox } from "./espruino-sandbox";
-import { codeJsVars, valueJsVars } from "./espruino-jsvars";
+import { codeJsVars, EVENT_JSVARS, valueJsVars } from "./espruino-jsvars";
 import { ESPRUINO_MODULES } from "../../scripts/lib/espruino-modules";
 import { moduleGlobal, storageName } from "../../scripts/lib/espruino-split";
 import { BUNDLE_FILE } from "../../scripts/lib/flash-espruino";
@@ -153,7 +153,7 @@ export class EspruinoBoard implements SimBoard {
   private sample(): void {
     if (!this.sandbox) return;
     const state = vm.runInContext("sesame.state()", this.sandbox.context);
-    const out = this.meter.sample(codeJsVars(this.code) + this.moduleHigh + valueJsVars(state));
+    const out = this.meter.sample(codeJsVars(this.code) + this.moduleHigh + EVENT_JSVARS + valueJsVars(state));
     this.moduleHigh = 0;
     if (out !== undefined) {
       this.failed = out;
