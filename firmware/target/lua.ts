@@ -72,3 +72,10 @@ export function fdiv(a: number, b: number): number {
 export const INT32_ONLY = M32 === -1;
 
 export const TARGET = "lua";
+
+declare const SESAME_BOARD: unknown;
+
+/** The profile a board's bundle was built for (firmware/device.ts): the table the build's prelude defines. */
+export function builtProfile(): unknown {
+  return SESAME_BOARD;
+}

@@ -16,6 +16,7 @@ import { DeviceGateway, DownPacket, LORA, Uplink } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { SimBoard } from "./board";
 import { EspruinoBoard } from "./board-espruino";
+import { readBoardFiles } from "../../scripts/lib/espruino-modules";
 import { LuaBoard } from "./board-lua";
 import { VirtualClock } from "./clock";
 import { prng } from "./random";
@@ -171,10 +172,9 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
       conf = `mode=psk;order=I;id=${device};psk=${hex(psk)}`;
     }
     conf += `;period=${period};${timing}`;
-    const code = readFileSync(path.join(dist, p.target === "espruino" ? `espruino/${p.name}.js` : `lua/${p.name}.lua`), "utf8");
     const board: SimBoard = p.target === "espruino"
-      ? new EspruinoBoard(name, p, code, conf, world)
-      : new LuaBoard(name, p, code, conf, world, opts.luaEngine ?? "wasmoon");
+      ? new EspruinoBoard(name, p, readBoardFiles(path.join(dist, "espruino"), p.name), conf, world)
+      : new LuaBoard(name, p, readFileSync(path.join(dist, `lua/${p.name}.lua`), "utf8"), conf, world, opts.luaEngine ?? "wasmoon");
     fleet.boards.push(board);
     fleet.deviceOf.set(device, board);
     fleet.periodMs.set(name, period * 1000);

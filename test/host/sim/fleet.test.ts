@@ -10,7 +10,9 @@ import { EspruinoRefusal } from "../../../host/sim/espruino-sandbox";
 import { BoardResult, runFleet } from "../../../host/sim/fleet";
 import { prng } from "../../../host/sim/random";
 import { LoraChannel } from "../../../host/sim/radio-lora";
-import { ensureBuilt, readArtefact } from "../../harness/build-once";
+import * as path from "node:path";
+import { DIST, ensureBuilt, readArtefact } from "../../harness/build-once";
+import { readBoardFiles } from "../../../scripts/lib/espruino-modules";
 import { recordNonce } from "../../harness/wiretap";
 
 const profile = (name: string) => JSON.parse(readFileSync(`boards/${name}.json`, "utf8")) as BoardProfile;
@@ -141,7 +143,7 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     const clock = new VirtualClock();
     const lora = new LoraChannel(clock, prng(1), 0, "EU868");
     const p = profile("esp32-espruino");
-    const board = new EspruinoBoard("big", p, readArtefact("espruino/esp32-espruino.js"), "mode=dh;order=I;kid=01020304;secret=" + "11".repeat(32) + ";gateway=" + "09" + "00".repeat(31), { clock, ble: undefined, lora, rand: prng(2) });
+    const board = new EspruinoBoard("big", p, readBoardFiles(path.join(DIST, "espruino"), "esp32-espruino"), "mode=dh;order=I;kid=01020304;secret=" + "11".repeat(32) + ";gateway=" + "09" + "00".repeat(31), { clock, ble: undefined, lora, rand: prng(2) });
     board.boot();
     clock.runUntil(1000);
     const ctx = (board as unknown as { sandbox: { context: vm.Context } }).sandbox.context;
@@ -153,8 +155,9 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
 
   it("refuses to boot a bundle that uses a construct Espruino lacks", () => {
     const clock = new VirtualClock();
-    const code = readArtefact("espruino/puckjs.js") + "\nvar { a, b } = { a: 1, b: 2 };\n";
-    const board = new EspruinoBoard("bad", profile("puckjs"), code, "mode=psk;order=I;id=01;psk=" + "22".repeat(32), { clock, ble: undefined, lora: undefined, rand: prng(3) });
+    const files = readBoardFiles(path.join(DIST, "espruino"), "puckjs");
+    files["sesame.js"] += "\nvar { a, b } = { a: 1, b: 2 };\n";
+    const board = new EspruinoBoard("bad", profile("puckjs"), files, "mode=psk;order=I;id=01;psk=" + "22".repeat(32), { clock, ble: undefined, lora: undefined, rand: prng(3) });
     assert.throws(() => board.boot(), EspruinoRefusal);
   });
 });
