@@ -43,10 +43,13 @@ export type Bridge = { gw: Gateway; devices: Device[]; conn: SealOnly; ack: () =
  * A gateway in `mode`, its backbone client never started: its peer runs over a SealOnly connection. In
  * terminate mode the responder key is granted by the controller's KEYS message, as over the backbone.
  */
-function gateway(mode: GatewayMode, responder: KeyPair, deviceThreads = 1): { gw: Gateway; conn: SealOnly; ack: () => void } {
+function gateway(mode: GatewayMode, responder: KeyPair, deviceThreads = 1, devices = 0): { gw: Gateway; conn: SealOnly; ack: () => void } {
   const ctlKeys = backboneKeyPair();
   const identity = { kid: randomBytes(4), keys: backboneKeyPair() };
-  const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger(), deviceThreads });
+  // fleet() opens every session in one synchronous run, so each one's SESSION_OPENED waits in the backbone
+  // queue until the first turn: room for them on top of the gateway's default 100,000 messages.
+  const queueMessages = 100_000 + devices;
+  const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger(), deviceThreads, queueMessages });
   const grant = Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`);
   if (mode === "terminate") gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: grant });
   return { gw, ...backbone(gw.client.peer, identity, ctlKeys) };
@@ -61,7 +64,7 @@ export type Fleet = { terminate: Bridge; relay: Bridge; handshakeSecs: number };
  */
 export function fleet(n: number): Fleet {
   const responder = nodeKeyPair();
-  const t = gateway("terminate", responder);
+  const t = gateway("terminate", responder, 1, n);
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
     store: memoryStorage(),
