@@ -1,0 +1,113 @@
+// The readings outbox in the database (migrations/003_cluster.sql): the one point of truth that makes a
+// reading reach MQTT once however many controllers saw it. Each call is one statement, whatever the number of
+// rows (arrays in, unnest in SQL), so a batch of readings costs one round trip to store and one to mark.
+//
+// A row is claimed by one controller at a time until `claim_until` (the database's clock): its inserter at
+// once, or whoever takes it over once the claim ran out (FOR UPDATE SKIP LOCKED: two controllers sweeping
+// together never take the same row). A live controller renews the claims on the rows it still holds.
+import type { Db } from "../db/db";
+import { bytes } from "../db/db";
+
+export type ReadingMode = "terminate" | "relay";
+
+/** A reading as stored: the registry's device id, its message id, the gateway (kid) it came through. */
+export type Reading = { device: string; id: number; gateway: string; mode: ReadingMode; body: Uint8Array; receivedMs: number };
+
+/** Names a reading for good: its device and message id. */
+export type ReadingKey = { device: string; id: number };
+
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
+const devices = (ks: readonly ReadingKey[]) => ks.map((k) => k.device);
+const ids = (ks: readonly ReadingKey[]) => ks.map((k) => k.id);
+const keyOf = (device: string, id: number) => `${device}/${id}`;
+
+type Row = { device: string; msg_id: number; gateway: string; mode: ReadingMode; body: unknown; received_ms: string; was: string | null };
+
+export class Outbox {
+  /** `me`: this controller's id, the claim's owner; `leaseMs`: how long a claim lasts unrenewed. */
+  constructor(private readonly db: Db, private readonly me: string, private readonly leaseMs: number) {}
+
+  /**
+   * Stores the readings, claimed by this controller, in one statement. Returns, per reading, whether it is
+   * new (to publish) or was already there (a copy: stored before by this or another controller).
+   */
+  async insert(rs: readonly Reading[]): Promise<boolean[]> {
+    if (rs.length === 0) return [];
+    const rows = await this.db.query<{ device: string; msg_id: number }>(
+      `INSERT INTO outbox (device, msg_id, gateway, mode, body, received_ms, claimed_by, claim_until)
+       SELECT d, m, g, o, decode(b, 'hex'), r, $7, now() + $8 * interval '1 millisecond'
+       FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS t(d, m, g, o, b, r)
+       ON CONFLICT (device, msg_id) DO NOTHING RETURNING device, msg_id`,
+      [devices(rs), ids(rs), rs.map((r) => r.gateway), rs.map((r) => r.mode), rs.map((r) => hex(r.body)), rs.map((r) => r.receivedMs), this.me, this.leaseMs],
+    );
+    const fresh = new Set(rows.map((r) => keyOf(r.device, r.msg_id)));
+    // A reading twice in one batch: the first is the one inserted.
+    return rs.map((r) => fresh.delete(keyOf(r.device, r.id)));
+  }
+
+  /** The broker has these (PUBACK): they are never published again. */
+  async published(ks: readonly ReadingKey[]): Promise<void> {
+    if (ks.length === 0) return;
+    await this.db.query(
+      `UPDATE outbox o SET published_at = now(), claimed_by = NULL, claim_until = NULL
+       FROM unnest($1::text[], $2::int[]) AS t(d, m) WHERE o.device = t.d AND o.msg_id = t.m AND o.published_at IS NULL`,
+      [devices(ks), ids(ks)],
+    );
+  }
+
+  /** This controller could not publish these (dropped, refused): any controller may take them at once. */
+  async release(ks: readonly ReadingKey[]): Promise<void> {
+    if (ks.length === 0) return;
+    await this.db.query(
+      `UPDATE outbox o SET claimed_by = NULL, claim_until = now() - interval '1 millisecond'
+       FROM unnest($1::text[], $2::int[]) AS t(d, m) WHERE o.device = t.d AND o.msg_id = t.m AND o.claimed_by = $3 AND o.published_at IS NULL`,
+      [devices(ks), ids(ks), this.me],
+    );
+  }
+
+  /** Extends the claims this controller holds; returns how many. */
+  async renew(): Promise<number> {
+    const rows = await this.db.query(
+      `UPDATE outbox SET claim_until = now() + $2 * interval '1 millisecond' WHERE published_at IS NULL AND claimed_by = $1 RETURNING 1`,
+      [this.me, this.leaseMs],
+    );
+    return rows.length;
+  }
+
+  /**
+   * Claims up to `limit` unpublished rows whose claim ran out, oldest first. `fromOthers` counts those another
+   * controller had claimed (it died or stopped renewing); the rest were released or never claimed.
+   */
+  async takeOver(limit: number): Promise<{ rows: Reading[]; fromOthers: number }> {
+    const rows = await this.db.query<Row>(
+      `WITH due AS (
+         SELECT device, msg_id, claimed_by AS was FROM outbox
+         WHERE published_at IS NULL AND claim_until < now() ORDER BY claim_until LIMIT $3 FOR UPDATE SKIP LOCKED)
+       UPDATE outbox o SET claimed_by = $1, claim_until = now() + $2 * interval '1 millisecond'
+       FROM due WHERE o.device = due.device AND o.msg_id = due.msg_id
+       RETURNING o.device, o.msg_id, o.gateway, o.mode, o.body, o.received_ms::text AS received_ms, due.was`,
+      [this.me, this.leaseMs, limit],
+    );
+    return {
+      rows: rows.map((r) => ({ device: r.device, id: r.msg_id, gateway: r.gateway, mode: r.mode, body: bytes(r.body), receivedMs: Number(r.received_ms) })),
+      fromOthers: rows.filter((r) => r.was !== null && r.was !== this.me).length,
+    };
+  }
+
+  /** Deletes up to `limit` published rows older than the dedup window; returns how many. */
+  async prune(windowMs: number, limit: number): Promise<number> {
+    const rows = await this.db.query(
+      `DELETE FROM outbox WHERE ctid IN (
+         SELECT ctid FROM outbox WHERE published_at IS NOT NULL AND created_at < now() - $1 * interval '1 millisecond' LIMIT $2)
+       RETURNING 1`,
+      [windowMs, limit],
+    );
+    return rows.length;
+  }
+
+  /** Rows not yet published (a gauge: what the cluster still owes MQTT). */
+  async unpublished(): Promise<number> {
+    const rows = await this.db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL");
+    return rows[0].n;
+  }
+}

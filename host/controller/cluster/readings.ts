@@ -1,0 +1,168 @@
+// Readings from the backbone (and the controller's own relay sessions) to MQTT through the outbox
+// (./outbox.ts), exactly once whichever controller sees them and however often:
+//
+//   add()    readings wait for the next turn of the event loop and go in as one INSERT (one statement per
+//            batch, not per reading); when it commits, each reading's `durable` is called (the gateway's
+//            acknowledgement, a relayed device's ACK), copies included: a copy is acknowledged, never
+//            published. A batch that fails is tried again a second later, with what came meanwhile.
+//   publish  the rows this controller inserted go to the broker at once, under its claim; their PUBACKs mark
+//            them published (batched likewise). One the broker did not take is released for any controller.
+//   sweep()  every second: renew this controller's claims; take over rows whose claim ran out (a controller
+//            died, or released them), while the broker is reachable; now and then prune published rows
+//            older than the dedup window.
+//
+// A reading may still reach MQTT twice in one case: a controller dies after the broker's PUBACK and before
+// its mark committed (marks are batched a turn of the event loop apart), and another takes the row over.
+import { LimitedWarnings, type Logger } from "../../telemetry/log";
+import type { Outbox, Reading, ReadingKey } from "./outbox";
+
+export type ReadingsOptions = {
+  outbox: Outbox;
+  /** Hands a reading to the broker: `done(true)` on its PUBACK, `done(false)` when it was dropped or failed. */
+  publish: (r: Reading, done: (ok: boolean) => void) => void;
+  /** Whether publishing can work now (the broker is connected): rows are taken over only then. */
+  canPublish: () => boolean;
+  log: Logger;
+  /** Published rows are kept this long (ms) so a late copy is still recognised. */
+  dedupWindowMs: number;
+  /** Readings per INSERT at most (default 2,000). */
+  batchMax?: number;
+  /** Rows claimed per sweep at most, and held unpublished at most before taking over more (default 1,000). */
+  takeOverMax?: number;
+  /** Retry delay for a failed statement (default 1 s). */
+  retryMs?: number;
+};
+
+export type ReadingsStats = {
+  /** New readings stored, copies recognised (not published again), readings published. */
+  stored: number; duplicates: number; published: number;
+  /** Rows claimed in a sweep: from another controller (it died or stopped renewing), and in all. */
+  takenOver: number; claimed: number;
+  /** Rows this controller could not publish and released; statements that failed; rows pruned. */
+  released: number; failures: number; pruned: number; batches: number;
+};
+
+type Waiting = { r: Reading; durable: () => void };
+
+export class Readings {
+  readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
+  private waiting: Waiting[] = [];
+  private storing: Promise<void> | undefined;
+  private marks: ReadingKey[] = [];
+  private releases: ReadingKey[] = [];
+  private marking: Promise<void> | undefined;
+  /** Rows claimed here whose publication is not settled yet. */
+  private inHand = 0;
+  private sweeps = 0;
+  private stopped = false;
+  private readonly warnings: LimitedWarnings;
+
+  constructor(private readonly opts: ReadingsOptions) {
+    this.warnings = new LimitedWarnings(opts.log);
+  }
+
+  /** Rows claimed here and not yet published or released. */
+  get held(): number {
+    return this.inHand;
+  }
+
+  /** A reading; `durable` once it is stored (or found stored already). */
+  add(r: Reading, durable: () => void): void {
+    this.waiting.push({ r, durable });
+    if (this.storing === undefined) this.storing = this.store();
+  }
+
+  /** Renews claims, takes over rows whose claim ran out, prunes now and then. Never throws. */
+  async sweep(): Promise<void> {
+    const { outbox } = this.opts;
+    try {
+      await outbox.renew();
+      const room = (this.opts.takeOverMax ?? 1000) - this.inHand;
+      if (!this.stopped && room > 0 && this.opts.canPublish()) {
+        const t = await outbox.takeOver(room);
+        this.stats.claimed += t.rows.length;
+        this.stats.takenOver += t.fromOthers;
+        if (t.fromOthers > 0) this.opts.log.info("took over readings another controller had not published", { rows: t.fromOthers });
+        for (const r of t.rows) this.publish(r);
+      }
+      if (this.sweeps++ % 30 === 0) this.stats.pruned += await outbox.prune(this.opts.dedupWindowMs, 10_000);
+    } catch (e) {
+      this.failed("the outbox sweep failed", e);
+    }
+  }
+
+  /** Stores what waits and settles the marks; call after the broker connection was stopped. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    while (this.storing !== undefined || this.marking !== undefined) await (this.storing ?? this.marking);
+  }
+
+  private async store(): Promise<void> {
+    // Whatever else arrives in this turn of the event loop joins the batch.
+    await new Promise((r) => setImmediate(r));
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.opts.batchMax ?? 2000);
+      let fresh: boolean[];
+      try {
+        fresh = await this.opts.outbox.insert(batch.map((w) => w.r));
+      } catch (e) {
+        this.failed("storing readings failed; trying again", e, { readings: batch.length });
+        this.waiting.unshift(...batch);
+        if (this.stopped) break;
+        await new Promise((r) => setTimeout(r, this.opts.retryMs ?? 1000));
+        continue;
+      }
+      this.stats.batches++;
+      for (let i = 0; i < batch.length; i++) {
+        batch[i].durable();
+        if (fresh[i]) {
+          this.stats.stored++;
+          this.publish(batch[i].r);
+        } else this.stats.duplicates++;
+      }
+    }
+    this.storing = undefined;
+  }
+
+  private publish(r: Reading): void {
+    this.inHand++;
+    this.opts.publish(r, (ok) => {
+      this.inHand--;
+      const key = { device: r.device, id: r.id };
+      if (ok) {
+        this.stats.published++;
+        this.marks.push(key);
+      } else {
+        this.stats.released++;
+        this.releases.push(key);
+      }
+      if (this.marking === undefined) this.marking = this.mark();
+    });
+  }
+
+  private async mark(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    while (this.marks.length > 0 || this.releases.length > 0) {
+      const marks = this.marks.splice(0), releases = this.releases.splice(0);
+      try {
+        await this.opts.outbox.published(marks);
+        marks.length = 0;
+        await this.opts.outbox.release(releases);
+      } catch (e) {
+        // Tried again: a row left claimed here would be renewed by every sweep and never published. (Stopping,
+        // they are left: the claims run out and another controller publishes them, once more for the marks.)
+        this.failed("marking readings published failed; trying again", e, { readings: marks.length + releases.length });
+        if (this.stopped) break;
+        this.marks.unshift(...marks);
+        this.releases.unshift(...releases);
+        await new Promise((r) => setTimeout(r, this.opts.retryMs ?? 1000));
+      }
+    }
+    this.marking = undefined;
+  }
+
+  private failed(msg: string, e: unknown, fields: Record<string, unknown> = {}): void {
+    this.stats.failures++;
+    this.warnings.warn(msg, { ...fields, error: e instanceof Error ? e.message : String(e) });
+  }
+}
