@@ -9,11 +9,13 @@
 //   kind  name           body
 //   ----  -------------  -----------------------------------------------------------------------------
 //   0x01  UPLINK         dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, gw -> ctl
-//   0x02  DOWNLINK       dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, ctl -> gw
+//   0x02  DOWNLINK       dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, ctl -> gw: a
+//                        command, payload = id (3, the controller's per-device number) | the command
 //   0x03  RELAY_UP       slen (uvarint) | source (slen) | spdu (rest)         relay mode: the device's
 //   0x04  RELAY_DOWN     slen (uvarint) | source (slen) | spdu (rest)         record, still sealed
 //   0x05  SESSION_EVENT  dlen (uvarint) | device (dlen) | event (1) | detail (rest)   terminate mode, gw -> ctl:
-//                        a device session confirmed or ended, for the session log (detail: session-event.ts)
+//                        a device session confirmed or ended, for the session log, or what became of a
+//                        command (queued under a message id, acknowledged, lost) (detail: session-event.ts)
 //   0x06  ACK            taken (uvarint), nothing after it
 //   0x07  HELLO          run (8) | next (uvarint) | peerRun (8) | taken (uvarint), nothing after
 //   0x08  KEYS           dlen (uvarint) | device (dlen) | grant (rest)        terminate mode, ctl -> gw: the
@@ -25,7 +27,7 @@
 // uvarint: unsigned LEB128 (7 bits a byte, least significant group first, high bit = more), in its
 // shortest form only, at most 2^53 - 1 (8 bytes), so every value has exactly one encoding and fits a JS
 // number. `device` / `source` are opaque ids of at most MAX_ID bytes (a device's kid, a link address);
-// a body is at most MAX_BODY bytes. SESSION_EVENT's event is SESSION_OPENED or SESSION_CLOSED.
+// a body is at most MAX_BODY bytes. SESSION_EVENT's event is SESSION_OPENED, SESSION_CLOSED or COMMAND_STATE.
 //
 // Every message but ACK and HELLO is "counted": the sender numbers them 0, 1, 2... per run (one run = one
 // process's queue), HELLO says which number the next counted message on this connection has, and ACK /
@@ -47,6 +49,8 @@ const KIND_MAX = KIND_KEYS_EVOLVED;
 
 export const SESSION_OPENED = 1;
 export const SESSION_CLOSED = 2;
+export const COMMAND_STATE = 3;
+const knownEvent = (e: number) => e === SESSION_OPENED || e === SESSION_CLOSED || e === COMMAND_STATE;
 
 /** Longest device id / link address. */
 export const MAX_ID = 255;
@@ -174,7 +178,7 @@ function check(m: Message): number | string {
   }
   if (m.kind < KIND_UPLINK || m.kind > KIND_MAX) return `unknown message kind ${(m as Message).kind}`;
   if (idOf(m).length > MAX_ID) return `ids are at most ${MAX_ID} bytes`;
-  if (m.kind === KIND_SESSION_EVENT && m.event !== SESSION_OPENED && m.event !== SESSION_CLOSED) return `unknown session event ${m.event}`;
+  if (m.kind === KIND_SESSION_EVENT && !knownEvent(m.event)) return `unknown session event ${m.event}`;
   const body = bodySize(m);
   return body > MAX_BODY ? `a message body is at most ${MAX_BODY} bytes` : body;
 }
@@ -294,7 +298,7 @@ function readMessage(c: Cursor): Message | undefined {
     if (kind === KIND_SESSION_EVENT) {
       if (c.off >= end) return void fail(c, FRAME_TRUNCATED, c.off);
       const event = c.b[c.off++];
-      if (event !== SESSION_OPENED && event !== SESSION_CLOSED) return void fail(c, FRAME_EVENT, c.off - 1);
+      if (!knownEvent(event)) return void fail(c, FRAME_EVENT, c.off - 1);
       m = { kind, device: id, event, detail: view(c.b, c.off, end) };
     } else if (kind === KIND_RELAY_UP || kind === KIND_RELAY_DOWN) {
       m = { kind, source: id, spdu: view(c.b, c.off, end) };

@@ -30,6 +30,9 @@ export const CONTROLLER: CommandSpec = {
     "mqtt-cert": { type: "string", help: "client certificate (PEM) for an external broker that asks for one (with --mqtt-key)" },
     "mqtt-key": { type: "string", help: "the client certificate's private key (PEM)" },
     gateway: { type: "string", multiple: true, help: "a gateway allowed in: kid:public-key-hex:terminate|relay (repeat, or comma-separate in SESAME_GATEWAY)" },
+    "lease-ms": { type: "string", help: "how long a controller's claim on a reading, or its lease on a gateway, lasts unrenewed: another controller takes over after it", default: "5000" },
+    "dedup-minutes": { type: "string", help: "how long published readings are remembered, so a late copy (a gateway's or a device's resend) is not published again", default: "10" },
+    "mqtt-share-group": { type: "string", help: "the MQTT 5 shared subscription group the controllers of one cluster take commands in, on an external broker", default: "sesame" },
   },
 };
 
@@ -40,6 +43,12 @@ function gatewaysOf(v: Values): GatewayEntry[] {
     if (!m) throw new UsageError(`--gateway ${JSON.stringify(g)}: must be kid:public:mode, e.g. 0a1b2c3d:<64 hex digits>:terminate (sesame gateway prints its kid and public key)`);
     return { kid: m[1], publicKey: bytes(m[2]), mode: m[3] as "terminate" | "relay" };
   });
+}
+
+function shareGroup(v: Values): string {
+  const g = str(v, "mqtt-share-group");
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(g)) throw new UsageError(`--mqtt-share-group ${JSON.stringify(g)}: letters, digits, _ and - only (it is a topic level)`);
+  return g;
 }
 
 /** The PEM file option `k` names, read now so a wrong path is a clear error at start, not a TLS failure later. */
@@ -97,7 +106,8 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
     gateways: gatewaysOf(v),
     backbone: { port: port(v, "backbone-port") },
     admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
-    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls } : { kind: "embedded", port: port(v, "mqtt-port") },
+    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls, shareGroup: shareGroup(v) } : { kind: "embedded", port: port(v, "mqtt-port") },
+    cluster: { leaseMs: intIn(v, "lease-ms", 500, 600_000, "milliseconds"), dedupWindowMs: intIn(v, "dedup-minutes", 1, 10_080, "minutes") * 60_000 },
     log,
   });
   const ports = await c.start();

@@ -1,12 +1,17 @@
 // The controller process: durable store (devices, wrapped keys, sessions, audit), admin API, the backbone
-// server for gateways, application delivery over MQTT, and telemetry.
+// server for gateways, application delivery over MQTT, and telemetry. Several may share one Postgres and one
+// broker (./cluster/cluster.ts): what they share lives in the database, not in this process.
 //
 //   - Terminate-mode gateways get device keys as KEYS grants when they connect and whenever the registry
-//     changes (provisioned, rotated, revoked); they hand psk evolutions back (KEYS_EVOLVED), stored at once.
+//     changes (provisioned, rotated, revoked: by any controller, read every refreshMs); they hand psk
+//     evolutions back (KEYS_EVOLVED), stored at once, and reach the other controllers the same way.
 //   - Relay-mode gateways get no keys: the controller ends those device sessions itself (host/gateway/devices.ts
-//     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>").
-//   - Readings go to MQTT (<prefix>/devices/<id>/up); commands from MQTT (<prefix>/devices/<id>/down) go to
-//     the device through whichever gateway last carried it.
+//     over RELAY_UP / RELAY_DOWN, each device link named "<gateway>|<link>"). They are this controller's: a
+//     relay gateway that fails over to another controller has its devices handshake again there.
+//   - Readings go into the outbox and from there to MQTT (<prefix>/devices/<id>/up), once, acknowledged to
+//     the gateway (or the relayed device) once stored; commands from MQTT (<prefix>/devices/<id>/down) are
+//     stored, numbered per device, before the broker hears they were taken, then handed to the device's
+//     gateway by whichever controller serves it.
 import type { PskKeys } from "../../firmware/handshake/psk";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
@@ -14,17 +19,20 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
+import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
-import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
+import { COMMAND_HEAD, RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
 import { metricsObserver } from "../gateway/telemetry";
 import { Metrics } from "../telemetry/metrics";
 import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
+import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "./cluster/cluster";
+import type { Reading } from "./cluster/outbox";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
@@ -34,7 +42,7 @@ export type GatewayEntry = { kid: string; publicKey: Uint8Array; mode: GatewayMo
 
 export type ControllerOptions = {
   store: StoreOptions;
-  /** The controller's backbone key pair (gateways pin its public key). */
+  /** The controller's backbone key pair (gateways pin its public key; every controller of a cluster has the same). */
   keys: { S: Uint8Array; s: Uint8Array };
   gateways: GatewayEntry[];
   backbone: { port: number; host?: string };
@@ -42,11 +50,15 @@ export type ControllerOptions = {
   admin: { port: number; host?: string; tokens: AdminToken[]; metricsTokens?: AdminToken[] };
   mqtt: BrokerChoice;
   log: Logger;
-  /** How often the registry is re-read for devices provisioned since (ms). */
+  /** How often the registry is re-read for devices provisioned, rotated or revoked since (ms). */
   refreshMs?: number;
+  /** Leases, sweeps, the dedup window, route refreshes and command lifetime (./cluster/cluster.ts). */
+  cluster?: Partial<ClusterTiming>;
 };
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+/** A peer's run before its HELLO came (peer.ts: all zero). */
+const NO_RUN = "00".repeat(RUN_SIZE);
 const utf8 = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 
 export class Controller {
@@ -58,22 +70,30 @@ export class Controller {
   admin!: AdminApi;
   relay!: DeviceGateway;
   sessionLog!: SessionRecorder;
+  cluster!: Cluster;
+  /** This run's name in the cluster's claims and leases. */
+  id = "";
   readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
-  /** Where each device was last heard: the gateway, and in relay mode the link on it. */
-  private readonly lastSeen = new Map<string, { gateway: string; link?: string; peer: string; at: number }>();
-  private known = new Map<string, number>();
+  /** Devices granted, with the key generation and rotation they were granted at. */
+  private known = new Map<string, { generation: number; rotatedAt: string | null }>();
+  private readonly gateways: Map<string, GatewayEntry>;
   private timers: NodeJS.Timeout[] = [];
-  private stopped = false;
   private relayPumpDue = false;
   /** Per gateway: which of its messages are durable here, for the acknowledgements it gets. */
   private readonly acks = new Map<string, DurableAcks>();
   private responderGrant = "";
 
-  constructor(private readonly opts: ControllerOptions) {}
+  constructor(private readonly opts: ControllerOptions) {
+    this.gateways = new Map(opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
+  }
 
   async start(): Promise<{ backbone: number; admin: number; mqtt: string }> {
     const { log } = this.opts;
     this.store = await openControllerStore({ log: log.child("store", {}), ...this.opts.store });
+    await checkBackboneKey(this.store.db, this.opts.keys.S).catch(async (e) => {
+      await this.store.close();
+      throw e;
+    });
     const rk = await this.store.registry.responderKey();
     this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
     const policy: SaPolicy = {
@@ -81,46 +101,47 @@ export class Controller {
       seqBlock: 1024, store: memoryStorage(),
     };
     this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}));
-    // The relay sessions a previous run of this controller held ended with it.
-    for (const g of this.opts.gateways) if (g.mode === "relay") this.sessionLog.allClosed(g.kid.toLowerCase(), "controller restarted");
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
-    this.relay = new DeviceGateway({ config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true });
-    await this.refreshKeys();
-    this.store.registry.onRevoke((e) => {
-      // Relay mode: the sessions this controller ends itself go now; terminate gateways end theirs on the
-      // withdrawn grant below.
-      this.relay.end(this.keys.peerOf(e.deviceId), Date.now());
-      this.pumpRelay();
-      this.keys.remove(e.deviceId);
-      this.known.delete(e.deviceId);
-      this.grantAll(e.deviceId);
+    this.relay = new DeviceGateway({
+      config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
+      onCommand: (peer, id, outcome) => void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(peer), id, outcome)),
     });
+    await this.refreshKeys();
+    this.store.registry.onRevoke((e) => this.withdraw(e.deviceId));
 
-    const gateways = new Map(this.opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
     // Acknowledged to a gateway only once durable (autoAck off): see durable() and DurableAcks.
-    this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => gateways.get(hex(kid))?.publicKey, autoAck: false });
+    this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => this.gateways.get(hex(kid))?.publicKey, autoAck: false });
     this.server.on("message", (m: Message, gw: string, seq: number) => {
       const acks = this.acksOf(gw);
       acks.begin(seq);
       this.fromGateway(m, gw, () => this.durable(gw, acks, seq));
     });
-    this.server.on("gateway-up", (gw: string) => {
-      log.info("gateway connected", { gateway: gw, mode: gateways.get(gw)?.mode });
-      if (gateways.get(gw)?.mode === "terminate") this.grantGateway(gw);
+    this.server.on("gateway-up", (gw: string) => void this.gatewayUp(gw));
+    this.server.on("gateway-down", (gw: string, reason: string) => {
+      log.warn("gateway disconnected", { gateway: gw, reason });
+      void this.cluster.dispatch.run(() => this.cluster.leases.down(gw));
     });
-    this.server.on("gateway-down", (gw: string, reason: string) => log.warn("gateway disconnected", { gateway: gw, reason }));
-    const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
-
     // The embedded broker lets in the applications the store has credentials for (./mqtt-credentials.ts).
     const broker: BrokerChoice = this.opts.mqtt.kind === "embedded" ? { ...this.opts.mqtt, logins: this.store.mqtt } : this.opts.mqtt;
     this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
+    const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
+    // Made before anything can arrive from a gateway (nothing is awaited in between).
+    this.id = controllerRunId(bb.port);
+    this.cluster = new Cluster({
+      db: this.store.db, me: this.id, timing: this.opts.cluster, log: log.child("cluster", {}),
+      publish: (r, done) => this.publish(r, done), canPublish: () => this.delivery.connected,
+      hand: (gw, device, id, payload) => this.hand(gw, device, id, payload), serves: (gw) => this.runOf(gw), connected: () => this.server.connected(),
+      // The application hears what became of its command (waiting is not an end: the command goes again).
+      onSettled: (device, id, state) => state !== "waiting" && this.delivery.publishEvent(device, state === "acked" ? "command-acked" : "command-lost", { id, reason: state }),
+    });
+    await this.cluster.start();
     await this.delivery.start();
 
     // /metrics (Prometheus) and /status (the live status line's numbers) sit beside the /v1 API, behind a
     // metrics or an admin token.
     const telemetry = telemetryRoutes({
       metrics: this.metrics, tokens: [this.opts.admin.metricsTokens ?? [], this.opts.admin.tokens],
-      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats }),
+      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats, ...this.clusterStatus() }),
     });
     this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
     this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));
@@ -130,35 +151,54 @@ export class Controller {
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
     this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);
-    // Online: heard from in the last ten minutes (a LoRa board may report only every few minutes).
-    this.metrics.watchDevicesOnline(() => [...this.lastSeen.values()].filter((s) => Date.now() - s.at < 600_000).length);
+    // Online: heard from in the last ten minutes, by any controller (a LoRa board may report only every few minutes).
+    this.metrics.watchDevicesOnline(() => this.cluster.online);
     this.metrics.watchKeyLimits(() => this.relay.keyLimits());
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
-    log.info("controller started", { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl });
+    log.info("controller started", { id: this.id, backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl });
     return { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl };
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.admin?.close().catch(() => {});
     await this.server?.close().catch(() => {});
+    // The broker takes what it can; the outbox then records which it took (the rest another controller publishes).
     await this.delivery?.stop().catch(() => {});
+    await this.cluster?.stop().catch(() => {});
     await this.sessionLog?.idle();
     await this.store?.close().catch(() => {});
   }
 
-  /** Loads devices the registry has and the table lacks (provisioned or rotated since), and grants them. */
+  /** The cluster's figures for /status: readings stored, copies recognised, rows taken over, commands. */
+  private clusterStatus(): Record<string, number> {
+    const r = this.cluster.readings.stats, d = this.cluster.dispatch.stats;
+    return {
+      online: this.cluster.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed,
+      storeFailures: r.failures, commandsHanded: d.handed, commandsSettled: d.settled, commandsNotified: d.notified,
+    };
+  }
+
+  /**
+   * Grants what the registry has and the table lacks (provisioned, rotated, evolved since), and withdraws what
+   * it no longer has (revoked): by whichever controller, so every controller's gateways follow.
+   */
   private async refreshKeys(): Promise<void> {
     const reg = this.store.registry;
-    for (const d of await reg.list({ includeRevoked: false })) {
-      if (this.known.get(d.id) === d.generation) continue;
-      this.known.set(d.id, d.generation);
+    const live = await reg.list({ includeRevoked: false });
+    const ids = new Set(live.map((d) => d.id));
+    for (const id of [...this.known.keys()]) if (!ids.has(id)) this.withdraw(id);
+    for (const d of live) {
+      const k = this.known.get(d.id);
+      if (k?.generation === d.generation) continue;
+      // Rotated elsewhere: its sessions end first, as the controller that rotated it ended its own.
+      if (k !== undefined && k.rotatedAt !== d.rotatedAt) this.withdraw(d.id);
+      this.known.set(d.id, { generation: d.generation, rotatedAt: d.rotatedAt });
       if (d.mode === "psk") {
-        const k = await reg.lookupPsk(d.id);
-        if (k) this.keys.setPsk(d.id, { current: k.current, previous: k.previous });
+        const keys = await reg.lookupPsk(d.id);
+        if (keys) this.keys.setPsk(d.id, { current: keys.current, previous: keys.previous });
       } else if (d.kid && d.publicKey) {
         this.keys.setDh(d.id, d.kid, Uint8Array.from(Buffer.from(d.publicKey, "hex")));
       }
@@ -166,8 +206,18 @@ export class Controller {
     }
   }
 
+  /** A device revoked or rotated: the sessions this controller ends itself go now, terminate gateways end theirs on the withdrawn grant. */
+  private withdraw(device: string): void {
+    this.relay.end(this.keys.peerOf(device), Date.now());
+    this.pumpRelay();
+    this.keys.remove(device);
+    this.known.delete(device);
+    this.grantAll(device);
+  }
+
+  /** The terminate gateways connected here (the others get everything when they connect). */
   private terminateGateways(): string[] {
-    return this.opts.gateways.filter((g) => g.mode === "terminate").map((g) => g.kid.toLowerCase());
+    return this.server === undefined ? [] : this.server.connected().filter((gw) => this.gateways.get(gw)?.mode === "terminate");
   }
 
   private grantAll(device: string): void {
@@ -180,10 +230,44 @@ export class Controller {
   }
 
   private sendKeys(gw: string, device: string, grant: string): void {
-    // Before the backbone is up there is no one to tell: gateways get everything when they connect.
-    if (this.server === undefined) return;
     this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
     this.stats.grantsSent++;
+  }
+
+  /** A gateway's run (its backbone run id) while it is connected here. */
+  private runOf(gw: string): string | undefined {
+    const p = this.server.peers.get(gw);
+    return p?.connected === true ? p.peerRunHex : undefined;
+  }
+
+  private async gatewayUp(gw: string): Promise<void> {
+    const mode = this.gateways.get(gw)?.mode ?? "terminate";
+    this.opts.log.info("gateway connected", { gateway: gw, mode });
+    const { dispatch } = this.cluster;
+    const run = await this.helloFrom(gw);
+    if (run === undefined) return; // gone again before it said hello
+    await dispatch.run(async () => {
+      const before = await this.cluster.leases.up(gw, run, mode);
+      // Relay sessions live in the controller the gateway is connected to: those another one (or an earlier
+      // run of this one) held ended with that connection.
+      if (mode === "relay" && before?.controller !== this.id) this.sessionLog.allClosed(gw, "controller changed");
+    });
+    if (mode === "terminate") {
+      // The registry as it is now, not as last read: another controller may have stored an evolution.
+      await this.refreshKeys().catch((e) => this.opts.log.error("registry refresh failed", { error: String(e) }));
+      this.grantGateway(gw);
+    }
+    await dispatch.run(() => dispatch.gatewayUp(gw));
+  }
+
+  /** The gateway's run once its HELLO (the first thing it sends on a connection) is in; undefined if it left first. */
+  private async helloFrom(gw: string): Promise<string | undefined> {
+    const p = this.server.peers.get(gw);
+    for (let waited = 0; p?.connected === true && waited < 10_000; waited += 10) {
+      if (p.peerRunHex !== NO_RUN) return p.peerRunHex;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return undefined;
   }
 
   /** The acknowledgement state of a gateway's current run (a new run, after the gateway restarted, starts afresh). */
@@ -203,18 +287,19 @@ export class Controller {
     if (taken !== undefined) this.server.ack(gw, taken, acks.run);
   }
 
-  /** `done` once the message is durable here (an UPLINK: the broker has it), when the gateway may forget it. */
+  /** `done` once the message is durable here (an UPLINK: stored in the outbox), when the gateway may forget it. */
   private fromGateway(m: Message, gw: string, done: () => void): void {
     if (m.kind === KIND_UPLINK && m.payload.length >= UPLINK_HEAD) {
-      const peer = hex(m.device);
-      const device = this.keys.deviceOfPeer(peer);
-      this.lastSeen.set(device, { gateway: gw, peer, at: Date.now() });
+      const device = this.keys.deviceOfPeer(hex(m.device));
       const p = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.length);
-      this.publish(device, p.readUIntBE(0, 3), m.payload.subarray(UPLINK_HEAD), gw, "terminate", p.readUIntBE(3, 6), done);
+      const r: Reading = { device, id: p.readUIntBE(0, 3), gateway: gw, mode: "terminate", body: m.payload.slice(UPLINK_HEAD), receivedMs: p.readUIntBE(3, 6) };
+      this.stats.uplinks++;
+      this.cluster.reading(r, { gateway: gw, run: this.acksOf(gw).run, link: null }, done);
       return;
     }
-    // Nothing else waits on MQTT: a relayed packet's reading is held unacknowledged by this.relay until
-    // published, and a lost key evolution costs the device a resynchronisation, not data.
+    // Nothing else waits on the database: a relayed packet's reading is held unacknowledged by this.relay
+    // until stored, a lost key evolution costs the device a resynchronisation, not data, and a command report
+    // that is lost leaves its command to be handed again.
     done();
     if (m.kind === KIND_RELAY_UP) {
       this.stats.relayed++;
@@ -226,6 +311,10 @@ export class Controller {
       const keys = this.keys.applyEvolved(device, utf8(m.payload)) ? this.keys.pskStore(Buffer.from(device, "hex")) : undefined;
       if (keys) this.saveEvolved(device, keys);
       else this.stats.badMessages++;
+    } else if (m.kind === KIND_SESSION_EVENT && m.event === COMMAND_STATE) {
+      const n = readSessionEvent(m);
+      if (typeof n === "string" || n.event !== "command") this.stats.badMessages++;
+      else void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(n.device), n.id, n.state));
     } else if (m.kind === KIND_SESSION_EVENT) {
       this.sessionLog.fromGateway(gw, m);
     } else {
@@ -233,29 +322,19 @@ export class Controller {
     }
   }
 
-  /**
-   * `since`: when the message reached the gateway (terminate) or this controller (relay), ms. `done` once
-   * the broker has it; a publish that fails or is dropped is tried again a second later, so nothing waiting
-   * on `done` (a gateway's acknowledgement, a device's ACK) goes ahead without it.
-   */
-  private publish(device: string, id: number, body: Uint8Array, gw: string, mode: string, since: number, done: () => void): void {
-    this.stats.uplinks++;
-    this.metrics.message("up", mode, body.length);
-    this.metrics.latency("up", mode, Math.max(0, Date.now() - since) / 1000);
-    const u = { device, seq: id, payload: Uint8Array.from(body), gateway: gw };
-    const attempt = () => this.delivery.publishUplink(u, (ok) => {
-      if (ok) done();
-      else setTimeout(() => this.stopped || attempt(), 1000).unref();
-    });
-    attempt();
+  /** A stored reading to the broker (the cluster's publish): `done(true)` on its PUBACK. */
+  private publish(r: Reading, done: (ok: boolean) => void): void {
+    this.metrics.message("up", r.mode, r.body.length);
+    this.metrics.latency("up", r.mode, Math.max(0, Date.now() - r.receivedMs) / 1000);
+    this.delivery.publishUplink({ device: r.device, seq: r.id, payload: r.body, gateway: r.gateway, receivedAt: r.receivedMs }, done);
   }
 
   private pumpRelay(since = Date.now()): void {
     for (const u of this.relay.takeUplinks()) {
-      const device = this.keys.deviceOfPeer(u.device);
       const [gw, link] = splitLink(u.link);
-      this.lastSeen.set(device, { gateway: gw, link, peer: u.device, at: Date.now() });
-      this.publish(device, u.id, u.body, gw, "relay", since, () => {
+      const r: Reading = { device: this.keys.deviceOfPeer(u.device), id: u.id, gateway: gw, mode: "relay", body: u.body, receivedMs: since };
+      this.stats.uplinks++;
+      this.cluster.reading(r, { gateway: gw, run: this.runOf(gw) ?? "", link }, () => {
         this.relay.confirm(u.device, u.id, Date.now());
         this.pumpRelaySoon();
       });
@@ -266,7 +345,7 @@ export class Controller {
     }
   }
 
-  /** Once, after the PUBACKs arriving together: their device ACKs go out sealed in as few records as can be. */
+  /** Once, after the stores committing together: their device ACKs go out sealed in as few records as can be. */
   private pumpRelaySoon(): void {
     if (this.relayPumpDue) return;
     this.relayPumpDue = true;
@@ -286,19 +365,34 @@ export class Controller {
     void this.store.registry.savePsk(device, keys).catch((e) => this.opts.log.error("saving evolved psk keys failed", { device, error: String(e) }));
   }
 
-  /** A command from MQTT: to the device through the gateway that last carried it. */
-  private command(device: string, payload: Uint8Array): boolean | { rejected: string } {
-    const seen = this.lastSeen.get(device);
-    if (!seen) return { rejected: "device not heard from yet" };
+  /**
+   * A command from MQTT: stored under the device's next id before the broker hears it was taken (the
+   * returned promise settles first), then handed to the device's gateway by whichever controller serves it.
+   */
+  private async command(device: string, payload: Uint8Array): Promise<true | { rejected: string }> {
+    const taken = await this.cluster.commands.take(device, payload, this.id);
+    if ("rejected" in taken) return taken;
     this.stats.commands++;
-    this.metrics.message("down", seen.link ? "relay" : "terminate", payload.length);
-    if (seen.link) {
-      this.relay.command(seen.peer, payload, Date.now());
+    void this.cluster.dispatch.run(() => this.cluster.dispatch.taken(device, taken.id, payload));
+    return true;
+  }
+
+  /** Puts a command on its way to a gateway connected here (./cluster/dispatch.ts Hand). */
+  private hand(gw: string, device: string, id: number, payload: Uint8Array): "handed" | "refused" | "away" {
+    if (this.runOf(gw) === undefined) return "away";
+    const peer = this.keys.peerOf(device);
+    if (this.gateways.get(gw)?.mode === "relay") {
+      if (this.relay.command(peer, payload, Date.now(), id) < 0) return "refused";
       this.pumpRelay();
     } else {
-      this.server.send(seen.gateway, { kind: KIND_DOWNLINK, device: Buffer.from(seen.peer, "hex"), payload });
+      // DOWNLINK: the command's id (3 bytes) | the command.
+      const body = Buffer.allocUnsafe(COMMAND_HEAD + payload.length);
+      body.writeUIntBE(id, 0, COMMAND_HEAD);
+      body.set(payload, COMMAND_HEAD);
+      this.server.send(gw, { kind: KIND_DOWNLINK, device: Buffer.from(peer, "hex"), payload: body });
     }
-    return true;
+    this.metrics.message("down", this.gateways.get(gw)?.mode ?? "terminate", payload.length);
+    return "handed";
   }
 }
 

@@ -50,7 +50,7 @@ export class SessionRecorder {
       this.stats.malformed++;
       this.log.warn("ignored a session event", { gateway, problem: n });
     } else if (n.event === "all-closed") this.allClosed(gateway, n.text);
-    else this.report(gateway, n.event, n.device, n.spi, n.text);
+    else if (n.event !== "command") this.report(gateway, n.event, n.device, n.spi, n.text);
   }
 
   /** Resolves once every write queued so far has been tried. */

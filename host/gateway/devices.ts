@@ -25,7 +25,7 @@ import { addTransport, deleteTransport, RX_CONTROL, RX_DATA, sessionAbort, sessi
 import { ReusedCcm } from "../crypto/ccm";
 import { compactSeq, openCompact, sealCompact, SealedAhead } from "../record/fast";
 import {
-  encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
+  ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, Receiver, receiverAccept, receiverNew, Sender, senderAck, senderDue,
   senderNew, senderQueue, senderTakeLost,
 } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
@@ -60,6 +60,8 @@ export type DeviceGatewayOptions = {
   holdAcks?: boolean;
   /** Handshakes, sessions, rejected records and key use, for telemetry and the session log (./observer.ts). */
   observer?: DeviceObserver;
+  /** A command (by the id command() gave it) was acknowledged by its device, or given up after its tries. */
+  onCommand?: (device: string, id: number, outcome: "acked" | "lost") => void;
 };
 
 type DeviceState = {
@@ -208,13 +210,17 @@ export class DeviceGateway {
     return now - e.at >= SUPERSEDED_MS && this.devices.get(this.nameOf(s))?.ep !== ep;
   }
 
-  /** Queues a command for a device; its message id, or -1 (unknown device, queue full). */
-  command(device: string, body: Uint8Array, now: number): number {
+  /**
+   * Queues a command for a device; its message id, or -1 (unknown device, queue full). `id`: the id the
+   * controller numbered it with (a copy of one already waiting here is not queued twice); without it, the
+   * next of this gateway's own counter.
+   */
+  command(device: string, body: Uint8Array, now: number, id?: number): number {
     const d = this.devices.get(device);
     if (d === undefined) return -1;
-    const id = senderQueue(d.sender, this.opts.storage, body, now);
+    const taken = id === undefined ? senderQueue(d.sender, this.opts.storage, body, now) : queueAs(d.sender, id, body, now);
     if (d.ep !== undefined) this.drain(d.ep, now);
-    return id;
+    return taken;
   }
 
   /**
@@ -431,7 +437,7 @@ export class DeviceGateway {
           if (!this.send(s, encodeAck(d.acks.splice(0, 60)), now)) break;
         }
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) this.send(s, m, now);
-        if (d.sender.lost.length > 0) this.stats.commandsLost += senderTakeLost(d.sender).length;
+        if (d.sender.lost.length > 0) this.commandsLost(device, senderTakeLost(d.sender));
       }
     }
     if (ep.out.length === 0 && (s === undefined || s.outbox.length === 0) && (ep.old === undefined || ep.old.outbox.length === 0)) {
@@ -526,8 +532,16 @@ export class DeviceGateway {
 
   private take(d: DeviceState, device: string, m: Uint8Array, now: number): void {
     const kind = messageKind(m);
-    if (kind === MSG_ACK) senderAck(d.sender, m);
-    else if (kind === MSG_DATA) {
+    if (kind === MSG_ACK) {
+      const told = this.opts.onCommand;
+      if (told === undefined) return senderAck(d.sender, m);
+      const waiting = new Set(d.sender.pending.map((o) => o.id));
+      senderAck(d.sender, m);
+      for (let k = 0; k < ackCount(m); k++) {
+        const id = messageId(m, k);
+        if (waiting.delete(id)) told(device, id, "acked");
+      }
+    } else if (kind === MSG_DATA) {
       const id = messageId(m, 0);
       let r = receiverAccept(d.receiver, id);
       const held = d.held;
@@ -559,8 +573,21 @@ export class DeviceGateway {
     for (const id of d.held!.keys()) if (w.top - id >= w.size) d.held!.delete(id);
   }
 
+  private commandsLost(device: string, ids: number[]): void {
+    this.stats.commandsLost += ids.length;
+    for (const id of ids) this.opts.onCommand?.(device, id, "lost");
+  }
+
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {
     for (const o of out) this.out.push({ link, bytes: o.bytes });
   }
 
+}
+
+/** senderQueue under the id the controller gave; a command already waiting under it stays as it is. */
+function queueAs(s: Sender, id: number, body: Uint8Array, now: number): number {
+  if (s.pending.some((o) => o.id === id)) return id;
+  if (s.pending.length >= s.limit || id < 0 || id > MSG_ID_MAX) return -1;
+  s.pending.push({ id, body, tries: 0, due: now });
+  return id;
 }

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "../../telemetry/log";
-import type { Db } from "../db/db";
+import { bytes, type Db } from "../db/db";
 import { CommandBook } from "./commands";
 import { CommandDispatch, type Hand } from "./dispatch";
 import { Outbox, type Reading } from "./outbox";
@@ -29,6 +29,20 @@ export type ClusterTiming = {
 };
 
 export const DEFAULT_TIMING: ClusterTiming = { leaseMs: 5_000, sweepMs: 1_000, dedupWindowMs: 600_000, routeRefreshMs: 30_000, commandTtlMs: 3_600_000 };
+
+/**
+ * Records the cluster's backbone public key (the first controller's), or checks this one holds the same: a
+ * controller with another key file would take gateway leases no gateway could ever reach it for.
+ */
+export async function checkBackboneKey(db: Db, publicKey: Uint8Array): Promise<void> {
+  await db.query("INSERT INTO backbone_key (public_key) VALUES ($1) ON CONFLICT (only_row) DO NOTHING", [publicKey]);
+  const rows = await db.query<{ public_key: unknown }>("SELECT public_key FROM backbone_key");
+  const theirs = Buffer.from(bytes(rows[0].public_key)).toString("hex"), mine = Buffer.from(publicKey).toString("hex");
+  if (theirs !== mine) {
+    throw new Error(`this database's controllers use the backbone key ${theirs} (gateways pin it), and this controller's key file holds ${mine}: ` +
+      "give every controller a copy of the same key file (--key-file); to change the cluster's key on purpose, DELETE FROM backbone_key and reconfigure every gateway");
+  }
+}
 
 /** A new controller run's id: where it runs, and random bytes so two runs never share one. */
 export function controllerRunId(backbonePort: number): string {
@@ -66,7 +80,11 @@ export class Cluster {
   constructor(private readonly o: ClusterOptions) {
     const t = (this.timing = { ...DEFAULT_TIMING, ...o.timing });
     this.outbox = new Outbox(o.db, o.me, t.leaseMs);
-    this.readings = new Readings({ outbox: this.outbox, publish: o.publish, canPublish: o.canPublish, log: o.log, dedupWindowMs: t.dedupWindowMs });
+    // A device's new route is written before its reading is acknowledged: once a board saw its reading
+    // acknowledged, a controller that dies loses no route (commands find the device after any restart).
+    this.readings = new Readings({
+      outbox: this.outbox, publish: o.publish, canPublish: o.canPublish, log: o.log, dedupWindowMs: t.dedupWindowMs, beforeAck: () => this.flushRoutes(),
+    });
     this.commands = new CommandBook(o.db);
     this.routes = new RouteBook(o.db, o.me, t.routeRefreshMs);
     this.leases = new GatewayLeases(o.db, o.me, t.leaseMs);
@@ -83,7 +101,7 @@ export class Cluster {
     clearInterval(this.timer);
     await this.sweeping;
     await this.readings.stop();
-    await this.flushRoutes();
+    await this.dispatch.run(() => this.flushRoutes());
     await this.dispatch.stop();
   }
 
@@ -93,14 +111,15 @@ export class Cluster {
     this.readings.add(r, durable);
   }
 
-  /** Writes due routes; the devices that moved get their commands handed again. Never throws. */
+  /** Writes due routes; the devices that moved get their commands handed again (not waited for). Throws when the write fails. */
   async flushRoutes(): Promise<void> {
-    await this.dispatch.run(async () => this.dispatch.moved(await this.routes.flush(Date.now())));
+    const moved = await this.routes.flush(Date.now());
+    if (moved.length > 0) void this.dispatch.run(() => this.dispatch.moved(moved));
   }
 
   private async sweep(): Promise<void> {
     const n = this.sweeps++;
-    await this.flushRoutes();
+    await this.dispatch.run(() => this.flushRoutes());
     await this.readings.sweep();
     await this.dispatch.run(async () => {
       const gws = this.o.connected();

@@ -31,6 +31,8 @@ export type ReadingsOptions = {
   takeOverMax?: number;
   /** Retry delay for a failed statement (default 1 s). */
   retryMs?: number;
+  /** Runs after a batch is stored and before it is acknowledged (the routes its readings changed are written). */
+  beforeAck?: () => Promise<void>;
 };
 
 export type ReadingsStats = {
@@ -113,6 +115,7 @@ export class Readings {
         continue;
       }
       this.stats.batches++;
+      await this.opts.beforeAck?.().catch((e) => this.failed("writing routes failed", e));
       for (let i = 0; i < batch.length; i++) {
         batch[i].durable();
         if (fresh[i]) {

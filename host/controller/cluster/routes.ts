@@ -25,6 +25,7 @@ const MAX_REMEMBERED = 1_000_000;
 export class RouteBook {
   private readonly written = new Map<string, Written>();
   private due = new Map<string, Heard & { moved: boolean }>();
+  private flushing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly db: Db, private readonly me: string, private readonly refreshMs: number) {}
 
@@ -37,8 +38,17 @@ export class RouteBook {
     this.due.set(device, { ...h, moved: moved || d?.moved === true });
   }
 
-  /** Writes the routes due in one statement; returns the devices that moved (their commands go again). */
-  async flush(now: number): Promise<Moved[]> {
+  /**
+   * Writes the routes due in one statement; returns the devices that moved (their commands go again). One
+   * flush at a time: one that resolves has everything heard before it was called written.
+   */
+  flush(now: number): Promise<Moved[]> {
+    const run = this.flushing.catch(() => undefined).then(() => this.write(now));
+    this.flushing = run;
+    return run;
+  }
+
+  private async write(now: number): Promise<Moved[]> {
     if (this.due.size === 0) return [];
     const due = this.due;
     this.due = new Map();

@@ -75,3 +75,12 @@ CREATE TABLE gateway_leases (
   since       timestamptz NOT NULL DEFAULT now(),
   lease_until timestamptz NOT NULL
 );
+
+-- The public half of the backbone key pair every controller of the cluster holds (gateways pin it), recorded
+-- by the first controller: one started with another key file would be a controller no gateway can reach,
+-- so it refuses to start instead.
+CREATE TABLE backbone_key (
+  only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  public_key bytea NOT NULL CHECK (length(public_key) = 32),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
