@@ -3,12 +3,15 @@
 // Debian's packages put the binaries in /usr/lib/postgresql/<version>/bin (CI installs them, .ci/run).
 // Postgres refuses to run as root, so under root (CI) the server runs as the `postgres` system user.
 // No binaries is a failure that says what to install, never a silent skip.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { findPostgresBin, initPostgres, POSTGRES_ENV, postgresUser } from "../../host/cli/local-servers";
+
+export { findPostgresBin };
 
 export type TestPostgres = {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
@@ -19,21 +22,6 @@ export type TestPostgres = {
   stop(): Promise<void>;
 };
 
-export function findPostgresBin(): string {
-  const fromEnv = process.env.SESAME_PG_BIN;
-  if (fromEnv && existsSync(join(fromEnv, "postgres"))) return fromEnv;
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "postgres")) && existsSync(join(root, v, "bin", "initdb"))) : [];
-  versions.sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) {
-    throw new Error(
-      "no Postgres server binaries found (looked in /usr/lib/postgresql/*/bin and $SESAME_PG_BIN): " +
-        "install them with `apt-get install postgresql` (.ci/run does this in CI)",
-    );
-  }
-  return join(root, versions[0], "bin");
-}
-
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
@@ -43,18 +31,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** The uid/gid to run as: ours, or the postgres user's when we are root. */
-function runAs(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
-  try {
-    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
-    return { uid, gid };
-  } catch {
-    throw new Error("running as root, and Postgres refuses root: create a `postgres` system user (the postgresql package does)");
-  }
 }
 
 async function waitReady(url: string, server: ChildProcess, log: () => string, timeoutMs = 30_000): Promise<void> {
@@ -77,17 +53,16 @@ async function waitReady(url: string, server: ChildProcess, log: () => string, t
 
 export async function startPostgres(): Promise<TestPostgres> {
   const bin = findPostgresBin();
-  const user = runAs();
+  const user = postgresUser();
   const dir = mkdtempSync(join(tmpdir(), "sesame-pg-"));
   if (user.uid !== undefined) chownSync(dir, user.uid, user.gid!);
   const data = join(dir, "data");
-  const env = { ...process.env, LC_ALL: "C", LANG: "C" };
+  const env = POSTGRES_ENV;
   try {
-    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], { ...user, env, stdio: "pipe", cwd: dir });
+    initPostgres(bin, data, dir, user);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
-    const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`initdb failed: ${err.stderr?.toString() || err.message}`);
+    throw e;
   }
   const port = await freePort();
   const server = spawn(
