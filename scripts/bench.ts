@@ -10,6 +10,7 @@ import { benchListenerFlood } from "./bench/listener-flood";
 import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
 import { benchBridge } from "./bench/bridge";
+import { benchOutbox } from "./bench/outbox";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -21,6 +22,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
+  ["Readings outbox: what storing each reading once costs, on PGlite and Postgres, and readings/s through a controller", benchOutbox],
 ];
 
 const only = process.argv.slice(2);

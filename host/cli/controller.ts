@@ -24,6 +24,7 @@ export const CONTROLLER: CommandSpec = {
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
     "metrics-tokens": { type: "string", help: "id:sha256-of-token,... that may read /metrics and /status only (admin tokens may too)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
+    "backbone-host": { type: "string", help: "address the backbone listens on (0.0.0.0 for gateways on other machines)", default: "127.0.0.1" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
     "mqtt-url": { type: "string", help: "mqtt://user:password@host:port (or mqtts://) of an external broker instead of the embedded one" },
     "mqtt-ca": { type: "string", help: "CA certificate (PEM) the external broker's certificate must chain to, for mqtts://" },
@@ -37,7 +38,8 @@ export const CONTROLLER: CommandSpec = {
 };
 
 function gatewaysOf(v: Values): GatewayEntry[] {
-  const list = (v.gateway as string[] | undefined) ?? [];
+  // An empty SESAME_GATEWAY (none allowed in yet) is an empty list.
+  const list = ((v.gateway as string[] | undefined) ?? []).filter((g) => g !== "");
   return list.map((g) => {
     const m = /^([0-9a-f]{8}):([0-9a-f]{64}):(terminate|relay)$/.exec(g);
     if (!m) throw new UsageError(`--gateway ${JSON.stringify(g)}: must be kid:public:mode, e.g. 0a1b2c3d:<64 hex digits>:terminate (sesame gateway prints its kid and public key)`);
@@ -104,7 +106,7 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
     store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir }, rotation },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
-    backbone: { port: port(v, "backbone-port") },
+    backbone: { port: port(v, "backbone-port"), host: str(v, "backbone-host") },
     admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
     mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls, shareGroup: shareGroup(v) } : { kind: "embedded", port: port(v, "mqtt-port") },
     cluster: { leaseMs: intIn(v, "lease-ms", 500, 600_000, "milliseconds"), dedupWindowMs: intIn(v, "dedup-minutes", 1, 10_080, "minutes") * 60_000 },

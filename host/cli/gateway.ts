@@ -18,6 +18,7 @@ export const GATEWAY: CommandSpec = {
     "controller-key": { type: "string", help: "the controller's backbone public key (hex, 64 digits)" },
     "key-file": { type: "string", help: "this gateway's identity (made if missing)", default: ".sesame/gateway.key" },
     "sim-port": { type: "string", help: "port the board simulator connects to (0 = any, off = none)", default: "7400" },
+    "sim-host": { type: "string", help: "address the simulator link listens on (0.0.0.0 in a container)", default: "127.0.0.1" },
     "sim-secret-file": { type: "string", help: "the simulator link's shared secret, 64 hex digits (made 0600 if missing; default: sim.secret beside --key-file)" },
     ...RADIO_OPTIONS,
     "metrics-port": { type: "string", help: "port of this gateway's Prometheus /metrics and /status, on 127.0.0.1 (0 = any, off = none)", default: "off" },
@@ -49,7 +50,7 @@ export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gat
     const secret = ensureSecretFile(secretFile);
     if (secret.made) log.info("made the simulator link's secret; give it to the simulator", { file: path.resolve(secretFile) });
     sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} }, secret.secret);
-    simPort = await sim.listen(port(v, "sim-port"));
+    simPort = await sim.listen(port(v, "sim-port"), str(v, "sim-host"));
     const s = sim;
     gateway.metrics.watchListener("sim", () => ({ ...s.dropped }));
   }

@@ -32,6 +32,7 @@ import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
 import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "./cluster/cluster";
+import { registerClusterMetrics } from "./cluster/metrics";
 import type { Reading } from "./cluster/outbox";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
@@ -141,7 +142,7 @@ export class Controller {
     // metrics or an admin token.
     const telemetry = telemetryRoutes({
       metrics: this.metrics, tokens: [this.opts.admin.metricsTokens ?? [], this.opts.admin.tokens],
-      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats, ...this.clusterStatus() }),
+      status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats, ...this.cluster.status() }),
     });
     this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
     this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));
@@ -154,6 +155,7 @@ export class Controller {
     // Online: heard from in the last ten minutes, by any controller (a LoRa board may report only every few minutes).
     this.metrics.watchDevicesOnline(() => this.cluster.online);
     this.metrics.watchKeyLimits(() => this.relay.keyLimits());
+    registerClusterMetrics(this.metrics.registry, () => this.cluster);
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
@@ -170,15 +172,6 @@ export class Controller {
     await this.cluster?.stop().catch(() => {});
     await this.sessionLog?.idle();
     await this.store?.close().catch(() => {});
-  }
-
-  /** The cluster's figures for /status: readings stored, copies recognised, rows taken over, commands. */
-  private clusterStatus(): Record<string, number> {
-    const r = this.cluster.readings.stats, d = this.cluster.dispatch.stats;
-    return {
-      online: this.cluster.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed,
-      storeFailures: r.failures, commandsHanded: d.handed, commandsSettled: d.settled, commandsNotified: d.notified,
-    };
   }
 
   /**

@@ -104,6 +104,8 @@ describe("cluster: two controllers on one Postgres and one Mosquitto, gateways t
       assert.deepEqual(ups(device), [7], "published once");
       const dups = (await c.status(0))!.duplicates + (await c.status(1))!.duplicates;
       assert.equal(dups, 1, "one controller recognised the copy");
+      const scraped = await Promise.all([0, 1].map(async (i) => (await c.call(i, "GET", "/metrics")).text()));
+      assert.equal(scraped.filter((t) => /sesame_outbox_readings_total\{outcome="duplicate"\} 1\n/.test(t)).length, 1, "and counted it in /metrics");
     } finally {
       for (const x of clients) await x.close();
     }

@@ -105,6 +105,15 @@ export class Cluster {
     await this.dispatch.stop();
   }
 
+  /** Figures for /status: devices online, readings stored, copies recognised, rows taken over, commands. */
+  status(): Record<string, number> {
+    const r = this.readings.stats, d = this.dispatch.stats;
+    return {
+      online: this.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed,
+      storeFailures: r.failures, commandsHanded: d.handed, commandsSettled: d.settled, commandsNotified: d.notified,
+    };
+  }
+
   /** A reading from `device` through `h`; `durable` once stored. */
   reading(r: Reading, h: Heard, durable: () => void): void {
     this.routes.heard(r.device, h, Date.now());

@@ -5,7 +5,9 @@
 //            batch, not per reading); when it commits, each reading's `durable` is called (the gateway's
 //            acknowledgement, a relayed device's ACK), copies included: a copy is acknowledged, never
 //            published. A batch that fails is tried again a second later, with what came meanwhile.
-//   publish  the rows this controller inserted go to the broker at once, under its claim; their PUBACKs mark
+//   publish  the rows this controller inserted go to the broker under its claim, at most `window` at a time
+//            (the rest wait here, and past `maxWaiting` are released: the database is the queue, not this
+//            process's memory, and the acknowledgements no longer wait for the broker); their PUBACKs mark
 //            them published (batched likewise). One the broker did not take is released for any controller.
 //   sweep()  every second: renew this controller's claims; take over rows whose claim ran out (a controller
 //            died, or released them), while the broker is reachable; now and then prune published rows
@@ -27,8 +29,10 @@ export type ReadingsOptions = {
   dedupWindowMs: number;
   /** Readings per INSERT at most (default 2,000). */
   batchMax?: number;
-  /** Rows claimed per sweep at most, and held unpublished at most before taking over more (default 1,000). */
-  takeOverMax?: number;
+  /** Rows handed to the broker and not yet acknowledged by it, at most (default 2,000). */
+  window?: number;
+  /** Rows claimed here waiting for the window, at most: older ones are released (default 20,000). */
+  maxWaiting?: number;
   /** Retry delay for a failed statement (default 1 s). */
   retryMs?: number;
   /** Runs after a batch is stored and before it is acknowledged (the routes its readings changed are written). */
@@ -53,8 +57,11 @@ export class Readings {
   private marks: ReadingKey[] = [];
   private releases: ReadingKey[] = [];
   private marking: Promise<void> | undefined;
-  /** Rows claimed here whose publication is not settled yet. */
+  /** Rows handed to the broker and not settled yet; rows claimed here waiting for room among them. */
   private inHand = 0;
+  private queued: Reading[] = [];
+  private queuedHead = 0;
+  private pumping = false;
   private sweeps = 0;
   private stopped = false;
   private readonly warnings: LimitedWarnings;
@@ -65,7 +72,7 @@ export class Readings {
 
   /** Rows claimed here and not yet published or released. */
   get held(): number {
-    return this.inHand;
+    return this.inHand + this.queued.length - this.queuedHead;
   }
 
   /** A reading; `durable` once it is stored (or found stored already). */
@@ -79,13 +86,14 @@ export class Readings {
     const { outbox } = this.opts;
     try {
       await outbox.renew();
-      const room = (this.opts.takeOverMax ?? 1000) - this.inHand;
+      const room = (this.opts.window ?? 2000) - this.held;
       if (!this.stopped && room > 0 && this.opts.canPublish()) {
         const t = await outbox.takeOver(room);
         this.stats.claimed += t.rows.length;
         this.stats.takenOver += t.fromOthers;
         if (t.fromOthers > 0) this.opts.log.info("took over readings another controller had not published", { rows: t.fromOthers });
         for (const r of t.rows) this.publish(r);
+        this.pump();
       }
       if (this.sweeps++ % 30 === 0) this.stats.pruned += await outbox.prune(this.opts.dedupWindowMs, 10_000);
     } catch (e) {
@@ -96,7 +104,10 @@ export class Readings {
   /** Stores what waits and settles the marks; call after the broker connection was stopped. */
   async stop(): Promise<void> {
     this.stopped = true;
-    while (this.storing !== undefined || this.marking !== undefined) await (this.storing ?? this.marking);
+    if (this.storing !== undefined) await this.storing;
+    // What never reached the broker is released, so another controller takes it at once.
+    while (this.queuedHead < this.queued.length) this.settle(this.queued[this.queuedHead++], false);
+    while (this.marking !== undefined) await this.marking;
   }
 
   private async store(): Promise<void> {
@@ -123,24 +134,53 @@ export class Readings {
           this.publish(batch[i].r);
         } else this.stats.duplicates++;
       }
+      this.pump();
     }
     this.storing = undefined;
   }
 
+  /** A row claimed here, to the broker when the window has room. */
   private publish(r: Reading): void {
-    this.inHand++;
-    this.opts.publish(r, (ok) => {
-      this.inHand--;
-      const key = { device: r.device, id: r.id };
-      if (ok) {
-        this.stats.published++;
-        this.marks.push(key);
-      } else {
-        this.stats.released++;
-        this.releases.push(key);
-      }
-      if (this.marking === undefined) this.marking = this.mark();
-    });
+    this.queued.push(r);
+    const max = this.opts.maxWaiting ?? 20_000;
+    if (this.queued.length - this.queuedHead > max) this.settle(this.queued[this.queuedHead++], false);
+  }
+
+  private pump(): void {
+    // One loop at a time: a publish that fails at once calls back inside it, and the loop goes on.
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    const window = this.opts.window ?? 2000;
+    while (this.inHand < window && this.queuedHead < this.queued.length) {
+      const r = this.queued[this.queuedHead++];
+      this.inHand++;
+      this.opts.publish(r, (ok) => {
+        this.inHand--;
+        this.settle(r, ok);
+        this.pump();
+      });
+    }
+    this.pumping = false;
+    if (this.queuedHead === this.queued.length) {
+      this.queued = [];
+      this.queuedHead = 0;
+    } else if (this.queuedHead > 4096 && this.queuedHead * 2 > this.queued.length) {
+      this.queued = this.queued.slice(this.queuedHead);
+      this.queuedHead = 0;
+    }
+  }
+
+  /** Published (marked), or not (released: any controller, this one too, takes it again in a sweep). */
+  private settle(r: Reading, ok: boolean): void {
+    const key = { device: r.device, id: r.id };
+    if (ok) {
+      this.stats.published++;
+      this.marks.push(key);
+    } else {
+      this.stats.released++;
+      this.releases.push(key);
+    }
+    if (this.marking === undefined) this.marking = this.mark();
   }
 
   private async mark(): Promise<void> {
