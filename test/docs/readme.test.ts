@@ -24,15 +24,27 @@ describe("the documents' admin API commands work as written", function () {
   before(async () => (stack = await startStack("terminate")));
   after(() => stack.close());
 
-  it("README.md: the registry and provisioning curls", async () => {
-    const lines = shellCommands("README.md").filter((l) => /^curl .*\/v1\//.test(l));
-    assert.equal(lines.length, 2, lines.join("\n"));
-    const run = async (l: string) => JSON.parse(await sh(l.replaceAll("<token>", stack.adminToken).replaceAll("127.0.0.1:8080", `127.0.0.1:${stack.ports.admin}`)));
-    const provisioned = await run(lines.find((l) => l.includes(" -d "))!) as { device: { id: string; board: string }; config: string };
+  it("README.md: every admin API and metrics curl", async () => {
+    const lines = shellCommands("README.md").filter((l) => /^curl .*127\.0\.0\.1:8080\//.test(l));
+    const fill = (l: string) => l.replaceAll("<token>", stack.adminToken).replaceAll("<metrics token>", stack.metricsToken).replaceAll("127.0.0.1:8080", `127.0.0.1:${stack.ports.admin}`);
+    // Every /v1 call answers JSON that is not an error (a 415 or 401 body names one).
+    const api = lines.filter((l) => l.includes("/v1/"));
+    assert.ok(api.length >= 3, lines.join("\n"));
+    const answers = new Map<string, Record<string, unknown>>();
+    for (const l of api) {
+      const out = JSON.parse(await sh(fill(l))) as Record<string, unknown>;
+      assert.equal(out.error, undefined, `${l}: ${JSON.stringify(out)}`);
+      answers.set(l, out);
+    }
+    const provisioned = [...answers].find(([l]) => l.includes('"board"'))![1] as { device: { id: string; board: string }; config: string };
     assert.equal(provisioned.device?.board, "puckjs", JSON.stringify(provisioned));
     assert.match(provisioned.config, /^mode=psk;/);
-    const list = await run(lines.find((l) => !l.includes(" -d "))!) as { devices: { id: string }[] };
-    assert.ok(list.devices.some((d) => d.id === provisioned.device.id), JSON.stringify(list));
+    const login = [...answers].find(([l]) => l.includes("/v1/mqtt/credentials"))![1] as { credential: { username: string }; password: string };
+    assert.ok(login.credential.username && login.password, JSON.stringify(login));
+    // The controller's /metrics with the metrics token.
+    const metrics = lines.find((l) => /:8080\/metrics/.test(l));
+    assert.ok(metrics, lines.join("\n"));
+    assert.match(await sh(fill(metrics)), /^# HELP sesame_/m);
   });
 
   it("docs/CONTROLLER.md: the provisioning curl", async () => {
