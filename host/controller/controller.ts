@@ -124,7 +124,10 @@ export class Controller {
     });
     // The embedded broker lets in the applications the store has credentials for (./mqtt-credentials.ts).
     const broker: BrokerChoice = this.opts.mqtt.kind === "embedded" ? { ...this.opts.mqtt, logins: this.store.mqtt } : this.opts.mqtt;
-    this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: (d, p) => this.command(d, p) });
+    this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: async (d, p) => {
+      const out = await this.command(d, p);
+      return "rejected" in out ? out : true;
+    } });
     const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
     // Made before anything can arrive from a gateway (nothing is awaited in between).
     this.id = controllerRunId(bb.port);
@@ -362,12 +365,12 @@ export class Controller {
    * A command from MQTT: stored under the device's next id before the broker hears it was taken (the
    * returned promise settles first), then handed to the device's gateway by whichever controller serves it.
    */
-  private async command(device: string, payload: Uint8Array): Promise<true | { rejected: string }> {
+  private async command(device: string, payload: Uint8Array): Promise<{ id: number } | { rejected: string }> {
     const taken = await this.cluster.commands.take(device, payload, this.id);
     if ("rejected" in taken) return taken;
     this.stats.commands++;
     void this.cluster.dispatch.run(() => this.cluster.dispatch.taken(device, taken.id, payload));
-    return true;
+    return taken;
   }
 
   /** Puts a command on its way to a gateway connected here (./cluster/dispatch.ts Hand). */
