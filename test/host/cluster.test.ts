@@ -236,8 +236,6 @@ describe("cluster: two controllers on one Postgres and one Mosquitto, gateways t
       assert.ok(acked.length > 10, `${x.id}: too few readings got through (${acked.length})`);
     }
     assert.ok(relay.b.rt.ep.handshakes > relayHandshakes, "the relayed board handshook again, with the other controller");
-    const s = (await c.status(1))!;
-    assert.ok(s.takenOver + s.duplicates >= 0);
     await c.controllers[0].start();
   });
 
