@@ -16,7 +16,7 @@ import { Readings } from "./readings";
 import { GatewayLeases, RouteBook, type Heard } from "./routes";
 
 export type ClusterTiming = {
-  /** How long a claim on a reading, or a lease on a gateway, lasts unrenewed (ms). */
+  /** How long a controller's claims on readings, or its lease on a gateway, last without a renewal (ms). */
   leaseMs: number;
   /** Renew, take over, route writes and the command backstop run this often (ms). */
   sweepMs: number;
@@ -92,6 +92,8 @@ export class Cluster {
   }
 
   async start(): Promise<void> {
+    // Alive before it claims anything: rows it inserts are its own from the first.
+    await this.outbox.beat();
     await this.dispatch.start();
     this.timer = setInterval(() => (this.sweeping ??= this.sweep().finally(() => (this.sweeping = undefined))), this.timing.sweepMs);
   }

@@ -2,9 +2,10 @@
 // reading reach MQTT once however many controllers saw it. Each call is one statement, whatever the number of
 // rows (arrays in, unnest in SQL), so a batch of readings costs one round trip to store and one to mark.
 //
-// A row is claimed by one controller at a time until `claim_until` (the database's clock): its inserter at
-// once, or whoever takes it over once the claim ran out (FOR UPDATE SKIP LOCKED: two controllers sweeping
-// together never take the same row). A live controller renews the claims on the rows it still holds.
+// A row is claimed by one controller at a time: its inserter at once, or whoever takes it over once its
+// claimer stopped beating (`controllers.heartbeat_at` older than the lease, by the database's clock) or
+// released it (FOR UPDATE SKIP LOCKED: two controllers sweeping together never take the same row). A live
+// controller renews every claim it holds with one statement, its heartbeat, however many rows it holds.
 import type { Db } from "../db/db";
 import { bytes } from "../db/db";
 
@@ -24,7 +25,7 @@ const keyOf = (device: string, id: number) => `${device}/${id}`;
 type Row = { device: string; msg_id: number; gateway: string; mode: ReadingMode; body: unknown; received_ms: string; was: string | null };
 
 export class Outbox {
-  /** `me`: this controller's id, the claim's owner; `leaseMs`: how long a claim lasts unrenewed. */
+  /** `me`: this controller's id, the claims' owner; `leaseMs`: how long its claims last without a heartbeat. */
   constructor(private readonly db: Db, private readonly me: string, private readonly leaseMs: number) {}
 
   /**
@@ -34,11 +35,11 @@ export class Outbox {
   async insert(rs: readonly Reading[]): Promise<boolean[]> {
     if (rs.length === 0) return [];
     const rows = await this.db.query<{ device: string; msg_id: number }>(
-      `INSERT INTO outbox (device, msg_id, gateway, mode, body, received_ms, claimed_by, claim_until)
-       SELECT d, m, g, o, decode(b, 'hex'), r, $7, now() + $8 * interval '1 millisecond'
+      `INSERT INTO outbox (device, msg_id, gateway, mode, body, received_ms, claimed_by)
+       SELECT d, m, g, o, decode(b, 'hex'), r, $7
        FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS t(d, m, g, o, b, r)
        ON CONFLICT (device, msg_id) DO NOTHING RETURNING device, msg_id`,
-      [devices(rs), ids(rs), rs.map((r) => r.gateway), rs.map((r) => r.mode), rs.map((r) => hex(r.body)), rs.map((r) => r.receivedMs), this.me, this.leaseMs],
+      [devices(rs), ids(rs), rs.map((r) => r.gateway), rs.map((r) => r.mode), rs.map((r) => hex(r.body)), rs.map((r) => r.receivedMs), this.me],
     );
     const fresh = new Set(rows.map((r) => keyOf(r.device, r.msg_id)));
     // A reading twice in one batch: the first is the one inserted.
@@ -49,7 +50,7 @@ export class Outbox {
   async published(ks: readonly ReadingKey[]): Promise<void> {
     if (ks.length === 0) return;
     await this.db.query(
-      `UPDATE outbox o SET published_at = now(), claimed_by = NULL, claim_until = NULL
+      `UPDATE outbox o SET published_at = now(), claimed_by = NULL
        FROM unnest($1::text[], $2::int[]) AS t(d, m) WHERE o.device = t.d AND o.msg_id = t.m AND o.published_at IS NULL`,
       [devices(ks), ids(ks)],
     );
@@ -59,34 +60,39 @@ export class Outbox {
   async release(ks: readonly ReadingKey[]): Promise<void> {
     if (ks.length === 0) return;
     await this.db.query(
-      `UPDATE outbox o SET claimed_by = NULL, claim_until = now() - interval '1 millisecond'
+      `UPDATE outbox o SET claimed_by = NULL
        FROM unnest($1::text[], $2::int[]) AS t(d, m) WHERE o.device = t.d AND o.msg_id = t.m AND o.claimed_by = $3 AND o.published_at IS NULL`,
       [devices(ks), ids(ks), this.me],
     );
   }
 
-  /** Extends the claims this controller holds; returns how many. */
-  async renew(): Promise<number> {
-    const rows = await this.db.query(
-      `UPDATE outbox SET claim_until = now() + $2 * interval '1 millisecond' WHERE published_at IS NULL AND claimed_by = $1 RETURNING 1`,
-      [this.me, this.leaseMs],
-    );
+  /** This controller is alive: every claim it holds lasts another lease. One row, whatever it holds. */
+  async beat(): Promise<void> {
+    await this.db.query(
+      "INSERT INTO controllers (id, lease_ms) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()", [this.me, this.leaseMs]);
+  }
+
+  /** Forgets controller runs silent for `ms` (their claims were taken over long ago). */
+  async forgetDead(ms: number): Promise<number> {
+    const rows = await this.db.query("DELETE FROM controllers WHERE heartbeat_at < now() - $1 * interval '1 millisecond' RETURNING 1", [ms]);
     return rows.length;
   }
 
   /**
-   * Claims up to `limit` unpublished rows whose claim ran out, oldest first. `fromOthers` counts those another
-   * controller had claimed (it died or stopped renewing); the rest were released or never claimed.
+   * Claims up to `limit` unpublished rows no live controller holds, oldest first. `fromOthers` counts those
+   * another controller had claimed (it died, or stopped beating); the rest were released.
    */
   async takeOver(limit: number): Promise<{ rows: Reading[]; fromOthers: number }> {
     const rows = await this.db.query<Row>(
-      `WITH due AS (
+      `WITH live AS (SELECT id FROM controllers WHERE heartbeat_at > now() - lease_ms * interval '1 millisecond'),
+       due AS (
          SELECT device, msg_id, claimed_by AS was FROM outbox
-         WHERE published_at IS NULL AND claim_until < now() ORDER BY claim_until LIMIT $3 FOR UPDATE SKIP LOCKED)
-       UPDATE outbox o SET claimed_by = $1, claim_until = now() + $2 * interval '1 millisecond'
+         WHERE published_at IS NULL AND (claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM live))
+         ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+       UPDATE outbox o SET claimed_by = $1
        FROM due WHERE o.device = due.device AND o.msg_id = due.msg_id
        RETURNING o.device, o.msg_id, o.gateway, o.mode, o.body, o.received_ms::text AS received_ms, due.was`,
-      [this.me, this.leaseMs, limit],
+      [this.me, limit],
     );
     return {
       rows: rows.map((r) => ({ device: r.device, id: r.msg_id, gateway: r.gateway, mode: r.mode, body: bytes(r.body), receivedMs: Number(r.received_ms) })),

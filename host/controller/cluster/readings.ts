@@ -9,9 +9,9 @@
 //            (the rest wait here, and past `maxWaiting` are released: the database is the queue, not this
 //            process's memory, and the acknowledgements no longer wait for the broker); their PUBACKs mark
 //            them published (batched likewise). One the broker did not take is released for any controller.
-//   sweep()  every second: renew this controller's claims; take over rows whose claim ran out (a controller
-//            died, or released them), while the broker is reachable; now and then prune published rows
-//            older than the dedup window.
+//   sweep()  every second: this controller's heartbeat (which keeps all its claims); take over rows no live
+//            controller holds (one died, or released them), while the broker is reachable; prune published
+//            rows older than the dedup window (every 30 s, or every second while there are many).
 //
 // A reading may still reach MQTT twice in one case: a controller dies after the broker's PUBACK and before
 // its mark committed (marks are batched a turn of the event loop apart), and another takes the row over.
@@ -50,6 +50,9 @@ export type ReadingsStats = {
 
 type Waiting = { r: Reading; durable: () => void };
 
+/** Published rows deleted per statement. */
+const PRUNE_BATCH = 10_000;
+
 export class Readings {
   readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
   private waiting: Waiting[] = [];
@@ -62,6 +65,8 @@ export class Readings {
   private queued: Reading[] = [];
   private queuedHead = 0;
   private pumping = false;
+  /** The last prune found a full batch: prune again next sweep. */
+  private pruneMore = false;
   private sweeps = 0;
   private stopped = false;
   private readonly warnings: LimitedWarnings;
@@ -85,7 +90,7 @@ export class Readings {
   async sweep(): Promise<void> {
     const { outbox } = this.opts;
     try {
-      await outbox.renew();
+      await outbox.beat();
       const room = (this.opts.window ?? 2000) - this.held;
       if (!this.stopped && room > 0 && this.opts.canPublish()) {
         const t = await outbox.takeOver(room);
@@ -95,7 +100,12 @@ export class Readings {
         for (const r of t.rows) this.publish(r);
         this.pump();
       }
-      if (this.sweeps++ % 30 === 0) this.stats.pruned += await outbox.prune(this.opts.dedupWindowMs, 10_000);
+      if (this.sweeps++ % 30 === 0 || this.pruneMore) {
+        const n = await outbox.prune(this.opts.dedupWindowMs, PRUNE_BATCH);
+        this.stats.pruned += n;
+        this.pruneMore = n === PRUNE_BATCH;
+        if (this.sweeps % 3600 === 1) await outbox.forgetDead(86_400_000);
+      }
     } catch (e) {
       this.failed("the outbox sweep failed", e);
     }
@@ -192,8 +202,8 @@ export class Readings {
         marks.length = 0;
         await this.opts.outbox.release(releases);
       } catch (e) {
-        // Tried again: a row left claimed here would be renewed by every sweep and never published. (Stopping,
-        // they are left: the claims run out and another controller publishes them, once more for the marks.)
+        // Tried again: a row left claimed here would stay claimed while this controller lives, never published.
+        // (Stopping, they are left: the claims run out and another controller publishes them, once more for the marks.)
         this.failed("marking readings published failed; trying again", e, { readings: marks.length + releases.length });
         if (this.stopped) break;
         this.marks.unshift(...marks);

@@ -1,12 +1,21 @@
 -- Several controllers on one Postgres (docs/CONTROLLER.md, "Cluster"): what one controller used to hold in its
 -- memory. Times that leases compare are the database's own (now()), so controllers never compare clocks.
 
+-- Each controller run, and when it last said it was alive: its claims on readings (below) last while its
+-- heartbeat is younger than its lease, so a live controller renews all of them with one statement.
+CREATE TABLE controllers (
+  id           text PRIMARY KEY,
+  lease_ms     integer NOT NULL CHECK (lease_ms > 0),
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Readings on their way from the backbone to MQTT, keyed by what names a reading for good: its device and
 -- the device's message id. A controller inserts a batch at once (ON CONFLICT DO NOTHING: a copy resent by a
 -- gateway that failed over, or by a device that missed its ACK, finds its row and is not published again),
--- acknowledges the batch to the gateway once committed, and publishes the rows it inserted under a claim;
--- a row whose claim ran out (its controller died, or its broker refused it) is claimed by another. Published
--- rows stay for the dedup window, then are pruned.
+-- acknowledges the batch to the gateway once committed, and publishes the rows it inserted under its claim;
+-- a row whose claimer stopped beating (it died) or that was released (its broker refused it) is claimed by
+-- another. Published rows stay for the dedup window, then are pruned.
 CREATE TABLE outbox (
   device       text NOT NULL,
   msg_id       integer NOT NULL CHECK (msg_id >= 0 AND msg_id <= 16777215),
@@ -16,11 +25,10 @@ CREATE TABLE outbox (
   received_ms  bigint NOT NULL,
   created_at   timestamptz NOT NULL DEFAULT now(),
   claimed_by   text,
-  claim_until  timestamptz,
   published_at timestamptz,
   PRIMARY KEY (device, msg_id)
 );
-CREATE INDEX outbox_unpublished ON outbox (claim_until) WHERE published_at IS NULL;
+CREATE INDEX outbox_unpublished ON outbox (created_at) WHERE published_at IS NULL;
 CREATE INDEX outbox_published ON outbox (created_at) WHERE published_at IS NOT NULL;
 
 -- Commands from MQTT, stored by the controller that took one before the broker gets its PUBACK. The id is

@@ -32,7 +32,7 @@ describe("cluster stores: readings, commands, routes and leases in the database"
       let db: Db;
       before(async () => (db = await freshDb(b)));
       after(async () => db.close());
-      beforeEach(async () => void (await db.exec("TRUNCATE outbox, commands, command_counters, routes, gateway_leases, devices CASCADE")));
+      beforeEach(async () => void (await db.exec("TRUNCATE outbox, controllers, commands, command_counters, routes, gateway_leases, devices CASCADE")));
 
       it("a reading is stored once whoever inserts it and however often; only the first insert may publish it", async () => {
         const a = new Outbox(db, "a", 60_000), o = new Outbox(db, "b", 60_000);
@@ -43,26 +43,28 @@ describe("cluster stores: readings, commands, routes and leases in the database"
         assert.deepEqual(rows.map((r) => `${r.device}/${r.msg_id}:${r.claimed_by}:${Buffer.from(r.body)}`), [`${D1}/1:a:r1`, `${D1}/2:a:r2`, `${D2}/1:a:r1`, `${D2}/2:b:r2`]);
       });
 
-      it("a claim that runs out is taken over by another controller; a renewed one is not; published rows never are", async () => {
+      it("a claim whose controller stops beating is taken over by another; a beating one's is not; published rows never are", async () => {
         const a = new Outbox(db, "a", 300), o = new Outbox(db, "b", 60_000);
+        await a.beat();
+        await o.beat();
         await a.insert([reading("d", 1), reading("d", 2), reading("d", 3)]);
         await a.published([{ device: "d", id: 3 }]);
-        assert.deepEqual((await o.takeOver(10)).rows, [], "nothing is due while a's claims last");
-        await sleep(400);
-        await a.release([]); // no-op
+        assert.deepEqual((await o.takeOver(10)).rows, [], "nothing is due while a beats");
+        await sleep(400); // a's lease (its own, 300 ms) runs out: it died
         const t = await o.takeOver(10);
         assert.deepEqual(t.rows.map((r) => r.id).sort(), [1, 2]);
         assert.equal(t.fromOthers, 2);
         const back = t.rows.find((r) => r.id === 1)!;
         assert.deepEqual({ ...back, body: Buffer.from(back.body) }, reading("d", 1), "the row comes back as it was stored");
-        // Now b holds them: a, alive again, cannot take them while b renews.
-        assert.equal(await o.renew(), 2);
+        // Now b holds them: a, alive again, cannot take them while b beats.
+        await a.beat();
         assert.deepEqual((await a.takeOver(10)).rows, []);
         // A row released (its broker refused it) is due at once, for anyone, and counts as no one's.
         await o.release([{ device: "d", id: 1 }]);
         const again = await a.takeOver(10);
         assert.deepEqual([again.rows.map((r) => r.id), again.fromOthers], [[1], 0]);
         assert.equal(await a.unpublished(), 2);
+        assert.equal(await a.forgetDead(60_000), 0);
       });
 
       it("published rows are pruned after the dedup window, unpublished ones never", async () => {
@@ -92,7 +94,7 @@ describe("cluster stores: readings, commands, routes and leases in the database"
         await until(() => acked.length === 5 && published.length === 2, "stored and published");
         assert.deepEqual(acked.sort(), [1, 1, 2, 2, 3], "copies are acknowledged too");
         assert.deepEqual(readings.stats, { ...readings.stats, stored: 3, duplicates: 2, released: 1 });
-        await until(async () => (await db.query("SELECT 1 FROM outbox WHERE claim_until < now() AND published_at IS NULL")).length === 1, "the release");
+        await until(async () => (await db.query("SELECT 1 FROM outbox WHERE claimed_by IS NULL AND published_at IS NULL")).length === 1, "the release");
         await readings.sweep();
         await until(() => published.length === 3, "the released reading, taken again");
         assert.deepEqual(published.sort(), ["d/1", "d/2", "d/3"]);
