@@ -11,6 +11,7 @@ import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
 import { benchBridge } from "./bench/bridge";
 import { benchOutbox } from "./bench/outbox";
+import { benchLiveFeed } from "./bench/live-feed";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -23,6 +24,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
   ["Readings outbox: what storing each reading once costs, on PGlite and Postgres, and readings/s through a controller", benchOutbox],
+  ["Live feed for the web console: cost per reading and of the fleet table", benchLiveFeed],
 ];
 
 const only = process.argv.slice(2);

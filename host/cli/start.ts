@@ -105,6 +105,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
       cluster
         ? `sesame is running as a cluster: Postgres and Mosquitto (${mqttUrl}) from this machine, controllers (admin ${admins.join(", ")}), gateways (${mode}) each knowing both, ${boards} simulated boards.`
         : `sesame is running: controller (admin ${admins[0]}, MQTT ${mqttUrl}), gateway (${mode}), ${boards} simulated boards.`,
+      `  console:   ${admins[0]}/console/   (sign in with the admin token below)`,
       `  readings:  mosquitto_sub ${mqttLogin} -t 'sesame/devices/+/up' -v`,
       `  a command: mosquitto_pub ${mqttLogin} -t 'sesame/devices/<id>/down' -m '{"payload":"AgE="}'   (LED on)`,
       `  admin API: curl -H 'authorization: Bearer ${token.token}' ${admins[0]}/v1/devices`,
@@ -114,7 +115,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     ].join("\n") + "\n");
     // The same, for scripts (npm run audit) and for finding the token again: readable by this user only.
     writePrivateFile(path.join(dir, "access.json"), JSON.stringify({
-      admin: admins[0], admins, token: token.token, metricsToken: scrape.token, mqtt: mqttUrl, mqttUser: app.username, mqttPassword: app.password,
+      admin: admins[0], admins, console: `${admins[0]}/console/`, token: token.token, metricsToken: scrape.token, mqtt: mqttUrl, mqttUser: app.username, mqttPassword: app.password,
       gatewayMetrics: gwMetrics[0], simPort: simPorts[0], simPorts, backbonePort: ports.backbone,
     }, null, 2) + "\n", { overwrite: true });
     const clients = simPorts.map((p) => new SimLinkClient("127.0.0.1", p, simSecret));

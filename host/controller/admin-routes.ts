@@ -3,10 +3,14 @@
 import { badRequest, HttpError } from "./http";
 import { MasterKey, MasterKeyError, readMasterKeyFile } from "./masterkey";
 import { mqttRoutes } from "./mqtt-routes";
+import type { ServerResponse } from "node:http";
+import type { Principal } from "./principal";
 import type { ControllerStore } from "./store";
 import { boolParam, deviceId, fields, limitParam, masterKeyRequest, provisionRequest, query } from "./validate";
 
 export type RouteContext = {
+  /** Who calls, and what it may see (./principal.ts). */
+  principal: Principal;
   params: string[];
   query: URLSearchParams;
   body: unknown;
@@ -16,7 +20,8 @@ export type RouteContext = {
   note(d: Record<string, unknown>): void;
 };
 
-export type RouteResult = { status: number; body: unknown };
+/** `stream`: the response is not `body` but whatever this writes to it, after the call is audited (an event stream). */
+export type RouteResult = { status: number; body: unknown; stream?: (res: ServerResponse) => Promise<void> };
 
 export type Route = {
   method: "GET" | "POST";

@@ -6,7 +6,8 @@
 //      bucket (401), or gets 429 when the bucket is empty. Tokens are 256-bit random (sesame token), so the
 //      bucket is there to bound the work and the records bad requests cost, not to slow a guesser down;
 //   2. the token's own bucket (429 with Retry-After);
-//   3. the route (404 unknown path, 405 known path with another method);
+//   3. the route (404 unknown path, 405 known path with another method), and whether the caller's
+//      credential allows its action (403; ./principal.ts);
 //   4. the body (413 too large, 415 not JSON, 400 malformed or invalid, naming the field);
 //   5. the handler; then the audit record, then the response. If it cannot be written the caller gets 500:
 //      no call goes unrecorded. A successful call is always a row of its own; refused ones are rows up to a
@@ -17,14 +18,15 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sourceOf } from "../net/admission";
 import { createGuardedServer, type HttpDropped, type HttpGuardOptions } from "../net/http-guard";
-import { adminRoutes, type Route } from "./admin-routes";
+import { adminRoutes, type Route, type RouteResult } from "./admin-routes";
 import type { AuditOutcome } from "./audit";
 import { RefusalAudit, type RefusalLimits } from "./audit-refusals";
 import { HttpError, readJson, sendJson } from "./http";
 import { RateLimiter, type BucketSpec } from "./ratelimit";
+import { adminCredentials, allows, type Credentials, type Principal } from "./principal";
 import { RegistryError } from "./registry";
 import type { ControllerStore } from "./store";
-import { TokenVerifier, type AdminToken } from "./tokens";
+import type { AdminToken } from "./tokens";
 
 export type AdminLog = (entry: { level: "info" | "warn" | "error"; msg: string; [k: string]: unknown }) => void;
 
@@ -37,6 +39,12 @@ export type AdminOptions = {
   http?: Partial<HttpGuardOptions>;
   /** Routes served before the API with their own credentials (/metrics and /status): true if it took the request. */
   telemetry?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Turns a presented credential into a principal; by default `tokens` as admins. */
+  credentials?: Credentials;
+  /** Routes besides admin-routes.ts's (the fleet and its event stream: live/routes.ts). */
+  routes?: Route[];
+  /** Served before any credential is asked for (the web console's static files): true if it took the request. */
+  pages?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
   /** Structured log lines (JSON-ready; never a token, key or config). Defaults to errors on stderr. */
@@ -66,21 +74,21 @@ const STATUS_CODES: Record<AuditOutcome, string> = {
 };
 
 export function createAdminApi(opts: AdminOptions): AdminApi {
-  const verifier = new TokenVerifier(opts.tokens);
+  const credentials = opts.credentials ?? adminCredentials(opts.tokens);
   const maxClients = opts.limits?.maxClients ?? 10_000;
   const perToken = new RateLimiter(opts.limits?.perToken ?? DEFAULT_LIMITS.perToken, maxClients, opts.now);
   const perAddress = new RateLimiter(opts.limits?.perAddressFailures ?? DEFAULT_LIMITS.perAddressFailures, maxClients, opts.now);
-  const routes = adminRoutes({ store: opts.store });
+  const routes = [...adminRoutes({ store: opts.store }), ...(opts.routes ?? [])];
   const bodyLimit = opts.bodyLimit ?? 16 * 1024;
   const log = opts.log ?? defaultLog;
   const refusals = new RefusalAudit(opts.store.audit, { limits: opts.limits?.refusals, now: opts.now, log: (level, msg, f) => log({ level, msg, ...f }) });
 
-  /** The token id, or throws 401/429. */
-  function authenticate(req: IncomingMessage, source: string): string {
+  /** The caller, or throws 401/429. A valid credential always passes; failures spend the source's bucket. */
+  async function authenticate(req: IncomingMessage, source: string): Promise<Principal> {
     const h = req.headers.authorization;
     const m = h === undefined ? null : /^Bearer +(\S+) *$/i.exec(h);
-    const id = m === null ? undefined : verifier.verify(m[1]);
-    if (id !== undefined) return id;
+    const p = m === null ? undefined : await credentials(m[1]);
+    if (p !== undefined) return p;
     const gate = perAddress.take(source);
     if (!gate.ok) throw new HttpError(429, "rate-limited", "too many failed attempts; retry later", { "Retry-After": String(gate.retryAfterSec) });
     const message = h === undefined || h.trim() === "" ? "missing bearer token" : "invalid bearer token";
@@ -121,21 +129,25 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     let outcome: AuditOutcome;
     let body: unknown;
     let headers: Record<string, string> = {};
+    let stream: RouteResult["stream"];
     try {
-      actor = authenticate(req, source);
+      const principal = await authenticate(req, source);
+      actor = principal.actor;
       const limit = perToken.take(actor);
       if (!limit.ok) throw new HttpError(429, "rate-limited", "rate limit exceeded for this token", { "Retry-After": String(limit.retryAfterSec) });
       const { r, params } = route(method, url.pathname);
       action = r.action;
+      if (!allows(principal, r.action)) throw new HttpError(403, "denied", `this credential may not ${r.action}`);
       const reqBody = method === "POST" ? await readJson(req, bodyLimit) : undefined;
       const out = await r.handle({
-        params, query: url.searchParams, body: reqBody,
+        principal, params, query: url.searchParams, body: reqBody,
         target: (t) => void (target = t),
         note: (d) => void Object.assign(detail, d),
       });
       status = out.status;
       outcome = "ok";
       body = out.body;
+      stream = out.stream;
     } catch (e) {
       ({ status, outcome, body, headers } = refusal(e));
       detail.reason = (body as { message: string }).message;
@@ -152,14 +164,17 @@ export function createAdminApi(opts: AdminOptions): AdminApi {
     } catch (e) {
       log({ level: "error", msg: "audit append failed; refusing the response", action, error: String(e) });
       ({ status, body, headers } = { status: 500, body: { error: "internal", message: "audit log unavailable" }, headers: {} });
+      stream = undefined;
     }
     // A counted refusal is logged with its summary, so a flood does not flood the log either.
     if (recorded === "row") log({ level: outcome === "ok" ? "info" : "warn", msg: "admin call", actor, action, target, outcome, status });
-    sendJson(res, status, body, headers);
+    if (stream !== undefined) await stream(res);
+    else sendJson(res, status, body, headers);
   }
 
   const { server, dropped, close } = createGuardedServer((req, res) => {
     if (opts.telemetry?.(req, res)) return;
+    if (opts.pages?.(req, res)) return;
     handle(req, res).catch((e) => {
       log({ level: "error", msg: "admin handler crashed", error: String(e) });
       if (!res.headersSent) sendJson(res, 500, { error: "internal", message: "internal error" });

@@ -34,8 +34,14 @@ import { createAdminApi, type AdminApi } from "./admin";
 import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "./cluster/cluster";
 import { registerClusterMetrics } from "./cluster/metrics";
 import type { Reading } from "./cluster/outbox";
+import { consolePages } from "./console/pages";
+import { MemoryDeviceStatus, type DeviceStatusBook, type Via } from "./device-status";
+import { LiveFeed } from "./live/feed";
+import { gatewayRows } from "./live/gateways";
+import { liveRoutes, type CommandOutcome } from "./live/routes";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
+import { adminCredentials, applicationCredentials, firstOf } from "./principal";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
 import type { AdminToken } from "./tokens";
 
@@ -75,6 +81,13 @@ export class Controller {
   /** This run's name in the cluster's claims and leases. */
   id = "";
   readonly stats = { uplinks: 0, relayed: 0, commands: 0, grantsSent: 0, badMessages: 0 };
+  /**
+   * Where each device was last heard by this controller (the gateway, and in relay mode the link on it), for
+   * the console; the cluster's routes (./cluster/routes.ts) are what commands go by.
+   */
+  readonly status: DeviceStatusBook = new MemoryDeviceStatus();
+  /** The fleet now and as it changes, for the admin API's fleet routes, event stream and web console. */
+  feed!: LiveFeed;
   /** Devices granted, with the key generation and rotation they were granted at. */
   private known = new Map<string, { generation: number; rotatedAt: string | null }>();
   private readonly gateways: Map<string, GatewayEntry>;
@@ -101,14 +114,23 @@ export class Controller {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
       seqBlock: 1024, store: memoryStorage(),
     };
-    this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}));
+    this.feed = new LiveFeed({
+      store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
+    });
+    this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}), undefined, (w) => {
+      if (w.event === "open" && w.link !== undefined) this.status.linked(w.device, w.link);
+      this.feed.sessionChanged(w);
+    });
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
     this.relay = new DeviceGateway({
       config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
       onCommand: (peer, id, outcome) => void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(peer), id, outcome)),
     });
     await this.refreshKeys();
-    this.store.registry.onRevoke((e) => this.withdraw(e.deviceId));
+    this.store.registry.onRevoke((e) => {
+      this.withdraw(e.deviceId);
+      this.feed.registryChanged(e.deviceId, e.reason);
+    });
 
     // Acknowledged to a gateway only once durable (autoAck off): see durable() and DurableAcks.
     this.server = new BackboneServer({ keys: { S: this.opts.keys.S, s: this.opts.keys.s }, gateways: (kid) => this.gateways.get(hex(kid))?.publicKey, autoAck: false });
@@ -135,8 +157,12 @@ export class Controller {
       db: this.store.db, me: this.id, timing: this.opts.cluster, log: log.child("cluster", {}),
       publish: (r, done) => this.publish(r, done), canPublish: () => this.delivery.connected,
       hand: (gw, device, id, payload) => this.hand(gw, device, id, payload), serves: (gw) => this.runOf(gw), connected: () => this.server.connected(),
-      // The application hears what became of its command (waiting is not an end: the command goes again).
-      onSettled: (device, id, state) => state !== "waiting" && this.delivery.publishEvent(device, state === "acked" ? "command-acked" : "command-lost", { id, reason: state }),
+      // The application and the console hear what became of a command (waiting is not an end: the command goes again).
+      onSettled: (device, id, state) => {
+        if (state === "waiting") return;
+        this.delivery.publishEvent(device, state === "acked" ? "command-acked" : "command-lost", { id, reason: state });
+        this.feed.commandState(device, id, state === "acked" ? "acked" : "lost");
+      },
     });
     await this.cluster.start();
     await this.delivery.start();
@@ -147,7 +173,15 @@ export class Controller {
       metrics: this.metrics, tokens: [this.opts.admin.metricsTokens ?? [], this.opts.admin.tokens],
       status: () => ({ gateways: this.server.connected().length, devices: this.keys.size, ...this.stats, ...this.cluster.status() }),
     });
-    this.admin = createAdminApi({ store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }) });
+    this.admin = createAdminApi({
+      store: this.store, tokens: this.opts.admin.tokens, telemetry, log: (e) => log[e.level](e.msg, { ...e, msg: undefined }),
+      // Admin tokens, and applications' MQTT logins as credentials scoped to their devices (the console's sign-in).
+      credentials: firstOf(adminCredentials(this.opts.admin.tokens), applicationCredentials(async (u, p) => {
+        const id = await this.store.mqtt.login(u, p);
+        return id?.kind === "application" ? id : undefined;
+      })),
+      routes: liveRoutes({ store: this.store, feed: this.feed, command: (d, p) => this.command(d, p) }), pages: consolePages(),
+    });
     this.metrics.watchListener("admin", () => ({ ...this.admin.dropped }));
     this.metrics.watchListener("backbone", () => {
       const s = this.server.stats;
@@ -168,6 +202,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    this.feed?.close();
     await this.admin?.close().catch(() => {});
     await this.server?.close().catch(() => {});
     // The broker takes what it can; the outbox then records which it took (the rest another controller publishes).
@@ -286,10 +321,10 @@ export class Controller {
   /** `done` once the message is durable here (an UPLINK: stored in the outbox), when the gateway may forget it. */
   private fromGateway(m: Message, gw: string, done: () => void): void {
     if (m.kind === KIND_UPLINK && m.payload.length >= UPLINK_HEAD) {
-      const device = this.keys.deviceOfPeer(hex(m.device));
+      const peer = hex(m.device);
       const p = Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.length);
-      const r: Reading = { device, id: p.readUIntBE(0, 3), gateway: gw, mode: "terminate", body: m.payload.slice(UPLINK_HEAD), receivedMs: p.readUIntBE(3, 6) };
-      this.stats.uplinks++;
+      const r: Reading = { device: this.keys.deviceOfPeer(peer), id: p.readUIntBE(0, 3), gateway: gw, mode: "terminate", body: m.payload.slice(UPLINK_HEAD), receivedMs: p.readUIntBE(3, 6) };
+      this.heard(r, { gateway: gw, peer });
       this.cluster.reading(r, { gateway: gw, run: this.acksOf(gw).run, link: null }, done);
       return;
     }
@@ -318,6 +353,14 @@ export class Controller {
     }
   }
 
+  /** A reading taken in here (before the outbox has it), for the console. */
+  private heard(r: Reading, via: Via): void {
+    this.stats.uplinks++;
+    const now = Date.now();
+    this.status.heard(r.device, via, now);
+    this.feed.reading(r.device, r.id, r.body, r.gateway, now);
+  }
+
   /** A stored reading to the broker (the cluster's publish): `done(true)` on its PUBACK. */
   private publish(r: Reading, done: (ok: boolean) => void): void {
     this.metrics.message("up", r.mode, r.body.length);
@@ -329,7 +372,7 @@ export class Controller {
     for (const u of this.relay.takeUplinks()) {
       const [gw, link] = splitLink(u.link);
       const r: Reading = { device: this.keys.deviceOfPeer(u.device), id: u.id, gateway: gw, mode: "relay", body: u.body, receivedMs: since };
-      this.stats.uplinks++;
+      this.heard(r, { gateway: gw, link, peer: u.device });
       this.cluster.reading(r, { gateway: gw, run: this.runOf(gw) ?? "", link }, () => {
         this.relay.confirm(u.device, u.id, Date.now());
         this.pumpRelaySoon();
@@ -362,13 +405,18 @@ export class Controller {
   }
 
   /**
-   * A command from MQTT: stored under the device's next id before the broker hears it was taken (the
-   * returned promise settles first), then handed to the device's gateway by whichever controller serves it.
+   * A command from MQTT or the admin API: stored under the device's next id before the broker (or the
+   * API's caller) hears it was taken (the returned promise settles first), then handed to the device's
+   * gateway by whichever controller serves it.
    */
-  private async command(device: string, payload: Uint8Array): Promise<{ id: number } | { rejected: string }> {
+  private async command(device: string, payload: Uint8Array): Promise<CommandOutcome> {
     const taken = await this.cluster.commands.take(device, payload, this.id);
-    if ("rejected" in taken) return taken;
+    if ("rejected" in taken) {
+      this.feed.command(device, "rejected", null, payload.length, taken.rejected);
+      return taken;
+    }
     this.stats.commands++;
+    this.feed.command(device, "sent", taken.id, payload.length);
     void this.cluster.dispatch.run(() => this.cluster.dispatch.taken(device, taken.id, payload));
     return taken;
   }

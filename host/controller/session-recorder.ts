@@ -10,6 +10,12 @@ import type { SessionLog } from "./sessions";
 
 export type SessionRecorderStats = { written: number; failed: number; dropped: number; malformed: number };
 
+/** A report that was written: a session opened (with the link its holder named, if any) or closed. */
+export type SessionWritten =
+  | { event: "open"; gateway: string; device: string; spi: number; link?: string }
+  | { event: "close"; gateway: string; spi: number; reason: string }
+  | { event: "all-closed"; gateway: string; reason: string };
+
 export class SessionRecorder {
   readonly stats: SessionRecorderStats = { written: 0, failed: 0, dropped: 0, malformed: 0 };
   private readonly chains = new Map<string, Promise<void>>();
@@ -21,26 +27,33 @@ export class SessionRecorder {
     private readonly deviceOf: (peer: string) => string,
     private readonly log: Logger,
     private readonly maxPending = 10_000,
+    /** Told of each report once it is written (the live feed: ./live/feed.ts). */
+    private readonly onWritten?: (w: SessionWritten) => void,
   ) {}
 
-  /** A session held for `gateway` was confirmed ("open") or ended ("close", with its reason). */
-  report(gateway: string, event: "open" | "close", peer: string, spi: number, reason = "closed"): void {
-    if (event === "open") this.opened(gateway, peer, spi);
-    else this.closed(gateway, spi, reason);
+  /**
+   * A session held for `gateway` was confirmed ("open", `text` the link it is on when the holder names it)
+   * or ended ("close", `text` its reason).
+   */
+  report(gateway: string, event: "open" | "close", peer: string, spi: number, text?: string): void {
+    if (event === "open") this.opened(gateway, peer, spi, text);
+    else this.closed(gateway, spi, text ?? "closed");
   }
 
-  private opened(gateway: string, peer: string, spi: number): void {
+  private opened(gateway: string, peer: string, spi: number, link: string | undefined): void {
     const deviceId = this.deviceOf(peer);
-    this.queue(gateway, { event: "open", device: deviceId, spi }, () => this.sessions.reportOpen({ deviceId, spi, gateway }));
+    const w: SessionWritten = { event: "open", gateway, device: deviceId, spi };
+    if (link !== undefined) w.link = link;
+    this.queue(w, () => this.sessions.reportOpen({ deviceId, spi, gateway }));
   }
 
   private closed(gateway: string, spi: number, reason: string): void {
-    this.queue(gateway, { event: "close", spi, reason }, () => this.sessions.reportClose(gateway, spi, reason));
+    this.queue({ event: "close", gateway, spi, reason }, () => this.sessions.reportClose(gateway, spi, reason));
   }
 
   /** Every session the gateway reported is gone (it restarted, or this controller did and held them). */
   allClosed(gateway: string, reason: string): void {
-    this.queue(gateway, { event: "all-closed", reason }, () => this.sessions.closeAllOf(gateway, reason));
+    this.queue({ event: "all-closed", gateway, reason }, () => this.sessions.closeAllOf(gateway, reason));
   }
 
   /** A terminate gateway's SESSION_EVENT. */
@@ -58,7 +71,8 @@ export class SessionRecorder {
     await Promise.all([...this.chains.values()]);
   }
 
-  private queue(gateway: string, what: Record<string, unknown>, write: () => Promise<unknown>): void {
+  private queue(what: SessionWritten, write: () => Promise<unknown>): void {
+    const gateway = what.gateway;
     if (this.pending >= this.maxPending) {
       if (this.stats.dropped++ % 1000 === 0) this.log.warn("session log falling behind: reports dropped", { gateway, dropped: this.stats.dropped });
       return;
@@ -68,9 +82,10 @@ export class SessionRecorder {
       try {
         await write();
         this.stats.written++;
+        this.onWritten?.(what);
       } catch (e) {
         this.stats.failed++;
-        this.log.warn("a session report was not recorded", { gateway, ...what, error: e instanceof Error ? e.message : String(e) });
+        this.log.warn("a session report was not recorded", { ...what, error: e instanceof Error ? e.message : String(e) });
       } finally {
         this.pending--;
       }

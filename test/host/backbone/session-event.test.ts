@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeBatch, encodeBatch, FrameError, KIND_SESSION_EVENT, SESSION_OPENED, type SessionEvent } from "../../../host/backbone/frame";
-import { allSessionsClosed, readSessionEvent, sessionEvent } from "../../../host/backbone/session-event";
+import { COMMAND_STATE, decodeBatch, encodeBatch, FrameError, KIND_SESSION_EVENT, SESSION_OPENED, type SessionEvent } from "../../../host/backbone/frame";
+import { allSessionsClosed, commandEvent, readSessionEvent, sessionEvent } from "../../../host/backbone/session-event";
 
 /** Through the batch codec and back, as the controller receives it. */
 function wire(m: SessionEvent): SessionEvent {
@@ -22,6 +22,15 @@ describe("backbone SESSION_EVENT: a gateway's session reports", () => {
 
   it("says 'every session closed' with an empty device", () => {
     assert.deepEqual(readSessionEvent(wire(allSessionsClosed("gateway restarted"))), { event: "all-closed", text: "gateway restarted" });
+  });
+
+  it("round-trips what became of a command: its message id and state", () => {
+    for (const state of ["queued", "acked", "lost", "refused"] as const) {
+      assert.deepEqual(readSessionEvent(wire(commandEvent("0a0b", 0xabcdef, state))), { event: "command", device: "0a0b", id: 0xabcdef, state });
+    }
+    assert.throws(() => commandEvent("0a0b", -1, "queued"), /24-bit/);
+    const odd: SessionEvent = { kind: KIND_SESSION_EVENT, device: Uint8Array.of(1), event: COMMAND_STATE, detail: Uint8Array.of(0, 0, 1, 0x78) };
+    assert.match(String(readSessionEvent(wire(odd))), /unknown state "x"/);
   });
 
   it("refuses what it cannot encode, and reports (never throws on) what a peer sends wrong", () => {

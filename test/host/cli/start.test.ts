@@ -75,6 +75,13 @@ describe("sesame start: supervised controller and gateway", function () {
     };
     const child = (name: string) => childrenOf(proc!.pid!).find((c) => c.cmd.includes(`main.ts ${name}`));
     await until(async () => (await readings()) >= 3, `readings from the boards (stderr: ${err.slice(-3).join(" / ")})`, 120_000);
+    // It prints where the web console is, and the console is there.
+    const consoleUrl = /console:\s+(http:\/\/\S+)/.exec(out.join("\n"))?.[1];
+    assert.equal(consoleUrl, `http://127.0.0.1:${admin}/console/`);
+    const page = await fetch(consoleUrl!);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    assert.match(await page.text(), /<title>sesame console<\/title>/);
 
     for (const name of ["gateway", "controller"]) {
       const before = child(name);

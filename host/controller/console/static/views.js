@@ -1,0 +1,120 @@
+// The console's views: the fleet, one device, the gateways. Each draws from the state app.js keeps up to
+// date from the event stream; rows are redrawn one at a time as they change, so the table under a finger
+// or a pointer stays put.
+import { $, ago, cell, fill, h, short, table, time } from "./dom.js";
+
+const FLEET_HEADERS = ["Name", "Device", "Board", "Mode", "Online", "Last seen", "Link", "Readings/min", "Session", "Commands"];
+
+/** The fleet table, or an update of the one on the page. */
+export function drawFleet(state, go) {
+  const el = $("fleet");
+  const rows = [...state.fleet.values()];
+  const live = rows.filter((r) => !r.revoked);
+  const online = live.filter((r) => r.online).length;
+  const perMinute = live.reduce((a, r) => a + r.perMinute, 0);
+  const summary = h("p", { class: "summary", id: "fleet-summary" },
+    h("span", {}, h("b", { id: "online-count" }, `${online}/${live.length}`), " online"),
+    h("span", {}, h("b", {}, String(perMinute)), " readings/min"),
+    h("span", {}, h("b", {}, String(state.gateways.filter((g) => g.connected).length)), ` of ${state.gateways.length} gateways up`));
+  let tbody = el.querySelector("tbody");
+  if (tbody === null) {
+    fill(el, h("h1", {}, "Fleet"), summary, table(FLEET_HEADERS, [], { id: "fleet-table" }),
+      h("p", { class: "hint" }, "Live: rows change as readings and sessions come in. Select a device for its sessions, readings and commands."));
+    tbody = el.querySelector("tbody");
+  } else {
+    el.querySelector("#fleet-summary").replaceWith(summary);
+  }
+  const seen = new Set();
+  for (const r of rows) {
+    seen.add(r.id);
+    const text = JSON.stringify(r);
+    let tr = tbody.querySelector(`tr[data-id="${r.id}"]`);
+    if (tr !== null && tr.dataset.row === text) continue;
+    const fresh = fleetRow(r, go);
+    fresh.dataset.row = text;
+    if (tr === null) tbody.append(fresh);
+    else tr.replaceWith(fresh);
+  }
+  for (const tr of [...tbody.querySelectorAll("tr[data-id]")]) if (!seen.has(tr.dataset.id)) tr.remove();
+}
+
+function fleetRow(r, go) {
+  const cells = [
+    r.name === "" ? h("span", { class: "hint" }, "(unnamed)") : r.name,
+    h("span", { class: "mono", title: r.id }, short(r.id, 8)),
+    r.board, r.mode,
+    r.revoked ? "revoked" : h("span", { class: r.online ? "yes" : "no" }, r.online ? "online" : "offline"),
+    h("span", { "data-ago": r.lastSeen ?? "" }, ago(r.lastSeen)),
+    r.link ?? "",
+    String(r.perMinute),
+    r.session === null ? "none" : h("span", { class: "mono" }, `SPI ${hexSpi(r.session.spi)}`),
+    `${r.commands.sent + r.commands.acked + r.commands.lost} sent, ${r.commands.acked} acked` + (r.commands.lost > 0 ? `, ${r.commands.lost} lost` : ""),
+  ];
+  return h("tr", { "data-id": r.id, class: `link${r.revoked ? " revoked" : ""}`, tabindex: "0", on: { click: () => go(r.id), keydown: (e) => e.key === "Enter" && go(r.id) } },
+    cells.map((c, i) => cell(FLEET_HEADERS[i], c)));
+}
+
+export const hexSpi = (spi) => `0x${spi.toString(16).padStart(6, "0")}`;
+
+/** Keeps the "… ago" cells current between updates. */
+export function tickAgo() {
+  for (const el of document.querySelectorAll("[data-ago]")) el.textContent = ago(el.dataset.ago || null);
+}
+
+export function drawGateways(state) {
+  const queues = Object.entries(state.queues);
+  fill($("gateways"),
+    h("h1", {}, "Gateways"),
+    table(["Gateway", "Mode", "Connected", "Queue to it", "Awaiting durable", "Messages from it", "Readings"],
+      state.gateways.map((g) => [h("span", { class: "mono" }, g.kid), g.mode, h("span", { class: g.connected ? "yes" : "no" }, g.connected ? "yes" : "no"),
+        String(g.queueToGateway), String(g.awaitingDurable), String(g.received), String(g.readings)]), { id: "gateways-table" }),
+    h("h2", {}, "Controller queues"),
+    table(["Queue", "Messages waiting"], queues.map(([k, v]) => [k, String(v)])),
+    h("p", { class: "hint" }, "Queue to it: backbone messages sent to the gateway and not yet acknowledged. Awaiting durable: its messages this controller holds until MQTT or the database has them."));
+}
+
+/**
+ * One device: what it is, its state, its sessions, its last readings and commands, and the actions. The
+ * frame (and the actions, with whatever is being typed into them) is drawn once per device; the parts
+ * that change are redrawn inside it.
+ */
+export function drawDevice(state, actions) {
+  const d = state.device;
+  const el = $("device");
+  if (d === null) {
+    delete el.dataset.frame;
+    return fill(el, h("p", {}, "Loading…"));
+  }
+  const r = d.device;
+  const frame = `${r.id}:${r.revoked}`;
+  if (el.dataset.frame !== frame) {
+    el.dataset.frame = frame;
+    fill(el,
+      h("p", {}, h("a", { href: "#/fleet" }, "← Fleet")),
+      h("h1", { id: "device-name" }),
+      h("dl", { class: "facts", id: "device-facts" }),
+      r.revoked ? null : actions(r),
+      h("h2", {}, "Sessions"), h("div", { id: "device-sessions" }),
+      h("h2", {}, "Readings (live)"), h("p", { class: "missing", id: "missing" }), h("div", { id: "device-readings" }),
+      h("h2", {}, "Commands"), h("div", { id: "device-commands" }));
+  }
+  $("device-name").textContent = r.name === "" ? r.id : r.name;
+  fill($("device-facts"),
+    fact("Device id", h("span", { class: "mono" }, r.id)), fact("Board", r.board), fact("Mode", r.mode),
+    fact("State", r.revoked ? h("span", { class: "no", id: "device-state" }, "revoked") : h("span", { class: r.online ? "yes" : "no", id: "device-state" }, r.online ? "online" : "offline")),
+    fact("Last seen", h("span", { "data-ago": r.lastSeen ?? "" }, ago(r.lastSeen))), fact("Gateway", h("span", { class: "mono" }, r.gateway ?? "")),
+    fact("Link", r.link ?? ""), fact("Readings/min", String(r.perMinute)),
+    fact("Key epoch", `generation ${r.generation} (each key rotation or psk evolution moves it on)`));
+  fill($("device-sessions"), table(["SPI", "Gateway", "Opened", "Closed", "Reason"], d.sessions.map((s) => [h("span", { class: "mono" }, hexSpi(s.spi)),
+    h("span", { class: "mono" }, short(s.gateway)), time(s.openedAt), s.closedAt === null ? h("span", { class: "yes" }, "open") : time(s.closedAt), s.closeReason ?? ""]),
+  { id: "sessions-table" }));
+  $("missing").textContent = d.missing.length === 0 ? "" : `Reading ids never received: ${d.missing.join(", ")}`;
+  fill($("device-readings"), table(["Id", "At", "Bytes", "Payload (hex)", "Gateway"], d.readings.map((x) => [String(x.id), time(x.at), String(x.bytes),
+    h("span", { class: "mono" }, x.payload), h("span", { class: "mono" }, short(x.gateway))]), { id: "readings-table" }));
+  fill($("device-commands"), table(["Id", "At", "Bytes", "State"], d.commands.map((c) => [c.id === null ? "" : String(c.id), time(c.at), String(c.bytes),
+    c.reason ? `${c.state}: ${c.reason}` : c.state]), { id: "commands-table" }));
+}
+
+function fact(name, value) {
+  return [h("dt", {}, name), h("dd", {}, value)];
+}

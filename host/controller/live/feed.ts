@@ -1,0 +1,276 @@
+// What the fleet looks like now, and what just happened to it, for the admin API's fleet routes and its
+// event stream (the web console's live view). Fed by the controller (readings, commands, sessions, registry
+// changes) and read from what it already keeps: the registry and the session log (database), where each
+// device was last heard (./device-status.ts). Per device it remembers a little more, in bounded memory:
+// the last readings, the last commands and what became of them, and the reading ids never received.
+//
+// The fleet table is computed once per tick for all streams (registry and open sessions re-read when they
+// changed, or every few seconds for writers elsewhere), and only rows that changed go out.
+import type { DeviceStatusBook } from "../device-status";
+import { ONLINE_WINDOW_MS } from "../device-status";
+import { sees, type Principal } from "../principal";
+import type { DeviceRecord } from "../registry";
+import type { SessionRecord } from "../sessions";
+import type { ControllerStore } from "../store";
+import { EventStreams, type Stream } from "./streams";
+
+export type CommandState = "sent" | "acked" | "lost" | "rejected";
+
+export type FleetRow = {
+  id: string; name: string; board: string; mode: string; generation: number; revoked: boolean;
+  online: boolean; lastSeen: string | null; gateway: string | null; link: string | null; perMinute: number;
+  /** The open session: its SPI, the gateway holding it, when it opened. */
+  session: { spi: number; gateway: string; openedAt: string } | null;
+  commands: Record<CommandState, number>;
+  /** Reading ids never received (a gap in the device's numbering). */
+  missing: number;
+};
+
+export type Reading = { id: number; at: string; bytes: number; gateway: string; payload: string };
+export type CommandEntry = { id: number | null; at: string; bytes: number; state: CommandState; reason?: string };
+
+export type GatewayRow = {
+  kid: string; mode: string; connected: boolean;
+  /** Messages to it not yet acknowledged by it; messages from it not yet durable here. */
+  queueToGateway: number; awaitingDurable: number;
+  /** Messages received from it (this run of the controller) and readings among them. */
+  received: number; readings: number;
+};
+
+export type FeedSources = {
+  store: ControllerStore;
+  status: DeviceStatusBook;
+  gateways: () => Omit<GatewayRow, "readings">[];
+  /** Controller-wide queues (name -> messages), e.g. MQTT delivery. */
+  queues: () => Record<string, number>;
+  now?: () => number;
+};
+
+/** Kept per device, for at most 20,000 devices (the one first seen is forgotten first): the last readings and commands, ids never received. */
+const KEEP_READINGS = 10;
+const KEEP_COMMANDS = 20;
+const KEEP_MISSING = 64;
+/** Bytes of a reading's payload shown. */
+const PAYLOAD_SHOWN = 64;
+/** How often the fleet table is recomputed while a stream is open, and re-read from the database at least. */
+const TICK_MS = 1000;
+const REREAD_MS = 5000;
+
+/** As kept: formatted (Reading) only when someone looks, so a reading costs the controller little. */
+type RawReading = { id: number; at: number; gateway: string; bytes: number; payload: Uint8Array };
+
+type Recent = { readings: RawReading[]; commands: CommandEntry[]; top: number; missing: number[]; counts: Record<CommandState, number> };
+
+export class LiveFeed {
+  readonly streams: EventStreams;
+  private readonly recent = new Map<string, Recent>();
+  /** Readings carried per gateway (this run). */
+  private readonly perGateway = new Map<string, number>();
+  private readonly now: () => number;
+  private devices: DeviceRecord[] = [];
+  private open = new Map<string, SessionRecord>();
+  private readAt = { devices: -Infinity, sessions: -Infinity };
+  private rows = new Map<string, string>();
+  private lastGateways = "";
+  /** Sessions or the registry changed: streams following one device get its detail again at the next tick. */
+  private watchedDirty = false;
+  private rereading: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly src: FeedSources, streams = new EventStreams(), private readonly maxDevices = 20_000) {
+    this.now = src.now ?? Date.now;
+    this.streams = streams;
+    this.timer = setInterval(() => void this.tick().catch(() => {}), TICK_MS);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.streams.closeAll();
+  }
+
+  // ---- what the controller tells it ----
+
+  /** A reading was taken in; `payload` is kept (the first 64 bytes of it), so it must not change after. */
+  reading(device: string, id: number, payload: Uint8Array, gateway: string, at: number): void {
+    this.perGateway.set(gateway, (this.perGateway.get(gateway) ?? 0) + 1);
+    const r = this.of(device);
+    const raw: RawReading = { id, at, gateway, bytes: payload.length, payload: payload.length <= PAYLOAD_SHOWN ? payload : payload.subarray(0, PAYLOAD_SHOWN) };
+    push(r.readings, raw, KEEP_READINGS);
+    this.numbered(r, id);
+    if (this.streams.follows(device)) this.streams.send(watching(device), "reading", { device, ...formatted(raw), missing: r.missing });
+  }
+
+  /** A command was taken (`id`: its number for the device, from the database), or refused (`id` null). */
+  command(device: string, state: "sent" | "rejected", id: number | null, bytes: number, reason?: string): void {
+    const r = this.of(device);
+    const entry: CommandEntry = { id, at: new Date(this.now()).toISOString(), bytes, state };
+    if (reason !== undefined) entry.reason = reason;
+    push(r.commands, entry, KEEP_COMMANDS);
+    r.counts[state]++;
+    this.streams.send(watching(device), "command", { device, ...entry });
+  }
+
+  /** What became of a sent command, by its id: "acked" and "lost" are its end (the controller reports only those). */
+  commandState(device: string, id: number, state: "acked" | "lost"): void {
+    const r = this.recent.get(device);
+    const entry = r?.commands.find((c) => c.state === "sent" && c.id === id);
+    if (r === undefined || entry === undefined) return;
+    r.counts.sent--;
+    entry.state = state;
+    r.counts[state]++;
+    this.streams.send(watching(device), "command", { device, ...entry });
+  }
+
+  /** A session row was written (opened or closed) by the session recorder, or a registry change closed some. */
+  sessionChanged(e: { event: string; device?: string; gateway: string; spi?: number; reason?: string }): void {
+    this.readAt.sessions = -Infinity;
+    this.watchedDirty = true;
+    this.streams.send((s) => e.device === undefined || sees(s.principal, e.device), "session", e);
+  }
+
+  registryChanged(device: string, change: "provisioned" | "rotated" | "revoked"): void {
+    this.readAt.devices = this.readAt.sessions = -Infinity;
+    this.watchedDirty = true;
+    this.streams.send((s) => sees(s.principal, device), "registry", { device, change });
+  }
+
+  // ---- what the routes read ----
+
+  /** The fleet as `p` may see it. */
+  async fleet(p: Principal): Promise<{ devices: FleetRow[]; gateways: GatewayRow[]; queues: Record<string, number> }> {
+    await this.refresh();
+    return { devices: this.table().filter((r) => sees(p, r.id)), gateways: this.gateways(), queues: this.src.queues() };
+  }
+
+  /** One device in detail, or undefined if the registry does not know it. */
+  async device(id: string): Promise<{ device: FleetRow; sessions: SessionRecord[]; readings: Reading[]; commands: CommandEntry[]; missing: number[] } | undefined> {
+    const d = await this.src.store.registry.get(id);
+    if (d === undefined) return undefined;
+    const sessions = await this.src.store.sessions.list({ deviceId: id, limit: 20 });
+    const open = sessions.find((s) => s.closedAt === null);
+    const r = this.recent.get(id);
+    return {
+      device: this.row(d, open, this.now()), sessions,
+      readings: r?.readings.map(formatted).reverse() ?? [], commands: r?.commands.slice().reverse() ?? [], missing: r?.missing.slice() ?? [],
+    };
+  }
+
+  /** Starts a stream: its first event is the fleet as it may see it. */
+  async startStream(p: Principal, device: string | undefined, res: import("node:http").ServerResponse): Promise<void> {
+    const first = await this.fleet(p);
+    const opening: [string, unknown][] = [["fleet", first]];
+    if (device !== undefined) {
+      const d = await this.device(device);
+      if (d !== undefined) opening.push(["device", d]);
+    }
+    this.streams.start(p, { device }, res, opening);
+  }
+
+  // ---- internals ----
+
+  private async tick(): Promise<void> {
+    if (this.streams.size === 0) return;
+    await this.refresh();
+    const changed: FleetRow[] = [];
+    const next = new Map<string, string>();
+    for (const row of this.table()) {
+      const text = JSON.stringify(row);
+      next.set(row.id, text);
+      if (this.rows.get(row.id) !== text) changed.push(row);
+    }
+    this.rows = next;
+    if (changed.length > 0) this.streams.each("devices", (s) => nonEmpty(changed.filter((r) => sees(s.principal, r.id))));
+    const gateways = JSON.stringify({ gateways: this.gateways(), queues: this.src.queues() });
+    if (gateways !== this.lastGateways) {
+      this.lastGateways = gateways;
+      this.streams.send(() => true, "gateways", JSON.parse(gateways));
+    }
+    if (this.watchedDirty) {
+      this.watchedDirty = false;
+      for (const id of this.streams.watched()) {
+        const d = await this.device(id);
+        if (d !== undefined) this.streams.send(watching(id), "device", d);
+      }
+    }
+  }
+
+  /** Re-reads the registry and the open sessions when they changed or are older than REREAD_MS (one read at a time). */
+  private async refresh(): Promise<void> {
+    while (this.rereading !== undefined) await this.rereading;
+    const now = this.now();
+    if (now - this.readAt.devices < REREAD_MS && now - this.readAt.sessions < REREAD_MS) return;
+    this.rereading = (async () => {
+      const { registry, sessions } = this.src.store;
+      if (now - this.readAt.devices >= REREAD_MS) {
+        this.readAt.devices = now;
+        this.devices = await registry.list({ includeRevoked: true });
+      }
+      if (now - this.readAt.sessions >= REREAD_MS) {
+        this.readAt.sessions = now;
+        const open = new Map<string, SessionRecord>();
+        for (const s of await sessions.list({ openOnly: true, limit: 100_000 })) if (!open.has(s.deviceId)) open.set(s.deviceId, s);
+        this.open = open;
+      }
+    })().finally(() => (this.rereading = undefined));
+    await this.rereading;
+  }
+
+  private gateways(): GatewayRow[] {
+    return this.src.gateways().map((g) => ({ ...g, readings: this.perGateway.get(g.kid) ?? 0 }));
+  }
+
+  private table(): FleetRow[] {
+    const now = this.now();
+    return this.devices.map((d) => this.row(d, this.open.get(d.id), now));
+  }
+
+  private row(d: DeviceRecord, open: SessionRecord | undefined, now: number): FleetRow {
+    const seen = this.src.status.get(d.id, now);
+    const r = this.recent.get(d.id);
+    return {
+      id: d.id, name: d.name, board: d.board, mode: d.mode, generation: d.generation, revoked: d.revokedAt !== null,
+      online: d.revokedAt === null && seen !== undefined && now - seen.at < ONLINE_WINDOW_MS,
+      lastSeen: seen === undefined ? null : new Date(seen.at).toISOString(),
+      gateway: seen?.gateway ?? null, link: seen?.link ?? null, perMinute: seen?.perMinute ?? 0,
+      session: open === undefined ? null : { spi: open.spi, gateway: open.gateway, openedAt: open.openedAt },
+      commands: r === undefined ? { sent: 0, acked: 0, lost: 0, rejected: 0 } : { ...r.counts },
+      missing: r?.missing.length ?? 0,
+    };
+  }
+
+  private of(device: string): Recent {
+    let r = this.recent.get(device);
+    if (r === undefined) {
+      if (this.recent.size >= this.maxDevices) this.recent.delete(this.recent.keys().next().value as string);
+      r = { readings: [], commands: [], top: -1, missing: [], counts: { sent: 0, acked: 0, lost: 0, rejected: 0 } };
+      this.recent.set(device, r);
+    }
+    return r;
+  }
+
+  /** Keeps the ids skipped between the highest seen and `id`; one that arrives late leaves the list. */
+  private numbered(r: Recent, id: number): void {
+    const i = r.missing.indexOf(id);
+    if (i >= 0) r.missing.splice(i, 1);
+    if (r.top >= 0 && id > r.top + 1) {
+      for (let k = Math.max(r.top + 1, id - KEEP_MISSING); k < id; k++) r.missing.push(k);
+      if (r.missing.length > KEEP_MISSING) r.missing.splice(0, r.missing.length - KEEP_MISSING);
+    }
+    if (id > r.top) r.top = id;
+  }
+}
+
+const formatted = (r: RawReading): Reading => ({
+  id: r.id, at: new Date(r.at).toISOString(), bytes: r.bytes, gateway: r.gateway, payload: Buffer.from(r.payload).toString("hex"),
+});
+
+function push<T>(list: T[], item: T, keep: number): void {
+  if (list.length >= keep) list.shift();
+  list.push(item);
+}
+
+/** Streams that follow `device`'s readings and commands. */
+const watching = (device: string) => (s: Stream) => s.filter.device === device && sees(s.principal, device);
+
+const nonEmpty = <T>(rows: T[]) => (rows.length === 0 ? undefined : { devices: rows });

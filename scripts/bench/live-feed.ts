@@ -1,0 +1,63 @@
+// What the console's live feed costs the controller: per reading (where it was heard, the last readings,
+// the ids never received), next to the copy of the reading the MQTT publish already makes; and the fleet
+// table computed for streams, by fleet size.
+import { request, type ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import { MemoryDeviceStatus } from "../../host/controller/device-status";
+import { LiveFeed } from "../../host/controller/live/feed";
+import { EventStreams } from "../../host/controller/live/streams";
+import { MasterKey } from "../../host/controller/masterkey";
+import { openControllerStore } from "../../host/controller/store";
+import { fmt, median, rate, table } from "../lib/measure";
+
+const ADMIN = { actor: "bench", devices: "all" as const, actions: "all" as const };
+
+export async function benchLiveFeed(): Promise<string> {
+  const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+  const status = new MemoryDeviceStatus();
+  const feed = new LiveFeed({ store, status, gateways: () => [], queues: () => ({}) }, new EventStreams());
+  const devices = Array.from({ length: 10_000 }, (_, i) => i.toString(16).padStart(16, "0"));
+  const body = new Uint8Array(12);
+  let n = 0;
+  const copy = rate(() => void Uint8Array.from(body));
+  const reading = () => {
+    const d = devices[n % devices.length], now = Date.now();
+    status.heard(d, { gateway: "0a0b0c0d", peer: d }, now);
+    feed.reading(d, Math.floor(n++ / devices.length), body, "0a0b0c0d", now); // each device numbers its readings 0, 1, 2...
+  };
+  const quiet = rate(reading);
+  // One console following one device: the others' readings cost a check each.
+  const server = createServer((_, res) => feed.streams.start(ADMIN, { device: devices[0] }, res as ServerResponse, []));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const client = request({ port: (server.address() as { port: number }).port, host: "127.0.0.1" }, (res) => res.resume());
+  client.on("error", () => {}); // ended by feed.close() below
+  client.end();
+  while (feed.streams.size === 0) await new Promise((r) => setTimeout(r, 5));
+  const watched = rate(reading);
+  feed.close();
+  client.destroy();
+  server.close();
+  const rows: (string | number)[][] = [
+    ["copy of a 12-byte reading (what publish already does)", fmt(copy.opsPerSec), (1e9 / copy.opsPerSec).toFixed(0)],
+    ["feed + status, no console open", fmt(quiet.opsPerSec), (1e9 / quiet.opsPerSec).toFixed(0)],
+    ["feed + status, a console following one device", fmt(watched.opsPerSec), (1e9 / watched.opsPerSec).toFixed(0)],
+  ];
+  // The fleet table a stream gets first and every tick: registry and open sessions read, rows made.
+  const sizes: (string | number)[][] = [];
+  for (const count of [100, 1000]) {
+    while ((await store.registry.list()).length < count) await store.registry.provision({ board: "puckjs" });
+    const ms: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < 5; i++) {
+      const f = new LiveFeed({ store, status, gateways: () => [], queues: () => ({}) }); // a new one reads the database
+      const s = process.hrtime.bigint();
+      bytes = JSON.stringify(await f.fleet(ADMIN)).length;
+      ms.push(Number(process.hrtime.bigint() - s) / 1e6);
+      f.close();
+    }
+    sizes.push([count, median(ms).toFixed(1), (bytes / 1024).toFixed(0)]);
+  }
+  await store.close();
+  return `${table(["per reading", "per second", "ns each"], rows)}\n\n${table(["devices", "fleet table, database read (ms)", "as JSON (KiB)"], sizes)}\n` +
+    "The fleet table is made once a second for all open streams together, and only while one is open.";
+}
