@@ -17,6 +17,10 @@ export type TestPostgres = {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
   url: string;
   port: number;
+  /** kill -9 of the server and every backend (the machine it runs on died). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data, killing it first if it runs. */
+  restart(): Promise<void>;
   /** A new empty database on this server; returns its URL. */
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
@@ -65,34 +69,55 @@ export async function startPostgres(): Promise<TestPostgres> {
     throw e;
   }
   const port = await freePort();
-  const server = spawn(
-    join(bin, "postgres"),
-    ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
-    { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
-  );
-  let output = "";
-  const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-8000));
-  server.stdout!.on("data", keep);
-  server.stderr!.on("data", keep);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  let output = "";
+  let server: ChildProcess;
+  let exited: Promise<void>;
+  // Its own process group, so a kill -9 takes the backends with the postmaster (as a machine that dies would)
+  // and the same data directory can be started again at once.
+  const launch = async () => {
+    server = spawn(
+      join(bin, "postgres"),
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
+      { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir, detached: true },
+    );
+    const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-8000));
+    server.stdout!.on("data", keep);
+    server.stderr!.on("data", keep);
+    exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+    await waitReady(url, server, () => output);
+  };
+  const running = () => server.exitCode === null && server.signalCode === null;
+  const kill = async () => {
+    if (!running()) return;
+    process.kill(-server.pid!, "SIGKILL");
+    await exited;
+  };
   const stop = async () => {
-    if (server.exitCode === null && server.signalCode === null) {
+    if (running()) {
       server.kill("SIGINT"); // fast shutdown: ends client sessions, no waiting for them
-      const timer = setTimeout(() => server.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => void kill(), 10_000);
       await exited;
       clearTimeout(timer);
     }
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitReady(url, server, () => output);
+    await launch();
   } catch (e) {
     await stop();
     throw e;
   }
   return {
     url, port, stop,
+    async kill() {
+      await kill();
+    },
+    /** Starts it again on the same port and data (after kill: it recovers from its write-ahead log). */
+    async restart() {
+      await kill();
+      await launch();
+    },
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error("createDatabase: name must be a plain identifier");
       const c = new pg.Client({ connectionString: url });

@@ -74,6 +74,7 @@ export class Cluster {
   /** Devices heard within ten minutes, cluster-wide (refreshed by the sweep). */
   online = 0;
   private timer: NodeJS.Timeout | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private sweeps = 0;
 
@@ -84,6 +85,7 @@ export class Cluster {
     // acknowledged, a controller that dies loses no route (commands find the device after any restart).
     this.readings = new Readings({
       outbox: this.outbox, publish: o.publish, canPublish: o.canPublish, log: o.log, dedupWindowMs: t.dedupWindowMs, beforeAck: () => this.flushRoutes(),
+      leaseMs: t.leaseMs,
     });
     this.commands = new CommandBook(o.db);
     this.routes = new RouteBook(o.db, o.me, t.routeRefreshMs);
@@ -94,6 +96,9 @@ export class Cluster {
   async start(): Promise<void> {
     // Alive before it claims anything: rows it inserts are its own from the first.
     await this.outbox.beat();
+    await this.readings.beat();
+    // Apart from the sweep, which may wait on the database behind other work: a late heartbeat costs claims.
+    this.beatTimer = setInterval(() => void this.readings.beat(), Math.max(50, this.timing.leaseMs / 4));
     await this.dispatch.start();
     this.timer = setInterval(() => (this.sweeping ??= this.sweep().finally(() => (this.sweeping = undefined))), this.timing.sweepMs);
   }
@@ -101,6 +106,7 @@ export class Cluster {
   /** Stores what waits and stops the timer; call once the broker connection is stopped. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.beatTimer);
     await this.sweeping;
     await this.readings.stop();
     await this.dispatch.run(() => this.flushRoutes());
@@ -111,7 +117,7 @@ export class Cluster {
   status(): Record<string, number> {
     const r = this.readings.stats, d = this.dispatch.stats;
     return {
-      online: this.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed,
+      online: this.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed, lostClaims: r.lostClaims,
       storeFailures: r.failures, commandsHanded: d.handed, commandsSettled: d.settled, commandsNotified: d.notified,
     };
   }

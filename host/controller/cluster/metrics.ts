@@ -2,7 +2,8 @@
 // counters the outbox and the command dispatch keep, at each scrape. Every label value is fixed here.
 //   sesame_outbox_readings_total{outcome}  stored (new), duplicate (a copy: acknowledged, not published),
 //                                          published, released (the broker did not take it), taken-over (a
-//                                          row another controller had claimed and left)
+//                                          row another controller had claimed and left), lost-claim (a row
+//                                          claimed here that another took over while this one's heartbeat lapsed)
 //   sesame_outbox_held                     rows claimed by this controller and not yet published
 //   sesame_cluster_commands_total{event}   handed (to a gateway or a relay session here), refused (no session
 //                                          there: waits for the device), notified (another controller serves
@@ -18,10 +19,10 @@ function metric(name: string, help: string, type: "counter" | "gauge", read: () 
 }
 
 export function registerClusterMetrics(registry: Registry, cluster: () => Cluster | undefined): void {
-  registry.registerMetric(metric("sesame_outbox_readings_total", "Readings through the outbox, by outcome (stored, duplicate, published, released, taken-over).", "counter", () => {
+  registry.registerMetric(metric("sesame_outbox_readings_total", "Readings through the outbox, by outcome (stored, duplicate, published, released, taken-over, lost-claim).", "counter", () => {
     const s = cluster()?.readings.stats;
     const n = (v: number | undefined) => v ?? 0;
-    return [["stored", n(s?.stored)], ["duplicate", n(s?.duplicates)], ["published", n(s?.published)], ["released", n(s?.released)], ["taken-over", n(s?.takenOver)]]
+    return [["stored", n(s?.stored)], ["duplicate", n(s?.duplicates)], ["published", n(s?.published)], ["released", n(s?.released)], ["taken-over", n(s?.takenOver)], ["lost-claim", n(s?.lostClaims)]]
       .map(([outcome, value]) => ({ labels: { outcome: outcome as string }, value: value as number }));
   }));
   registry.registerMetric(metric("sesame_outbox_held", "Readings claimed by this controller and not yet published.", "gauge", () => [{ labels: {}, value: cluster()?.readings.held ?? 0 }]));

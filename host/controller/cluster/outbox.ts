@@ -66,6 +66,17 @@ export class Outbox {
     );
   }
 
+  /** Those of `ks` still claimed by this controller and unpublished (after its claims may have run out). */
+  async stillClaimed(ks: readonly ReadingKey[]): Promise<ReadingKey[]> {
+    if (ks.length === 0) return [];
+    const rows = await this.db.query<{ device: string; msg_id: number }>(
+      `SELECT o.device, o.msg_id FROM outbox o JOIN unnest($1::text[], $2::int[]) AS t(d, m) ON o.device = t.d AND o.msg_id = t.m
+       WHERE o.claimed_by = $3 AND o.published_at IS NULL`,
+      [devices(ks), ids(ks), this.me],
+    );
+    return rows.map((r) => ({ device: r.device, id: r.msg_id }));
+  }
+
   /** This controller is alive: every claim it holds lasts another lease. One row, whatever it holds. */
   async beat(): Promise<void> {
     await this.db.query(
@@ -79,20 +90,21 @@ export class Outbox {
   }
 
   /**
-   * Claims up to `limit` unpublished rows no live controller holds, oldest first. `fromOthers` counts those
-   * another controller had claimed (it died, or stopped beating); the rest were released.
+   * Claims up to `limit` unpublished rows no live controller holds, oldest first (without `othersToo`, only
+   * released ones). `fromOthers` counts those another controller had claimed (it died, or stopped beating);
+   * the rest were released.
    */
-  async takeOver(limit: number): Promise<{ rows: Reading[]; fromOthers: number }> {
+  async takeOver(limit: number, othersToo = true): Promise<{ rows: Reading[]; fromOthers: number }> {
     const rows = await this.db.query<Row>(
       `WITH live AS (SELECT id FROM controllers WHERE heartbeat_at > now() - lease_ms * interval '1 millisecond'),
        due AS (
          SELECT device, msg_id, claimed_by AS was FROM outbox
-         WHERE published_at IS NULL AND (claimed_by IS NULL OR claimed_by NOT IN (SELECT id FROM live))
+         WHERE published_at IS NULL AND (claimed_by IS NULL OR ($3 AND claimed_by NOT IN (SELECT id FROM live)))
          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
        UPDATE outbox o SET claimed_by = $1
        FROM due WHERE o.device = due.device AND o.msg_id = due.msg_id
        RETURNING o.device, o.msg_id, o.gateway, o.mode, o.body, o.received_ms::text AS received_ms, due.was`,
-      [this.me, limit],
+      [this.me, limit, othersToo],
     );
     return {
       rows: rows.map((r) => ({ device: r.device, id: r.msg_id, gateway: r.gateway, mode: r.mode, body: bytes(r.body), receivedMs: Number(r.received_ms) })),

@@ -9,12 +9,21 @@
 //            (the rest wait here, and past `maxWaiting` are released: the database is the queue, not this
 //            process's memory, and the acknowledgements no longer wait for the broker); their PUBACKs mark
 //            them published (batched likewise). One the broker did not take is released for any controller.
-//   sweep()  every second: this controller's heartbeat (which keeps all its claims); take over rows no live
-//            controller holds (one died, or released them), while the broker is reachable; prune published
-//            rows older than the dedup window (every 30 s, or every second while there are many).
+//   beat()   every quarter lease, on its own timer: this controller's heartbeat, which keeps all its claims.
+//            Rows go to the broker only while the last heartbeat that committed is younger than two thirds of
+//            the lease (by this process's clock, from when it was sent): past that, another controller may
+//            take them over (by the database's clock, a whole lease after it). A heartbeat that commits after
+//            the previous one's lease ran out (the database was down, or this process stalled) keeps only the
+//            rows still claimed here: the others went to another controller, which publishes them.
+//   sweep()  every second: take over rows no live controller holds (one died, or released them), while the
+//            broker is reachable and the claims held (another's only once they held a whole lease: after a
+//            database outage every heartbeat is stale, and the live ones need a lease to beat again and mark
+//            what their broker took meanwhile); prune published rows older than the dedup window
+//            (every 30 s, or every second while there are many).
 //
-// A reading may still reach MQTT twice in one case: a controller dies after the broker's PUBACK and before
-// its mark committed (marks are batched a turn of the event loop apart), and another takes the row over.
+// A reading may still reach MQTT twice in one case: the broker's PUBACK or the mark that follows it takes
+// longer than a third of the lease (a controller that dies in between, or stalls that long), and another
+// controller takes the row over.
 import { LimitedWarnings, type Logger } from "../../telemetry/log";
 import type { Outbox, Reading, ReadingKey } from "./outbox";
 
@@ -37,6 +46,8 @@ export type ReadingsOptions = {
   retryMs?: number;
   /** Runs after a batch is stored and before it is acknowledged (the routes its readings changed are written). */
   beforeAck?: () => Promise<void>;
+  /** How long this controller's claims last after a heartbeat (the outbox's lease, ms). */
+  leaseMs: number;
 };
 
 export type ReadingsStats = {
@@ -44,6 +55,8 @@ export type ReadingsStats = {
   stored: number; duplicates: number; published: number;
   /** Rows claimed in a sweep: from another controller (it died or stopped renewing), and in all. */
   takenOver: number; claimed: number;
+  /** Rows claimed here that another controller took over while this one's heartbeat lapsed (it publishes them). */
+  lostClaims: number;
   /** Rows this controller could not publish and released; statements that failed; rows pruned. */
   released: number; failures: number; pruned: number; batches: number;
 };
@@ -54,7 +67,7 @@ type Waiting = { r: Reading; durable: () => void };
 const PRUNE_BATCH = 10_000;
 
 export class Readings {
-  readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
+  readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, lostClaims: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
   private waiting: Waiting[] = [];
   private storing: Promise<void> | undefined;
   private marks: ReadingKey[] = [];
@@ -69,6 +82,13 @@ export class Readings {
   private pruneMore = false;
   private sweeps = 0;
   private stopped = false;
+  /** Local time until which this controller's claims hold (its last committed heartbeat's send time + lease). */
+  private claimsUntil = 0;
+  /** A heartbeat committed after the previous lease ran out: the rows waiting here are checked before they go. */
+  private lapsed = false;
+  /** Since when the claims held without a lapse (local time): another's claims are taken only a lease after. */
+  private holdingSince = Date.now();
+  private beating: Promise<void> | undefined;
   private readonly warnings: LimitedWarnings;
 
   constructor(private readonly opts: ReadingsOptions) {
@@ -86,14 +106,64 @@ export class Readings {
     if (this.storing === undefined) this.storing = this.store();
   }
 
-  /** Renews claims, takes over rows whose claim ran out, prunes now and then. Never throws. */
+  /** The heartbeat: renews every claim held here (one statement), then hands out what waited for it. Never throws. */
+  beat(): Promise<void> {
+    this.beating ??= this.renew().finally(() => (this.beating = undefined));
+    return this.beating;
+  }
+
+  private async renew(): Promise<void> {
+    const sent = Date.now();
+    try {
+      await this.opts.outbox.beat();
+    } catch (e) {
+      return this.failed("the outbox heartbeat failed", e);
+    }
+    if (Date.now() >= this.claimsUntil) this.lapsed = true;
+    this.claimsUntil = sent + this.opts.leaseMs;
+    if (this.lapsed) {
+      try {
+        await this.keepStillClaimed();
+        this.lapsed = false;
+        this.holdingSince = Date.now();
+      } catch (e) {
+        return this.failed("checking the claims held here failed", e);
+      }
+    }
+    this.pump();
+  }
+
+  /** Whether rows claimed here may go to the broker now: the claims hold for another third of the lease at least. */
+  private holding(): boolean {
+    return !this.lapsed && Date.now() < this.claimsUntil - this.opts.leaseMs / 3;
+  }
+
+  /** After a lapse: the rows waiting here that another controller took over meanwhile are its to publish. */
+  private async keepStillClaimed(): Promise<void> {
+    const key = (r: { device: string; id: number }) => `${r.device}/${r.id}`;
+    const checked = this.queued.slice(this.queuedHead);
+    if (checked.length === 0) return;
+    const still = new Set((await this.opts.outbox.stillClaimed(checked)).map(key));
+    const asked = new Set(checked.map(key));
+    // What came in while the check ran was claimed after the heartbeat committed: a live claim. What left the
+    // queue meanwhile (released) stays gone.
+    const before = this.held;
+    this.queued = this.queued.slice(this.queuedHead).filter((r) => !asked.has(key(r)) || still.has(key(r)));
+    this.queuedHead = 0;
+    const lost = before - this.held;
+    this.stats.lostClaims += lost;
+    if (lost > 0) this.opts.log.warn("rows claimed here were taken over while the heartbeat lapsed (the taker publishes them)", { rows: lost });
+  }
+
+  /** Takes over rows whose claim ran out, prunes now and then. Never throws. */
   async sweep(): Promise<void> {
     const { outbox } = this.opts;
     try {
-      await outbox.beat();
       const room = (this.opts.window ?? 2000) - this.held;
-      if (!this.stopped && room > 0 && this.opts.canPublish()) {
-        const t = await outbox.takeOver(room);
+      if (!this.stopped && room > 0 && this.opts.canPublish() && this.holding()) {
+        // After a lapse of its own (the database was away for every controller), another controller's claims
+        // are left a whole lease: time for it to beat again and mark what its broker took meanwhile.
+        const t = await outbox.takeOver(room, Date.now() - this.holdingSince >= this.opts.leaseMs);
         this.stats.claimed += t.rows.length;
         this.stats.takenOver += t.fromOthers;
         if (t.fromOthers > 0) this.opts.log.info("took over readings another controller had not published", { rows: t.fromOthers });
@@ -158,7 +228,7 @@ export class Readings {
 
   private pump(): void {
     // One loop at a time: a publish that fails at once calls back inside it, and the loop goes on.
-    if (this.pumping || this.stopped) return;
+    if (this.pumping || this.stopped || !this.holding()) return;
     this.pumping = true;
     const window = this.opts.window ?? 2000;
     while (this.inHand < window && this.queuedHead < this.queued.length) {

@@ -82,13 +82,14 @@ describe("cluster stores: readings, commands, routes and leases in the database"
         const published: string[] = [];
         let refuse = 1;
         const readings = new Readings({
-          outbox: new Outbox(db, "a", 60_000), canPublish: () => true, log: silentLogger(), dedupWindowMs: 60_000,
+          outbox: new Outbox(db, "a", 60_000), canPublish: () => true, log: silentLogger(), dedupWindowMs: 60_000, leaseMs: 60_000,
           publish: (r, done) => setImmediate(() => {
             if (refuse-- > 0) return done(false); // the first one is dropped (queue full, broker away)
             published.push(`${r.device}/${r.id}`);
             done(true);
           }),
         });
+        await readings.beat();
         const acked: number[] = [];
         for (const id of [1, 2, 3, 2, 1]) readings.add(reading("d", id), () => acked.push(id));
         await until(() => acked.length === 5 && published.length === 2, "stored and published");
@@ -100,6 +101,35 @@ describe("cluster stores: readings, commands, routes and leases in the database"
         assert.deepEqual(published.sort(), ["d/1", "d/2", "d/3"]);
         await readings.stop();
         assert.deepEqual(await db.query<{ n: number }>("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL"), [{ n: 0 }]);
+      });
+
+      it("a controller whose heartbeat lapsed (database away, process stalled) publishes only the rows still claimed by it; the rest go out once, through the one that took them over", async () => {
+        const published: Record<string, string[]> = { a: [], b: [] };
+        const run = (me: string, leaseMs: number) => new Readings({
+          outbox: new Outbox(db, me, leaseMs), canPublish: () => true, log: silentLogger(), dedupWindowMs: 60_000, leaseMs,
+          publish: (r, done) => setImmediate(() => {
+            published[me].push(`${r.device}/${r.id}`);
+            done(true);
+          }),
+        });
+        const a = run("a", 300), b = run("b", 600);
+        await a.beat();
+        const beating = setInterval(() => void b.beat(), 100);
+        await sleep(350); // a's claims ran out: no heartbeat from it since
+        const acked: number[] = [];
+        for (const id of [1, 2, 3]) a.add(reading("d", id), () => acked.push(id));
+        await until(() => acked.length === 3, "stored by a");
+        // b takes another's claims once its own held a whole lease.
+        await until(async () => (await b.sweep(), published.b.length === 3), "taken over and published by b");
+        clearInterval(beating);
+        await a.beat();
+        a.add(reading("d", 4), () => acked.push(4));
+        await until(() => published.a.length === 1, "a new reading through a, once its heartbeat is back");
+        await sleep(50);
+        assert.deepEqual(published, { a: ["d/4"], b: ["d/1", "d/2", "d/3"] }, "each row published once");
+        assert.equal(a.stats.lostClaims, 3);
+        await a.stop();
+        await b.stop();
       });
 
       it("commands are numbered per device from the database, whichever controller takes them", async () => {
