@@ -146,10 +146,14 @@ export class Controller {
     });
     // The embedded broker lets in the applications the store has credentials for (./mqtt-credentials.ts).
     const broker: BrokerChoice = this.opts.mqtt.kind === "embedded" ? { ...this.opts.mqtt, logins: this.store.mqtt } : this.opts.mqtt;
-    this.delivery = new Delivery({ broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: async (d, p) => {
-      const out = await this.command(d, p);
-      return "rejected" in out ? out : true;
-    } });
+    this.delivery = new Delivery({
+      broker, metrics: this.metrics, log: log.child("mqtt", {}), onCommand: async (d, p) => {
+        const out = await this.command(d, p);
+        return "rejected" in out ? out : true;
+      },
+      // An external broker may serve other controllers: what they publish is not published again when taken over.
+      onOthersReading: this.opts.mqtt.kind === "embedded" ? undefined : (d, seq) => this.cluster.readings.publishedElsewhere(d, seq),
+    });
     const bb = await this.server.listen(this.opts.backbone.port, this.opts.backbone.host);
     // Made before anything can arrive from a gateway (nothing is awaited in between).
     this.id = controllerRunId(bb.port);

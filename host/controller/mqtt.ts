@@ -37,6 +37,11 @@ export type DeliveryOptions = {
   /** Topic prefix, default "sesame". */
   prefix?: string;
   onCommand?: CommandHandler;
+  /**
+   * Told of each reading other clients (the cluster's other controllers) publish, as the broker has it: an
+   * MQTT 5 no-local subscription to the up topics, made only when this is given and the broker speaks MQTT 5.
+   */
+  onOthersReading?: (device: string, seq: number) => void;
   clientId?: string;
   /** Messages kept while the broker is away or slow (default 10,000); the oldest go first. */
   maxQueue?: number;
@@ -197,7 +202,10 @@ export class Delivery {
     // Called for every PUBLISH; for QoS 1 the client sends the PUBACK when `done` is called, so a command's
     // PUBACK waits for its handler. (The client takes its next packet only then: a command's commit holds
     // this connection up for a few milliseconds; commands are few.)
-    client.handleMessage = (packet, done) => void this.commands.handle(packet.topic, packet.payload as Buffer).finally(() => done());
+    client.handleMessage = (packet, done) => {
+      if (this.othersReading(packet.topic, packet.payload as Buffer)) return done();
+      void this.commands.handle(packet.topic, packet.payload as Buffer).finally(() => done());
+    };
     client.on("connect", () => this.onConnect(client));
     client.on("close", () => this.onClose());
     // Always listened to: an 'error' with no listener would throw out of the client and take the process down.
@@ -244,6 +252,12 @@ export class Delivery {
     this.stats.connects++;
     this.opts.metrics?.mqttConnected(true);
     this.log.info(this.stats.connects === 1 ? "connected to MQTT broker" : "reconnected to MQTT broker", { broker: this.brokerUrl, queued: this.queue.length, dropped: this.queue.dropped });
+    const watch = this.opts.onOthersReading;
+    if (watch !== undefined && this.protocol === 5) {
+      client.subscribe(this.topics.upFilter, { qos: 0, nl: true }, (err, granted) => {
+        if (err ?? granted?.some((g) => g.qos >= 128)) this.log.error("watching the other controllers' readings failed: a reading taken over from a dead one may reach MQTT twice", { filter: this.topics.upFilter, error: err ?? "refused (ACL?)" });
+      });
+    }
     client.subscribe(this.downFilter, { qos: 1 }, (err, granted) => {
       // A broker's ACL refuses a subscription with a failure code in the SUBACK (128 and up) rather than an error.
       const problem = err ?? (granted?.some((g) => g.qos >= 128) ? new Error("the broker refused the subscription (ACL?)") : undefined);
@@ -344,6 +358,19 @@ export class Delivery {
       m.done?.(!err);
       this.pump();
     });
+  }
+
+  /** A reading another controller published (true), told to onOthersReading; anything else is not one (false). */
+  private othersReading(topic: string, body: Buffer): boolean {
+    const t = this.topics.parse(topic);
+    if (t?.kind !== "up") return false;
+    try {
+      const seq = (JSON.parse(body.toString("utf8")) as { seq?: unknown }).seq;
+      if (typeof seq === "number") this.opts.onOthersReading?.(t.device, seq);
+    } catch {
+      // Not one of ours: nothing to learn from it.
+    }
+    return true;
   }
 
   private idle(): boolean {

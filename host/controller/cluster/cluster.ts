@@ -117,7 +117,7 @@ export class Cluster {
   status(): Record<string, number> {
     const r = this.readings.stats, d = this.dispatch.stats;
     return {
-      online: this.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed, lostClaims: r.lostClaims,
+      online: this.online, stored: r.stored, duplicates: r.duplicates, published: r.published, takenOver: r.takenOver, claimed: r.claimed, lostClaims: r.lostClaims, alreadyPublished: r.alreadyPublished,
       storeFailures: r.failures, commandsHanded: d.handed, commandsSettled: d.settled, commandsNotified: d.notified,
     };
   }

@@ -94,7 +94,7 @@ export class Outbox {
    * released ones). `fromOthers` counts those another controller had claimed (it died, or stopped beating);
    * the rest were released.
    */
-  async takeOver(limit: number, othersToo = true): Promise<{ rows: Reading[]; fromOthers: number }> {
+  async takeOver(limit: number, othersToo = true): Promise<{ rows: Reading[]; fromOthers: number; others: boolean[] }> {
     const rows = await this.db.query<Row>(
       `WITH live AS (SELECT id FROM controllers WHERE heartbeat_at > now() - lease_ms * interval '1 millisecond'),
        due AS (
@@ -109,6 +109,7 @@ export class Outbox {
     return {
       rows: rows.map((r) => ({ device: r.device, id: r.msg_id, gateway: r.gateway, mode: r.mode, body: bytes(r.body), receivedMs: Number(r.received_ms) })),
       fromOthers: rows.filter((r) => r.was !== null && r.was !== this.me).length,
+      others: rows.map((r) => r.was !== null && r.was !== this.me),
     };
   }
 

@@ -21,9 +21,11 @@
 //            what their broker took meanwhile); prune published rows older than the dedup window
 //            (every 30 s, or every second while there are many).
 //
-// A reading may still reach MQTT twice in one case: the broker's PUBACK or the mark that follows it takes
-// longer than a third of the lease (a controller that dies in between, or stalls that long), and another
-// controller takes the row over.
+// A controller that dies (or stalls past its lease) has rows the broker took but it never marked: its PUBACK
+// or its mark was still on the way. So the controllers of a cluster watch one another's readings at the broker
+// (Delivery's onOthersReading: an MQTT 5 no-local subscription) for a while, and a row taken over from another
+// that the broker already has is marked published, not published again. A reading may still reach MQTT twice
+// when that watch missed it (QoS 0, or the taker was not connected yet when the other published it).
 import { LimitedWarnings, type Logger } from "../../telemetry/log";
 import type { Outbox, Reading, ReadingKey } from "./outbox";
 
@@ -57,6 +59,8 @@ export type ReadingsStats = {
   takenOver: number; claimed: number;
   /** Rows claimed here that another controller took over while this one's heartbeat lapsed (it publishes them). */
   lostClaims: number;
+  /** Rows taken over from another controller that the broker had already (seen published): marked, not sent again. */
+  alreadyPublished: number;
   /** Rows this controller could not publish and released; statements that failed; rows pruned. */
   released: number; failures: number; pruned: number; batches: number;
 };
@@ -67,7 +71,7 @@ type Waiting = { r: Reading; durable: () => void };
 const PRUNE_BATCH = 10_000;
 
 export class Readings {
-  readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, lostClaims: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
+  readonly stats: ReadingsStats = { stored: 0, duplicates: 0, published: 0, takenOver: 0, claimed: 0, lostClaims: 0, alreadyPublished: 0, released: 0, failures: 0, pruned: 0, batches: 0 };
   private waiting: Waiting[] = [];
   private storing: Promise<void> | undefined;
   private marks: ReadingKey[] = [];
@@ -89,6 +93,8 @@ export class Readings {
   /** Since when the claims held without a lapse (local time): another's claims are taken only a lease after. */
   private holdingSince = Date.now();
   private beating: Promise<void> | undefined;
+  /** Readings other controllers published, as the broker had them ("device/id" -> when seen), for a while. */
+  private readonly others = new Map<string, number>();
   private readonly warnings: LimitedWarnings;
 
   constructor(private readonly opts: ReadingsOptions) {
@@ -98,6 +104,19 @@ export class Readings {
   /** Rows claimed here and not yet published or released. */
   get held(): number {
     return this.inHand + this.queued.length - this.queuedHead;
+  }
+
+  /** Another controller published this reading (the broker has it): taken over, it is marked, not sent again. */
+  publishedElsewhere(device: string, id: number): void {
+    const now = Date.now(), keep = Math.max(30_000, 10 * this.opts.leaseMs);
+    this.others.delete(`${device}/${id}`);
+    this.others.set(`${device}/${id}`, now);
+    // Oldest first (insertion order): forgotten once older than the longest a takeover comes after a death,
+    // and at most 200,000 kept.
+    for (const [k, at] of this.others) {
+      if (now - at < keep && this.others.size <= 200_000) break;
+      this.others.delete(k);
+    }
   }
 
   /** A reading; `durable` once it is stored (or found stored already). */
@@ -167,7 +186,11 @@ export class Readings {
         this.stats.claimed += t.rows.length;
         this.stats.takenOver += t.fromOthers;
         if (t.fromOthers > 0) this.opts.log.info("took over readings another controller had not published", { rows: t.fromOthers });
-        for (const r of t.rows) this.publish(r);
+        t.rows.forEach((r, i) => {
+          if (!t.others[i] || !this.others.has(`${r.device}/${r.id}`)) return this.publish(r);
+          this.stats.alreadyPublished++;
+          this.record(r, true);
+        });
         this.pump();
       }
       if (this.sweeps++ % 30 === 0 || this.pruneMore) {
@@ -252,14 +275,14 @@ export class Readings {
 
   /** Published (marked), or not (released: any controller, this one too, takes it again in a sweep). */
   private settle(r: Reading, ok: boolean): void {
-    const key = { device: r.device, id: r.id };
-    if (ok) {
-      this.stats.published++;
-      this.marks.push(key);
-    } else {
-      this.stats.released++;
-      this.releases.push(key);
-    }
+    if (ok) this.stats.published++;
+    else this.stats.released++;
+    this.record(r, ok);
+  }
+
+  /** Marks a row published, or releases it, in the next batch of marks. */
+  private record(r: Reading, published: boolean): void {
+    (published ? this.marks : this.releases).push({ device: r.device, id: r.id });
     if (this.marking === undefined) this.marking = this.mark();
   }
 

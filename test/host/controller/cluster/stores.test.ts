@@ -132,6 +132,31 @@ describe("cluster stores: readings, commands, routes and leases in the database"
         await b.stop();
       });
 
+      it("a row taken over from a dead controller that the broker already has (seen published) is marked, not published again", async () => {
+        const published: string[] = [];
+        // a hands its rows to a broker whose PUBACKs never come back to it (it dies first).
+        const a = new Readings({ outbox: new Outbox(db, "a", 200), canPublish: () => true, log: silentLogger(), dedupWindowMs: 60_000, leaseMs: 200, publish: () => {} });
+        const b = new Readings({
+          outbox: new Outbox(db, "b", 200), canPublish: () => true, log: silentLogger(), dedupWindowMs: 60_000, leaseMs: 200,
+          publish: (r, done) => setImmediate(() => (published.push(`${r.device}/${r.id}`), done(true))),
+        });
+        await a.beat();
+        const acked: number[] = [];
+        for (const id of [1, 2, 3]) a.add(reading("d", id), () => acked.push(id));
+        await until(() => acked.length === 3, "stored by a");
+        // The broker delivered 1 and 2 (b watches the up topics); 3 never reached it.
+        b.publishedElsewhere("d", 1);
+        b.publishedElsewhere("d", 2);
+        const beating = setInterval(() => void b.beat(), 40);
+        await until(async () => (await b.sweep(), published.length === 1), "a's rows taken over by b");
+        clearInterval(beating);
+        await sleep(50);
+        assert.deepEqual(published, ["d/3"], "only what the broker lacked");
+        assert.equal(b.stats.alreadyPublished, 2);
+        await until(async () => (await db.query("SELECT 1 FROM outbox WHERE published_at IS NULL")).length === 0, "all three marked published");
+        await b.stop();
+      });
+
       it("commands are numbered per device from the database, whichever controller takes them", async () => {
         await devices(db, D1, D2, D3);
         const book = new CommandBook(db);
