@@ -97,7 +97,11 @@ export async function startCluster(o: ClusterOptions) {
     dir, controllers, gateways, ports, admin, identities, controllerKey,
     /** A board's configuration from controller `via`'s admin API, and the device id MQTT topics carry. */
     async provision(board = "puckjs", via = 0): Promise<{ id: string; config: string }> {
-      const res = await fetch(`${admin(via)}/v1/devices`, { method: "POST", headers: { authorization: `Bearer ${token.token}`, "content-type": "application/json" }, body: JSON.stringify({ board }) });
+      let res: Response;
+      // The admin API's per-token rate limit (10/s) paces a large fleet: wait as it says, then again.
+      while ((res = await fetch(`${admin(via)}/v1/devices`, { method: "POST", headers: { authorization: `Bearer ${token.token}`, "content-type": "application/json" }, body: JSON.stringify({ board }) })).status === 429) {
+        await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get("retry-after") ?? 1)));
+      }
       if (res.status !== 201) throw new Error(`provisioning: ${res.status} ${await res.text()}`);
       const r = (await res.json()) as { device: { id: string }; config: string };
       return { id: r.device.id, config: r.config };

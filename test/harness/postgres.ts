@@ -4,7 +4,7 @@
 // Postgres refuses to run as root, so under root (CI) the server runs as the `postgres` system user.
 // No binaries is a failure that says what to install, never a silent skip.
 import { spawn, type ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +55,22 @@ async function waitReady(url: string, server: ChildProcess, log: () => string, t
   }
 }
 
+/** Processes whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // stat: pid (comm) state ppid ...; comm may hold spaces, so read after its closing parenthesis.
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(d));
+    } catch {
+      // exited while listed
+    }
+  }
+  return out;
+}
+
 export async function startPostgres(): Promise<TestPostgres> {
   const bin = findPostgresBin();
   const user = postgresUser();
@@ -73,13 +89,12 @@ export async function startPostgres(): Promise<TestPostgres> {
   let output = "";
   let server: ChildProcess;
   let exited: Promise<void>;
-  // Its own process group, so a kill -9 takes the backends with the postmaster (as a machine that dies would)
-  // and the same data directory can be started again at once.
   const launch = async () => {
+    output = "";
     server = spawn(
       join(bin, "postgres"),
       ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
-      { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir, detached: true },
+      { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
     );
     const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-8000));
     server.stdout!.on("data", keep);
@@ -88,9 +103,19 @@ export async function startPostgres(): Promise<TestPostgres> {
     await waitReady(url, server, () => output);
   };
   const running = () => server.exitCode === null && server.signalCode === null;
+  // kill -9 of the postmaster and of every backend it has (each is its own process group, so not by group), as a
+  // machine that dies would: the data directory can then be started again at once.
   const kill = async () => {
     if (!running()) return;
-    process.kill(-server.pid!, "SIGKILL");
+    const backends = childrenOf(server.pid!);
+    process.kill(server.pid!, "SIGKILL");
+    for (const pid of backends) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
     await exited;
   };
   const stop = async () => {
@@ -116,7 +141,15 @@ export async function startPostgres(): Promise<TestPostgres> {
     /** Starts it again on the same port and data (after kill: it recovers from its write-ahead log). */
     async restart() {
       await kill();
-      await launch();
+      // A backend forked as the postmaster died holds the shared memory until it notices: try again shortly.
+      for (let tries = 0; ; tries++) {
+        try {
+          return await launch();
+        } catch (e) {
+          if (tries >= 50 || !/pre-existing shared memory/.test(String(e))) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
     },
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error("createDatabase: name must be a plain identifier");
