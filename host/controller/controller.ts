@@ -25,12 +25,13 @@ import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
-import { COMMAND_HEAD, RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
+import { COMMAND_HEAD, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
 import { metricsObserver } from "../gateway/telemetry";
 import { Metrics } from "../telemetry/metrics";
 import { telemetryRoutes } from "../telemetry/metrics-http";
 import type { Logger } from "../telemetry/log";
 import { createAdminApi, type AdminApi } from "./admin";
+import { KeyGrants } from "./grants";
 import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "./cluster/cluster";
 import { registerClusterMetrics } from "./cluster/metrics";
 import type { Reading } from "./cluster/outbox";
@@ -88,14 +89,12 @@ export class Controller {
   readonly status: DeviceStatusBook = new MemoryDeviceStatus();
   /** The fleet now and as it changes, for the admin API's fleet routes, event stream and web console. */
   feed!: LiveFeed;
-  /** Devices granted, with the key generation and rotation they were granted at. */
-  private known = new Map<string, { generation: number; rotatedAt: string | null }>();
+  private grants!: KeyGrants;
   private readonly gateways: Map<string, GatewayEntry>;
   private timers: NodeJS.Timeout[] = [];
   private relayPumpDue = false;
   /** Per gateway: which of its messages are durable here, for the acknowledgements it gets. */
   private readonly acks = new Map<string, DurableAcks>();
-  private responderGrant = "";
 
   constructor(private readonly opts: ControllerOptions) {
     this.gateways = new Map(opts.gateways.map((g) => [g.kid.toLowerCase(), g]));
@@ -109,7 +108,18 @@ export class Controller {
       throw e;
     });
     const rk = await this.store.registry.responderKey();
-    this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
+    this.grants = new KeyGrants({
+      registry: this.store.registry, keys: this.keys, responderGrant: `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`,
+      gateways: () => this.server === undefined ? [] : this.server.connected().filter((gw) => this.gateways.get(gw)?.mode === "terminate"),
+      send: (gw, device, grant) => {
+        this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
+        this.stats.grantsSent++;
+      },
+      ending: (device) => {
+        this.relay.end(this.keys.peerOf(device), Date.now());
+        this.pumpRelay();
+      },
+    });
     const policy: SaPolicy = {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
       seqBlock: 1024, store: memoryStorage(),
@@ -126,9 +136,9 @@ export class Controller {
       config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
       onCommand: (peer, id, outcome) => void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(peer), id, outcome)),
     });
-    await this.refreshKeys();
+    await this.grants.refresh();
     this.store.registry.onRevoke((e) => {
-      this.withdraw(e.deviceId);
+      this.grants.withdraw(e.deviceId);
       this.feed.registryChanged(e.deviceId, e.reason);
     });
 
@@ -199,7 +209,7 @@ export class Controller {
     registerClusterMetrics(this.metrics.registry, () => this.cluster);
 
     this.timers.push(setInterval(() => this.tick(), 50));
-    this.timers.push(setInterval(() => void this.refreshKeys().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
+    this.timers.push(setInterval(() => void this.grants.refresh().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
     log.info("controller started", { id: this.id, backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl });
     return { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl };
   }
@@ -214,59 +224,6 @@ export class Controller {
     await this.cluster?.stop().catch(() => {});
     await this.sessionLog?.idle();
     await this.store?.close().catch(() => {});
-  }
-
-  /**
-   * Grants what the registry has and the table lacks (provisioned, rotated, evolved since), and withdraws what
-   * it no longer has (revoked): by whichever controller, so every controller's gateways follow.
-   */
-  private async refreshKeys(): Promise<void> {
-    const reg = this.store.registry;
-    const live = await reg.list({ includeRevoked: false });
-    const ids = new Set(live.map((d) => d.id));
-    for (const id of [...this.known.keys()]) if (!ids.has(id)) this.withdraw(id);
-    for (const d of live) {
-      const k = this.known.get(d.id);
-      if (k?.generation === d.generation) continue;
-      // Rotated elsewhere: its sessions end first, as the controller that rotated it ended its own.
-      if (k !== undefined && k.rotatedAt !== d.rotatedAt) this.withdraw(d.id);
-      this.known.set(d.id, { generation: d.generation, rotatedAt: d.rotatedAt });
-      if (d.mode === "psk") {
-        const keys = await reg.lookupPsk(d.id);
-        if (keys) this.keys.setPsk(d.id, { current: keys.current, previous: keys.previous });
-      } else if (d.kid && d.publicKey) {
-        this.keys.setDh(d.id, d.kid, Uint8Array.from(Buffer.from(d.publicKey, "hex")));
-      }
-      this.grantAll(d.id);
-    }
-  }
-
-  /** A device revoked or rotated: the sessions this controller ends itself go now, terminate gateways end theirs on the withdrawn grant. */
-  private withdraw(device: string): void {
-    this.relay.end(this.keys.peerOf(device), Date.now());
-    this.pumpRelay();
-    this.keys.remove(device);
-    this.known.delete(device);
-    this.grantAll(device);
-  }
-
-  /** The terminate gateways connected here (the others get everything when they connect). */
-  private terminateGateways(): string[] {
-    return this.server === undefined ? [] : this.server.connected().filter((gw) => this.gateways.get(gw)?.mode === "terminate");
-  }
-
-  private grantAll(device: string): void {
-    for (const gw of this.terminateGateways()) this.sendKeys(gw, device, this.keys.grant(device));
-  }
-
-  private grantGateway(gw: string): void {
-    this.sendKeys(gw, RESPONDER_GRANT, this.responderGrant);
-    for (const id of this.known.keys()) this.sendKeys(gw, id, this.keys.grant(id));
-  }
-
-  private sendKeys(gw: string, device: string, grant: string): void {
-    this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
-    this.stats.grantsSent++;
   }
 
   /** A gateway's run (its backbone run id) while it is connected here. */
@@ -289,8 +246,8 @@ export class Controller {
     });
     if (mode === "terminate") {
       // The registry as it is now, not as last read: another controller may have stored an evolution.
-      await this.refreshKeys().catch((e) => this.opts.log.error("registry refresh failed", { error: String(e) }));
-      this.grantGateway(gw);
+      await this.grants.refresh().catch((e) => this.opts.log.error("registry refresh failed", { error: String(e) }));
+      this.grants.grantGateway(gw);
     }
     await dispatch.run(() => dispatch.gatewayUp(gw));
   }
