@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as vm from "node:vm";
 import { randomBytes } from "node:crypto";
 import { hostProvider, nodeKeyPair } from "../host/crypto/provider";
+import { hostCodec } from "../host/record/gpcomp";
 import * as facade from "../firmware/runtime/facade";
 import { ensureBuilt, readArtefact } from "./harness/build-once";
 import { loadEspruino } from "../host/sim/espruino-sandbox";
@@ -34,7 +35,7 @@ type Party = {
 const hexq = (s: string) => JSON.stringify(s);
 
 function hostParty(): Party {
-  facade.facadeInit(hostProvider, facade.memoryStorage());
+  facade.facadeInit(hostProvider, facade.memoryStorage(), hostCodec);
   return {
     name: "host",
     create: facade.epCreate, start: facade.epStartH, feed: (h, x, t, n) => void facade.epFeedH(h, x, t, n), poll: (h, n) => void facade.epPollH(h, n),

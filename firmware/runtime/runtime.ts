@@ -77,6 +77,8 @@ export function rtNew(hal: Hal, conf: string): Runtime {
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hal.provider, aead: undefined, rekeyAfterMs: num(f, "rekey", 3600000), datagram: true,
     windowSize: 64, lateKeyMs: 30000, seqBlock: num(f, "block", 16), store: hal.storage,
+    // A device compresses its uplinks where its firmware can (the gateway always decompresses).
+    codec: hal.codec, compress: hal.codec !== undefined,
   };
   const ep = deviceEndpoint(hal.provider, policy, conf, (spi: number) => spi === 0);
   const rt: Runtime = {

@@ -40,6 +40,7 @@ import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID, bleAccept, bleFragme
 import * as facade from "../../firmware/runtime/facade";
 import { encodeAck, encodeData, messageId, messageKind, MSG_DATA } from "../../firmware/runtime/messages";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { espruinoBinary, espruinoUnavailableReason } from "./espruino-native";
 
 export type BoardFigures = {
@@ -233,7 +234,7 @@ export async function sessionRun(bin: string, flash: string, board: BoardProfile
   const t0 = Date.now();
   const now = () => Date.now() - t0;
   // The gateway, in Node.
-  facade.facadeInit(hostProvider, facade.memoryStorage());
+  facade.facadeInit(hostProvider, facade.memoryStorage(), hostCodec);
   const gh = facade.epCreate("gateway", keys.gatewayConf);
   facade.epStartH(gh, now());
   const rx = bleReassemblerNew(BLE_MAX_PACKET);

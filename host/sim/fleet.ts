@@ -12,6 +12,7 @@ import { SaPolicy } from "../../firmware/session/sa";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { DeviceGateway, DownPacket, LORA, Uplink } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { SimBoard } from "./board";
@@ -139,7 +140,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   const keys = new KeyTable();
   const store = memoryStorage();
   const policy: SaPolicy = {
-    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store,
+    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store, codec: hostCodec, compress: false,
   };
   const config = keys.responders(gw, policy);
   const newGateway = () => new DeviceGateway({ config, storage: store });

@@ -10,6 +10,7 @@ import { sessionSend, type Session } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { memoryStorage } from "../../../firmware/runtime/facade";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
+import { hostCodec } from "../../../host/record/gpcomp";
 import { DeviceGateway } from "../../../host/gateway/devices";
 import { KeyTable } from "../../../host/gateway/keytable";
 import { GatewayTelemetry, metricsObserver } from "../../../host/gateway/telemetry";
@@ -23,7 +24,7 @@ type Dev = { ep: Endpoint; link: string; id: string; psk: string; next: number }
 
 function world() {
   const store = memoryStorage();
-  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
+  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store, codec: hostCodec, compress: false });
   const keys = new KeyTable();
   const metrics = new Metrics({ processMetrics: false });
   const events: string[] = [];
