@@ -3,24 +3,7 @@ import fc from "fast-check";
 import { GPCOMP_MAX_PLAIN, gpcompPack, gpcompUnpack, heatshrinkSize } from "../../../firmware/record/gpcomp";
 import { REJECT_GPCOMP } from "../../../firmware/record/header";
 import { hostCodec } from "../../../host/record/gpcomp";
-
-/** One literal, then back-references of up to 64 copies: `total` bytes from a few. */
-function run(total: number): Uint8Array {
-  const bits: number[] = [];
-  const put = (v: number, n: number) => {
-    for (let i = n - 1; i >= 0; i--) bits.push((v >> i) & 1);
-  };
-  put(1, 1);
-  put(0x41, 8);
-  for (let left = total - 1; left > 0; left -= Math.min(left, 64)) {
-    put(0, 1);
-    put(0, 8);
-    put(Math.min(left, 64) - 1, 6);
-  }
-  const out = new Uint8Array(Math.ceil(bits.length / 8));
-  bits.forEach((b, i) => (out[i >> 3] |= b << (7 - (i & 7))));
-  return out;
-}
+import { heatshrinkRun } from "../../harness/heatshrink";
 
 describe("gpcomp", () => {
   it("compresses only what shrinks, and gives back the same bytes", () => {
@@ -34,15 +17,15 @@ describe("gpcomp", () => {
   });
 
   it("accepts 4095 bytes out and refuses 4096 (a bomb), and everything without a codec", () => {
-    assert.equal((gpcompUnpack(hostCodec, run(GPCOMP_MAX_PLAIN)) as Uint8Array).length, GPCOMP_MAX_PLAIN);
-    assert.equal(gpcompUnpack(hostCodec, run(GPCOMP_MAX_PLAIN + 1)), REJECT_GPCOMP);
-    assert.equal(gpcompUnpack(hostCodec, run(1 << 20)), REJECT_GPCOMP);
+    assert.equal((gpcompUnpack(hostCodec, heatshrinkRun(GPCOMP_MAX_PLAIN)) as Uint8Array).length, GPCOMP_MAX_PLAIN);
+    assert.equal(gpcompUnpack(hostCodec, heatshrinkRun(GPCOMP_MAX_PLAIN + 1)), REJECT_GPCOMP);
+    assert.equal(gpcompUnpack(hostCodec, heatshrinkRun(1 << 20)), REJECT_GPCOMP);
     assert.equal(gpcompUnpack(undefined, gpcompPack(hostCodec, Buffer.from("aaaaaaaaaaaaaaaaaaaa"))!), REJECT_GPCOMP);
   });
 
   it("sizes a bomb from its bits without decoding it, and stops counting past the bound", () => {
     // The whole of a 4095-byte payload of back-references would be 139,713 bytes out: counting stops at the bound.
-    const big = run(140_000).subarray(0, GPCOMP_MAX_PLAIN);
+    const big = heatshrinkRun(140_000).subarray(0, GPCOMP_MAX_PLAIN);
     assert.ok(heatshrinkSize(big, GPCOMP_MAX_PLAIN) <= GPCOMP_MAX_PLAIN + 64);
     assert.equal(heatshrinkSize(big, 1 << 30), 139_713);
   });

@@ -12,6 +12,7 @@ import { FLAG_GPCOMP, FLAG_KEY_PHASE, readHeader, REJECT_AUTH, REJECT_GPCOMP, RE
 import { gpcompPack } from "../../../firmware/record/gpcomp";
 import { outboundSeal } from "../../../firmware/session/sa";
 import { hostCodec } from "../../../host/record/gpcomp";
+import { heatshrinkRun } from "../../harness/heatshrink";
 import { handshake, memoryStore, policy } from "../../harness/sessions";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -318,12 +319,7 @@ describe("session: GPComp (FLAGS bit 7)", () => {
 
   it("refuses a compression bomb after the tag verified, counts it, and goes on", () => {
     const { dev, gw } = pair({ codec: hostCodec, compress: true });
-    // 122 bytes that decompress to 4096: one literal, then 64 back-references of 64 copies.
-    const bits: number[] = [1, 0, 1, 0, 0, 0, 0, 0, 1]; // the literal "A"
-    for (let left = 4095; left > 0; left -= Math.min(left, 64)) bits.push(0, 0, 0, 0, 0, 0, 0, 0, 0, ...[5, 4, 3, 2, 1, 0].map((i) => ((Math.min(left, 64) - 1) >> i) & 1));
-    const payload = new Uint8Array(Math.ceil(bits.length / 8));
-    bits.forEach((b, i) => (payload[i >> 3] |= b << (7 - (i & 7))));
-    assert.equal(payload.length, 122);
+    const payload = heatshrinkRun(4096); // 122 bytes
     assert.equal(hostCodec.decompress(payload)!.length, 4096);
     const rec = outboundSeal(dev.out, payload, FLAG_GPCOMP, 0) as Uint8Array;
     assert.equal(sessionReceive(gw, rec, 1, 0), -REJECT_GPCOMP);
