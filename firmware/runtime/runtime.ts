@@ -289,5 +289,6 @@ export function rtReport(rt: Runtime): string {
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
     "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),
     "ble_sent=" + (rt.ble === undefined ? 0 : rt.ble.sent),
+    "gpcomp=" + (s === undefined ? 0 : s.compressed), "gpcomp_saved=" + (s === undefined ? 0 : s.saved),
   ].join(";");
 }
