@@ -2,7 +2,8 @@
 // role behind the string endpoint API, over a board family's crypto natives (`#hw` is firmware/hw/espruino.ts
 // in JavaScript and firmware/hw/nodemcu.ts in Lua). The interop matrix runs them as device and as gateway.
 // A board's own bundle is firmware/device.ts.
-import { boardCodec, boardProvider, Natives } from "#hw";
+import { boardProvider, Natives } from "#hw";
+import { Codec } from "./record/gpcomp";
 import { NativeCrypto } from "./board";
 import { SeqStorage } from "./session/seqstore";
 import { facadeInit, memoryStorage } from "./runtime/facade";
@@ -15,7 +16,7 @@ import { facadeInit, memoryStorage } from "./runtime/facade";
  */
 export function init(natives: Natives, storage: SeqStorage | undefined, native: NativeCrypto, req: ((this: void, name: string) => unknown) | undefined): string {
   const p = boardProvider(native, natives);
-  facadeInit(p, storage === undefined ? memoryStorage() : storage, boardCodec(undefined, req));
+  facadeInit(p, storage === undefined ? memoryStorage() : storage, req === undefined ? undefined : (req("heatshrink") as Codec));
   return p.name;
 }
 

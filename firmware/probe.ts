@@ -11,7 +11,6 @@ import { sha256 } from "./crypto/sha256";
 import { x25519, x25519Result, x25519Start, x25519Step } from "./crypto/x25519";
 import { checkHeader, FLAG_GPCOMP, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
 import { Codec, gpcompPack, gpcompUnpack } from "./record/gpcomp";
-import { boardCodec } from "#hw";
 import { openRecord, parseRecord, sealRecord } from "./record/record";
 import { isErrorPacket, messageType } from "./handshake/wire";
 import { ccmAead } from "./crypto/provider";
@@ -36,7 +35,7 @@ let codec: Codec | undefined = undefined;
  * heatshrink module), the host's module with the same interface in Node. Lua has no codec (firmware/hw/nodemcu.ts).
  */
 export function probeInit(req: (this: void, name: string) => unknown): void {
-  codec = boardCodec(undefined, req);
+  codec = req("heatshrink") as Codec;
 }
 
 function hex(s: string): Bytes {

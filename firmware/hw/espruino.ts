@@ -64,35 +64,6 @@ export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider 
   };
 }
 
-/** Espruino's `require("heatshrink")` (libs/compression/jswrap_heatshrink.c): buffers in, ArrayBuffers out. */
-export type Heatshrink = {
-  compress: (this: void, data: Bytes) => ArrayBuffer;
-  decompress: (this: void, data: Bytes) => ArrayBuffer | undefined;
-};
-
-/**
- * GPComp's codec on the native heatshrink module: the firmware does the work, the bundle only wraps it.
- * Out of memory, Espruino prints "Not enough memory for result" and returns undefined: the record is refused.
- */
-export function heatshrinkCodec(hs: Heatshrink): Codec {
-  return {
-    compress: (data: Bytes) => new Uint8Array(hs.compress(data)),
-    decompress: (data: Bytes) => {
-      const r = hs.decompress(data);
-      return r === undefined ? undefined : new Uint8Array(r);
-    },
-  };
-}
-
-/**
- * The GPComp codec: the native heatshrink module where the profile says the firmware has it (no profile:
- * the probe and endpoint bundles, which ask whenever they are given `require`).
- */
-export function boardCodec(board: BoardProfile | undefined, req: ((this: void, name: string) => unknown) | undefined): Codec | undefined {
-  if (req === undefined || (board !== undefined && board.gpcomp !== "heatshrink")) return undefined;
-  return heatshrinkCodec(req("heatshrink") as Heatshrink);
-}
-
 // ---- the hardware layer (firmware/hw/hal.ts) on Espruino's own APIs ------------------------------------
 
 type StorageModule = { read: (this: void, name: string) => string | undefined; write: (this: void, name: string, data: string) => boolean };
@@ -160,7 +131,8 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
     every: (ms: number, fn: () => void) => void setInterval(fn, ms),
     storage: storage,
     provider: boardProvider(board.nativeCrypto, natives),
-    codec: boardCodec(board, n.require),
+    // GPComp: the native module itself (firmware/record/gpcomp.ts Codec), where the firmware has it.
+    codec: board.gpcomp === "heatshrink" ? (n.require("heatshrink") as Codec) : undefined,
     ble: ble === undefined ? undefined : bleHw(ble.mtu),
     lora: lora === undefined || n.lora === undefined ? undefined : { listen: n.lora.listen, send: n.lora.send, region: lora.region, dataRate: lora.dataRate },
     sensor: () => Math.round(E.getTemperature() * 100),

@@ -9,7 +9,6 @@ import { alloc, Bytes, INT32_ONLY } from "#target";
 import { BoardProfile, NativeCrypto } from "../board";
 import { SeqStorage } from "../session/seqstore";
 import { Hal } from "./hal";
-import { Codec } from "../record/gpcomp";
 import { aesBlock } from "../crypto/ccm";
 import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
 import { sha256 } from "../crypto/sha256";
@@ -83,14 +82,6 @@ export type BootNatives = Natives & { lora?: LoraDriver };
 /** The clock's resolution: one hardware alarm drives every timer, and the clock counts its ticks. */
 const BASE_TICK_MS = 100;
 
-/**
- * GPComp: NodeMCU has no heatshrink (nor any compressor the protocol names), so a Lua board never compresses
- * and refuses records with the GPComp bit (firmware/record/gpcomp.ts). The same signature as Espruino's.
- */
-export function boardCodec(board: BoardProfile | undefined, req: unknown): Codec | undefined {
-  return undefined;
-}
-
 export function boardHal(board: BoardProfile, n: BootNatives): Hal {
   let clock = 0;
   const timers: { ms: number; due: number; fn: (this: void) => void }[] = [];
@@ -114,7 +105,8 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
     every: (ms: number, fn: () => void) => void timers.push({ ms: ms, due: clock + ms, fn: fn }),
     storage: storage,
     provider: boardProvider(board.nativeCrypto, n),
-    codec: boardCodec(board, undefined),
+    // GPComp: NodeMCU has no compressor; a Lua board never compresses and refuses records with the bit.
+    codec: undefined,
     ble: undefined,
     lora: lora === undefined || drv === undefined ? undefined : {
       listen: (cb: (frame: Bytes) => void) => drv.listen((f: string) => cb(fromStr(f))),

@@ -6,14 +6,17 @@
 // The codec itself is the platform's: Espruino's `require("heatshrink")` on a board, the same C code
 // compiled to WebAssembly on the host (host/record/gpcomp.ts). NodeMCU has none: a Lua board never sets
 // the bit and refuses records that carry it.
-import { Bytes, fdiv, shr } from "#target";
+import { Bytes, bytesOfBuffer, fdiv, shr } from "#target";
 import { REJECT_GPCOMP } from "./header";
 
-/** A heatshrink codec with Espruino's parameters (window 8 bits, lookahead 6 bits). */
+/**
+ * Heatshrink with Espruino's parameters (window 8 bits, lookahead 6 bits), with the interface of Espruino's
+ * `require("heatshrink")` (libs/compression/jswrap_heatshrink.c), which a board passes as it is: no wrapper
+ * to hold in RAM. Out of memory, Espruino prints "Not enough memory for result" and returns undefined.
+ */
 export type Codec = {
-  compress: (this: void, data: Bytes) => Bytes;
-  /** The decompressed bytes; undefined when the platform could not produce them (out of memory). */
-  decompress: (this: void, data: Bytes) => Bytes | undefined;
+  compress: (this: void, data: Bytes) => ArrayBuffer;
+  decompress: (this: void, data: Bytes) => ArrayBuffer | undefined;
 };
 
 /**
@@ -23,12 +26,19 @@ export type Codec = {
 export const GPCOMP_MAX_PLAIN = 4095;
 
 /**
- * What a sender seals: the compressed payload when there is a codec and compressing saves at least one
- * byte, else undefined (the payload goes as it is, without the bit). Empty payloads are never compressed.
+ * The shortest payload a sender tries to compress. Below it the most heatshrink could save is a few bytes,
+ * and each try costs a board an allocation per message (an 8-byte sensor reading never shrinks anyway).
+ */
+export const GPCOMP_MIN_PLAIN = 16;
+
+/**
+ * What a sender seals: the compressed payload when there is a codec, the payload is GPCOMP_MIN_PLAIN to
+ * GPCOMP_MAX_PLAIN bytes long and compressing saves at least one byte; else undefined (the payload goes as
+ * it is, without the bit).
  */
 export function gpcompPack(codec: Codec | undefined, payload: Bytes): Bytes | undefined {
-  if (codec === undefined || payload.length === 0 || payload.length > GPCOMP_MAX_PLAIN) return undefined;
-  const packed = codec.compress(payload);
+  if (codec === undefined || payload.length < GPCOMP_MIN_PLAIN || payload.length > GPCOMP_MAX_PLAIN) return undefined;
+  const packed = bytesOfBuffer(codec.compress(payload));
   return packed.length < payload.length ? packed : undefined;
 }
 
@@ -70,6 +80,7 @@ export function heatshrinkSize(data: Bytes, max: number): number {
  */
 export function gpcompUnpack(codec: Codec | undefined, payload: Bytes): Bytes | number {
   if (codec === undefined || heatshrinkSize(payload, GPCOMP_MAX_PLAIN) > GPCOMP_MAX_PLAIN) return REJECT_GPCOMP;
-  const plain = codec.decompress(payload);
+  const out = codec.decompress(payload);
+  const plain = out === undefined ? undefined : bytesOfBuffer(out);
   return plain === undefined || plain.length > GPCOMP_MAX_PLAIN ? REJECT_GPCOMP : plain;
 }

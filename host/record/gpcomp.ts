@@ -4,7 +4,6 @@
 // code as the boards' `require("heatshrink")`, so both sides make and accept the same bytes; the vector
 // suite checks that against the real interpreter (test/vectors/gpcomp.json).
 import { createRequire } from "node:module";
-import { heatshrinkCodec, type Heatshrink } from "../../firmware/hw/espruino";
 import type { Codec } from "../../firmware/record/gpcomp";
 
 type HostHeatshrink = { compress(data: Uint8Array): Uint8Array; decompress(data: Uint8Array): Uint8Array };
@@ -12,11 +11,11 @@ type HostHeatshrink = { compress(data: Uint8Array): Uint8Array; decompress(data:
 const wasm = createRequire(import.meta.url)("espruino/libs/heatshrink.js") as HostHeatshrink;
 
 /**
- * The module with Espruino's interface (`compress` / `decompress`, bytes in, ArrayBuffer out). Its
+ * GPComp's codec on the host, with the interface of Espruino's module (bytes in, ArrayBuffer out). Its
  * `decompress`, like the board's, sizes the output in a first pass and then writes it whole, however large:
  * gpcompUnpack sizes the bit stream itself first and refuses more than GPCOMP_MAX_PLAIN bytes.
  */
-export const hostHeatshrink: Heatshrink = {
+export const hostCodec: Codec = {
   compress: (data) => copy(wasm.compress(Uint8Array.from(data))),
   decompress: (data) => copy(wasm.decompress(Uint8Array.from(data))),
 };
@@ -24,6 +23,3 @@ export const hostHeatshrink: Heatshrink = {
 function copy(b: Uint8Array): ArrayBuffer {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
-
-/** GPComp's codec on the host: the gateway decompresses what devices send. */
-export const hostCodec: Codec = heatshrinkCodec(hostHeatshrink);

@@ -11,7 +11,7 @@
 //  - ECB leaves a tail that is not a whole block as zeros (so an input under 16 bytes gives all zeros).
 import * as crypto from "node:crypto";
 import type { NativeCrypto } from "../../firmware/board";
-import { hostHeatshrink } from "../record/gpcomp";
+import { hostCodec } from "../record/gpcomp";
 
 /** Hooks into the sandbox realm, so results look native there (instanceof ArrayBuffer holds). */
 export type Realm = {
@@ -280,8 +280,8 @@ export function heatshrinkModule(realm: Realm): Record<string, unknown> {
     return bytesOf(v, realm)!;
   };
   const mod = realm.object();
-  mod.compress = (data: unknown) => realm.buffer(new Uint8Array(hostHeatshrink.compress(input(data))));
-  mod.decompress = (data: unknown) => realm.buffer(new Uint8Array(hostHeatshrink.decompress(input(data))!));
+  mod.compress = (data: unknown) => realm.buffer(new Uint8Array(hostCodec.compress(input(data))));
+  mod.decompress = (data: unknown) => realm.buffer(new Uint8Array(hostCodec.decompress(input(data))!));
   return mod;
 }
 

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as vm from "node:vm";
 import { probe, probeInit } from "../../firmware/probe";
-import { hostHeatshrink } from "../record/gpcomp";
+import { hostCodec } from "../record/gpcomp";
 import type { RawSourceMap } from "../../scripts/lib/sourcemap";
 import { loadEspruino } from "./espruino-sandbox";
 import { loadFengari, loadWasmoon } from "./lua-runtime";
@@ -84,7 +84,7 @@ export async function loadTargets(read: (artefact: string) => string): Promise<L
   const closers: (() => void)[] = [];
   // GPComp's codec: the host's heatshrink in Node, the board's require("heatshrink") in the Espruino targets
   // (PROBE_INIT); the Lua probe has none, which is what its gpcomp vectors check.
-  probeInit((name) => (name === "heatshrink" ? hostHeatshrink : undefined));
+  probeInit((name) => (name === "heatshrink" ? hostCodec : undefined));
   runners.set("node", (op, a) => probe(op, a[0], a[1], a[2], a[3], a[4]));
   const attempt = async (t: Target, load: () => Promise<Runner> | Runner) => {
     try {

@@ -11,6 +11,7 @@ import { fieldArg, seal } from "./record";
 
 const heatshrink = createRequire(import.meta.url)("espruino/libs/heatshrink.js") as { compress(b: Uint8Array): Uint8Array; decompress(b: Uint8Array): Uint8Array };
 const MAX_PLAIN = 4095;
+const MIN_PLAIN = 16;
 const WINDOW_BITS = 8;
 const LOOKAHEAD_BITS = 6;
 
@@ -52,7 +53,7 @@ const add = (name: string, op: string, args: string[], out: string, only?: strin
 
 function compressOut(p: Buffer): string {
   const c = heatshrink.compress(p);
-  return c.length < p.length && p.length > 0 ? "80." + hex(c) : "00." + hex(p);
+  return c.length < p.length && p.length >= MIN_PLAIN && p.length <= MAX_PLAIN ? "80." + hex(c) : "00." + hex(p);
 }
 
 const text = Buffer.from("t=21.5;h=40%;p=1013;t=21.5;h=40%;p=1013;t=21.6;h=41%;p=1013;");
@@ -66,6 +67,9 @@ for (const [what, p] of [["text readings", text], ["64 zero bytes", zeros]] as c
 }
 add("gpcomp: an 8-byte sensor reading does not shrink: sent as it is", "gpcomp.compress", [hex(reading)], "00." + hex(reading));
 add("gpcomp: an empty payload is never compressed", "gpcomp.compress", [""], "00.");
+add("gpcomp: 15 zero bytes would shrink, but are under 16 bytes: sent as they are", "gpcomp.compress", ["00".repeat(15)], "00." + "00".repeat(15));
+add("gpcomp: 16 zero bytes are compressed", "gpcomp.compress", ["00".repeat(16)], compressOut(Buffer.alloc(16)), WITH);
+add("gpcomp: lua sends 16 zero bytes as they are", "gpcomp.compress", ["00".repeat(16)], "00." + "00".repeat(16), WITHOUT);
 
 // The bound: 4095 bytes out is accepted, 4096 is a bomb.
 const exact = run(MAX_PLAIN);
