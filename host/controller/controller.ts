@@ -18,6 +18,7 @@ import {
   COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, type Message,
 } from "../backbone/frame";
 import { hostProvider } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { RESPONDER_GRANT, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
@@ -87,7 +88,7 @@ export class Controller {
     this.responderGrant = `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`;
     const policy: SaPolicy = {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-      seqBlock: 1024, store: memoryStorage(),
+      seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
     };
     this.feed = new LiveFeed({
       store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
