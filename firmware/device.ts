@@ -1,5 +1,5 @@
 // The entry of a board's bundle (dist/espruino/<board>.js, dist/lua/<board>.lua): the board's profile (the
-// build supplies it as the global SESAME_BOARD), its hardware layer (`#hw`), the device runtime and the
+// build supplies it: #target builtProfile), its hardware layer (`#hw`), the device runtime and the
 // example sensor application. The build also fixes the features the profile does not use to false
 // (firmware/features.d.ts), so the bundle carries one handshake mode, one role and only the portable crypto
 // the board lacks.
@@ -14,11 +14,13 @@ import { BoardProfile } from "./board";
 import { parseDecimal } from "./session/seqstore";
 import { parseFields } from "./runtime/config";
 import { Runtime, rtNew, rtReport, rtSend, rtStart } from "./runtime/runtime";
-import { Bytes } from "#target";
+import { builtProfile, Bytes } from "#target";
 
-declare const SESAME_BOARD: BoardProfile;
+/** The board's profile (made when asked for: held in a variable, it would take RAM on Espruino for good). */
+export function profile(): BoardProfile {
+  return builtProfile() as BoardProfile;
+}
 
-export const board: BoardProfile = SESAME_BOARD;
 export const CONFIG_FILE = "sesame.cfg";
 const TICK_MS = 100;
 
@@ -26,7 +28,7 @@ let rt: Runtime | undefined = undefined;
 
 /** Starts the board: hardware layer, runtime, sensor application. Returns "" or what is wrong. */
 export function boot(natives: BootNatives): string {
-  const hal = boardHal(board, natives);
+  const hal = boardHal(profile(), natives);
   const conf = hal.storage.read(CONFIG_FILE);
   if (conf === undefined || conf === "") return "sesame: no configuration: write the provisioned config to storage as " + CONFIG_FILE;
   rt = rtNew(hal, conf);
@@ -53,7 +55,7 @@ export function send(body: Bytes): number {
 
 /** The board's crypto provider alone, for checking it from the REPL (and in the tests). */
 export function boardProvider(natives: Natives): CryptoProvider {
-  return hwProvider(board.nativeCrypto, natives);
+  return hwProvider(profile().nativeCrypto, natives);
 }
 
 export { fromHex, toHex } from "./bytes";

@@ -5,7 +5,7 @@
 //   dist/lua/core.lua                firmware/core.ts, the chunk returns the export table
 //   dist/espruino/probe.js, dist/lua/probe.lua   firmware/probe.ts: everything, for the vector suite
 //   dist/espruino/endpoints.js, dist/lua/endpoints.lua   firmware/endpoints.ts: every mode and role, for interop
-//   dist/espruino/<board>.js         firmware/device.ts with the profile as the global SESAME_BOARD and the
+//   dist/espruino/<board>.js         firmware/device.ts with the profile as SESAME_BOARD_JSON (a string) and the
 //                                    features it does not use defined false (firmware/features.d.ts)
 //   Espruino artefacts but the core are rewritten for fewer JsVars once loaded (scripts/lib/espruino-slim.ts).
 //   dist/lua/<board>.lua             firmware/device.ts after a prelude `SESAME_BOARD = { ... }` and the features
@@ -17,6 +17,9 @@ import { gzipSync } from "node:zlib";
 import type { BoardProfile } from "../firmware/board";
 import { checkEspruino, EspruinoProblem, formatProblem } from "./espruino-check";
 import { BundleError, bundleEspruino } from "./lib/espruino-bundle";
+import { ESPRUINO_MODULES, moduleFile } from "./lib/espruino-modules";
+import { mangledProps } from "./lib/espruino-props";
+import type { ModuleSpec } from "./lib/espruino-split";
 import { bundleLua, LuaBundleError } from "./lib/lua-bundle";
 import { toLuaLiteral } from "./lib/lua-table";
 import { checkLua, formatLuaProblem } from "./lua-check";
@@ -43,7 +46,8 @@ export function boardFeatures(board: BoardProfile | undefined): Record<string, b
 function espruinoDefine(board: BoardProfile | undefined): Record<string, string> {
   const d: Record<string, string> = {};
   for (const [k, v] of Object.entries(boardFeatures(board))) d[k] = String(v);
-  if (board) d.SESAME_BOARD = JSON.stringify(board);
+  // A string (esbuild writes it out where it is used; an object it would hoist into a variable): #target builtProfile.
+  if (board) d.SESAME_BOARD_JSON = JSON.stringify(JSON.stringify(board));
   return d;
 }
 
@@ -139,15 +143,22 @@ function record(target: Artefact["target"], name: string, file: string, code: st
   return { target, name, file: path.relative(root, file), bytes, gzipBytes: gzipSync(code, { level: 9 }).length, note };
 }
 
-async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string, slim = true): Promise<Artefact | undefined> {
+async function buildEspruino(name: string, entry: string, outFile: string, root: string, define: Record<string, string> | undefined, problems: string[], note: string, slim = true, modules: ModuleSpec[] = [], mangleProps?: RegExp): Promise<Artefact | undefined> {
   const rel = path.relative(root, outFile);
   try {
-    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define, slim });
-    fs.writeFileSync(outFile, bundle.code);
-    fs.writeFileSync(outFile + ".map", JSON.stringify(bundle.map));
-    const found: EspruinoProblem[] = checkEspruino(bundle.code, bundle.map, { file: rel, mapDir: path.dirname(outFile), root });
-    for (const p of found) problems.push(`${rel}: Espruino cannot run: ${formatProblem(p)}`);
-    return record("espruino", name, outFile, bundle.code, root, note);
+    const bundle = await bundleEspruino({ entry, root, outfile: outFile, globalName: ESPRUINO_GLOBAL, define, slim, modules, mangleProps });
+    const files = [{ file: outFile, code: bundle.code, map: bundle.map }];
+    for (const m of bundle.modules) files.push({ file: moduleFile(path.dirname(outFile), name, m.name), code: m.code, map: m.map });
+    for (const f of files) {
+      fs.writeFileSync(f.file, f.code);
+      fs.writeFileSync(f.file + ".map", JSON.stringify(f.map));
+      const frel = path.relative(root, f.file);
+      const found: EspruinoProblem[] = checkEspruino(f.code, f.map, { file: frel, mapDir: path.dirname(f.file), root });
+      for (const p of found) problems.push(`${frel}: Espruino cannot run: ${formatProblem(p)}`);
+    }
+    const a = record("espruino", name, outFile, bundle.code, root, note);
+    if (bundle.modules.length > 0) a.note += `; modules ${bundle.modules.map((m) => `${m.storageName} ${Buffer.byteLength(m.code)} B`).join(", ")}`;
+    return a;
   } catch (e) {
     problems.push(...describeError(rel, e));
     return undefined;
@@ -199,10 +210,11 @@ export async function buildAll(opts: BuildOptions = {}): Promise<BuildResult> {
   artefacts.push(buildLua("probe", "firmware/probe.ts", path.join(luaDir, "probe.lua"), root, allLua, problems));
   artefacts.push(await buildEspruino("endpoints", "firmware/endpoints.ts", path.join(espDir, "endpoints.js"), root, all, problems, "every mode and role (interop)"));
   artefacts.push(buildLua("endpoints", "firmware/endpoints.ts", path.join(luaDir, "endpoints.lua"), root, allLua, problems));
+  const boardProps = mangledProps(root);
   for (const board of boards) {
     if (board.target === "espruino") {
       const note = `board ${board.espruinoBoard ?? "?"}, ${board.memory.jsVars ?? "?"} JsVars, ${board.handshake} only`;
-      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note));
+      artefacts.push(await buildEspruino(board.name, "firmware/device.ts", path.join(espDir, board.name + ".js"), root, espruinoDefine(board), problems, note, true, ESPRUINO_MODULES, boardProps));
     } else {
       artefacts.push(buildLua(board.name, "firmware/device.ts", path.join(luaDir, board.name + ".lua"), root, luaPrelude(board), problems));
     }

@@ -11,7 +11,9 @@ import type { BoardProfile } from "../firmware/board";
 import { buildAll, BuildError, loadBoards, REPO_ROOT } from "./build";
 import { FLASH_USAGE, parseFlashArgs, UsageError } from "./lib/flash-args";
 import { readFlashConfig } from "./lib/flash-config";
-import { BOOT_CODE, offlineBoardJson, uploadWithEspruinoCli } from "./lib/flash-espruino";
+import { BOOT_CODE, BUNDLE_FILE, offlineBoardJson, uploadWithEspruinoCli } from "./lib/flash-espruino";
+import { ESPRUINO_MODULES, moduleFile } from "./lib/espruino-modules";
+import { storageName } from "./lib/espruino-split";
 
 export type FlashIo = { out: (line: string) => void; err: (line: string) => void };
 
@@ -110,8 +112,12 @@ export async function flash(argv: string[], io: FlashIo = CONSOLE_IO, root = REP
       return 1;
     }
   }
-  const bundleBytes = fs.statSync(bundleFile).size;
-  io.out(`bundle ${shown(bundleFile)}: ${bundleBytes} bytes -> Storage "sesame.js"`);
+  const files = [{ name: BUNDLE_FILE, file: bundleFile }];
+  for (const m of ESPRUINO_MODULES) {
+    const f = moduleFile(path.dirname(bundleFile), board.name, m.name);
+    if (fs.existsSync(f)) files.push({ name: storageName(m.name), file: f });
+  }
+  for (const f of files) io.out(`${f.name === BUNDLE_FILE ? "bundle" : "module"} ${shown(f.file)}: ${fs.statSync(f.file).size} bytes -> Storage "${f.name}"`);
   io.out(config === undefined ? `no sesame.cfg (--no-config): the board keeps the one it has, if any` : `config ${args.config}: ${config.length} bytes -> Storage "sesame.cfg"`);
   io.out(`boot code -> Storage ".bootcde": ${BOOT_CODE.trim()}`);
   if (board.radios.lora !== undefined)
@@ -121,7 +127,7 @@ export async function flash(argv: string[], io: FlashIo = CONSOLE_IO, root = REP
   io.out(dry ? `dry run: writing what the espruino CLI would send to ${args.dryRun} ...` : `uploading to ${args.port} with the espruino CLI ...`);
   const result = await uploadWithEspruinoCli({
     espruinoBoard: board.espruinoBoard,
-    bundleFile,
+    files,
     config,
     port: args.port,
     dryRunOut: args.dryRun === undefined ? undefined : path.resolve(args.dryRun),

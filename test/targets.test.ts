@@ -15,11 +15,12 @@ import * as path from "node:path";
 import type { BoardProfile } from "../firmware/board";
 import type { RawSourceMap } from "../scripts/lib/sourcemap";
 import { REPO_ROOT } from "../scripts/build";
-import { ensureBuilt, readArtefact } from "./harness/build-once";
+import { DIST, ensureBuilt, readArtefact } from "./harness/build-once";
+import { readBoardFiles } from "../scripts/lib/espruino-modules";
 import { espruinoBinary, espruinoUnavailableReason, NativeResult, ProbeCall, runEspruinoNativeDetailed } from "../host/sim/espruino-native";
 import { loadEspruino } from "../host/sim/espruino-sandbox";
 import {
-  FENGARI_X25519, INT32_X25519_GUARD, loadTargets, VECTOR_DIR, loadVectorFiles, pad, pendingReason, runCase, Runner, runsOn, Target, TARGETS, VectorCase,
+  FENGARI_X25519, INT32_X25519_GUARD, loadTargets, PROBE_INIT, VECTOR_DIR, loadVectorFiles, pad, pendingReason, runCase, Runner, runsOn, Target, TARGETS, VectorCase,
 } from "../host/sim/vectors";
 import { loadFengari, loadWasmoon } from "../host/sim/lua-runtime";
 
@@ -54,7 +55,7 @@ describe("targets: every vector on every target", function () {
     closeWasmoon = loaded.close;
     if (nativeBin) {
       try {
-        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls);
+        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls, { prelude: PROBE_INIT });
       } catch (e) {
         unavailable.set("espruino-native", (e as Error).message);
       }
@@ -142,8 +143,10 @@ describe("targets: board artefacts", function () {
       if (board.target === "espruino") {
         const code = readArtefact(`espruino/${board.name}.js`, buildError);
         const map = JSON.parse(readArtefact(`espruino/${board.name}.js.map`, buildError)) as RawSourceMap;
-        const sandbox = loadEspruino(code, { nativeCrypto: board.nativeCrypto, sourceMap: map, filename: `dist/espruino/${board.name}.js` });
-        assert.deepEqual(JSON.parse(JSON.stringify(sandbox.sesame.board)), board);
+        // Its modules (scripts/lib/espruino-modules.ts) are in Storage, as on the board.
+        const storage = readBoardFiles(path.join(DIST, "espruino"), board.name);
+        const sandbox = loadEspruino(code, { nativeCrypto: board.nativeCrypto, sourceMap: map, filename: `dist/espruino/${board.name}.js`, storage });
+        assert.deepEqual(JSON.parse(JSON.stringify(sandbox.sesame.profile())), board);
         const run = (js: string) => vm.runInContext(js, sandbox.context) as string;
         run(`var X = sesame.fromHex, H = sesame.toHex; var p = sesame.boardProvider({ crypto: require("crypto"), hwRand: E.hwRand });`);
         assert.match(run("p.name"), board.nativeCrypto.aes ? /aes:native/ : /aes:portable/);
@@ -158,7 +161,7 @@ describe("targets: board artefacts", function () {
         const f = loadFengari(code, { nodemcu: true, chunkName: `${board.name}.lua` });
         try {
           for (const lua of [w, f]) {
-            assert.equal(lua.eval("return sesame.board.name"), board.name);
+            assert.equal(lua.eval("return sesame.profile().name"), board.name);
             lua.eval(`X, H = sesame.fromHex, sesame.toHex; p = sesame.boardProvider({ crypto = crypto, sodium = sodium }); return ""`);
             assert.equal(lua.eval(`return H(p.sha256(X("${h(pt)}")))`), digest);
             assert.equal(lua.eval(`return H(p.hmac(X("${h(hk)}"), X("${h(pt)}")))`), mac);

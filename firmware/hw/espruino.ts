@@ -10,12 +10,14 @@ import { BoardProfile, NativeCrypto } from "../board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../link/ble";
 import { SeqStorage } from "../session/seqstore";
 import { BleHw, Hal, LoraHw } from "./hal";
-import { ccmAead, CryptoProvider, keyPairWith } from "../crypto/provider";
-import { aesBlock, BlockEncrypt } from "../crypto/ccm";
+import { ccmAead, CryptoProvider, KeyPair, keyPairWith } from "../crypto/provider";
+import { aesBlock, ccmOpen, ccmSeal } from "../crypto/ccm";
 import { sha256 } from "../crypto/sha256";
-import { hmac } from "../crypto/hmac";
+import { Hash, hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
-import { bytesFromWords } from "./random";
+import { bytesOfWords } from "./random";
+import { Aead } from "../record/record";
+import { Codec } from "../record/gpcomp";
 
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
@@ -23,49 +25,88 @@ export type EspruinoCrypto = {
   AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer | undefined };
 };
 
-function nativeBlock(c: EspruinoCrypto, key: Bytes): BlockEncrypt {
-  const opts = { mode: "ECB" };
-  return (input: Bytes, out: Bytes) => {
-    const raw = c.AES.encrypt(input, key, opts);
-    // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
-    // this record with a clear message rather than a TypeError deep in the AEAD.
-    if (raw === undefined) throw "crypto: out of memory in AES";
-    const r = new Uint8Array(raw);
-    for (let i = 0; i < 16; i++) out[i] = r[i];
-  };
-}
-
 /** The natives the boot code passes in: `{ crypto: require("crypto"), hwRand: E.hwRand }`. */
 export type Natives = { crypto: EspruinoCrypto; hwRand: () => number };
 
-function noX25519(): Bytes {
+// The provider is made of plain functions over the natives of the last provider made (a board has one crypto
+// module and one entropy source), not of closures: on Espruino each closure costs JsVars for as long as it
+// lives (itself, its code, a scope, one per parameter), and a session holds two or three AEADs at a time.
+let natives: Natives | undefined = undefined;
+let digest: Hash | undefined = undefined;
+const ECB = { mode: "ECB" };
+
+function ecb(key: Bytes, input: Bytes, out: Bytes): void {
+  const raw = natives!.crypto.AES.encrypt(input, key, ECB);
+  // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
+  // this record with a clear message rather than a TypeError deep in the AEAD.
+  if (raw === undefined) throw "crypto: out of memory in AES";
+  const r = new Uint8Array(raw);
+  for (let i = 0; i < 16; i++) out[i] = r[i];
+}
+
+/** An AEAD as an object holding its key: seal and open are methods shared by every key. */
+type KeyedAead = Aead & { key: Bytes };
+
+function sealMethod(this: KeyedAead, nonce: Bytes, aad: Bytes, plaintext: Bytes): Bytes {
+  const key = this.key;
+  return ccmSeal((input: Bytes, out: Bytes) => ecb(key, input, out), nonce, aad, plaintext, this.tagLen);
+}
+
+function openMethod(this: KeyedAead, nonce: Bytes, aad: Bytes, sealed: Bytes): Bytes | undefined {
+  const key = this.key;
+  return ccmOpen((input: Bytes, out: Bytes) => ecb(key, input, out), nonce, aad, sealed, this.tagLen);
+}
+
+/** CCM over the native AES-ECB. (Aead's callers always call seal and open as its methods.) */
+function nativeCcm(key: Bytes, tagLen: number, nonceLen: number): Aead {
+  const a: KeyedAead = { tagLen: tagLen, nonceLen: nonceLen, seal: sealMethod as unknown as Aead["seal"], open: openMethod as unknown as Aead["open"], key: key };
+  return a;
+}
+
+function portableCcm(key: Bytes, tagLen: number, nonceLen: number): Aead {
+  return ccmAead(aesBlock(key), tagLen, nonceLen);
+}
+
+function nativeSha256(m: Bytes): Bytes {
+  return new Uint8Array(natives!.crypto.SHA256(m));
+}
+
+function boardHmac(key: Bytes, m: Bytes): Bytes {
+  return hmac(digest!, 64, key, m);
+}
+
+function boardRandom(n: number): Bytes {
+  return bytesOfWords(natives!.hwRand, n);
+}
+
+function pskOnly(): never {
   throw "x25519: this board's bundle is built for psk only";
+}
+
+function boardKeyPair(): KeyPair {
+  return keyPairWith(x25519, boardRandom);
 }
 
 // The SESAME_* tests are build-time constants (firmware/features.d.ts): a board whose profile has native
 // SHA-256 or AES, or no dh, gets a bundle without the portable code.
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
-  const c = n.crypto;
-  const random = bytesFromWords(n.hwRand);
+  natives = n;
   // Written out at each use, not held in a variable, so that esbuild can fold them and drop the other branch.
-  const hash = !SESAME_PORTABLE_SHA256 || native.sha256 ? (m: Bytes) => new Uint8Array(c.SHA256(m)) : sha256;
-  const x = SESAME_DH ? x25519 : noX25519;
+  digest = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256 : sha256;
   return {
     name: "sha256:" + (!SESAME_PORTABLE_SHA256 || native.sha256 ? "native" : "portable") +
       " aes:" + (!SESAME_PORTABLE_AES || native.aes ? "native" : "portable") + " x25519:" + (SESAME_DH ? "portable" : "none"),
-    sha256: hash,
-    hmac: (key: Bytes, m: Bytes) => hmac(hash, 64, key, m),
-    ccm: (key: Bytes, tagLen: number, nonceLen: number) =>
-      ccmAead(!SESAME_PORTABLE_AES || native.aes ? nativeBlock(c, key) : aesBlock(key), tagLen, nonceLen),
-    x25519: x,
-    random: random,
-    keyPair: () => keyPairWith(x, random),
+    sha256: digest,
+    hmac: boardHmac,
+    ccm: !SESAME_PORTABLE_AES || native.aes ? nativeCcm : portableCcm,
+    x25519: SESAME_DH ? x25519 : pskOnly,
+    random: boardRandom,
+    keyPair: SESAME_DH ? boardKeyPair : pskOnly,
   };
 }
 
 // ---- the hardware layer (firmware/hw/hal.ts) on Espruino's own APIs ------------------------------------
 
-type StorageModule = { read: (this: void, name: string) => string | undefined; write: (this: void, name: string, data: string) => boolean };
 type ServiceUpdate = { [uuid: string]: { [uuid: string]: { value: Bytes; notify: boolean } } };
 declare const NRF: {
   setServices: (this: void, services: unknown, options: unknown) => void;
@@ -83,16 +124,13 @@ export type BootNatives = { require: (this: void, name: string) => unknown; lora
 
 function bleHw(mtu: number): BleHw {
   let connected = false;
-  const update: ServiceUpdate = {};
-  const chars: { [uuid: string]: { value: Bytes; notify: boolean } } = {};
-  update[BLE_SERVICE_UUID] = chars;
   return {
     mtu: mtu,
     serve: (onConnect: (up: boolean) => void, onChunk: (chunk: Bytes) => void) => {
       const svc: { [uuid: string]: unknown } = {};
       const c: { [uuid: string]: unknown } = {};
-      c[BLE_NOTIFY_UUID] = { value: [0], maxLen: mtu - 3, notify: true, readable: true };
-      c[BLE_WRITE_UUID] = { value: [0], maxLen: mtu - 3, writable: true, onWrite: (evt: { data: ArrayBuffer }) => onChunk(new Uint8Array(evt.data)) };
+      c[BLE_NOTIFY_UUID] = { maxLen: mtu - 3, notify: true, readable: true };
+      c[BLE_WRITE_UUID] = { maxLen: mtu - 3, writable: true, onWrite: (evt: { data: ArrayBuffer }) => onChunk(new Uint8Array(evt.data)) };
       svc[BLE_SERVICE_UUID] = c;
       // The UART service stays: it is the board's console, and how it is flashed again over Bluetooth.
       NRF.setServices(svc, { advertise: [BLE_SERVICE_UUID], uart: true });
@@ -107,7 +145,11 @@ function bleHw(mtu: number): BleHw {
     },
     notify: (chunk: Bytes) => {
       if (!connected) return false;
+      // Made for each chunk: held between chunks, its two UUID keys would take JsVars all the time.
+      const chars: { [uuid: string]: { value: Bytes; notify: boolean } } = {};
       chars[BLE_NOTIFY_UUID] = { value: chunk, notify: true };
+      const update: ServiceUpdate = {};
+      update[BLE_SERVICE_UUID] = chars;
       try {
         NRF.updateServices(update);
       } catch (e) {
@@ -118,24 +160,45 @@ function bleHw(mtu: number): BleHw {
   };
 }
 
-/** The board's hardware layer from Espruino's APIs and the natives the boot line passes in. */
+function nowMs(): number {
+  return Math.floor(getTime() * 1000);
+}
+
+function every(ms: number, fn: () => void): void {
+  setInterval(fn, ms);
+}
+
+function temperature(): number {
+  return Math.round(E.getTemperature() * 100);
+}
+
+function led(on: boolean): void {
+  if (typeof LED1 !== "undefined") LED1!.write(on);
+}
+
+function log(line: string): void {
+  print(line);
+}
+
+/**
+ * The board's hardware layer from Espruino's APIs and the natives the boot line passes in. It makes no
+ * closure itself (those it hands out come from the small functions above), so nothing keeps `board` alive.
+ */
 export function boardHal(board: BoardProfile, n: BootNatives): Hal {
-  const st = n.require("Storage") as StorageModule;
-  const storage: SeqStorage = { read: (name: string) => st.read(name), write: (name: string, v: string) => void st.write(name, v) };
-  const natives: Natives = { crypto: n.require("crypto") as EspruinoCrypto, hwRand: E.hwRand };
   const ble = board.radios.ble;
   const lora = board.radios.lora;
   return {
-    now: () => Math.floor(getTime() * 1000),
-    every: (ms: number, fn: () => void) => void setInterval(fn, ms),
-    storage: storage,
-    provider: boardProvider(board.nativeCrypto, natives),
+    now: nowMs,
+    every: every,
+    // Storage's own read and write: they take the same arguments and need no `this`.
+    storage: n.require("Storage") as SeqStorage,
+    provider: boardProvider(board.nativeCrypto, { crypto: n.require("crypto") as EspruinoCrypto, hwRand: E.hwRand }),
+    // GPComp: the native module itself (firmware/record/gpcomp.ts Codec), where the firmware has it.
+    codec: board.gpcomp === "heatshrink" ? (n.require("heatshrink") as Codec) : undefined,
     ble: ble === undefined ? undefined : bleHw(ble.mtu),
     lora: lora === undefined || n.lora === undefined ? undefined : { listen: n.lora.listen, send: n.lora.send, region: lora.region, dataRate: lora.dataRate },
-    sensor: () => Math.round(E.getTemperature() * 100),
-    led: (on: boolean) => {
-      if (typeof LED1 !== "undefined") LED1!.write(on);
-    },
-    log: (line: string) => print(line),
+    sensor: temperature,
+    led: led,
+    log: log,
   };
 }

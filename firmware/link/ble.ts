@@ -91,7 +91,8 @@ export function bleFragment(packet: Bytes, mtu: number, counter: number): Bytes[
 /** Receiver state. `counter` is the SEQ the next continuation must carry; `dropped` counts resync events
  * (a partial packet abandoned or a stray chunk discarded), for diagnostics, not packets. */
 export type BleReassembler = {
-  buf: Bytes;
+  /** The packet being put together: only while one of several chunks is in progress. */
+  buf: Bytes | undefined;
   len: number;
   counter: number;
   active: boolean;
@@ -99,17 +100,19 @@ export type BleReassembler = {
   max: number;
 };
 
-/** A reassembler for packets up to `maxPacket` bytes (BLE_MAX_PACKET for SSE); the buffer is allocated
- * once here, so accepting a chunk allocates nothing until a packet is complete. */
+/** A reassembler for packets up to `maxPacket` bytes (BLE_MAX_PACKET for SSE). A packet in one chunk (most
+ * of them) needs no buffer; one of several gets a buffer of `maxPacket` bytes for as long as it takes, so a
+ * board does not hold it between packets. */
 export function bleReassemblerNew(maxPacket: number): BleReassembler {
   const max = maxPacket > 0 ? maxPacket : 0;
-  return { buf: alloc(max), len: 0, counter: 0, active: false, dropped: 0, max: max };
+  return { buf: undefined, len: 0, counter: 0, active: false, dropped: 0, max: max };
 }
 
 function abandon(r: BleReassembler): undefined {
   r.dropped++;
   r.active = false;
   r.len = 0;
+  r.buf = undefined;
   return undefined;
 }
 
@@ -127,17 +130,25 @@ export function bleAccept(r: BleReassembler, chunk: Bytes): Bytes | undefined {
     if (r.active) r.dropped++; // the old packet lost its tail
     r.active = true;
     r.len = 0;
+    r.buf = undefined;
   } else if (!r.active || seq !== r.counter) {
     return abandon(r);
   }
   const n = chunk.length - 1;
   if (r.len + n > r.max) return abandon(r);
-  for (let i = 0; i < n; i++) r.buf[r.len + i] = chunk[1 + i] & 0xff;
-  r.len += n;
   r.counter = (seq + 1) & BLE_SEQ_MASK;
+  if ((h & BLE_FIRST) !== 0 && (h & BLE_LAST) !== 0) {
+    r.active = false;
+    return slice(chunk, 1, chunk.length);
+  }
+  if (r.buf === undefined) r.buf = alloc(r.max);
+  const buf = r.buf;
+  for (let i = 0; i < n; i++) buf[r.len + i] = chunk[1 + i] & 0xff;
+  r.len += n;
   if ((h & BLE_LAST) === 0) return undefined;
   r.active = false;
+  r.buf = undefined;
   const len = r.len;
   r.len = 0;
-  return slice(r.buf, 0, len);
+  return slice(buf, 0, len);
 }

@@ -16,7 +16,7 @@ import { fromHex, toHex } from "../bytes";
 import { Hal } from "../hw/hal";
 import { Endpoint, EP_WAIT, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
 import { SaPolicy } from "../session/sa";
-import { parseDecimal } from "../session/seqstore";
+import { formatDecimal, parseDecimal } from "../session/seqstore";
 import { addTransport, deleteTransport, Session, sessionControl, sessionRestore, sessionSave, sessionSend } from "../session/session";
 import { SUITE_CONSTRAINED } from "../suite";
 import { deviceEndpoint, Fields, parseFields } from "./config";
@@ -45,6 +45,8 @@ export type Runtime = {
   acks: number[];
   /** The session whose transports were last arranged (a new one needs arranging). */
   arranged: Session | undefined;
+  /** The session last saved to storage, and its key indices then (keyIndices). */
+  savedSession: Session | undefined;
   saved: string;
   lostInRow: number;
   onCommand: ((this: void, body: Bytes) => void) | undefined;
@@ -68,6 +70,14 @@ function num(f: Fields, k: string, d: number): number {
 }
 
 /**
+ * A device has one receiving SA, so the only SPI in use is the negotiation SPI (0). A function of its own:
+ * an arrow made in rtNew would keep rtNew's whole scope (the parsed configuration) alive on Espruino.
+ */
+function onlyNegotiation(spi: number): boolean {
+  return spi === 0;
+}
+
+/**
  * A runtime for the device configuration `conf` (what provisioning hands out: firmware/runtime/config.ts,
  * plus queue, tries, and per link the acknowledgement timeout (rto on BLE, rtolora on LoRa, ms) and the
  * handshake retry (retry, retrylora)). Resumes a saved session if storage holds one.
@@ -77,13 +87,15 @@ export function rtNew(hal: Hal, conf: string): Runtime {
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hal.provider, aead: undefined, rekeyAfterMs: num(f, "rekey", 3600000), datagram: true,
     windowSize: 64, lateKeyMs: 30000, seqBlock: num(f, "block", 16), store: hal.storage,
+    // A device compresses its uplinks where its firmware can (the gateway always decompresses).
+    codec: hal.codec, compress: hal.codec !== undefined,
   };
-  const ep = deviceEndpoint(hal.provider, policy, conf, (spi: number) => spi === 0);
+  const ep = deviceEndpoint(hal.provider, policy, conf, onlyNegotiation);
   const rt: Runtime = {
     hal: hal, ep: ep, ble: !SESAME_BLE || hal.ble === undefined ? undefined : bleLinkNew(hal.ble, 256),
     lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4),
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
-    receiver: receiverNew(), acks: [], arranged: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
+    receiver: receiverNew(), acks: [], arranged: undefined, savedSession: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
     restarts: 0, queued: 0, who: "", bleGrace: 0,
     rto: [num(f, "rto", 4000), num(f, "rtolora", 30000)], retry: [num(f, "retry", 5000), num(f, "retrylora", 30000)],
   };
@@ -105,7 +117,8 @@ export function rtNew(hal: Hal, conf: string): Runtime {
   const s = saved === "" ? undefined : sessionRestore(policy, saved, hal.now());
   if (s !== undefined) {
     epAdopt(ep, s, hal.now());
-    rt.saved = saved;
+    rt.savedSession = s;
+    rt.saved = keyIndices(s);
   }
   rt.who = who;
   return rt;
@@ -259,12 +272,21 @@ function flush(rt: Runtime, now: number): void {
  */
 function persist(rt: Runtime, s: Session): void {
   if (!rt.ep.confirmed) return;
-  const text = sessionSave(s);
-  if (text === rt.saved) return;
+  const at = keyIndices(s);
+  if (s === rt.savedSession && at === rt.saved) return;
   const keys = rt.ep.cfg.pskI === undefined ? undefined : rt.ep.cfg.pskI.keys;
   if (keys !== undefined) rt.hal.storage.write(SAVED_PSK, rt.who + toHex(keys.current) + (keys.previous === undefined ? "" : "," + toHex(keys.previous)));
-  rt.saved = text;
-  rt.hal.storage.write(SAVED_SESSION, rt.who + text);
+  rt.saved = at;
+  rt.savedSession = s;
+  rt.hal.storage.write(SAVED_SESSION, rt.who + sessionSave(s));
+}
+
+/**
+ * What sessionSave's text of a session changes with: each direction's key index (a rekey moves the secret
+ * on). Compared on every flush instead of the text itself, which a board would build ten times a second.
+ */
+function keyIndices(s: Session): string {
+  return formatDecimal(s.out.epoch.index) + ":" + formatDecimal(s.inb.cur.epoch.index);
 }
 
 function pendingIds(rt: Runtime): string {
@@ -287,5 +309,6 @@ export function rtReport(rt: Runtime): string {
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
     "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),
     "ble_sent=" + (rt.ble === undefined ? 0 : rt.ble.sent),
+    "gpcomp=" + (s === undefined ? 0 : s.compressed), "gpcomp_saved=" + (s === undefined ? 0 : s.saved),
   ].join(";");
 }

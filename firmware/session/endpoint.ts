@@ -105,7 +105,10 @@ function open(ep: Endpoint, est: Established, now: number): void {
   ep.since = now;
   ep.confirmed = false;
   ep.handshakes = ep.handshakes + 1;
+  // The handshake's state is spent (a board would otherwise carry a transcript for the session's life).
   ep.eph = undefined;
+  ep.pskPending = undefined;
+  ep.dhPending = undefined;
   if (!ep.cfg.initiator) sessionControl(s, CTRL_CONFIRM, now);
 }
 

@@ -33,6 +33,11 @@ export function alloc(n: number): Bytes {
   return new Uint8Array(n);
 }
 
+/** The bytes of an ArrayBuffer a native module returned (Espruino's heatshrink), without a copy. */
+export function bytesOfBuffer(b: ArrayBuffer): Bytes {
+  return new Uint8Array(b);
+}
+
 /** A zero-filled word buffer. */
 export function words(n: number): Words {
   return new Int32Array(n);
@@ -96,3 +101,13 @@ export const INT32_ONLY = false;
 
 /** The name of the target, for reports. */
 export const TARGET = "js";
+
+declare const SESAME_BOARD_JSON: string;
+
+/**
+ * The profile a board's bundle was built for (firmware/device.ts). The build gives Espruino bundles the
+ * JSON text, parsed at each call: a constant object would sit in RAM for good, the text stays in flash.
+ */
+export function builtProfile(): unknown {
+  return JSON.parse(SESAME_BOARD_JSON);
+}

@@ -23,6 +23,11 @@ export function alloc(n: number): Bytes {
   return a;
 }
 
+export function bytesOfBuffer(b: ArrayBuffer): Bytes {
+  // No native module returns buffers in Lua (NodeMCU has no heatshrink); the same export as js.ts.
+  return b as unknown as Bytes;
+}
+
 export function words(n: number): Words {
   return alloc(n);
 }
@@ -72,3 +77,10 @@ export function fdiv(a: number, b: number): number {
 export const INT32_ONLY = M32 === -1;
 
 export const TARGET = "lua";
+
+declare const SESAME_BOARD: unknown;
+
+/** The profile a board's bundle was built for (firmware/device.ts): the table the build's prelude defines. */
+export function builtProfile(): unknown {
+  return SESAME_BOARD;
+}

@@ -23,6 +23,7 @@ import {
 } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { DeviceGateway } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { COMMAND_HEAD, UPLINK_HEAD, type GatewayMode } from "../gateway/gateway";
@@ -122,7 +123,7 @@ export class Controller {
     });
     const policy: SaPolicy = {
       suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-      seqBlock: 1024, store: memoryStorage(),
+      seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
     };
     this.feed = new LiveFeed({
       store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),

@@ -19,6 +19,7 @@ import type { GatewayIdentity } from "../backbone/handshake";
 import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
 import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
 import { DeviceGateway, type DownPacket } from "./devices";
@@ -86,7 +87,7 @@ export class Gateway extends EventEmitter {
     if (opts.mode === "terminate") {
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-        seqBlock: 1024, store: memoryStorage(),
+        seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
       this.devices = new DeviceGateway({

@@ -9,7 +9,10 @@ import type { BoardProfile } from "../../firmware/board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
 import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadEspruino, EspruinoSandbox } from "./espruino-sandbox";
-import { codeJsVars, valueJsVars } from "./espruino-jsvars";
+import { codeJsVars, EVENT_JSVARS, valueJsVars } from "./espruino-jsvars";
+import { ESPRUINO_MODULES } from "../../scripts/lib/espruino-modules";
+import { moduleGlobal, storageName } from "../../scripts/lib/espruino-split";
+import { BUNDLE_FILE } from "../../scripts/lib/flash-espruino";
 
 /** Memory is sampled every this many timer callbacks (walking the state graph costs host time). */
 const SAMPLE_EVERY = 10;
@@ -25,13 +28,26 @@ export class EspruinoBoard implements SimBoard {
   private readonly meter: MemoryMeter;
   private calls = 0;
 
+  private readonly code: string;
+  /** The bundle's modules (scripts/lib/espruino-split.ts): the global each is loaded into, and its code's JsVars. */
+  private readonly modules: { global: string; jsVars: number }[] = [];
+  /** The largest module loaded since the last sample: it was in RAM while its event ran. */
+  private moduleHigh = 0;
+
+  /** `files`: the bundle's Storage files (readBoardFiles: sesame.js and its modules). */
   constructor(
     readonly name: string,
     readonly profile: BoardProfile,
-    private readonly code: string,
+    files: Record<string, string>,
     config: string,
     private readonly world: BoardWorld,
   ) {
+    for (const [f, text] of Object.entries(files)) this.files.set(f, text);
+    this.code = files[BUNDLE_FILE];
+    for (const m of ESPRUINO_MODULES) {
+      const text = files[storageName(m.name)];
+      if (text !== undefined) this.modules.push({ global: moduleGlobal(m.name), jsVars: codeJsVars(text) });
+    }
     this.files.set("sesame.cfg", config);
     this.meter = new MemoryMeter("JsVars", profile.memory.jsVars, "JsVars");
   }
@@ -54,6 +70,7 @@ export class EspruinoBoard implements SimBoard {
       } catch (e) {
         this.errors.push(String(e));
       }
+      this.endEvent();
       if (++this.calls % SAMPLE_EVERY === 0) this.sample();
     };
     const name = this.name;
@@ -88,6 +105,7 @@ export class EspruinoBoard implements SimBoard {
     } : undefined;
     (sandbox.context as Record<string, unknown>).__lora = driver;
     const r = vm.runInContext("sesame.boot({ require: require, lora: __lora })", sandbox.context) as string;
+    this.endEvent();
     if (r) {
       this.failed = r;
       return;
@@ -113,6 +131,11 @@ export class EspruinoBoard implements SimBoard {
     return parseReport(vm.runInContext("sesame.report()", this.sandbox.context) as string);
   }
 
+  send(body: Uint8Array): number {
+    if (!this.sandbox) return -1;
+    return vm.runInContext(`sesame.send(sesame.fromHex("${Buffer.from(body).toString("hex")}"))`, this.sandbox.context) as number;
+  }
+
   memory(): BoardMemory {
     return this.meter.memory();
   }
@@ -121,10 +144,22 @@ export class EspruinoBoard implements SimBoard {
     this.powerOff();
   }
 
+  /**
+   * An event is over: its modules leave RAM, as on the board (where a zero timeout does it; the sandbox's
+   * timeouts run on the host's clock, not the simulation's).
+   */
+  private endEvent(): void {
+    const ctx = this.sandbox?.context as Record<string, unknown> | undefined;
+    if (!ctx || typeof ctx.sesameDrop !== "function") return;
+    for (const m of this.modules) if (ctx[m.global] !== undefined && m.jsVars > this.moduleHigh) this.moduleHigh = m.jsVars;
+    (ctx.sesameDrop as () => void)();
+  }
+
   private sample(): void {
     if (!this.sandbox) return;
     const state = vm.runInContext("sesame.state()", this.sandbox.context);
-    const out = this.meter.sample(codeJsVars(this.code) + valueJsVars(state));
+    const out = this.meter.sample(codeJsVars(this.code) + this.moduleHigh + EVENT_JSVARS + valueJsVars(state));
+    this.moduleHigh = 0;
     if (out !== undefined) {
       this.failed = out;
       this.powerOff();

@@ -12,6 +12,15 @@ import * as walk from "acorn-walk";
 /** Measured: a top-level function costs 4 + its parameters; nested closures and the bundle's wrapper add
  * about one more each on average (calibrated against the interpreter's process.memory() for the Puck.js bundle). */
 const FUNCTION_BASE = 5;
+
+/**
+ * What an event holds while it runs beyond what it leaves behind, which a sample taken between events never
+ * sees: the scopes of its call chain with their arguments and locals, and the crypto's intermediate buffers
+ * (HMAC inputs, CCM blocks, the next key tried at a rekey). Measured on the 2v29 interpreter (32-bit build,
+ * 13-byte JsVars, `npm run bench -- boards`) as a Puck.js session's high-water mark less its state after the
+ * session: 1,437 - 1,042 = 395.
+ */
+export const EVENT_JSVARS = 395;
 const codeCache = new Map<string, number>();
 
 /** JsVars the loaded code itself holds (functions and top-level bindings), from the bundle's syntax tree. */

@@ -78,7 +78,7 @@ function fleet(n: number): { terminate: Bridge; relay: Bridge } {
   const t = gateway("terminate", responder);
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
-    store: memoryStorage(),
+    store: memoryStorage(), codec: undefined, compress: false,
   };
   const base = { responderFirst: false, p: hostProvider, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const devices: Device[] = [];

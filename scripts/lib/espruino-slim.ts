@@ -201,7 +201,15 @@ function literal(v: number): string {
   return v < 0 ? `(${v})` : String(v);
 }
 
-export type SlimResult = { code: string; map: RawSourceMap; stats: { constants: number; inlined: number; wrappers: number; prefix: string } };
+export type SlimResult = { code: string; map: RawSourceMap; stats: { constants: number; strings: number; inlined: number; wrappers: number; prefix: string } };
+
+/** Flash a string constant may take once written out at each of its uses. */
+const STRING_INLINE_BYTES = 256;
+
+/** A JavaScript string literal in ASCII (the bundle is ASCII: esbuild's charset). */
+function stringLiteral(v: string): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
 
 /**
  * Rewrites a wrapped bundle (`var <globalName>=(function(){\n...\nreturn{...};})();\n`). Throws SlimError when
@@ -227,6 +235,7 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
   const replacedRefs = new Map<Node, string>(); // identifier -> replacement text
 
   // 1. constants (to a fixed point: a constant may be an expression of constants).
+  let strings = 0;
   const constants = new Map<Binding, number>();
   for (let changed = true; changed; ) {
     changed = false;
@@ -246,6 +255,16 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
   for (const [b, v] of constants) {
     removed.add(b.decl);
     for (const id of b.refs) replacedRefs.set(id, literal(v));
+  }
+  // String constants too, where writing them out costs little flash: a string held in a variable takes
+  // JsVars for good, one in the code only while an expression that uses it is evaluated.
+  for (const b of top.names.values()) {
+    if (b.kind !== "var" || b.writes > 0 || !b.decl.init || b.decl.init.type !== "Literal" || typeof b.decl.init.value !== "string") continue;
+    const text = stringLiteral(b.decl.init.value);
+    if (b.refs.length * text.length > STRING_INLINE_BYTES) continue;
+    removed.add(b.decl);
+    for (const id of b.refs) replacedRefs.set(id, text);
+    strings++;
   }
 
   const localNames = new Set<string>();
@@ -425,12 +444,12 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
   const newCode = render(0, code.length);
   // Pieces from nested renders were recorded with the offset of the text they landed in, which the
   // template may have moved (a parenthesis, the wrapper's prefix): good enough for a map to the line.
-  return { code: newCode, map: remap(map, code, newCode, pieces), stats: { constants: constants.size, inlined, wrappers, prefix } };
+  return { code: newCode, map: remap(map, code, newCode, pieces), stats: { constants: constants.size, strings, inlined, wrappers, prefix } };
 }
 
 
 /** Moves every segment of `map` (for `oldCode`) to where its text is in `newCode`. */
-function remap(map: RawSourceMap, oldCode: string, newCode: string, pieces: { from: number; to: number; at: number }[]): RawSourceMap {
+export function remap(map: RawSourceMap, oldCode: string, newCode: string, pieces: { from: number; to: number; at: number }[]): RawSourceMap {
   const lineStarts = (s: string) => {
     const r = [0];
     for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) r.push(i + 1);

@@ -2,6 +2,8 @@
 //
 // What the board ends up with in Storage:
 //   sesame.js   the bundle, uploaded as a data file (the CLI writes it in atob() chunks, untouched)
+//   sesame.boot, sesame.hs   its modules (scripts/lib/espruino-modules.ts), loaded only while a phase
+//               runs, the same way
 //   sesame.cfg  the configuration, the same way (unless flashed without one)
 //   .bootcde    BOOT_CODE, which Espruino runs at start-up; the CLI's `--storage .bootcde:-` writes the
 //               uploaded program there and ends with load(".bootcde"), which restarts the board into it.
@@ -32,8 +34,8 @@ export const BOOT_CODE = BOOT_LOAD + BOOT_START + "\n";
 export type UploadPlan = {
   /** The espruino CLI board id (a profile's "espruinoBoard"). */
   espruinoBoard: string;
-  /** The built bundle, dist/espruino/<board>.js. */
-  bundleFile: string;
+  /** The built bundle's Storage files: sesame.js (dist/espruino/<board>.js) and its modules. */
+  files: { name: string; file: string }[];
   /** The configuration to store as sesame.cfg, or undefined to leave Storage's as it is. */
   config: string | undefined;
   /** Upload to this port, or ... */
@@ -72,7 +74,7 @@ export function espruinoCliArgs(plan: UploadPlan): string[] {
   }
   // Data files first, then the boot code as the program, stored in .bootcde (the CLI writes the data
   // files, then .bootcde, then load(".bootcde")).
-  args.push("--storage", `${BUNDLE_FILE}:${BUNDLE_FILE}`);
+  for (const f of plan.files) args.push("--storage", `${f.name}:${f.name}`);
   if (plan.config !== undefined) args.push("--storage", `${CONFIG_FILE}:${CONFIG_FILE}`);
   args.push("--storage", `${BOOT_FILE}:-`);
   if (plan.dryRunOut !== undefined) args.push("-o", "out.js");
@@ -85,7 +87,7 @@ export async function uploadWithEspruinoCli(plan: UploadPlan): Promise<UploadRes
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), "sesame-flash-"));
   try {
     // A copy, so a build running elsewhere in the meantime cannot change what is uploaded.
-    fs.copyFileSync(plan.bundleFile, path.join(stage, BUNDLE_FILE));
+    for (const f of plan.files) fs.copyFileSync(f.file, path.join(stage, f.name));
     // The configuration holds the device's key: owner-only, like the dry run's output that carries it.
     if (plan.config !== undefined) fs.writeFileSync(path.join(stage, CONFIG_FILE), plan.config, { encoding: "latin1", mode: 0o600 });
     fs.writeFileSync(path.join(stage, "boot.js"), BOOT_CODE);

@@ -13,6 +13,7 @@ import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID } from "../../firmware/link/ble";
 import { loadEspruino } from "../../host/sim/espruino-sandbox";
 import { REPO_ROOT } from "../../scripts/build";
 import { BOOT_CODE, BOOT_LOAD } from "../../scripts/lib/flash-espruino";
+import { readBoardFiles } from "../../scripts/lib/espruino-modules";
 
 const FLASH = path.join(REPO_ROOT, "scripts", "flash.ts");
 const PSK_CONFIG = "mode=psk;order=I;id=00112233445566778899aabbccddeeff;psk=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f;period=60";
@@ -124,11 +125,12 @@ describe("npm run flash (scripts/flash.ts, the real espruino CLI)", function () 
     assert.equal(fs.statSync(path.join(tmp, "upload.js")).mode & 0o777, 0o600);
   });
 
-  it("uploads the bundle byte for byte as Storage sesame.js, the config as sesame.cfg, then .bootcde, then restarts into it", function () {
+  it("uploads the bundle and its modules byte for byte as Storage sesame.js, sesame.boot, sesame.hs, the config as sesame.cfg, then .bootcde, then restarts into it", function () {
     const upload = replayUpload(fs.readFileSync(path.join(tmp, "upload.js"), "latin1"));
-    const bundle = fs.readFileSync(path.join(buildDir, "espruino", "puckjs.js"), "latin1");
-    assert.deepEqual(Object.keys(upload.files).sort(), [".bootcde", "sesame.cfg", "sesame.js"]);
-    assert.ok(upload.files["sesame.js"] === bundle, `sesame.js: ${upload.files["sesame.js"].length} bytes, the bundle ${bundle.length}`);
+    const built = readBoardFiles(path.join(buildDir, "espruino"), "puckjs");
+    assert.deepEqual(Object.keys(upload.files).sort(), [".bootcde", "sesame.boot", "sesame.cfg", "sesame.hs", "sesame.js"]);
+    for (const name of ["sesame.js", "sesame.boot", "sesame.hs"])
+      assert.ok(upload.files[name] === built[name], `${name}: ${upload.files[name].length} bytes, built ${built[name].length}`);
     assert.equal(upload.files["sesame.cfg"], fs.readFileSync(configFile, "latin1"));
     assert.equal(upload.files[".bootcde"], BOOT_CODE);
     assert.ok(upload.writes.filter((w) => w.name === "sesame.js").length > 1, "the bundle goes in chunks");
@@ -164,7 +166,7 @@ describe("npm run flash (scripts/flash.ts, the real espruino CLI)", function () 
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.doesNotMatch(r.stdout, /building/);
     const { files } = replayUpload(fs.readFileSync(out, "latin1"));
-    assert.deepEqual(Object.keys(files).sort(), [".bootcde", "sesame.js"]);
+    assert.deepEqual(Object.keys(files).sort(), [".bootcde", "sesame.boot", "sesame.hs", "sesame.js"]);
     const { sb } = bootFromStorage(profile("puckjs"), files);
     assert.equal(sb.output.length, 1);
     assert.match(sb.output[0], /^sesame: no configuration/);

@@ -10,7 +10,9 @@ import { EspruinoRefusal } from "../../../host/sim/espruino-sandbox";
 import { BoardResult, runFleet } from "../../../host/sim/fleet";
 import { prng } from "../../../host/sim/random";
 import { LoraChannel } from "../../../host/sim/radio-lora";
-import { ensureBuilt, readArtefact } from "../../harness/build-once";
+import * as path from "node:path";
+import { DIST, ensureBuilt, readArtefact } from "../../harness/build-once";
+import { readBoardFiles } from "../../../scripts/lib/espruino-modules";
 import { recordNonce } from "../../harness/wiretap";
 
 const profile = (name: string) => JSON.parse(readFileSync(`boards/${name}.json`, "utf8")) as BoardProfile;
@@ -58,6 +60,26 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     // 10 % loss really happened on both radios.
     assert.ok(fleet.ble!.stats.retransmissions > 0);
     assert.ok(fleet.lora!.log.some((t) => t.lost));
+  });
+
+  it("Espruino boards send their status text with GPComp and the application gets it as sent; 8-byte readings go as they are", async () => {
+    const flagged: number[] = [];
+    const { results, fleet } = await runFleet({
+      boards: 4, link: "ble", loss: 0, minutes: 5, seed: 3, profiles: ["puckjs", "banglejs2"], statusEvery: 60,
+      tap: (_link, p) => {
+        if (p.length >= 17 && p[0] + p[1] + p[2] !== 0) flagged.push(p[3] & 0x80 ? p.length : 0);
+      },
+    });
+    const statuses = fleet.uplinks.filter((u) => u.body.length !== 4);
+    assert.ok(statuses.length >= 4 * 4, `${statuses.length} status messages delivered`);
+    for (const u of statuses) assert.match(Buffer.from(u.body).toString(), /^t=(\d\d\.\d\d,){11}\d\d\.\d\d$/);
+    assert.ok(fleet.uplinks.some((u) => u.body.length === 4), "readings delivered too");
+    // Every status record carried bit 7 and is far smaller than its 77-byte message; no reading did.
+    // (The boards' counts include the status sent at the last instant, still on the air when the run ends.)
+    const compressedRecords = flagged.filter((n) => n > 0);
+    assert.ok(compressedRecords.length >= statuses.length && compressedRecords.length <= results.reduce((a, r) => a + r.compressed, 0));
+    for (const n of compressedRecords) assert.ok(n < 77 + 16 - 30, `a ${n}-byte compressed record`);
+    for (const r of results) assert.ok(r.savedBytes > 40 * r.compressed, `${r.name}: ${r.savedBytes} bytes saved on ${r.compressed} records`);
   });
 
   it("a board moves BLE -> LoRa -> BLE mid-session without a new handshake", async () => {
@@ -141,7 +163,7 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     const clock = new VirtualClock();
     const lora = new LoraChannel(clock, prng(1), 0, "EU868");
     const p = profile("esp32-espruino");
-    const board = new EspruinoBoard("big", p, readArtefact("espruino/esp32-espruino.js"), "mode=dh;order=I;kid=01020304;secret=" + "11".repeat(32) + ";gateway=" + "09" + "00".repeat(31), { clock, ble: undefined, lora, rand: prng(2) });
+    const board = new EspruinoBoard("big", p, readBoardFiles(path.join(DIST, "espruino"), "esp32-espruino"), "mode=dh;order=I;kid=01020304;secret=" + "11".repeat(32) + ";gateway=" + "09" + "00".repeat(31), { clock, ble: undefined, lora, rand: prng(2) });
     board.boot();
     clock.runUntil(1000);
     const ctx = (board as unknown as { sandbox: { context: vm.Context } }).sandbox.context;
@@ -153,8 +175,9 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
 
   it("refuses to boot a bundle that uses a construct Espruino lacks", () => {
     const clock = new VirtualClock();
-    const code = readArtefact("espruino/puckjs.js") + "\nvar { a, b } = { a: 1, b: 2 };\n";
-    const board = new EspruinoBoard("bad", profile("puckjs"), code, "mode=psk;order=I;id=01;psk=" + "22".repeat(32), { clock, ble: undefined, lora: undefined, rand: prng(3) });
+    const files = readBoardFiles(path.join(DIST, "espruino"), "puckjs");
+    files["sesame.js"] += "\nvar { a, b } = { a: 1, b: 2 };\n";
+    const board = new EspruinoBoard("bad", profile("puckjs"), files, "mode=psk;order=I;id=01;psk=" + "22".repeat(32), { clock, ble: undefined, lora: undefined, rand: prng(3) });
     assert.throws(() => board.boot(), EspruinoRefusal);
   });
 });
