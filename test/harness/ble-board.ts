@@ -38,7 +38,7 @@ export class BleBoard {
     const hal: Hal = {
       now: () => Date.now(),
       every: (ms, fn) => void this.timers.push(setInterval(fn, ms)),
-      storage: memoryStorage(), provider: hostProvider,
+      storage: memoryStorage(), provider: hostProvider, codec: undefined,
       ble: {
         serve: (onConnect, onChunk) => {
           this.onConnect = onConnect;
