@@ -29,6 +29,8 @@ export type BoardProfile = {
     lora?: { region: string; dataRate: number; maxPayload: number };
   };
   handshake: "dh" | "psk";
+  /** GPComp's compressor in the board's firmware: Espruino's built-in `heatshrink` module. Absent: none (NodeMCU). */
+  gpcomp?: "heatshrink";
   /** Montgomery-ladder steps per tick when the board runs X25519 in slices (0: runs it in one go). */
   x25519StepsPerTick: number;
 };

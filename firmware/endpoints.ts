@@ -3,19 +3,20 @@
 // in JavaScript and firmware/hw/nodemcu.ts in Lua). The interop matrix runs them as device and as gateway.
 // A board's own bundle is firmware/device.ts.
 import { boardProvider, Natives } from "#hw";
+import { Codec } from "./record/gpcomp";
 import { NativeCrypto } from "./board";
 import { SeqStorage } from "./session/seqstore";
 import { facadeInit, memoryStorage } from "./runtime/facade";
 
 /**
- * `sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, storage, native)` on Espruino,
+ * `sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, storage, native, require)` on Espruino,
  * `sesame.init({ crypto = crypto, sodium = sodium }, storage, native)` in Lua, where `native` says which
- * natives the board has (a profile's nativeCrypto). Without storage, sequence reservations live in RAM.
- * Returns the provider's description.
+ * natives the board has (a profile's nativeCrypto). Without storage, sequence reservations live in RAM;
+ * without `require`, there is no GPComp codec (Lua never has one). Returns the provider's description.
  */
-export function init(natives: Natives, storage: SeqStorage | undefined, native: NativeCrypto): string {
+export function init(natives: Natives, storage: SeqStorage | undefined, native: NativeCrypto, req: ((this: void, name: string) => unknown) | undefined): string {
   const p = boardProvider(native, natives);
-  facadeInit(p, storage === undefined ? memoryStorage() : storage);
+  facadeInit(p, storage === undefined ? memoryStorage() : storage, req === undefined ? undefined : (req("heatshrink") as Codec));
   return p.name;
 }
 

@@ -9,7 +9,8 @@ import { hkdfSha256 } from "./crypto/hkdf";
 import { hmacSha256 } from "./crypto/hmac";
 import { sha256 } from "./crypto/sha256";
 import { x25519, x25519Result, x25519Start, x25519Step } from "./crypto/x25519";
-import { checkHeader, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
+import { checkHeader, FLAG_GPCOMP, HEADER_SIZE, Header, readHeader, REJECT_NAMES, writeHeader } from "./record/header";
+import { Codec, gpcompPack, gpcompUnpack } from "./record/gpcomp";
 import { openRecord, parseRecord, sealRecord } from "./record/record";
 import { isErrorPacket, messageType } from "./handshake/wire";
 import { ccmAead } from "./crypto/provider";
@@ -25,6 +26,17 @@ import { pskI1, pskI1Finish, pskI2, pskR1, pskR1Finish, pskR2 } from "./handshak
 
 /** The result of a probe that was refused: an authentication failure or a rejected input. */
 export const PROBE_FAIL = "FAIL";
+
+/** GPComp's codec for the gpcomp.* operations: none until probeInit gives one (never, in Lua). */
+let codec: Codec | undefined = undefined;
+
+/**
+ * Gives the probe the platform's GPComp codec: `sesame.probeInit(require)` on Espruino (the native
+ * heatshrink module), the host's module with the same interface in Node. Lua has no codec (firmware/hw/nodemcu.ts).
+ */
+export function probeInit(req: (this: void, name: string) => unknown): void {
+  codec = req("heatshrink") as Codec;
+}
 
 function hex(s: string): Bytes {
   const b = fromHex(s);
@@ -86,15 +98,21 @@ function recordProbe(op: string, a: string, b: string, c: string, d: string, e: 
     return typeof h === "number" ? "REJECT:" + REJECT_NAMES[h] : "record:" + describe(h);
   }
   // record.seal / record.open: compact format under suite `constrained` (AES-128-CCM-8, 13-byte IV).
+  // gpcomp.seal / gpcomp.open: the same, as a session sends and receives with GPComp (docs/PROTOCOL.md 1.7).
   const aead = ccmAead(aesBlock(hex(b)), SUITE_CONSTRAINED.tagLen, SUITE_CONSTRAINED.nonceLen);
-  if (op === "record.seal") {
+  if (op === "record.seal" || op === "gpcomp.seal") {
     const h = headerOf(d);
-    const r = sealRecord(format, aead, hex(c), h.spi, h.flags, h.seqHi, h.seq, hex(e));
+    let payload = hex(e);
+    const packed = op === "gpcomp.seal" ? gpcompPack(codec, payload) : undefined;
+    if (packed !== undefined) payload = packed;
+    const r = sealRecord(format, aead, hex(c), h.spi, packed !== undefined ? h.flags | FLAG_GPCOMP : h.flags, h.seqHi, h.seq, payload);
     return typeof r === "number" ? "REJECT:" + REJECT_NAMES[r] : toHex(r);
   }
-  if (op === "record.open") {
+  if (op === "record.open" || op === "gpcomp.open") {
     const r = openRecord(format, aead, hex(c), hex(d));
-    return typeof r === "number" ? "REJECT:" + REJECT_NAMES[r] : describe(r.header) + ":" + toHex(r.payload);
+    if (typeof r === "number") return "REJECT:" + REJECT_NAMES[r];
+    const payload = op === "gpcomp.open" && (r.header.flags & FLAG_GPCOMP) !== 0 ? gpcompUnpack(codec, r.payload) : r.payload;
+    return typeof payload === "number" ? "REJECT:" + REJECT_NAMES[payload] : describe(r.header) + ":" + toHex(payload);
   }
   return "UNKNOWN:" + op;
 }
@@ -235,7 +253,17 @@ export function probe(op: string, a: string, b: string, c: string, d: string, e:
     }
     return toHex(k);
   }
-  if (op.substring(0, 7) === "record." || op === "packet.kind") return recordProbe(op, a, b, c, d, e);
+  if (op.substring(0, 7) === "record." || op === "packet.kind" || op === "gpcomp.seal" || op === "gpcomp.open") return recordProbe(op, a, b, c, d, e);
+  if (op === "gpcomp.compress") {
+    // [payload] -> the FLAGS bit and the payload a sender seals: "80." + compressed, or "00." + as it was
+    const packed = gpcompPack(codec, hex(a));
+    return packed !== undefined ? "80." + toHex(packed) : "00." + a;
+  }
+  if (op === "gpcomp.decompress") {
+    // [a payload that came with the GPComp bit] -> the payload the application gets, or REJECT:gpcomp
+    const plain = gpcompUnpack(codec, hex(a));
+    return typeof plain === "number" ? "REJECT:" + REJECT_NAMES[plain] : toHex(plain);
+  }
   if (op === "keys.epoch") {
     // [K_M, direction, key index, suite id] -> key.iv
     let secret = trafficSecret(fixed, hex(a), dec(b));

@@ -11,7 +11,9 @@ import { benchBoards } from "./bench/boards";
 import { benchBackbone } from "./bench/backbone";
 import { benchBridge } from "./bench/bridge";
 import { benchScaling } from "./bench/scaling";
+import { benchOutbox } from "./bench/outbox";
 import { benchLiveFeed } from "./bench/live-feed";
+import { benchClusterDrill } from "./bench/cluster";
 
 const sections: [string, () => string | Promise<string>][] = [
   ["Record seal/open on the host (ops/s; raw = one node:crypto call per record)", benchRecords],
@@ -24,7 +26,9 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
   ["Gateway scaling: 10,000 and 100,000 devices, and the device side on two worker threads", benchScaling],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
+  ["Readings outbox: what storing each reading once costs, on PGlite and Postgres, and readings/s through a controller", benchOutbox],
   ["Live feed for the web console: cost per reading and of the fleet table", benchLiveFeed],
+  ["Cluster failure drill: kill -9 of each controller, gateway and Postgres under a 200-board load (real processes)", benchClusterDrill],
 ];
 
 const only = process.argv.slice(2);

@@ -55,7 +55,7 @@ const PANELS: Panel[] = [
   },
   {
     title: "Auth failures by reason", unit: "ops", on: ["gateway", "controller"], stack: true,
-    description: "Device records refused a second: tag (forged or corrupted), replay, unknown-spi (no such session), malformed.",
+    description: "Device records refused a second: tag (forged or corrupted), replay, unknown-spi (no such session), malformed, gpcomp (a compression bomb).",
     targets: [{ expr: `sum by (reason) (${rate("sesame_auth_failures_total")})`, legendFormat: "{{reason}}" }],
   },
   {

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { buildAll, BuildError, REPO_ROOT } from "./build";
 import { progress, table } from "./lib/measure";
 import { espruinoBinary, runEspruinoNativeDetailed } from "../host/sim/espruino-native";
-import { INT32_X25519_GUARD, loadTargets, loadVectorFiles, pad, pendingReason, runCase, runsOn, Target, TARGETS } from "../host/sim/vectors";
+import { INT32_X25519_GUARD, loadTargets, PROBE_INIT, loadVectorFiles, pad, pendingReason, runCase, runsOn, Target, TARGETS } from "../host/sim/vectors";
 
 async function main(): Promise<number> {
   console.log("sesame self-check: every test vector on every target\n");
@@ -35,7 +35,7 @@ async function main(): Promise<number> {
       let pass = 0, fail = 0, skip = 0;
       let results: string[];
       if (t === "espruino-native") {
-        const r = await runEspruinoNativeDetailed(read("espruino/probe.js"), cases.map((c) => [c.op!, pad(c.args)]));
+        const r = await runEspruinoNativeDetailed(read("espruino/probe.js"), cases.map((c) => [c.op!, pad(c.args)]), { prelude: PROBE_INIT });
         results = r.map((x) => (x.ok ? x.value : `THROWS ${x.error}`));
       } else {
         const run = runners.get(t);

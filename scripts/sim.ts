@@ -8,12 +8,14 @@ import { BoardResult, LinkChoice, runFleet } from "../host/sim/fleet";
 import { buildAll, isBuildStale, REPO_ROOT } from "./build";
 import { fleetChart } from "./lib/sim-chart";
 
-const USAGE = `usage: npm run sim -- [--boards N] [--link ble|lora|mixed] [--loss 0..1] [--minutes M] [--seed S] [--out DIR] [--lua wasmoon|fengari]
+const USAGE = `usage: npm run sim -- [--boards N] [--link ble|lora|mixed] [--loss 0..1] [--minutes M] [--seed S] [--status S] [--out DIR] [--lua wasmoon|fengari]
   --boards   number of boards, profiles taken in turn (default 20)
   --link     radios in use (default mixed: BLE and LoRa)
   --loss     probability that a frame or PDU is lost on the air (default 0.1)
   --minutes  virtual minutes to run (default 30)
   --seed     seed of the run's radio schedule (default 1)
+  --status   seconds between status messages (12 temperatures as text, which GPComp shrinks) each board
+             sends besides its readings (default: none)
   --out      where to write sim.svg and sim.json (default sim-report/)
   --lua      Lua engine for NodeMCU boards: wasmoon (64-bit integers) or fengari (32-bit) (default wasmoon)`;
 
@@ -35,7 +37,7 @@ const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a -
 export function summaryTable(results: BoardResult[]): string {
   const byProfile = new Map<string, BoardResult[]>();
   for (const r of results) byProfile.set(r.profile, [...(byProfile.get(r.profile) ?? []), r]);
-  const rows = [["board type", "boards", "handshakes", "readings", "delivered", "duplicates", "lost", "in flight", "air time s", "max frame B", "memory peak / budget", "latency p50/p99 s", "failed"]];
+  const rows = [["board type", "boards", "handshakes", "readings", "delivered", "duplicates", "lost", "in flight", "air time s", "max frame B", "memory peak / budget", "latency p50/p99 s", "gpcomp records / saved B", "failed"]];
   for (const [profile, rs] of [...byProfile].sort()) {
     const sum = (f: (r: BoardResult) => number) => rs.reduce((a, r) => a + f(r), 0);
     const lat = rs.flatMap((r) => r.latencies);
@@ -45,7 +47,7 @@ export function summaryTable(results: BoardResult[]): string {
       String(sum((r) => r.appDuplicates)), `${sum((r) => r.lost)}${sum((r) => r.lostButDelivered) ? ` (${sum((r) => r.lostButDelivered)} delivered)` : ""}`,
       String(sum((r) => r.inFlight)), (sum((r) => r.airtimeMs) / 1000).toFixed(1), String(Math.max(...rs.map((r) => r.maxFrame))),
       `${peak} / ${rs[0].memBudget} ${rs[0].memUnit}`, `${(median(lat) / 1000).toFixed(2)} / ${(pct(lat, 0.99) / 1000).toFixed(2)}`,
-      String(rs.filter((r) => r.failed).length),
+      `${sum((r) => r.compressed)} / ${sum((r) => r.savedBytes)}`, String(rs.filter((r) => r.failed).length),
     ]);
   }
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
     args = parseArgs({
       options: {
         boards: { type: "string" }, link: { type: "string" }, loss: { type: "string" }, minutes: { type: "string" }, seed: { type: "string" },
-        out: { type: "string" }, lua: { type: "string" }, help: { type: "boolean", short: "h" },
+        out: { type: "string" }, lua: { type: "string" }, status: { type: "string" }, help: { type: "boolean", short: "h" },
       },
     }).values;
   } catch (e) {
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
   const loss = number(args.loss, "loss", 0.1, (n) => n >= 0 && n < 1, "a probability from 0 up to (not including) 1");
   const minutes = number(args.minutes, "minutes", 30, (n) => n > 0 && n <= 24 * 60, "from 0 to 1440 minutes");
   const seed = number(args.seed, "seed", 1, Number.isInteger, "a whole number");
+  const status = number(args.status, "status", 0, (n) => n >= 0 && n <= 86_400, "from 0 (none) to 86400 seconds");
   const link = (args.link ?? "mixed") as LinkChoice;
   if (!["ble", "lora", "mixed"].includes(link)) fail(`--link ${JSON.stringify(args.link)}: must be ble, lora or mixed`);
   const lua = (args.lua ?? "wasmoon") as "wasmoon" | "fengari";
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   }
   const t0 = Date.now();
   const { results, fleet } = await runFleet({
-    boards, link, loss, minutes, seed, luaEngine: lua,
+    boards, link, loss, minutes, seed, luaEngine: lua, statusEvery: status > 0 ? status : undefined,
     onProgress: (now, end, f) => {
       const done = now / end;
       const bar = "#".repeat(Math.round(done * 30)).padEnd(30, ".");

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as vm from "node:vm";
 import { randomBytes } from "node:crypto";
 import { hostProvider, nodeKeyPair } from "../host/crypto/provider";
+import { hostCodec } from "../host/record/gpcomp";
 import * as facade from "../firmware/runtime/facade";
 import { ensureBuilt, readArtefact } from "./harness/build-once";
 import { loadEspruino } from "../host/sim/espruino-sandbox";
@@ -34,7 +35,7 @@ type Party = {
 const hexq = (s: string) => JSON.stringify(s);
 
 function hostParty(): Party {
-  facade.facadeInit(hostProvider, facade.memoryStorage());
+  facade.facadeInit(hostProvider, facade.memoryStorage(), hostCodec);
   return {
     name: "host",
     create: facade.epCreate, start: facade.epStartH, feed: (h, x, t, n) => void facade.epFeedH(h, x, t, n), poll: (h, n) => void facade.epPollH(h, n),
@@ -47,7 +48,7 @@ function espruinoParty(board: string): Party {
   const profile = JSON.parse(readFileSync(`boards/${board}.json`, "utf8")) as BoardProfile;
   const sb = loadEspruino(readArtefact("espruino/endpoints.js"), { nativeCrypto: profile.nativeCrypto, filename: "dist/espruino/endpoints.js" });
   const run = (js: string) => vm.runInContext(js, sb.context);
-  run(`sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, undefined, ${JSON.stringify(profile.nativeCrypto)})`);
+  run(`sesame.init({ crypto: require("crypto"), hwRand: E.hwRand }, undefined, ${JSON.stringify(profile.nativeCrypto)}, require)`);
   return {
     name: `espruino(${board})`,
     create: (r, c) => run(`sesame.epCreate(${hexq(r)}, ${hexq(c)})`),
@@ -102,6 +103,22 @@ function pump(d: Party, dh: number, g: Party, gh: number, now: number, lose: (ti
 const hex = (s: string) => Buffer.from(s).toString("hex");
 const text = (inbox: string) => (inbox ? inbox.split(",").map((x) => Buffer.from(x, "hex").toString()) : []);
 
+/** A device and a gateway endpoint with fresh keys, handshaken; `extra` is added to the device's configuration. */
+function connect(d: Party, g: Party, mode: string, order: string, extra: string): { dh: number; gh: number } {
+  const gk = nodeKeyPair(), dk = nodeKeyPair();
+  const kid = randomBytes(4).toString("hex"), id = randomBytes(4).toString("hex"), psk = randomBytes(32).toString("hex");
+  const h = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  const common = `mode=${mode};order=${order};retry=3000`;
+  const dconf = (mode === "dh" ? `${common};kid=${kid};secret=${h(dk.s)};gateway=${h(gk.S)}` : `${common};id=${id};psk=${psk}`) + extra;
+  const gconf = mode === "dh" ? `${common};secret=${h(gk.s)};devices=${kid}:${h(dk.S)}` : `${common};devices=${id}:${psk}`;
+  const gh = g.create("gateway", gconf), dh = d.create("device", dconf);
+  g.start(gh, 0);
+  d.start(dh, 0);
+  pump(d, dh, g, gh, 0);
+  assert.ok(d.ready(dh) && g.ready(gh), `not established: device ${d.info(dh)} gateway ${g.info(gh)}`);
+  return { dh, gh };
+}
+
 describe("interop matrix: host <-> Espruino bundle <-> Lua bundles (64-bit and 32-bit integers)", function () {
   this.timeout(600_000);
   const parties = new Map<string, (mode: string) => Party>();
@@ -133,17 +150,7 @@ describe("interop matrix: host <-> Espruino bundle <-> Lua bundles (64-bit and 3
           if (dev === gw && dev !== "host") continue;
           it(`${mode} order ${order}: device on ${dev}, gateway on ${gw}`, function () {
             const d = parties.get(dev)!(mode), g = parties.get(gw)!(mode);
-            const gk = nodeKeyPair(), dk = nodeKeyPair();
-            const kid = randomBytes(4).toString("hex"), id = randomBytes(4).toString("hex"), psk = randomBytes(32).toString("hex");
-            const h = (b: Uint8Array) => Buffer.from(b).toString("hex");
-            const common = `mode=${mode};order=${order};retry=3000`;
-            const dconf = mode === "dh" ? `${common};kid=${kid};secret=${h(dk.s)};gateway=${h(gk.S)}` : `${common};id=${id};psk=${psk}`;
-            const gconf = mode === "dh" ? `${common};secret=${h(gk.s)};devices=${kid}:${h(dk.S)}` : `${common};devices=${id}:${psk}`;
-            const gh = g.create("gateway", gconf), dh = d.create("device", dconf);
-            g.start(gh, 0);
-            d.start(dh, 0);
-            pump(d, dh, g, gh, 0);
-            assert.ok(d.ready(dh) && g.ready(gh), `not established: device ${d.info(dh)} gateway ${g.info(gh)}`);
+            const { dh, gh } = connect(d, g, mode, order, "");
             // Data both ways.
             for (const m of ["t=21.5", "t=21.6", "t=21.7"]) assert.ok(d.send(dh, hex(m), 10));
             assert.ok(g.send(gh, hex("led=on"), 10));
@@ -190,5 +197,29 @@ describe("interop matrix: host <-> Espruino bundle <-> Lua bundles (64-bit and 3
         }
       }
     }
+  }
+
+  // GPComp: a device that compresses (gpcomp=1) and a gateway with heatshrink (host, Espruino) or without (Lua).
+  const status = "t=21.50,21.50,21.51,21.51,21.50,21.50,21.50,21.49,21.50,21.50,21.50,21.51";
+  for (const [dev, gw] of [["host", "espruino"], ["espruino", "host"], ["host", "wasmoon"], ["host", "fengari"]]) {
+    const refuses = gw === "wasmoon" || gw === "fengari";
+    it(`GPComp: device on ${dev} compresses a status text, gateway on ${gw} ${refuses ? "refuses and counts it" : "hands it over as sent"}`, function () {
+      const d = parties.get(dev)!("psk"), g = parties.get(gw)!("psk");
+      const { dh, gh } = connect(d, g, "psk", "R", ";gpcomp=1");
+      const rejected = () => Number(g.info(gh).split(",")[7]);
+      const before = rejected();
+      assert.ok(d.send(dh, hex(status), 10));
+      const records = d.out(dh).split(",").filter(Boolean).map((p) => Buffer.from(p.split(":")[1], "hex"));
+      assert.equal(records.length, 1);
+      assert.equal(records[0][3] & 0x80, 0x80, "bit 7 set");
+      assert.ok(records[0].length < status.length, `a ${records[0].length}-byte record for a ${status.length}-byte text`);
+      g.feed(gh, records[0].toString("hex"), 1, 10);
+      assert.deepEqual(text(g.inbox(gh)), refuses ? [] : [status]);
+      assert.equal(rejected() - before, refuses ? 1 : 0);
+      // A reading that does not shrink goes as it is, and every gateway takes it.
+      assert.ok(d.send(dh, hex("t=21.5"), 20));
+      pump(d, dh, g, gh, 20);
+      assert.deepEqual(text(g.inbox(gh)), ["t=21.5"]);
+    });
   }
 });

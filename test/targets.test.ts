@@ -20,7 +20,7 @@ import { readBoardFiles } from "../scripts/lib/espruino-modules";
 import { espruinoBinary, espruinoUnavailableReason, NativeResult, ProbeCall, runEspruinoNativeDetailed } from "../host/sim/espruino-native";
 import { loadEspruino } from "../host/sim/espruino-sandbox";
 import {
-  FENGARI_X25519, INT32_X25519_GUARD, loadTargets, VECTOR_DIR, loadVectorFiles, pad, pendingReason, runCase, Runner, runsOn, Target, TARGETS, VectorCase,
+  FENGARI_X25519, INT32_X25519_GUARD, loadTargets, PROBE_INIT, VECTOR_DIR, loadVectorFiles, pad, pendingReason, runCase, Runner, runsOn, Target, TARGETS, VectorCase,
 } from "../host/sim/vectors";
 import { loadFengari, loadWasmoon } from "../host/sim/lua-runtime";
 
@@ -55,7 +55,7 @@ describe("targets: every vector on every target", function () {
     closeWasmoon = loaded.close;
     if (nativeBin) {
       try {
-        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls);
+        nativeResults = await runEspruinoNativeDetailed(readArtefact("espruino/probe.js", buildError), nativeCalls, { prelude: PROBE_INIT });
       } catch (e) {
         unavailable.set("espruino-native", (e as Error).message);
       }

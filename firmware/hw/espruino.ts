@@ -17,6 +17,7 @@ import { Hash, hmac } from "../crypto/hmac";
 import { x25519 } from "../crypto/x25519";
 import { bytesOfWords } from "./random";
 import { Aead } from "../record/record";
+import { Codec } from "../record/gpcomp";
 
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
@@ -192,6 +193,8 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
     // Storage's own read and write: they take the same arguments and need no `this`.
     storage: n.require("Storage") as SeqStorage,
     provider: boardProvider(board.nativeCrypto, { crypto: n.require("crypto") as EspruinoCrypto, hwRand: E.hwRand }),
+    // GPComp: the native module itself (firmware/record/gpcomp.ts Codec), where the firmware has it.
+    codec: board.gpcomp === "heatshrink" ? (n.require("heatshrink") as Codec) : undefined,
     ble: ble === undefined ? undefined : bleHw(ble.mtu),
     lora: lora === undefined || n.lora === undefined ? undefined : { listen: n.lora.listen, send: n.lora.send, region: lora.region, dataRate: lora.dataRate },
     sensor: temperature,

@@ -4,6 +4,7 @@
 // to the built bundles, so the same hardware layer runs there.
 import { Bytes } from "#target";
 import { CryptoProvider } from "../crypto/provider";
+import { Codec } from "../record/gpcomp";
 import { SeqStorage } from "../session/seqstore";
 
 /** A BLE peripheral offering the sesame GATT service (firmware/link/ble.ts has the UUIDs). */
@@ -33,6 +34,8 @@ export type Hal = {
   every: (this: void, ms: number, fn: (this: void) => void) => void;
   storage: SeqStorage;
   provider: CryptoProvider;
+  /** GPComp's heatshrink, where the board's firmware has it (firmware/record/gpcomp.ts). */
+  codec: Codec | undefined;
   ble: BleHw | undefined;
   lora: LoraHw | undefined;
   /** The example application's sensor (a temperature in hundredths of a degree, say). */

@@ -105,6 +105,8 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
     every: (ms: number, fn: () => void) => void timers.push({ ms: ms, due: clock + ms, fn: fn }),
     storage: storage,
     provider: boardProvider(board.nativeCrypto, n),
+    // GPComp: NodeMCU has no compressor; a Lua board never compresses and refuses records with the bit.
+    codec: undefined,
     ble: undefined,
     lora: lora === undefined || drv === undefined ? undefined : {
       listen: (cb: (frame: Bytes) => void) => drv.listen((f: string) => cb(fromStr(f))),

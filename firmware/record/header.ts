@@ -45,7 +45,8 @@ export const REJECT_SEQ = 5; // a sequence number the format cannot carry, or pa
 export const REJECT_LENGTH = 6; // a payload longer than the format can express
 export const REJECT_AUTH = 7; // the ICV did not verify
 export const REJECT_FORMAT = 8; // an unknown format number
-export const REJECT_NAMES = ["", "truncated", "overlong", "flags", "spi", "seq", "length", "auth", "format"];
+export const REJECT_GPCOMP = 9; // GPComp set where the receiver has no decompressor, or a payload that would decompress past the bound
+export const REJECT_NAMES = ["", "truncated", "overlong", "flags", "spi", "seq", "length", "auth", "format", "gpcomp"];
 
 export type Header = {
   spi: number;

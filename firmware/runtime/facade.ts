@@ -7,12 +7,14 @@ import { SUITE_CONSTRAINED } from "../suite";
 import { Endpoint, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
 import { SaPolicy } from "../session/sa";
 import { SeqStorage } from "../session/seqstore";
+import { Codec } from "../record/gpcomp";
 import { addTransport, deleteTransport, sessionRestore, sessionSave, sessionSend, setTransportUp } from "../session/session";
 import { deviceEndpoint, gatewayEndpoint, parseFields } from "./config";
 
 const endpoints: Endpoint[] = [];
 let provider: CryptoProvider | undefined = undefined;
 let storage: SeqStorage | undefined = undefined;
+let codec: Codec | undefined = undefined;
 
 /** A SeqStorage in RAM, for a board without flash storage wired (and for tests). */
 export function memoryStorage(): SeqStorage {
@@ -20,10 +22,11 @@ export function memoryStorage(): SeqStorage {
   return { read: (n: string) => t[n], write: (n: string, v: string) => { t[n] = v; } };
 }
 
-/** Sets the provider and the storage every endpoint made afterwards uses. */
-export function facadeInit(p: CryptoProvider, s: SeqStorage): void {
+/** Sets the provider, the storage and the GPComp codec (none: GPComp refused) every endpoint made afterwards uses. */
+export function facadeInit(p: CryptoProvider, s: SeqStorage, c: Codec | undefined): void {
   provider = p;
   storage = s;
+  codec = c;
 }
 
 function spiLive(spi: number): boolean {
@@ -33,7 +36,8 @@ function spiLive(spi: number): boolean {
 
 /**
  * A new endpoint; role "device" or "gateway", conf as in runtime/config.ts plus the session policy's
- * window (window), rekey interval (rekey, ms), late-key time (late, ms) and reservation block (block).
+ * window (window), rekey interval (rekey, ms), late-key time (late, ms), reservation block (block), and
+ * gpcomp=1 to compress application payloads that shrink (with the codec facadeInit was given).
  * Returns its handle.
  */
 export function epCreate(role: string, conf: string): number {
@@ -43,6 +47,7 @@ export function epCreate(role: string, conf: string): number {
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: provider, aead: undefined, rekeyAfterMs: num("rekey", 3600000), datagram: true,
     windowSize: num("window", 64), lateKeyMs: num("late", 30000), seqBlock: num("block", 16), store: storage,
+    codec: codec, compress: codec !== undefined && f["gpcomp"] === "1",
   };
   const ep = role === "device" ? deviceEndpoint(provider, policy, conf, spiLive) : gatewayEndpoint(provider, policy, conf, spiLive);
   endpoints.push(ep);

@@ -87,6 +87,8 @@ export function rtNew(hal: Hal, conf: string): Runtime {
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hal.provider, aead: undefined, rekeyAfterMs: num(f, "rekey", 3600000), datagram: true,
     windowSize: 64, lateKeyMs: 30000, seqBlock: num(f, "block", 16), store: hal.storage,
+    // A device compresses its uplinks where its firmware can (the gateway always decompresses).
+    codec: hal.codec, compress: hal.codec !== undefined,
   };
   const ep = deviceEndpoint(hal.provider, policy, conf, onlyNegotiation);
   const rt: Runtime = {
@@ -307,5 +309,6 @@ export function rtReport(rt: Runtime): string {
     "lora_sent=" + (l === undefined ? 0 : l.sent), "lora_air=" + (l === undefined ? 0 : l.airtimeMs),
     "lora_toobig=" + (l === undefined ? 0 : l.tooBig), "lora_dropped=" + (l === undefined ? 0 : l.dropped),
     "ble_sent=" + (rt.ble === undefined ? 0 : rt.ble.sent),
+    "gpcomp=" + (s === undefined ? 0 : s.compressed), "gpcomp_saved=" + (s === undefined ? 0 : s.saved),
   ].join(";");
 }

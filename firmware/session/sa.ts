@@ -7,6 +7,7 @@ import { Bytes } from "#target";
 import { wipe } from "../bytes";
 import { CryptoProvider } from "../crypto/provider";
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, Header, MAX_SEQ_COMPACT, REJECT_AUTH, REJECT_SEQ, REJECT_SPI } from "../record/header";
+import { Codec } from "../record/gpcomp";
 import { Aead, openParsed, Opened, parseRecord, sealRecord } from "../record/record";
 import { Suite } from "../suite";
 import { epochKeys, EpochKeys, nextTrafficSecret } from "./keys";
@@ -29,6 +30,10 @@ export type SaPolicy = {
   seqBlock: number;
   /** Where sequence reservations are persisted; survives restarts on a board. */
   store: SeqStorage;
+  /** GPComp's heatshrink (firmware/record/gpcomp.ts); undefined: records with the GPComp bit are refused. */
+  codec: Codec | undefined;
+  /** Compress application payloads that shrink (needs `codec`, and a peer that has one: docs/PROTOCOL.md 1.7). */
+  compress: boolean;
 };
 
 export type Outbound = {

@@ -6,7 +6,8 @@ import { alloc, Bytes } from "#target";
 import { fromHex, slice, toHex, wipe } from "../bytes";
 import { Established } from "../handshake/dh";
 import { errorPacket, isErrorPacket } from "../handshake/wire";
-import { FLAG_CONTROL } from "../record/header";
+import { gpcompPack, gpcompUnpack } from "../record/gpcomp";
+import { FLAG_CONTROL, FLAG_GPCOMP } from "../record/header";
 import { DIR_I2R, DIR_R2I, trafficSecret } from "./keys";
 import { formatDecimal, parseDecimal } from "./seqstore";
 import { inboundNew, inboundOpen, Inbound, Outbound, outboundNew, outboundRekey, outboundSeal, SaPolicy } from "./sa";
@@ -52,6 +53,9 @@ export type Session = {
   unsent: number;
   /** No KEY_UPDATE request goes before this time (ms), whatever records come: forged ones must not make a downlink flood. */
   keyUpdateNext: number;
+  /** Records sent with GPComp, and the payload bytes compression saved on them. */
+  compressed: number;
+  saved: number;
 };
 
 function tagOf(id: Bytes, initiator: boolean): string {
@@ -71,6 +75,7 @@ export function sessionNew(policy: SaPolicy, est: Established, now: number): Ses
     out: outboundNew(policy, out, 0, est.peerSpi, tagOf(est.sessionHash, est.initiator), now),
     inb: inboundNew(policy, inb, 0, est.localSpi),
     transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: false, sent: 0, received: 0, rejected: 0, unsent: 0, keyUpdateNext: 0,
+    compressed: 0, saved: 0,
   };
 }
 
@@ -125,9 +130,20 @@ function sealAndEmit(s: Session, payload: Bytes, flags: number, now: number): bo
   return emit(s, r);
 }
 
-/** Seals and queues application data; false if the session is closed, the payload too long, or no route. */
+/**
+ * Seals and queues application data, compressed with GPComp where the policy says so and it saves bytes;
+ * false if the session is closed, the payload too long, or no route.
+ */
 export function sessionSend(s: Session, payload: Bytes, now: number): boolean {
-  return sealAndEmit(s, payload, 0, now);
+  const policy = s.out.policy;
+  const packed = policy.compress ? gpcompPack(policy.codec, payload) : undefined;
+  if (packed === undefined) return sealAndEmit(s, payload, 0, now);
+  const sent = sealAndEmit(s, packed, FLAG_GPCOMP, now);
+  if (sent) {
+    s.compressed = s.compressed + 1;
+    s.saved = s.saved + payload.length - packed.length;
+  }
+  return sent;
 }
 
 /** Seals and queues a control record (FLAG_CONTROL) whose payload is the one byte `what`. */
@@ -178,16 +194,22 @@ export function sessionReceive(s: Session, packet: Bytes, tid: number, now: numb
   }
   s.confirmed = true;
   s.received = s.received + 1;
+  // GPComp: decompressed after the record opened (the tag covers what was sent), before anything reads it.
+  const payload = (r.header.flags & FLAG_GPCOMP) === 0 ? r.payload : gpcompUnpack(s.inb.policy.codec, r.payload);
+  if (typeof payload === "number") {
+    s.rejected = s.rejected + 1;
+    return -payload;
+  }
   if ((r.header.flags & FLAG_CONTROL) === 0) {
-    s.inbox.push(r.payload);
+    s.inbox.push(payload);
     return RX_DATA;
   }
-  const what = r.payload.length > 0 ? r.payload[0] : 0;
+  const what = payload.length > 0 ? payload[0] : 0;
   if (what === CTRL_CLOSE) {
     s.state = STATE_CLOSED;
     return RX_CLOSED;
   }
-  if (what === CTRL_KEY_UPDATE) keyUpdateRequested(s, r.payload, now);
+  if (what === CTRL_KEY_UPDATE) keyUpdateRequested(s, payload, now);
   return RX_CONTROL;
 }
 
@@ -248,5 +270,6 @@ export function sessionRestore(policy: SaPolicy, saved: string, now: number): Se
     out: outboundNew(policy, outSecret, parseDecimal(f[4]), parseDecimal(f[5]), tagOf(id, initiator), now),
     inb: inb,
     transports: [], inbox: [], outbox: [], state: STATE_OPEN, confirmed: true, sent: 0, received: 0, rejected: 0, unsent: 0, keyUpdateNext: 0,
+    compressed: 0, saved: 0,
   };
 }

@@ -33,6 +33,11 @@ export function alloc(n: number): Bytes {
   return new Uint8Array(n);
 }
 
+/** The bytes of an ArrayBuffer a native module returned (Espruino's heatshrink), without a copy. */
+export function bytesOfBuffer(b: ArrayBuffer): Bytes {
+  return new Uint8Array(b);
+}
+
 /** A zero-filled word buffer. */
 export function words(n: number): Words {
   return new Int32Array(n);

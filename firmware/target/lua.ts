@@ -23,6 +23,11 @@ export function alloc(n: number): Bytes {
   return a;
 }
 
+export function bytesOfBuffer(b: ArrayBuffer): Bytes {
+  // No native module returns buffers in Lua (NodeMCU has no heatshrink); the same export as js.ts.
+  return b as unknown as Bytes;
+}
+
 export function words(n: number): Words {
   return alloc(n);
 }

@@ -17,7 +17,7 @@
 import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { errorPacket, messageType } from "../../firmware/handshake/wire";
-import { FLAG_BATCH, FLAG_CONTROL } from "../../firmware/record/header";
+import { FLAG_BATCH, FLAG_CONTROL, FLAG_GPCOMP } from "../../firmware/record/header";
 import { EndpointConfig, Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput, EP_OPEN } from "../../firmware/session/endpoint";
 import { CTRL_CLOSE, CTRL_KEY_UPDATE, keyUpdateRequested, RX_CLOSED, sessionClose, Session, STATE_CLOSED } from "../../firmware/session/session";
 import { ByteQueue } from "./bytequeue";
@@ -263,6 +263,8 @@ export class BackboneConnection extends EventEmitter {
 
   private onRecord(flags: number, plaintext: Buffer[]): void {
     if (this.state === CONN_CLOSED) return;
+    // The backbone has no GPComp codec (docs/PROTOCOL.md 1.7): neither side ever compresses.
+    if ((flags & FLAG_GPCOMP) !== 0) return this.abort("record is compressed (GPComp): the backbone does not compress");
     if ((flags & FLAG_CONTROL) !== 0) {
       const what = plaintext.length > 0 && plaintext[0].length > 0 ? plaintext[0][0] : 0;
       if (what === CTRL_CLOSE) return this.peerClosed();

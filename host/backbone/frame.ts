@@ -9,7 +9,8 @@
 //   kind  name           body
 //   ----  -------------  -----------------------------------------------------------------------------
 //   0x01  UPLINK         dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, gw -> ctl
-//   0x02  DOWNLINK       dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, ctl -> gw
+//   0x02  DOWNLINK       dlen (uvarint) | device (dlen) | payload (rest)      terminate mode, ctl -> gw: a
+//                        command, payload = id (3, the controller's per-device number) | the command
 //   0x03  RELAY_UP       slen (uvarint) | source (slen) | spdu (rest)         relay mode: the device's
 //   0x04  RELAY_DOWN     slen (uvarint) | source (slen) | spdu (rest)         record, still sealed
 //   0x05  SESSION_EVENT  dlen (uvarint) | device (dlen) | event (1) | detail (rest)   terminate mode, gw -> ctl:

@@ -11,6 +11,11 @@
 // The reconnect delay doubles from backoffInitialMs up to backoffMaxMs with every failed attempt (reset by
 // a connection that became ready), and is drawn uniformly from its upper half (jitter), so gateways that
 // lost the controller together do not all come back in the same instant.
+//
+// A client may know several controllers (a cluster sharing one backbone key): it is connected to one at a
+// time, and each attempt after a connection closed or failed goes to the next one in the list, so a
+// controller that dies costs one short delay. It stays where it got in rather than returning to the first:
+// a move costs a relay gateway's devices a new handshake each, and is worth making only when forced.
 import { EventEmitter, once } from "node:events";
 import * as net from "node:net";
 import type { KeyPair } from "../../firmware/crypto/provider";
@@ -29,9 +34,13 @@ export const CLIENT_CLOSED = 4;
 export type BackoffOptions = { backoffInitialMs: number; backoffMaxMs: number };
 export const DEFAULT_BACKOFF: BackoffOptions = { backoffInitialMs: 100, backoffMaxMs: 10_000 };
 
+export type HostPort = { host: string; port: number };
+
 export type BackboneClientOptions = Partial<PeerOptions> & Partial<BackoffOptions> & {
   host: string;
   port: number;
+  /** More controllers with the same key, tried in turn after host:port. */
+  fallbacks?: HostPort[];
   identity: GatewayIdentity;
   /** The controller's static X25519 public key (pinned). */
   controllerKey: Uint8Array;
@@ -59,10 +68,13 @@ export class BackboneClient extends EventEmitter {
   private lastClose: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private socket: net.Socket | undefined;
+  private readonly controllers: HostPort[];
+  private current = 0;
 
   constructor(opts: BackboneClientOptions) {
     super();
     this.opts = { ...DEFAULT_BACKOFF, ...opts };
+    this.controllers = [{ host: opts.host, port: opts.port }, ...(opts.fallbacks ?? [])];
     gatewayEndpointConfig(opts.identity, opts.controllerKey); // fails early on a malformed identity
     this.peer = new BackbonePeer(peerOptions(opts));
     this.peer.on("message", (m: AppMessage, seq: number) => this.emit("message", m, seq));
@@ -94,6 +106,9 @@ export class BackboneClient extends EventEmitter {
 
   get connected(): boolean { return this.state === CLIENT_OPEN && this.peer.connected; }
 
+  /** The controller this client is connected or connecting to. */
+  get controller(): HostPort { return this.controllers[this.current]; }
+
   get stats(): ClientStats {
     return { ...this.peer.stats, attempts: this.attempts, lastClose: this.lastClose };
   }
@@ -114,7 +129,7 @@ export class BackboneClient extends EventEmitter {
   private connect(): void {
     this.state = CLIENT_CONNECTING;
     this.attempts++;
-    const socket = net.connect(this.opts.port, this.opts.host);
+    const socket = net.connect(this.controller.port, this.controller.host);
     this.socket = socket;
     const conn = new BackboneConnection(socket, gatewayEndpointConfig(this.opts.identity, this.opts.controllerKey), this.opts.connection);
     this.peer.attach(conn);
@@ -123,6 +138,7 @@ export class BackboneClient extends EventEmitter {
       if (this.state === CLIENT_CLOSED) return;
       if (this.state === CLIENT_OPEN) this.emit("disconnected", reason);
       else this.failures++;
+      this.current = (this.current + 1) % this.controllers.length;
       this.backoff();
     });
   }

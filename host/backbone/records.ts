@@ -45,7 +45,7 @@ const SEQ_BLOCK = 1 << 30;
 export function backbonePolicy(): SaPolicy {
   return {
     suite: SUITE_BACKBONE, p: hostProvider, aead: (key) => nodeGcm(key), rekeyAfterMs: BACKBONE_REKEY_MS, datagram: false,
-    windowSize: 64, lateKeyMs: 0, seqBlock: SEQ_BLOCK, store: { read: () => undefined, write: () => {} },
+    windowSize: 64, lateKeyMs: 0, seqBlock: SEQ_BLOCK, store: { read: () => undefined, write: () => {} }, codec: undefined, compress: false,
   };
 }
 

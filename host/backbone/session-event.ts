@@ -1,11 +1,11 @@
 // SESSION_EVENT's detail (host/backbone/frame.ts): how a terminate-mode gateway tells the controller about
 // the device sessions it holds, for the controller's session log, and what became of the commands it was
-// given (the gateway numbers and retransmits them; the controller shows their fate).
+// given (the gateway retransmits them to the device; the controller closes them, or sends them again).
 //
 //   detail = spi (3 bytes, big-endian) | text (UTF-8: the link on SESSION_OPENED, the reason on SESSION_CLOSED)
-//   COMMAND_STATE: detail = message id (3 bytes, big-endian) | state: "queued" (the next DOWNLINK for the
-//   device, under this id), "acked", "lost" (out of tries), "refused" (not queued: unknown device or its
-//   queue full; id 0)
+//   COMMAND_STATE: detail = the command's id (3 bytes, big-endian: the id its DOWNLINK carried) | state:
+//   "queued", "acked" (by the device), "lost" (out of tries), "refused" (not queued: no session with the
+//   device here, or its queue full)
 //
 // A SESSION_CLOSED with an empty device is "every session I reported is gone": a gateway sends it first
 // in each run (it started, so it holds no session it may have reported before).
@@ -29,7 +29,7 @@ export function sessionEvent(event: "open" | "close", device: string, spi: numbe
   return { kind: KIND_SESSION_EVENT, device: deviceBytes(device), event: event === "open" ? SESSION_OPENED : SESSION_CLOSED, detail: detail(spi, text) };
 }
 
-/** What became of a command for `device` (its peer in hex); `id` is the gateway's message id (24 bits). */
+/** What became of a command for `device` (its peer in hex); `id` is the command's id (24 bits). */
 export function commandEvent(device: string, id: number, state: CommandState): SessionEvent {
   if (!Number.isInteger(id) || id < 0 || id > SPI_MAX) throw new RangeError(`command event: id must be a 24-bit integer, not ${id}`);
   return { kind: KIND_SESSION_EVENT, device: deviceBytes(device), event: COMMAND_STATE, detail: detail(id, state) };

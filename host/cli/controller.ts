@@ -24,22 +24,33 @@ export const CONTROLLER: CommandSpec = {
     "admin-tokens": { type: "string", help: "id:sha256-of-token,... (sesame token makes one)" },
     "metrics-tokens": { type: "string", help: "id:sha256-of-token,... that may read /metrics and /status only (admin tokens may too)" },
     "backbone-port": { type: "string", help: "port gateways connect to", default: "7300" },
+    "backbone-host": { type: "string", help: "address the backbone listens on (0.0.0.0 for gateways on other machines)", default: "127.0.0.1" },
     "mqtt-port": { type: "string", help: "embedded MQTT broker port", default: "1883" },
     "mqtt-url": { type: "string", help: "mqtt://user:password@host:port (or mqtts://) of an external broker instead of the embedded one" },
     "mqtt-ca": { type: "string", help: "CA certificate (PEM) the external broker's certificate must chain to, for mqtts://" },
     "mqtt-cert": { type: "string", help: "client certificate (PEM) for an external broker that asks for one (with --mqtt-key)" },
     "mqtt-key": { type: "string", help: "the client certificate's private key (PEM)" },
     gateway: { type: "string", multiple: true, help: "a gateway allowed in: kid:public-key-hex:terminate|relay (repeat, or comma-separate in SESAME_GATEWAY)" },
+    "lease-ms": { type: "string", help: "how long a controller's claim on a reading, or its lease on a gateway, lasts unrenewed: another controller takes over after it", default: "5000" },
+    "dedup-minutes": { type: "string", help: "how long published readings are remembered, so a late copy (a gateway's or a device's resend) is not published again", default: "10" },
+    "mqtt-share-group": { type: "string", help: "the MQTT 5 shared subscription group the controllers of one cluster take commands in, on an external broker", default: "sesame" },
   },
 };
 
 function gatewaysOf(v: Values): GatewayEntry[] {
-  const list = (v.gateway as string[] | undefined) ?? [];
+  // An empty SESAME_GATEWAY (none allowed in yet) is an empty list.
+  const list = ((v.gateway as string[] | undefined) ?? []).filter((g) => g !== "");
   return list.map((g) => {
     const m = /^([0-9a-f]{8}):([0-9a-f]{64}):(terminate|relay)$/.exec(g);
     if (!m) throw new UsageError(`--gateway ${JSON.stringify(g)}: must be kid:public:mode, e.g. 0a1b2c3d:<64 hex digits>:terminate (sesame gateway prints its kid and public key)`);
     return { kid: m[1], publicKey: bytes(m[2]), mode: m[3] as "terminate" | "relay" };
   });
+}
+
+function shareGroup(v: Values): string {
+  const g = str(v, "mqtt-share-group");
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(g)) throw new UsageError(`--mqtt-share-group ${JSON.stringify(g)}: letters, digits, _ and - only (it is a topic level)`);
+  return g;
 }
 
 /** The PEM file option `k` names, read now so a wrong path is a clear error at start, not a TLS failure later. */
@@ -95,9 +106,10 @@ export async function runController(v: Values, log: Logger): Promise<Controller>
     store: { db: v["db-url"] ? { url: String(v["db-url"]) } : { dataDir: str(v, "data-dir") }, masterKeys: { dir: keyDir }, rotation },
     keys: { S: bytes(key.key.public), s: bytes(key.key.secret) },
     gateways: gatewaysOf(v),
-    backbone: { port: port(v, "backbone-port") },
+    backbone: { port: port(v, "backbone-port"), host: str(v, "backbone-host") },
     admin: { port: port(v, "admin-port"), host: str(v, "admin-host"), tokens, metricsTokens },
-    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls } : { kind: "embedded", port: port(v, "mqtt-port") },
+    mqtt: mqttUrl ? { kind: "external", url: mqttUrl, tls, shareGroup: shareGroup(v) } : { kind: "embedded", port: port(v, "mqtt-port") },
+    cluster: { leaseMs: intIn(v, "lease-ms", 500, 600_000, "milliseconds"), dedupWindowMs: intIn(v, "dedup-minutes", 1, 10_080, "minutes") * 60_000 },
     log,
   });
   const ports = await c.start();

@@ -66,11 +66,13 @@ export function port(v: Values, k: string): number {
   return n;
 }
 
-export function hostPort(v: Values, k: string): { host: string; port: number } {
-  const s = str(v, k);
-  const m = /^(.+):(\d+)$/.exec(s);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--${k} ${JSON.stringify(s)}: must be host:port, e.g. 127.0.0.1:7300`);
-  return { host: m[1], port: Number(m[2]) };
+/** One or more host:port, comma-separated. */
+export function hostPorts(v: Values, k: string): { host: string; port: number }[] {
+  return str(v, k).split(",").map((s) => {
+    const m = /^([^,\s]+):(\d+)$/.exec(s.trim());
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`--${k} ${JSON.stringify(s)}: must be host:port (or several, comma-separated), e.g. 127.0.0.1:7300,127.0.0.1:7301`);
+    return { host: m[1], port: Number(m[2]) };
+  });
 }
 
 export function oneOf<T extends string>(v: Values, k: string, allowed: readonly T[]): T {

@@ -26,13 +26,16 @@ export type SuperviseOptions = {
 
 export const DEFAULT_SUPERVISE: SuperviseOptions = { minDelayMs: 500, maxDelayMs: 30_000, stableMs: 30_000 };
 
+/** Starts one run of a child: `sesame <args>` by default (spawnSesame), or a server (./local-servers.ts). */
+export type Launch = (args: string[], name: string, log: Logger) => { proc: ChildProcess; ready: Promise<Ready> };
+
 /** How a child ended, in words: "exit 1" or "killed by SIGKILL". */
 export function exitText(code: number | null, signal: NodeJS.Signals | null): string {
   return signal !== null ? `killed by ${signal}` : `exit ${code}`;
 }
 
 /**
- * One supervised `sesame <command>` child. Events: 'ready' (Ready, restarts), 'died' (why, delayMs),
+ * One supervised child: a `sesame <command>`, or a server `launch` starts. Events: 'ready' (Ready, restarts), 'died' (why, delayMs),
  * 'line' (a human sentence about it, for the terminal).
  */
 export class Supervised extends EventEmitter {
@@ -53,6 +56,7 @@ export class Supervised extends EventEmitter {
     private readonly args: () => string[],
     private readonly log: Logger,
     opts: Partial<SuperviseOptions> = {},
+    private readonly launch: Launch = spawnSesame,
   ) {
     super();
     this.opts = { ...DEFAULT_SUPERVISE, ...opts };
@@ -92,7 +96,7 @@ export class Supervised extends EventEmitter {
   /** One run up to its ready line; the Error when it ended before. */
   private async run(): Promise<Ready | Error> {
     this.state = CHILD_STARTING;
-    const { proc, ready } = spawnSesame(this.args(), this.name, this.log);
+    const { proc, ready } = this.launch(this.args(), this.name, this.log);
     this.proc = proc;
     this.startedAt = Date.now();
     proc.once("exit", (code, signal) => this.exited(proc, exitText(code, signal)));

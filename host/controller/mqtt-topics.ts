@@ -37,6 +37,8 @@ export type Topics = {
   events(deviceId: string): string;
   /** The subscription that receives every device's commands. */
   downFilter: string;
+  /** Every device's readings (the controllers of a cluster watch one another's: ./cluster/readings.ts). */
+  upFilter: string;
   /** The device id of a down topic, or undefined for any other topic. */
   deviceOfDown(topic: string): string | undefined;
   /** Which device's which topic `topic` is, or undefined when it is none of the three. */
@@ -64,6 +66,7 @@ export function topicsFor(prefix: string = DEFAULT_PREFIX): Topics {
     down: (id) => `${base}${id}/down`,
     events: (id) => `${base}${id}/events`,
     downFilter: `${base}+/down`,
+    upFilter: `${base}+/up`,
     deviceOfDown(topic) {
       const t = parse(topic);
       return t?.kind === "down" ? t.device : undefined;

@@ -8,8 +8,9 @@
 // Backpressure: at most `maxInflight` publishes wait for the broker's PUBACK; beyond that, and whenever the
 // broker is away, messages wait in a bounded queue that drops its oldest entry when full (counted, logged,
 // exported). Memory therefore stays bounded through any outage; nothing is silently lost without a count.
-// Commands are untrusted input: a malformed one is counted, logged and answered with a command-rejected
-// event, never a throw; whether a well-formed command for an unknown device is accepted is the handler's call.
+// Commands go to ./mqtt-commands.ts, and the broker gets a command's PUBACK only once its handler answered.
+// On an external broker the controller subscribes to the commands with an MQTT 5 shared subscription
+// ($share/<group>/...): with several controllers, the broker gives each command to one of them.
 import { randomBytes } from "node:crypto";
 import { connect, MqttClient } from "mqtt";
 import type { IClientOptions } from "mqtt";
@@ -19,16 +20,16 @@ import type { Metrics } from "../telemetry/metrics";
 import { EmbeddedBroker, type BrokerLimits, type MqttLogins } from "./mqtt-broker";
 import { DropOldestQueue } from "./mqtt-queue";
 import { checkBrokerUrl, printableUrl, type BrokerTls } from "./mqtt-url";
-import { DEFAULT_MAX_COMMAND_BYTES, DEFAULT_PREFIX, deviceIdProblem, eventBody, parseCommand, topicsFor, uplinkBody } from "./mqtt-topics";
+import { CommandIntake, type CommandHandler } from "./mqtt-commands";
+import { DEFAULT_MAX_COMMAND_BYTES, DEFAULT_PREFIX, deviceIdProblem, eventBody, topicsFor, uplinkBody } from "./mqtt-topics";
 import type { EventDetails, Topics, Uplink } from "./mqtt-topics";
+
+export type { CommandHandler, CommandVerdict } from "./mqtt-commands";
 
 export type BrokerChoice =
   | { kind: "embedded"; port?: number; host?: string; logins?: MqttLogins; limits?: Partial<BrokerLimits> }
-  | { kind: "external"; url: string; username?: string; password?: string; tls?: BrokerTls };
-
-/** What the controller answers to a command: nothing or true = taken, false or {rejected} = refused. */
-export type CommandVerdict = void | boolean | { rejected: string };
-export type CommandHandler = (deviceId: string, payload: Uint8Array, meta: { confirmed: boolean }) => CommandVerdict | Promise<CommandVerdict>;
+  /** shareGroup: the MQTT 5 shared subscription group commands are taken in (default "sesame"). */
+  | { kind: "external"; url: string; username?: string; password?: string; tls?: BrokerTls; shareGroup?: string };
 
 export type DeliveryOptions = {
   /** Default: the embedded broker on 127.0.0.1:1883. */
@@ -36,6 +37,11 @@ export type DeliveryOptions = {
   /** Topic prefix, default "sesame". */
   prefix?: string;
   onCommand?: CommandHandler;
+  /**
+   * Told of each reading other clients (the cluster's other controllers) publish, as the broker has it: an
+   * MQTT 5 no-local subscription to the up topics, made only when this is given and the broker speaks MQTT 5.
+   */
+  onOthersReading?: (device: string, seq: number) => void;
   clientId?: string;
   /** Messages kept while the broker is away or slow (default 10,000); the oldest go first. */
   maxQueue?: number;
@@ -75,6 +81,11 @@ export class Delivery {
   private readonly choice: BrokerChoice;
   /** Warnings under a flood (an application spamming bad commands, a long outage) are capped. */
   private readonly warnings: LimitedWarnings;
+  private readonly commands: CommandIntake;
+  /** The shared subscription group on an external broker (MQTT 5), "" on the embedded one. */
+  private readonly shareGroup: string;
+  /** The protocol the broker took: 5 on an external broker that speaks it, else 4 (3.1.1). */
+  private protocol: 4 | 5 = 4;
 
   constructor(private readonly opts: DeliveryOptions = {}) {
     this.topics = topicsFor(opts.prefix ?? DEFAULT_PREFIX);
@@ -88,6 +99,12 @@ export class Delivery {
     } else {
       checkBrokerUrl(this.choice.url, this.choice.tls);
     }
+    this.shareGroup = this.choice.kind === "external" ? this.choice.shareGroup ?? "sesame" : "";
+    if (this.choice.kind === "external" && !/^[A-Za-z0-9_-]{1,64}$/.test(this.shareGroup)) throw new RangeError(`shareGroup ${JSON.stringify(this.shareGroup)}: letters, digits, _ and - only`);
+    this.commands = new CommandIntake({
+      topics: this.topics, maxCommandBytes: opts.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES, handler: opts.onCommand, stats: this.stats,
+      metrics: opts.metrics, log: this.log, warnings: this.warnings, event: (device, event, reason) => this.event(device, event, reason),
+    });
     opts.metrics?.watchQueue("mqtt-out", () => this.queue.length);
     for (const reason of ["queue-full", "stopped"] as const) opts.metrics?.mqttDrop(reason, 0); // at 0 from the start: see watchQueue
   }
@@ -96,6 +113,15 @@ export class Delivery {
   get brokerUrl(): string {
     if (this.choice.kind === "embedded") return this.broker?.running ? this.broker.url : `mqtt://${this.choice.host ?? "127.0.0.1"}:${this.choice.port ?? 1883}`;
     return printableUrl(this.choice.url);
+  }
+
+  /**
+   * What the controller subscribes to for commands: on MQTT 5, a shared subscription, so that of several
+   * controllers one takes each command. The embedded broker (aedes, MQTT 3.1.1) serves one controller: a
+   * plain subscription there, and on an external broker that speaks no MQTT 5 (start() warns).
+   */
+  get downFilter(): string {
+    return this.protocol === 5 ? `$share/${this.shareGroup}/${this.topics.downFilter}` : this.topics.downFilter;
   }
 
   get connected(): boolean {
@@ -141,34 +167,52 @@ export class Delivery {
       clientId: this.opts.clientId ?? `sesame-controller-${randomBytes(4).toString("hex")}`,
       ...auth,
       clean: true,
-      protocolVersion: 4,
       reconnectPeriod: this.opts.reconnectMs ?? 1000,
       connectTimeout: Math.min(this.opts.connectTimeoutMs ?? 10_000, 30_000),
       // We subscribe on every connect ourselves (below), so the client's own resubscription is not needed.
       resubscribe: false,
     };
-    // The embedded broker is reached in memory, not through its network door (which bounds and throttles).
-    const broker = this.broker;
-    const client = broker === undefined ? connect(url, options) : new MqttClient(() => broker.connectInProcess(), options);
-    this.client = client;
-    client.on("message", (topic, body) => this.onMessage(topic, body));
-    client.on("connect", () => this.onConnect(client));
-    client.on("close", () => this.onClose());
-    // Always listened to: an 'error' with no listener would throw out of the client and take the process down.
-    client.on("error", (err) => {
-      if (this.started) this.warnings.warn("MQTT client error", { error: err, broker: this.brokerUrl });
-    });
-    try {
-      await this.firstConnect(client);
-    } catch (err) {
+    // MQTT 5 on an external broker, for the shared subscription; the embedded aedes speaks 3.1.1.
+    this.protocol = this.choice.kind === "external" ? 5 : 4;
+    let client: MqttClient;
+    for (;;) {
+      client = this.newClient(url, { ...options, protocolVersion: this.protocol });
+      const err = await this.firstConnect(client).then(() => undefined, (e: Error) => e);
+      if (err === undefined) break;
       this.client = undefined;
       client.end(true);
+      if (err instanceof NoMqtt5 && this.protocol === 5) {
+        this.protocol = 4;
+        this.log.warn("the MQTT broker speaks no MQTT 5: commands are taken with a plain subscription, so run one controller on it (with several, each would take every command)", { broker: this.brokerUrl });
+        continue;
+      }
       if (this.broker?.running) await this.broker.stop();
       throw err;
     }
     this.started = true;
     // After a first success, a refusal (broker restarted with other settings) is retried, not fatal.
     client.options.reconnectOnConnackError = true;
+  }
+
+  private newClient(url: string, options: IClientOptions): MqttClient {
+    // The embedded broker is reached in memory, not through its network door (which bounds and throttles).
+    const broker = this.broker;
+    const client = broker === undefined ? connect(url, options) : new MqttClient(() => broker.connectInProcess(), options);
+    this.client = client;
+    // Called for every PUBLISH; for QoS 1 the client sends the PUBACK when `done` is called, so a command's
+    // PUBACK waits for its handler. (The client takes its next packet only then: a command's commit holds
+    // this connection up for a few milliseconds; commands are few.)
+    client.handleMessage = (packet, done) => {
+      if (this.othersReading(packet.topic, packet.payload as Buffer)) return done();
+      void this.commands.handle(packet.topic, packet.payload as Buffer).finally(() => done());
+    };
+    client.on("connect", () => this.onConnect(client));
+    client.on("close", () => this.onClose());
+    // Always listened to: an 'error' with no listener would throw out of the client and take the process down.
+    client.on("error", (err) => {
+      if (this.started) this.warnings.warn("MQTT client error", { error: err, broker: this.brokerUrl });
+    });
+    return client;
   }
 
   private firstConnect(client: MqttClient): Promise<void> {
@@ -185,8 +229,10 @@ export class Delivery {
       const ok = (err?: Error) => done(err);
       const onError = (err: Error & { code?: unknown }) => {
         last = err;
+        // A broker that speaks no MQTT 5 refuses the version: 1 in a 3.1.1 CONNACK, 132 in an MQTT 5 one.
+        if ((err.code === 1 || err.code === 132) && client.options.protocolVersion === 5) done(new NoMqtt5(err.message));
         // A refusal (bad credentials, not authorised) will not fix itself by retrying.
-        if (typeof err.code === "number") done(new Error(`MQTT broker ${this.brokerUrl} refused the connection: ${err.message}; check the username and password`));
+        else if (typeof err.code === "number") done(new Error(`MQTT broker ${this.brokerUrl} refused the connection: ${err.message}; check the username and password`));
         // Neither will a certificate this side does not trust (node:tls error codes: CERT_*, *_CERT_*, ERR_TLS_*).
         else if (typeof err.code === "string" && /CERT|ERR_TLS/.test(err.code)) {
           done(new Error(`MQTT broker ${this.brokerUrl} has a certificate this controller does not trust: ${err.message}; give the CA that signed it with --mqtt-ca, and connect by the name it was issued for`));
@@ -206,11 +252,17 @@ export class Delivery {
     this.stats.connects++;
     this.opts.metrics?.mqttConnected(true);
     this.log.info(this.stats.connects === 1 ? "connected to MQTT broker" : "reconnected to MQTT broker", { broker: this.brokerUrl, queued: this.queue.length, dropped: this.queue.dropped });
-    client.subscribe(this.topics.downFilter, { qos: 1 }, (err, granted) => {
-      // A broker's ACL refuses a subscription with QoS 128 in the SUBACK rather than an error.
-      const problem = err ?? (granted?.some((g) => g.qos === 128) ? new Error("the broker refused the subscription (ACL?)") : undefined);
-      if (problem) this.log.error("subscribing to commands failed", { filter: this.topics.downFilter, error: problem });
-      this.onReady?.(problem && new Error(`subscribing to ${this.topics.downFilter} on ${this.brokerUrl} failed: ${problem.message}`));
+    const watch = this.opts.onOthersReading;
+    if (watch !== undefined && this.protocol === 5) {
+      client.subscribe(this.topics.upFilter, { qos: 0, nl: true }, (err, granted) => {
+        if (err ?? granted?.some((g) => g.qos >= 128)) this.log.error("watching the other controllers' readings failed: a reading taken over from a dead one may reach MQTT twice", { filter: this.topics.upFilter, error: err ?? "refused (ACL?)" });
+      });
+    }
+    client.subscribe(this.downFilter, { qos: 1 }, (err, granted) => {
+      // A broker's ACL refuses a subscription with a failure code in the SUBACK (128 and up) rather than an error.
+      const problem = err ?? (granted?.some((g) => g.qos >= 128) ? new Error("the broker refused the subscription (ACL?)") : undefined);
+      if (problem) this.log.error("subscribing to commands failed", { filter: this.downFilter, error: problem });
+      this.onReady?.(problem && new Error(`subscribing to ${this.downFilter} on ${this.brokerUrl} failed: ${problem.message}`));
     });
     this.pump();
   }
@@ -308,6 +360,19 @@ export class Delivery {
     });
   }
 
+  /** A reading another controller published (true), told to onOthersReading; anything else is not one (false). */
+  private othersReading(topic: string, body: Buffer): boolean {
+    const t = this.topics.parse(topic);
+    if (t?.kind !== "up") return false;
+    try {
+      const seq = (JSON.parse(body.toString("utf8")) as { seq?: unknown }).seq;
+      if (typeof seq === "number") this.opts.onOthersReading?.(t.device, seq);
+    } catch {
+      // Not one of ours: nothing to learn from it.
+    }
+    return true;
+  }
+
   private idle(): boolean {
     return this.queue.length === 0 && this.inflight === 0;
   }
@@ -316,45 +381,6 @@ export class Delivery {
     this.stats.dropped += n;
     this.opts.metrics?.mqttDrop(reason, n);
     this.warnings.warn("outgoing MQTT message dropped", { reason, dropped: this.stats.dropped, maxQueue: this.queue.capacity });
-  }
-
-  // ---- incoming commands ----
-
-  private onMessage(topic: string, body: Uint8Array): void {
-    const device = this.topics.deviceOfDown(topic);
-    if (device === undefined) return this.refuse(undefined, "malformed", `topic ${topic} is not ${this.topics.prefix}/devices/<id>/down`, body.byteLength);
-    const parsed = parseCommand(body, this.opts.maxCommandBytes ?? DEFAULT_MAX_COMMAND_BYTES);
-    if (!parsed.ok) return this.refuse(device, "malformed", parsed.reason, body.byteLength);
-    const handler = this.opts.onCommand;
-    if (handler === undefined) return this.refuse(device, "rejected", "this controller takes no commands", body.byteLength);
-    const verdict = (v: CommandVerdict) => {
-      if (v === false) return this.refuse(device, "rejected", "refused by the controller (unknown device?)", body.byteLength);
-      if (typeof v === "object" && v !== null) return this.refuse(device, "rejected", String(v.rejected), body.byteLength);
-      this.stats.commands++;
-      this.opts.metrics?.mqttCommand("delivered");
-      this.log.debug("command delivered", { device, size: parsed.command.payload.byteLength, confirmed: parsed.command.confirmed });
-    };
-    const failed = (err: unknown) => {
-      this.stats.failed++;
-      this.opts.metrics?.mqttCommand("failed");
-      this.log.error("command handler failed", { device, error: err });
-      this.event(device, "command-rejected", "the controller failed to handle it");
-    };
-    try {
-      const r = handler(device, parsed.command.payload, { confirmed: parsed.command.confirmed });
-      if (r instanceof Promise) r.then(verdict, failed);
-      else verdict(r);
-    } catch (err) {
-      failed(err);
-    }
-  }
-
-  private refuse(device: string | undefined, outcome: "malformed" | "rejected", reason: string, size: number): void {
-    if (outcome === "malformed") this.stats.malformed++;
-    else this.stats.rejected++;
-    this.opts.metrics?.mqttCommand(outcome);
-    this.warnings.warn(outcome === "malformed" ? "malformed command dropped" : "command rejected", { device, reason, size });
-    if (device !== undefined) this.event(device, "command-rejected", reason);
   }
 
   /** Tells the application why its command went nowhere (best effort: it must not loop or throw). */
@@ -399,3 +425,6 @@ export class Delivery {
     this.log.info("MQTT delivery stopped", { published: this.stats.published, dropped: this.stats.dropped });
   }
 }
+
+/** The broker refused MQTT 5 (start() tries again with 3.1.1). */
+class NoMqtt5 extends Error {}

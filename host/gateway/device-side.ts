@@ -41,8 +41,11 @@ export interface DeviceSide {
   takeOutput(): DownPacket[];
   /** holdAcks: reading `id` of `d` (as onUplink gave it) is durable: its ACK goes out with the next output. */
   confirmOf(d: DeviceRef, id: number, now: number): boolean;
-  /** Queues a command; whether it was queued (and its message id) or refused is told to onCommand. */
-  command(device: string, body: Uint8Array, now: number): void;
+  /**
+   * Queues a command (under `id`, the controller's number for it, when given); whether it was queued (and
+   * its message id) or refused is told to onCommand.
+   */
+  command(device: string, body: Uint8Array, now: number, id?: number): void;
   /** Ends every session of a device (revoked, rotated). */
   end(device: string, now: number): void;
   /** Devices with a session that can carry data now. */

@@ -21,7 +21,7 @@ import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
 import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { addTransport, deleteTransport } from "../../firmware/session/session";
-import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
+import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, type Sender, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
@@ -218,13 +218,17 @@ export class DeviceGateway implements DeviceSide {
     return now - e.at >= SUPERSEDED_MS && this.devices.get(this.nameOf(s))?.ep !== ep;
   }
 
-  /** Queues a command for a device; its message id, or -1 (unknown device, queue full), also told to onCommand. */
-  command(device: string, body: Uint8Array, now: number): number {
+  /**
+   * Queues a command for a device: its message id, or -1 (unknown device, queue full), also told to onCommand.
+   * `id`: the id the controller numbered it with (a copy of one already waiting here is not queued twice);
+   * without it, the next of this gateway's own counter.
+   */
+  command(device: string, body: Uint8Array, now: number, id?: number): number {
     const d = this.devices.get(device);
-    const id = d === undefined ? -1 : senderQueue(d.sender, this.opts.storage, body, now);
-    this.onCommand?.(device, Math.max(0, id), id >= 0 ? "queued" : "refused");
-    if (d !== undefined && id >= 0 && d.ep !== undefined) this.drain(d.ep, now);
-    return id;
+    const taken = d === undefined ? -1 : id === undefined ? senderQueue(d.sender, this.opts.storage, body, now) : queueAs(d.sender, id, body, now);
+    this.onCommand?.(device, taken >= 0 ? taken : Math.max(0, id ?? 0), taken >= 0 ? "queued" : "refused");
+    if (d !== undefined && taken >= 0 && d.ep !== undefined) this.drain(d.ep, now);
+    return taken;
   }
 
   /**
@@ -505,4 +509,12 @@ export class DeviceGateway implements DeviceSide {
   private emit(link: LinkAddress, out: { transport: number; bytes: Uint8Array }[]): void {
     for (const o of out) this.out.push({ link, bytes: o.bytes });
   }
+}
+
+/** senderQueue under the id the controller gave; a command already waiting under it stays as it is. */
+function queueAs(s: Sender, id: number, body: Uint8Array, now: number): number {
+  if (s.pending.some((o) => o.id === id)) return id;
+  if (s.pending.length >= s.limit || id < 0 || id > MSG_ID_MAX) return -1;
+  s.pending.push({ id, body, tries: 0, due: now });
+  return id;
 }

@@ -14,11 +14,12 @@ import type { KeyPair } from "../../firmware/crypto/provider";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
-import { BackboneClient } from "../backbone/link";
+import { BackboneClient, type HostPort } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
 import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
 import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
 import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, responderGrant } from "./device-side";
@@ -31,11 +32,14 @@ export type GatewayMode = "terminate" | "relay";
 export { RESPONDER_GRANT };
 /** An UPLINK's payload: message id (3 bytes) | gateway receive time, ms since the epoch (6) | the reading. */
 export const UPLINK_HEAD = 9;
+/** A DOWNLINK's payload: the command's id, the controller's per-device number (3 bytes) | the command. */
+export const COMMAND_HEAD = 3;
 
 export type GatewayOptions = {
   mode: GatewayMode;
   identity: GatewayIdentity;
-  controller: { host: string; port: number; publicKey: Uint8Array };
+  /** The controller; `fallbacks`: more controllers of the same cluster (same key), tried in turn. */
+  controller: { host: string; port: number; publicKey: Uint8Array; fallbacks?: HostPort[] };
   log: Logger;
   /** Backbone queue bound (messages); beyond it device messages are dropped and counted. */
   queueMessages?: number;
@@ -90,7 +94,7 @@ export class Gateway extends EventEmitter {
     if (opts.mode === "terminate") {
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-        seqBlock: 1024, store: memoryStorage(),
+        seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
       const threads = opts.deviceThreads ?? 1;
@@ -109,12 +113,12 @@ export class Gateway extends EventEmitter {
       this.devices.onCommand = (device, id, state) => this.reportCommand(device, id, state);
     }
     this.client = new BackboneClient({
-      host: opts.controller.host, port: opts.controller.port, identity: opts.identity, controllerKey: opts.controller.publicKey,
+      host: opts.controller.host, port: opts.controller.port, fallbacks: opts.controller.fallbacks, identity: opts.identity, controllerKey: opts.controller.publicKey,
       queue: { maxMessages: opts.queueMessages ?? 100_000, maxBytes: 64 << 20 },
     });
     this.client.on("message", (m: Message) => this.fromController(m));
     this.client.on("acked", (base: number) => this.durable(base));
-    this.client.on("connected", () => opts.log.info("backbone up", { controller: `${opts.controller.host}:${opts.controller.port}` }));
+    this.client.on("connected", () => opts.log.info("backbone up", { controller: `${this.client.controller.host}:${this.client.controller.port}` }));
     this.client.on("disconnected", (reason: string) => opts.log.warn("backbone down, reconnecting", { reason }));
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
@@ -230,7 +234,7 @@ export class Gateway extends EventEmitter {
     }
   }
 
-  /** What became of a command from the controller, for its console. Never throws into the timer. */
+  /** What became of a command from the controller, which closes (or re-sends) it. Never throws into the timer. */
   private reportCommand(device: string, id: number, state: CommandState): void {
     try {
       this.toController(commandEvent(device, id, state));
@@ -250,10 +254,14 @@ export class Gateway extends EventEmitter {
       this.out.push({ link: text(m.source), bytes: Uint8Array.from(m.spdu) });
       this.stats.relayedDown++;
       this.emit("output");
-    } else if (m.kind === KIND_DOWNLINK && this.devices) {
+    } else if (m.kind === KIND_DOWNLINK && this.devices && m.payload.length >= COMMAND_HEAD) {
+      const id = (m.payload[0] << 16) | (m.payload[1] << 8) | m.payload[2];
+      const device = hexOf(m.device), body = m.payload.slice(COMMAND_HEAD);
       this.stats.down++;
-      this.stats.downBytes += m.payload.length;
-      this.devices.command(hexOf(m.device), Uint8Array.from(m.payload), Date.now());
+      this.stats.downBytes += body.length;
+      // Refused (told through onCommand): no session with the device here (it went elsewhere, or this
+      // gateway restarted): the controller sends it again when the device is next heard.
+      this.devices.command(device, body, Date.now(), id);
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
       const device = text(m.device), grant = text(m.payload);

@@ -7,7 +7,7 @@
 // handshake completes: a replayed psk hello completes a handshake no one can use, and must not leave a
 // session row behind. It is reported closed when it ends (CLOSE, the error packet), when its device is
 // ended (revoked, rotated), or when a newer session of the same device is confirmed (replaced).
-import { REJECT_AUTH, REJECT_SEQ, REJECT_SPI } from "../../firmware/record/header";
+import { REJECT_AUTH, REJECT_GPCOMP, REJECT_SEQ, REJECT_SPI } from "../../firmware/record/header";
 import type { Endpoint } from "../../firmware/session/endpoint";
 import { STATE_OPEN, type Session } from "../../firmware/session/session";
 import type { KeyLimits } from "../telemetry/metrics";
@@ -15,8 +15,9 @@ import type { HandshakeOutcome } from "./responders";
 import { MapSweep } from "./sweep";
 
 export type { HandshakeOutcome };
-export type AuthFailureReason = "tag" | "replay" | "unknown-spi" | "malformed";
-export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = ["tag", "replay", "unknown-spi", "malformed"];
+/** Why a device record was refused; "gpcomp": it opened, but its GPComp payload was a bomb (docs/PROTOCOL.md 1.7). */
+export type AuthFailureReason = "tag" | "replay" | "unknown-spi" | "malformed" | "gpcomp";
+export const AUTH_FAILURE_REASONS: readonly AuthFailureReason[] = ["tag", "replay", "unknown-spi", "malformed", "gpcomp"];
 
 export interface DeviceObserver {
   handshake(mode: "dh" | "psk", outcome: HandshakeOutcome): void;
@@ -40,7 +41,7 @@ type Watched = { device: string; spi: number; link: string; received: number; se
 
 /** A record rejected by a session (minus sessionReceive's negative result) as an auth-failure reason. */
 export function rejectReason(code: number): AuthFailureReason {
-  return code === REJECT_AUTH ? "tag" : code === REJECT_SEQ ? "replay" : code === REJECT_SPI ? "unknown-spi" : "malformed";
+  return code === REJECT_AUTH ? "tag" : code === REJECT_SEQ ? "replay" : code === REJECT_SPI ? "unknown-spi" : code === REJECT_GPCOMP ? "gpcomp" : "malformed";
 }
 
 export class SessionWatch {

@@ -7,6 +7,7 @@ import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { applyDeviceGrant, DeviceRef, RESPONDER_GRANT, responderGrant } from "./device-side";
 import { DeviceGateway, DeviceState } from "./devices";
 import { KeyTable } from "./keytable";
@@ -20,7 +21,7 @@ const keys = new KeyTable();
 let responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant, as on one thread
 const policy: SaPolicy = {
   suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-  seqBlock: 1024, store: memoryStorage(),
+  seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
 };
 let calls: ObserverCall[] = [];
 const observer: DeviceObserver = {
@@ -112,7 +113,7 @@ port.on("message", (m: ToShard) => {
       for (let i = 0; i < m.slots.length; i++) devices.release(bySlot[m.slots[i]].name, m.ids[i]);
       break;
     case "command":
-      devices.command(m.device, m.body, m.now);
+      devices.command(m.device, m.body, m.now, m.id);
       break;
     case "limits":
       limits = devices.keyLimits();

@@ -35,7 +35,7 @@ export type ToShard =
   | { t: "poll"; now: number }
   | { t: "confirm"; slots: Int32Array; ids: Int32Array; now: number }
   | { t: "release"; slots: Int32Array; ids: Int32Array }
-  | { t: "command"; device: string; body: Uint8Array; now: number }
+  | { t: "command"; device: string; body: Uint8Array; now: number; id: number | undefined }
   | { t: "end"; device: string; now: number }
   | { t: "limits" }
   | { t: "grant"; device: string; grant: string };
@@ -166,10 +166,10 @@ export class DeviceShards implements DeviceSide {
     return true;
   }
 
-  command(device: string, body: Uint8Array, now: number): void {
+  command(device: string, body: Uint8Array, now: number, id?: number): void {
     const k = this.homes.get(device);
-    if (k === undefined) return this.onCommand?.(device, 0, "refused");
-    this.workers[k].postMessage({ t: "command", device, body, now } satisfies ToShard);
+    if (k === undefined) return this.onCommand?.(device, id ?? 0, "refused");
+    this.workers[k].postMessage({ t: "command", device, body, now, id } satisfies ToShard);
   }
 
   end(device: string, now: number): void {

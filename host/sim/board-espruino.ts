@@ -131,6 +131,11 @@ export class EspruinoBoard implements SimBoard {
     return parseReport(vm.runInContext("sesame.report()", this.sandbox.context) as string);
   }
 
+  send(body: Uint8Array): number {
+    if (!this.sandbox) return -1;
+    return vm.runInContext(`sesame.send(sesame.fromHex("${Buffer.from(body).toString("hex")}"))`, this.sandbox.context) as number;
+  }
+
   memory(): BoardMemory {
     return this.meter.memory();
   }

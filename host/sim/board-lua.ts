@@ -130,6 +130,10 @@ export class LuaBoard implements SimBoard {
     return this.lua && this.on ? parseReport(this.lua.eval("return sesame.report()")) : {};
   }
 
+  send(body: Uint8Array): number {
+    return this.lua && this.on ? Number(this.lua.eval(`return sesame.send(sesame.fromHex("${Buffer.from(body).toString("hex")}"))`)) : -1;
+  }
+
   memory(): BoardMemory {
     return this.meter.memory();
   }

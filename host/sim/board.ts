@@ -26,6 +26,8 @@ export interface SimBoard {
   powerOff(): void;
   /** The runtime's counters (firmware/runtime/runtime.ts rtReport) as a map. */
   report(): Record<string, string>;
+  /** The application sends one message now (firmware/device.ts send): its id, or -1 (off, or refused). */
+  send(body: Uint8Array): number;
   memory(): BoardMemory;
   close(): void;
 }

@@ -31,15 +31,15 @@ export function espruinoUnavailableReason(): string {
 export type NativeResult = { ok: true; value: string } | { ok: false; error: string };
 
 /**
- * Runs every call on one interpreter and returns the results in order. A call that throws, or that the
+ * Runs every call on one interpreter and returns the results in order, after `prelude` (a line of setup). A call that throws, or that the
  * run never reached (a crash, a timeout), gives { ok: false }.
  */
-export async function runEspruinoNativeDetailed(bundleCode: string, calls: ProbeCall[], opts: { globalName?: string; timeoutMs?: number } = {}): Promise<NativeResult[]> {
+export async function runEspruinoNativeDetailed(bundleCode: string, calls: ProbeCall[], opts: { globalName?: string; timeoutMs?: number; prelude?: string } = {}): Promise<NativeResult[]> {
   const bin = espruinoBinary();
   if (!bin) throw new Error(espruinoUnavailableReason());
   const globalName = opts.globalName ?? "sesame";
   const prefix = "@@" + crypto.randomBytes(6).toString("hex") + "@@";
-  const lines = [bundleCode, `function __sesameRun(i, op, a, b, c, d, e) {`,
+  const lines = [bundleCode, opts.prelude ?? "", `function __sesameRun(i, op, a, b, c, d, e) {`,
     `  try { print(${JSON.stringify(prefix)} + i + "=" + JSON.stringify(${globalName}.probe(op, a, b, c, d, e))); }`,
     `  catch (x) { print(${JSON.stringify(prefix)} + i + "!" + JSON.stringify(String(x))); }`, `}`];
   calls.forEach(([op, args], i) => {

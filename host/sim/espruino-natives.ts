@@ -1,5 +1,6 @@
 // Emulations of Espruino's native modules for the test sandbox: require("crypto") as in
-// libs/crypto/jswrap_crypto.c of 2v29 (mbedtls 2.1.1), bugs included, and require("Storage").
+// libs/crypto/jswrap_crypto.c of 2v29 (mbedtls 2.1.1), bugs included, require("heatshrink") (the same C
+// library, compiled to WebAssembly: host/record/gpcomp.ts) and require("Storage").
 //
 // Errors follow the C code: jsError() only prints "ERROR: ..." and the call returns undefined;
 // jsExceptionHere() throws. Known bugs reproduced byte for byte:
@@ -10,6 +11,7 @@
 //  - ECB leaves a tail that is not a whole block as zeros (so an input under 16 bytes gives all zeros).
 import * as crypto from "node:crypto";
 import type { NativeCrypto } from "../../firmware/board";
+import { hostCodec } from "../record/gpcomp";
 
 /** Hooks into the sandbox realm, so results look native there (instanceof ArrayBuffer holds). */
 export type Realm = {
@@ -263,6 +265,23 @@ export function cryptoModule(native: NativeCrypto, realm: Realm): Record<string,
     }
     mod.AES = aes;
   }
+  return mod;
+}
+
+/**
+ * require("heatshrink") as libs/compression/jswrap_heatshrink.c: anything iterable in (a string, an array,
+ * a typed array), an ArrayBuffer out; anything else throws a TypeError. (Out of memory the firmware returns
+ * undefined; the sandbox has the memory.)
+ */
+export function heatshrinkModule(realm: Realm): Record<string, unknown> {
+  const input = (v: unknown) => {
+    if (typeof v !== "string" && !Array.isArray(v) && !ArrayBuffer.isView(v) && Object.prototype.toString.call(v) !== "[object ArrayBuffer]")
+      throw realm.error("TypeError", `Expecting something iterable, got ${typeof v}`);
+    return bytesOf(v, realm)!;
+  };
+  const mod = realm.object();
+  mod.compress = (data: unknown) => realm.buffer(new Uint8Array(hostCodec.compress(input(data))));
+  mod.decompress = (data: unknown) => realm.buffer(new Uint8Array(hostCodec.decompress(input(data))!));
   return mod;
 }
 

@@ -6,14 +6,14 @@
 // `**`, ...), or runs differently (no hoisting, one `let` per loop), cannot be taken away from V8: by default
 // the bundle is first put through scripts/espruino-check.ts and refused if that finds such a construct.
 // What it adds: print, console.log, E (hwRand, getSizeOf, toString, toUint8Array), require("crypto") with
-// the board's natives (test/harness/espruino-natives.ts), require("Storage"), timers.
+// the board's natives (host/sim/espruino-natives.ts), require("heatshrink"), require("Storage"), timers.
 import * as crypto from "node:crypto";
 import * as vm from "node:vm";
 import type { NativeCrypto } from "../../firmware/board";
 import { checkEspruino, EspruinoProblem, formatProblem } from "../../scripts/espruino-check";
 import { MISSING_GLOBALS, MISSING_MEMBERS, MISSING_PROTOTYPE_METHODS } from "../../scripts/lib/espruino-rules";
 import type { RawSourceMap } from "../../scripts/lib/sourcemap";
-import { bytesOf, cryptoModule, Realm, storageModule } from "./espruino-natives";
+import { bytesOf, cryptoModule, heatshrinkModule, Realm, storageModule } from "./espruino-natives";
 
 export const NO_NATIVE_CRYPTO: NativeCrypto = { sha256: false, aes: false, aesCcm: false, hmac: false, x25519: false };
 
@@ -129,6 +129,7 @@ export function loadEspruino(bundleCode: string, opts: SandboxOptions = {}): Esp
   const realm: Realm = { ...(run(REALM_HELPERS_SOURCE) as Omit<Realm, "print">), print };
   const cryptoMod = cryptoModule(opts.nativeCrypto ?? NO_NATIVE_CRYPTO, realm);
   const storageMod = storageModule(storage, realm);
+  const heatshrinkMod = heatshrinkModule(realm);
   const E = realm.object();
   Object.assign(E, {
     hwRand: () => crypto.randomBytes(4).readInt32LE(0),
@@ -148,6 +149,7 @@ export function loadEspruino(bundleCode: string, opts: SandboxOptions = {}): Esp
     require: (name: string) => {
       if (name === "crypto" && cryptoMod) return cryptoMod;
       if (name === "Storage") return storageMod;
+      if (name === "heatshrink") return heatshrinkMod;
       throw realm.error("Error", `Module ${name} not found`);
     },
     setTimeout,

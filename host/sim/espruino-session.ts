@@ -22,6 +22,7 @@ import * as facade from "../../firmware/runtime/facade";
 import { encodeAck, encodeData, messageId, messageKind, MSG_DATA } from "../../firmware/runtime/messages";
 import { BOOT_LOAD } from "../../scripts/lib/flash-espruino";
 import { hostProvider, nodeX25519 } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { EspruinoConsole } from "./espruino-console";
 
 export const REKEY_MS = 1500;
@@ -123,7 +124,7 @@ class Gateway {
       const spi = 0x7f0000 + (spiDraws++ & 0xffff);
       return Uint8Array.from([0, 0x7f, (spi >> 8) & 0xff, spi & 0xff]);
     };
-    facade.facadeInit({ ...hostProvider, random }, facade.memoryStorage());
+    facade.facadeInit({ ...hostProvider, random }, facade.memoryStorage(), hostCodec);
     this.h = facade.epCreate("gateway", keys.gatewayConf);
     facade.epStartH(this.h, this.now());
   }

@@ -12,6 +12,7 @@ import { SaPolicy } from "../../firmware/session/sa";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
+import { hostCodec } from "../record/gpcomp";
 import { DeviceGateway, DownPacket, LORA, Uplink } from "../gateway/devices";
 import { KeyTable } from "../gateway/keytable";
 import { SimBoard } from "./board";
@@ -37,6 +38,11 @@ export type FleetOptions = {
   /** Reading period in seconds on BLE boards and on LoRa-only boards. */
   periodBle?: number;
   periodLora?: number;
+  /**
+   * Seconds between status messages (off when absent): each board's application also sends its last
+   * twelve temperatures as text, `t=21.50,21.50,21.51,...`, the kind of payload GPComp shrinks.
+   */
+  statusEvery?: number;
   /** Lua engine for NodeMCU boards. */
   luaEngine?: "wasmoon" | "fengari";
   /** Where dist/ is. */
@@ -78,6 +84,9 @@ export type BoardResult = {
   failed: string | undefined;
   errors: number;
   latencies: number[];
+  /** Records the board's current session sent with GPComp, and the bytes that saved (firmware/record/gpcomp.ts). */
+  compressed: number;
+  savedBytes: number;
 };
 
 /** What the fleet's radios hand packets to: host/gateway/devices.ts in process, or a gateway process over
@@ -140,7 +149,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   const keys = new KeyTable();
   const store = memoryStorage();
   const policy: SaPolicy = {
-    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store,
+    suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64, store, codec: hostCodec, compress: false,
   };
   const config = keys.responders(gw, policy);
   const newGateway = () => new DeviceGateway({ config, storage: store });
@@ -237,6 +246,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
     await b.prepare();
     // Boards power up over the first few seconds, not in one instant.
     clock.at(Math.floor(rand() * 5000), () => b.boot());
+    if (opts.statusEvery) clock.every(opts.statusEvery * 1000, () => void b.send(statusText(rand)));
   }
   opts.script?.(fleet);
   const end = opts.minutes * 60_000;
@@ -266,6 +276,17 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   return { fleet, results };
 }
 
+/** A status message: twelve temperatures in hundredths, drifting as a room's do. */
+function statusText(rand: () => number): Uint8Array {
+  let t = 2150;
+  const ts: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    t += rand() < 0.2 ? (rand() < 0.5 ? -1 : 1) : 0;
+    ts.push((t / 100).toFixed(2));
+  }
+  return Buffer.from("t=" + ts.join(","));
+}
+
 /** Lost ids are handed over once by each report: keep them. */
 function collectLost(fleet: Fleet, b: SimBoard): void {
   const r = b.report();
@@ -285,7 +306,7 @@ function summarise(fleet: Fleet, b: SimBoard): BoardResult {
   const lost = fleet.lostSeen.get(b.name) ?? [];
   const pending = (r.pending ?? "").split(" ").filter((x) => x !== "").map(Number);
   const periodMs = fleet.periodMs.get(b.name) ?? 0;
-  const latencies = periodMs > 0 ? mine.map((u) => u.at - (b.bootedAt + ((u.body[2] << 8) | u.body[3]) * periodMs)).filter((x) => x >= 0) : [];
+  const latencies = periodMs > 0 ? mine.filter((u) => u.body.length === 4).map((u) => u.at - (b.bootedAt + ((u.body[2] << 8) | u.body[3]) * periodMs)).filter((x) => x >= 0) : [];
   const txs = fleet.lora?.log.filter((t) => t.from === b.name) ?? [];
   const mem = b.memory();
   return {
@@ -295,5 +316,6 @@ function summarise(fleet: Fleet, b: SimBoard): BoardResult {
     lost: lost.length, lostButDelivered: lost.filter((id) => ids.has(id)).length, inFlight: pending.filter((id) => !ids.has(id)).length,
     airtimeMs: txs.reduce((a, t) => a + (t.end - t.start), 0), maxFrame: txs.reduce((a, t) => Math.max(a, t.bytes), 0),
     memPeak: mem.peak, memBudget: mem.budget, memUnit: mem.unit, failed: b.failed, errors: b.errors.length, latencies,
+    compressed: Number(r.gpcomp ?? 0), savedBytes: Number(r.gpcomp_saved ?? 0),
   };
 }

@@ -3,7 +3,9 @@
 // and in a real Espruino interpreter when ESPRUINO_BIN names one. Used by the test suite and `npm start`.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { probe } from "../../firmware/probe";
+import * as vm from "node:vm";
+import { probe, probeInit } from "../../firmware/probe";
+import { hostCodec } from "../record/gpcomp";
 import type { RawSourceMap } from "../../scripts/lib/sourcemap";
 import { loadEspruino } from "./espruino-sandbox";
 import { loadFengari, loadWasmoon } from "./lua-runtime";
@@ -27,6 +29,9 @@ const ALIASES: Record<Target, string[]> = {
 export const FENGARI_X25519 = "x25519 needs 64-bit Lua integers; boards with 32-bit Lua use native sodium";
 /** The ladder's own refusal on 32-bit Lua, as a DH handshake case meets it. */
 export const INT32_X25519_GUARD = /x25519.*64-bit integers/;
+
+/** What an Espruino probe run starts with: the board's natives for the probe (GPComp's heatshrink). */
+export const PROBE_INIT = "sesame.probeInit(require);";
 
 export function pad(args: string[] | undefined): string[] {
   return [...(args ?? []), "", "", "", "", ""].slice(0, 5);
@@ -77,6 +82,9 @@ export async function loadTargets(read: (artefact: string) => string): Promise<L
   const runners = new Map<Target, Runner>();
   const unavailable = new Map<Target, string>();
   const closers: (() => void)[] = [];
+  // GPComp's codec: the host's heatshrink in Node, the board's require("heatshrink") in the Espruino targets
+  // (PROBE_INIT); the Lua probe has none, which is what its gpcomp vectors check.
+  probeInit((name) => (name === "heatshrink" ? hostCodec : undefined));
   runners.set("node", (op, a) => probe(op, a[0], a[1], a[2], a[3], a[4]));
   const attempt = async (t: Target, load: () => Promise<Runner> | Runner) => {
     try {
@@ -88,6 +96,7 @@ export async function loadTargets(read: (artefact: string) => string): Promise<L
   await attempt("espruino", () => {
     const map = JSON.parse(read("espruino/probe.js.map")) as RawSourceMap;
     const sandbox = loadEspruino(read("espruino/probe.js"), { sourceMap: map, filename: "dist/espruino/probe.js" });
+    vm.runInContext(PROBE_INIT, sandbox.context);
     return (op, a) => sandbox.call(op, a[0], a[1], a[2], a[3], a[4]);
   });
   await attempt("wasmoon", async () => {

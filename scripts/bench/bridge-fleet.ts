@@ -67,7 +67,7 @@ export function fleet(n: number): Fleet {
   const t = gateway("terminate", responder, 1, n);
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
-    store: memoryStorage(),
+    store: memoryStorage(), codec: undefined, compress: false,
   };
   const base = { responderFirst: false, p: hostProvider, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const devices: Device[] = [];
@@ -117,7 +117,7 @@ export async function threadedFleet(n: number, deviceThreads: number): Promise<B
   const t = gateway("terminate", responder, deviceThreads);
   const policy: SaPolicy = {
     suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 64,
-    store: memoryStorage(),
+    store: memoryStorage(), codec: undefined, compress: false,
   };
   const base = { responderFirst: false, p: hostProvider, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const answers = new Map<string, Uint8Array[]>();

@@ -13,7 +13,7 @@ export function benchFlood(): string {
   let x25519 = 0;
   const counting: CryptoProvider = { ...hostProvider, x25519: (s, u) => (x25519++, hostProvider.x25519(s, u)), keyPair: () => (x25519++, hostProvider.keyPair()) };
   const gw = nodeKeyPair(), dev = nodeKeyPair(), kid = randomBytes(4);
-  const policy = (p: CryptoProvider) => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3.6e6, datagram: true, windowSize: 64, lateKeyMs: 30000, seqBlock: 16, store: memoryStorage() });
+  const policy = (p: CryptoProvider) => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3.6e6, datagram: true, windowSize: 64, lateKeyMs: 30000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false });
   const base = { dh: true, responderFirst: false, sliceSteps: 0, retryMs: 2000, dhI: undefined, dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const config = (): EndpointConfig => ({ ...base, initiator: false, p: counting, policy: policy(counting), dhR: { p: counting, me: gw, lookup: (k) => (Buffer.from(k).equals(kid) ? dev.S : undefined) } });
   const rows: (string | number)[][] = [];

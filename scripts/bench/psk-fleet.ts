@@ -24,7 +24,7 @@ const ROUNDS = 3;
 
 const policy = (): SaPolicy => ({
   suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-  seqBlock: 16, store: memoryStorage(),
+  seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false,
 });
 
 const now = () => process.hrtime.bigint();

@@ -16,7 +16,7 @@ import ts from "typescript";
 /** Types whose members other code uses by name. */
 const API_TYPES = new Set([
   "BoardProfile", "NativeCrypto", "CryptoProvider", "KeyPair", "Aead", "EspruinoCrypto", "Natives", "BootNatives", "LoraHw",
-  "LoraDriver", "SeqStorage", "ServiceUpdate", "NodeTimer",
+  "LoraDriver", "SeqStorage", "ServiceUpdate", "NodeTimer", "Codec",
 ]);
 /** Files whose type literals describe the board's natives. */
 const API_FILES = new Set(["firmware/hw/espruino.ts", "firmware/hw/nodemcu.ts"]);

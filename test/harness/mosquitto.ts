@@ -3,18 +3,13 @@
 // that says so rather than a silently skipped test.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { findMosquitto } from "../../host/cli/local-servers";
 
-const CANDIDATES = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/bin/mosquitto", "/opt/homebrew/sbin/mosquitto"];
-
-export function findMosquitto(): string {
-  const found = CANDIDATES.find((p) => existsSync(p));
-  if (found === undefined) throw new Error(`mosquitto not found (looked in ${CANDIDATES.join(", ")}); install it: apt-get install mosquitto (or run .ci/run, which does)`);
-  return found;
-}
+export { findMosquitto };
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

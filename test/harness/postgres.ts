@@ -3,36 +3,28 @@
 // Debian's packages put the binaries in /usr/lib/postgresql/<version>/bin (CI installs them, .ci/run).
 // Postgres refuses to run as root, so under root (CI) the server runs as the `postgres` system user.
 // No binaries is a failure that says what to install, never a silent skip.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { findPostgresBin, initPostgres, POSTGRES_ENV, postgresUser } from "../../host/cli/local-servers";
+
+export { findPostgresBin };
 
 export type TestPostgres = {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
   url: string;
   port: number;
+  /** kill -9 of the server and every backend (the machine it runs on died). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and data, killing it first if it runs. */
+  restart(): Promise<void>;
   /** A new empty database on this server; returns its URL. */
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
 };
-
-export function findPostgresBin(): string {
-  const fromEnv = process.env.SESAME_PG_BIN;
-  if (fromEnv && existsSync(join(fromEnv, "postgres"))) return fromEnv;
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "postgres")) && existsSync(join(root, v, "bin", "initdb"))) : [];
-  versions.sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) {
-    throw new Error(
-      "no Postgres server binaries found (looked in /usr/lib/postgresql/*/bin and $SESAME_PG_BIN): " +
-        "install them with `apt-get install postgresql` (.ci/run does this in CI)",
-    );
-  }
-  return join(root, versions[0], "bin");
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,18 +35,6 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** The uid/gid to run as: ours, or the postgres user's when we are root. */
-function runAs(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
-  try {
-    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
-    return { uid, gid };
-  } catch {
-    throw new Error("running as root, and Postgres refuses root: create a `postgres` system user (the postgresql package does)");
-  }
 }
 
 async function waitReady(url: string, server: ChildProcess, log: () => string, timeoutMs = 30_000): Promise<void> {
@@ -75,49 +55,102 @@ async function waitReady(url: string, server: ChildProcess, log: () => string, t
   }
 }
 
+/** Processes whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // stat: pid (comm) state ppid ...; comm may hold spaces, so read after its closing parenthesis.
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(d));
+    } catch {
+      // exited while listed
+    }
+  }
+  return out;
+}
+
 export async function startPostgres(): Promise<TestPostgres> {
   const bin = findPostgresBin();
-  const user = runAs();
+  const user = postgresUser();
   const dir = mkdtempSync(join(tmpdir(), "sesame-pg-"));
   if (user.uid !== undefined) chownSync(dir, user.uid, user.gid!);
   const data = join(dir, "data");
-  const env = { ...process.env, LC_ALL: "C", LANG: "C" };
+  const env = POSTGRES_ENV;
   try {
-    execFileSync(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], { ...user, env, stdio: "pipe", cwd: dir });
+    initPostgres(bin, data, dir, user);
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
-    const err = e as { stderr?: Buffer; message: string };
-    throw new Error(`initdb failed: ${err.stderr?.toString() || err.message}`);
+    throw e;
   }
   const port = await freePort();
-  const server = spawn(
-    join(bin, "postgres"),
-    ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
-    { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
-  );
-  let output = "";
-  const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-8000));
-  server.stdout!.on("data", keep);
-  server.stderr!.on("data", keep);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  const exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+  let output = "";
+  let server: ChildProcess;
+  let exited: Promise<void>;
+  const launch = async () => {
+    output = "";
+    server = spawn(
+      join(bin, "postgres"),
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"],
+      { ...user, env, stdio: ["ignore", "pipe", "pipe"], cwd: dir },
+    );
+    const keep = (b: Buffer) => void (output = (output + b.toString()).slice(-8000));
+    server.stdout!.on("data", keep);
+    server.stderr!.on("data", keep);
+    exited = new Promise<void>((resolve) => server.once("exit", () => resolve()));
+    await waitReady(url, server, () => output);
+  };
+  const running = () => server.exitCode === null && server.signalCode === null;
+  // kill -9 of the postmaster and of every backend it has (each is its own process group, so not by group), as a
+  // machine that dies would: the data directory can then be started again at once.
+  const kill = async () => {
+    if (!running()) return;
+    const backends = childrenOf(server.pid!);
+    process.kill(server.pid!, "SIGKILL");
+    for (const pid of backends) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    await exited;
+  };
   const stop = async () => {
-    if (server.exitCode === null && server.signalCode === null) {
+    if (running()) {
       server.kill("SIGINT"); // fast shutdown: ends client sessions, no waiting for them
-      const timer = setTimeout(() => server.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => void kill(), 10_000);
       await exited;
       clearTimeout(timer);
     }
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitReady(url, server, () => output);
+    await launch();
   } catch (e) {
     await stop();
     throw e;
   }
   return {
     url, port, stop,
+    async kill() {
+      await kill();
+    },
+    /** Starts it again on the same port and data (after kill: it recovers from its write-ahead log). */
+    async restart() {
+      await kill();
+      // A backend forked as the postmaster died holds the shared memory until it notices: try again shortly.
+      for (let tries = 0; ; tries++) {
+        try {
+          return await launch();
+        } catch (e) {
+          if (tries >= 50 || !/pre-existing shared memory/.test(String(e))) throw e;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    },
     async createDatabase(name: string) {
       if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error("createDatabase: name must be a plain identifier");
       const c = new pg.Client({ connectionString: url });

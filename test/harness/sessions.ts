@@ -18,7 +18,7 @@ export function memoryStore(): SeqStorage & { map: Map<string, string>; writes: 
 export function policy(p: CryptoProvider, over: Partial<SaPolicy> = {}): SaPolicy {
   return {
     suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64,
-    lateKeyMs: 30_000, seqBlock: 32, store: memoryStore(), ...over,
+    lateKeyMs: 30_000, seqBlock: 32, store: memoryStore(), codec: undefined, compress: false, ...over,
   };
 }
 

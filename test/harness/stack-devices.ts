@@ -31,7 +31,7 @@ export function outputOf(gateway: Gateway): () => DownPacket[] {
   return () => out.splice(0);
 }
 
-const policy = () => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
+const policy = () => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false });
 
 /** A psk board provisioned in the stack's registry, and its endpoint (retrying every 300 ms). */
 export async function provisioned(s: Awaited<ReturnType<typeof startStack>>) {

@@ -16,6 +16,12 @@ export interface Db extends Queryable {
   readonly kind: "pglite" | "postgres";
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Calls `fn` with the payload of each NOTIFY on `channel` (a plain identifier) until the returned function
+   * is called. Best effort: a notification sent while the listening connection was being replaced is missed,
+   * so a listener must also look for its work by itself now and then.
+   */
+  listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 

@@ -36,6 +36,10 @@ export async function openPglite(dataDir?: string, onTightened?: (entries: numbe
     query: base.query,
     exec: base.exec,
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => pg.transaction((tx) => fn(wrap(tx as unknown as Runner))),
+    listen: async (channel, fn) => {
+      const stop = await pg.listen(channel, fn);
+      return () => stop();
+    },
     close: () => pg.close(),
   };
 }

@@ -6,7 +6,6 @@
 //
 // The fleet table is computed once per tick for all streams (registry and open sessions re-read when they
 // changed, or every few seconds for writers elsewhere), and only rows that changed go out.
-import type { CommandState as BackboneCommandState } from "../../backbone/session-event";
 import type { DeviceStatusBook } from "../device-status";
 import { ONLINE_WINDOW_MS } from "../device-status";
 import { sees, type Principal } from "../principal";
@@ -102,7 +101,7 @@ export class LiveFeed {
     if (this.streams.follows(device)) this.streams.send(watching(device), "reading", { device, ...formatted(raw), missing: r.missing });
   }
 
-  /** A command went to the device's gateway (`id` when this controller numbers it: relay mode), or was refused. */
+  /** A command was taken (`id`: its number for the device, from the database), or refused (`id` null). */
   command(device: string, state: "sent" | "rejected", id: number | null, bytes: number, reason?: string): void {
     const r = this.of(device);
     const entry: CommandEntry = { id, at: new Date(this.now()).toISOString(), bytes, state };
@@ -112,21 +111,14 @@ export class LiveFeed {
     this.streams.send(watching(device), "command", { device, ...entry });
   }
 
-  /**
-   * What became of a sent command: "queued" names the id a terminate gateway gave the oldest command it had
-   * not numbered yet (or "refused" it), "acked" and "lost" are its end.
-   */
-  commandState(device: string, id: number, state: BackboneCommandState): void {
+  /** What became of a sent command, by its id: "acked" and "lost" are its end (the controller reports only those). */
+  commandState(device: string, id: number, state: "acked" | "lost"): void {
     const r = this.recent.get(device);
-    const entry = r?.commands.find((c) => c.state === "sent" && (state === "queued" || state === "refused" ? c.id === null : c.id === id));
+    const entry = r?.commands.find((c) => c.state === "sent" && c.id === id);
     if (r === undefined || entry === undefined) return;
-    if (state === "queued") entry.id = id;
-    else {
-      r.counts.sent--;
-      entry.state = state === "refused" ? "rejected" : state;
-      if (state === "refused") entry.reason = "the gateway does not know the device, or its queue is full";
-      r.counts[entry.state]++;
-    }
+    r.counts.sent--;
+    entry.state = state;
+    r.counts[state]++;
     this.streams.send(watching(device), "command", { device, ...entry });
   }
 

@@ -12,13 +12,13 @@ import type { ControllerStore } from "../store";
 import { deviceId, fields, query } from "../validate";
 import type { LiveFeed } from "./feed";
 
-/** What sending a command did: its message id where this controller assigns it (relay mode), or why not. */
-export type CommandOutcome = { id: number | null; gateway: string } | { rejected: string };
+/** What sending a command did: its id (numbered per device in the database: what its events name), or why not. */
+export type CommandOutcome = { id: number } | { rejected: string };
 
 export type LiveRouteDeps = {
   store: ControllerStore;
   feed: LiveFeed;
-  command: (device: string, payload: Uint8Array) => CommandOutcome;
+  command: (device: string, payload: Uint8Array) => Promise<CommandOutcome>;
 };
 
 const ID = "([^/]+)";
@@ -76,10 +76,10 @@ export function liveRoutes({ store, feed, command }: LiveRouteDeps): Route[] {
         const d = await store.registry.get(id);
         if (d === undefined) throw new HttpError(404, "not-found", `device ${id} not found`);
         if (d.revokedAt !== null) throw new HttpError(409, "bad-request", `device ${id} is revoked`);
-        const out = command(id, payload);
+        const out = await command(id, payload);
         c.note({ bytes: payload.length });
         if ("rejected" in out) throw new HttpError(409, "bad-request", `not sent: ${out.rejected}`);
-        return { status: 202, body: { device: id, id: out.id, gateway: out.gateway, bytes: payload.length } };
+        return { status: 202, body: { device: id, id: out.id, bytes: payload.length } };
       },
     },
     {

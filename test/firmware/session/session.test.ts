@@ -6,9 +6,13 @@ import {
   addTransport, deleteTransport, queryTransports, RX_CLOSED, RX_DATA, Session, sessionAbort, sessionClose, sessionNew,
   sessionReceive, sessionRestore, sessionSave, sessionSend, sessionTakeInbox, sessionTakeOutput, setTransportUp,
 } from "../../../firmware/session/session";
-import { SaPolicy } from "../../../firmware/session/sa";
+import type { SaPolicy } from "../../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { FLAG_KEY_PHASE, readHeader, REJECT_AUTH, REJECT_SEQ } from "../../../firmware/record/header";
+import { FLAG_GPCOMP, FLAG_KEY_PHASE, readHeader, REJECT_AUTH, REJECT_GPCOMP, REJECT_SEQ } from "../../../firmware/record/header";
+import { gpcompPack } from "../../../firmware/record/gpcomp";
+import { outboundSeal } from "../../../firmware/session/sa";
+import { hostCodec } from "../../../host/record/gpcomp";
+import { heatshrinkRun } from "../../harness/heatshrink";
 import { handshake, memoryStore, policy } from "../../harness/sessions";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -277,5 +281,52 @@ describe("session", () => {
     sessionSend(dev, Buffer.from("after"), 0);
     pump(dev, restored);
     assert.deepEqual(sessionTakeInbox(restored).map((b) => Buffer.from(b).toString()), ["after"]);
+  });
+});
+
+describe("session: GPComp (FLAGS bit 7)", () => {
+  const text = Buffer.from("t=21.5;h=40%;p=1013;".repeat(6));
+
+  it("a sender compresses what shrinks and sets the bit; the receiver hands over the payload as it was sent", () => {
+    const { dev, gw } = pair({ codec: hostCodec, compress: true });
+    sessionSend(dev, text, 0);
+    sessionSend(dev, Buffer.from("010000420866002a", "hex"), 0); // an 8-byte reading: goes as it is
+    const pkts = pump(dev, gw);
+    assert.deepEqual(pkts.map((p) => ((readHeader(0, p, 0) as { flags: number }).flags & FLAG_GPCOMP) !== 0), [true, false]);
+    assert.ok(pkts[0].length < text.length, `record ${pkts[0].length} bytes for a ${text.length}-byte payload`);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString("hex")), [text.toString("hex"), "010000420866002a"]);
+    assert.equal(dev.compressed, 1);
+    assert.equal(dev.saved, text.length - (pkts[0].length - 16));
+  });
+
+  it("never compresses without a codec, or where the policy says not to", () => {
+    for (const over of [{ codec: undefined, compress: true }, { codec: hostCodec, compress: false }]) {
+      const { dev, gw } = pair(over);
+      sessionSend(dev, text, 0);
+      const [p] = pump(dev, gw);
+      assert.equal((readHeader(0, p, 0) as { flags: number }).flags & FLAG_GPCOMP, 0);
+      assert.equal(p.length, text.length + 16);
+    }
+  });
+
+  it("a receiver without a codec (a Lua board) refuses records with the bit, and counts them", () => {
+    const { dev, gw } = pair({ codec: undefined, compress: false });
+    const rec = outboundSeal(dev.out, gpcompPack(hostCodec, text)!, FLAG_GPCOMP, 0) as Uint8Array;
+    assert.equal(sessionReceive(gw, rec, 1, 0), -REJECT_GPCOMP);
+    assert.equal(gw.rejected, 1);
+    assert.deepEqual(sessionTakeInbox(gw), []);
+  });
+
+  it("refuses a compression bomb after the tag verified, counts it, and goes on", () => {
+    const { dev, gw } = pair({ codec: hostCodec, compress: true });
+    const payload = heatshrinkRun(4096); // 122 bytes
+    assert.equal(hostCodec.decompress(payload)!.byteLength, 4096);
+    const rec = outboundSeal(dev.out, payload, FLAG_GPCOMP, 0) as Uint8Array;
+    assert.equal(sessionReceive(gw, rec, 1, 0), -REJECT_GPCOMP);
+    assert.equal(gw.rejected, 1);
+    assert.deepEqual(sessionTakeInbox(gw), []);
+    sessionSend(dev, text, 0);
+    pump(dev, gw);
+    assert.deepEqual(sessionTakeInbox(gw).map((b) => Buffer.from(b).toString()), [text.toString()]);
   });
 });

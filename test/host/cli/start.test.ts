@@ -5,9 +5,11 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
+import { postgresDirFor } from "../../../host/cli/start-cluster";
 import { ensureBuilt } from "../../harness/build-once";
 import { freePort } from "../../harness/mosquitto";
 import { until } from "../../harness/until";
@@ -103,4 +105,60 @@ describe("sesame start: supervised controller and gateway", function () {
     proc.kill("SIGKILL");
     await until(() => kids.every((k) => !alive(k)), "children gone after their parent's death", 20_000);
   });
+
+  it("--cluster: Postgres, Mosquitto, two controllers and two gateways, all supervised; a controller killed, readings carry on through the other; nothing outlives start", async () => {
+    const cdir = fs.mkdtempSync(path.join(os.tmpdir(), "sesame-start-cluster-"));
+    const pair = async () => {
+      for (;;) {
+        const p = await freePort();
+        if (p < 65535 && (await freeAt(p + 1))) return p;
+      }
+    };
+    const [admin, backbone, metrics, mqtt] = [await pair(), await pair(), await pair(), await freePort()];
+    const cluster = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), "start", "--cluster", "--boards", "2", "--dir", cdir,
+      "--admin-port", String(admin), "--mqtt-port", String(mqtt), "--backbone-port", String(backbone), "--gateway-metrics-port", String(metrics)], {
+      cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      const out: string[] = [], err: string[] = [];
+      createInterface({ input: cluster.stdout! }).on("line", (l) => out.push(l));
+      createInterface({ input: cluster.stderr! }).on("line", (l) => err.push(l));
+      const token = () => (JSON.parse(fs.readFileSync(path.join(cdir, "access.json"), "utf8")) as { metricsToken: string }).metricsToken;
+      const readings = async (i: number): Promise<number> => {
+        try {
+          return ((await (await fetch(`http://127.0.0.1:${admin + i}/status`, { headers: { authorization: `Bearer ${token()}` } })).json()) as { uplinks: number }).uplinks;
+        } catch {
+          return -1;
+        }
+      };
+      await until(async () => (await readings(0)) + (await readings(1)) >= 3, `readings (stderr: ${err.slice(-3).join(" / ")})`, 120_000);
+      const kids = childrenOf(cluster.pid!);
+      for (const [what, n] of [[/^\S*\/postgres /, 1], [/^\S*\/mosquitto /, 1], [/main\.ts controller /, 2], [/main\.ts gateway /, 2]] as const) {
+        assert.equal(kids.filter((k) => what.test(k.cmd)).length, n, `${what}: ${kids.map((k) => k.cmd).join(" | ")}`);
+      }
+      assert.ok(!kids.some((k) => k.cmd.includes("sesame-controller:")), "the broker password is on a command line");
+      const first = kids.find((k) => k.cmd.includes("main.ts controller") && k.cmd.includes(`--admin-port ${admin} `))!;
+      process.kill(first.pid, "SIGKILL");
+      await until(() => err.some((l) => l.includes("the controller 1 died (killed by SIGKILL)")), "the death said", 10_000);
+      // Both gateways are on the second controller now (the first one's moved), and readings go on there.
+      const base = await readings(1);
+      await until(async () => (await readings(1)) >= base + 2, "readings through the second controller", 60_000);
+      await until(() => err.some((l) => l.includes("the controller 1 is back")), "the first controller back", 60_000);
+      cluster.kill("SIGKILL");
+      await until(() => kids.every((k) => k.pid === first.pid || !alive(k.pid)), "every child gone, the servers too", 20_000);
+    } finally {
+      if (cluster.exitCode === null) cluster.kill("SIGKILL");
+      fs.rmSync(cdir, { recursive: true, force: true });
+      fs.rmSync(postgresDirFor(cdir), { recursive: true, force: true });
+    }
+  });
 });
+
+/** Whether `port` can be listened on now. */
+function freeAt(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}

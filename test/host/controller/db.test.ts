@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrate, readMigrations } from "../../../host/controller/db/migrate";
 import { openDb } from "../../../host/controller/db/open";
+import { until } from "../../harness/until";
 import { BACKENDS, freshDb, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
@@ -29,7 +30,7 @@ describe("controller database: one schema on PGlite and on a real Postgres", fun
           assert.equal(n[0].n, all.length);
           const tables = await db.query<{ t: string }>(
             "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
-          assert.deepEqual(tables.map((r) => r.t), ["audit", "devices", "master_keys", "mqtt_credentials", "responder_keys", "schema_migrations", "sessions"]);
+          assert.deepEqual(tables.map((r) => r.t), ["audit", "backbone_key", "command_counters", "commands", "controllers", "devices", "gateway_leases", "master_keys", "mqtt_credentials", "outbox", "responder_keys", "routes", "schema_migrations", "sessions"]);
         } finally {
           await db.close();
         }
@@ -54,6 +55,33 @@ describe("controller database: one schema on PGlite and on a real Postgres", fun
           await assert.rejects(db.query("TRUNCATE audit"), /append-only: TRUNCATE refused/);
           const rows = await db.query<{ actor: string; outcome: string }>("SELECT actor, outcome FROM audit");
           assert.deepEqual(rows, [{ actor: "ops", outcome: "ok" }]);
+        } finally {
+          await db.close();
+        }
+      });
+
+      it("NOTIFY reaches every listener of its channel until it stops listening", async () => {
+        const db = await freshDb(b);
+        try {
+          const got: string[] = [];
+          const stop = await db.listen("sesame_test", (p) => got.push(p));
+          await db.listen("sesame_other", (p) => got.push(`other:${p}`));
+          await db.query("SELECT pg_notify('sesame_test', 'a'), pg_notify('sesame_other', 'b')");
+          await until(() => got.length === 2, "two notifications");
+          assert.deepEqual(got.sort(), ["a", "other:b"]);
+          await stop();
+          await db.query("SELECT pg_notify('sesame_test', 'c'), pg_notify('sesame_other', 'd')");
+          await until(() => got.length === 3, "the other channel's");
+          assert.deepEqual(got.slice(2), ["other:d"]);
+          if (b.name === "postgres") {
+            // The listening connection is cut (a server restart, a network cut): a new one listens again.
+            await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()");
+            await until(async () => {
+              await db.query("SELECT pg_notify('sesame_other', 'e')");
+              await new Promise((r) => setTimeout(r, 100));
+              return got.includes("other:e");
+            }, "a notification after the listening connection was replaced", 20_000);
+          }
         } finally {
           await db.close();
         }

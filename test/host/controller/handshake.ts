@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import * as facade from "../../../firmware/runtime/facade";
 import { hostProvider } from "../../../host/crypto/provider";
+import { hostCodec } from "../../../host/record/gpcomp";
 
 let ready = false;
 
@@ -23,7 +24,7 @@ const text = (s: string) => Buffer.from(s).toString("hex");
 
 /** The device runs `deviceConf` exactly as provisioned; the gateway is keyed from the registry. */
 export function assertHandshake(deviceConf: string, gatewayConf: string): void {
-  if (!ready) facade.facadeInit(hostProvider, facade.memoryStorage());
+  if (!ready) facade.facadeInit(hostProvider, facade.memoryStorage(), hostCodec);
   ready = true;
   const g = facade.epCreate("gateway", gatewayConf);
   const d = facade.epCreate("device", deviceConf);

@@ -65,8 +65,12 @@ describe("the shipped Mosquitto example: TLS, passwords and the ACL on a real Mo
     });
     url = `mqtts://127.0.0.1:${broker.port}`;
   });
+  // Each test's controller leaves: controllers share the commands' subscription ($share/sesame/...), so one
+  // still connected from an earlier test would take half of this test's commands.
+  afterEach(async () => {
+    for (const d of deliveries.splice(0)) await d.stop({ drainMs: 100 });
+  });
   after(async () => {
-    for (const d of deliveries) await d.stop({ drainMs: 100 });
     for (const c of open) c.end(true);
     await broker?.dispose();
     await store?.close();

@@ -13,6 +13,7 @@ import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { oneShotCcm } from "../../../host/crypto/aead";
 import { ReusedCcm } from "../../../host/crypto/ccm";
 import { hostProvider, nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+import { hostCodec } from "../../../host/record/gpcomp";
 import { DeviceGateway, LORA } from "../../../host/gateway/devices";
 import { KeyTable } from "../../../host/gateway/keytable";
 
@@ -37,7 +38,7 @@ type Dev = { ep: Endpoint; link: string; next: number; name: string; hello: Uint
 function world(seed: string, fast: boolean, n = 4, holdAcks = false) {
   const p = seeded(seed, fast);
   const store = memoryStorage();
-  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
+  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store, codec: hostCodec, compress: false });
   const gwKeys = p.keyPair();
   const registry = new Map<string, Uint8Array>();
   const base = { responderFirst: false, p, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
@@ -282,12 +283,12 @@ describe("DeviceGateway: a receiving key retired at the forgery limit", () => {
     const keys = new KeyTable();
     const id = "c0ffee01", psk = Buffer.alloc(32, 7);
     keys.setPsk(id, { current: Uint8Array.from(psk), previous: undefined });
-    const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
+    const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: hostCodec, compress: false });
     const gw = new DeviceGateway({ config: keys.responders(nodeKeyPair(), policy()), storage: memoryStorage() });
     const up: Uint8Array[] = [];
     let hear: ((f: Uint8Array) => void) | undefined, tick: (() => void) | undefined;
     const hal: Hal = {
-      now: () => clock.t, every: (_ms, fn) => void (tick = fn), storage: memoryStorage(), provider: hostProvider, ble: undefined,
+      now: () => clock.t, every: (_ms, fn) => void (tick = fn), storage: memoryStorage(), provider: hostProvider, codec: undefined, ble: undefined,
       lora: { listen: (f) => void (hear = f), send: (f) => void up.push(Uint8Array.from(f)), region: "EU868", dataRate: 5 },
       sensor: () => 0, led: () => {}, log: () => {},
     };

@@ -20,7 +20,7 @@ function world() {
   gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
   const me = nodeKeyPair(), kid = Uint8Array.of(0x10, 0, 0, 7);
   gw.keys.setDh(hex(kid), hex(kid), me.S);
-  const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() };
+  const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false };
   const ep: Endpoint = epNew({
     initiator: true, dh: true, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: { p: hostProvider, kid, me, peer: responder.S },
     dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false,
@@ -129,7 +129,7 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
     });
     try {
       gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
-      const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() };
+      const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false };
       const devs: { ep: Endpoint; link: string; kid: Uint8Array }[] = [];
       const pending = new Map<string, Uint8Array[]>();
       gw.on("output", () => { for (const o of gw.takeOutput()) pending.set(o.link, [...(pending.get(o.link) ?? []), o.bytes]); });

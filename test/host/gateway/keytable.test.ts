@@ -14,7 +14,7 @@ import { pskDevice } from "../../harness/psk-device";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const pid = (k: Uint8Array) => pskPid(hostProvider, k);
-const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage() });
+const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false });
 
 /** The store the table hands a responder to evolve when a session confirms (endpoint.ts confirm). */
 function responderStore(t: KeyTable, device: string): PskKeys | undefined {

@@ -10,6 +10,7 @@ import { SaPolicy } from "../../../firmware/session/sa";
 import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { hostProvider } from "../../../host/crypto/provider";
+import { hostCodec } from "../../../host/record/gpcomp";
 import { DeviceGateway, LORA, TID_LORA, Uplink } from "../../../host/gateway/devices";
 import { LoraModemLink, LoraModemOptions } from "../../../host/gateway/links/lora-modem";
 import { P2P_DEFAULTS, p2pAirtimeMs } from "../../../host/gateway/links/lora-p2p";
@@ -28,7 +29,7 @@ function logger(lines: string[]): Logger {
 function pair() {
   const p = hostProvider;
   const store = memoryStorage();
-  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
+  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store, codec: hostCodec, compress: false });
   const gwKeys = p.keyPair(), me = p.keyPair();
   const kid = Uint8Array.of(0x10, 0, 0, 7);
   const base = { responderFirst: false, p, sliceSteps: 0, retryMs: 30_000, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };

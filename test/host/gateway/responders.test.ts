@@ -16,7 +16,7 @@ function world() {
   const gw = nodeKeyPair(), dev = nodeKeyPair();
   const kid = randomBytes(4);
   const policy = (p: CryptoProvider) => ({
-    suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3.6e6, datagram: true, windowSize: 64, lateKeyMs: 30000, seqBlock: 16, store: memoryStorage(),
+    suite: SUITE_CONSTRAINED, p, aead: undefined, rekeyAfterMs: 3.6e6, datagram: true, windowSize: 64, lateKeyMs: 30000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false,
   });
   const base = { dh: true, responderFirst: false, sliceSteps: 0, retryMs: 2000, dhI: undefined, dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false };
   const gwConfig = (): EndpointConfig => ({

@@ -10,12 +10,15 @@ import { sessionSend, type Session } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { memoryStorage } from "../../../firmware/runtime/facade";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
+import { hostCodec } from "../../../host/record/gpcomp";
 import { DeviceGateway } from "../../../host/gateway/devices";
 import { KeyTable } from "../../../host/gateway/keytable";
 import { GatewayTelemetry, metricsObserver } from "../../../host/gateway/telemetry";
 import { Metrics } from "../../../host/telemetry/metrics";
 import { one, parseExposition, type Sample } from "../../harness/prometheus";
 import { pskDevice } from "../../harness/psk-device";
+import { heatshrinkRun } from "../../harness/heatshrink";
+import { FLAG_GPCOMP } from "../../../firmware/record/header";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -23,7 +26,7 @@ type Dev = { ep: Endpoint; link: string; id: string; psk: string; next: number }
 
 function world() {
   const store = memoryStorage();
-  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store });
+  const policy = (): SaPolicy => ({ suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store, codec: hostCodec, compress: false });
   const keys = new KeyTable();
   const metrics = new Metrics({ processMetrics: false });
   const events: string[] = [];
@@ -143,6 +146,28 @@ describe("device-side telemetry", () => {
     const most = Math.max(quiet.ep.session!.received, attacked.ep.session!.received);
     assert.ok(most > 0);
     assert.equal(one(samples, "sesame_key_limit_ratio", { limit: "records" }), most / SUITE_CONSTRAINED.confidentialityLimit);
+  });
+
+  it("hands the application a device's GPComp reading decompressed, and counts a compression bomb as gpcomp", async () => {
+    const w = world();
+    const d = w.device(0);
+    epStart(d.ep, 0);
+    w.exchange();
+    const s = d.ep.session!;
+    s.out.policy.compress = true; // the device's own policy: a board with heatshrink
+    const body = Buffer.from("t=21.5;h=40%;p=1013;".repeat(5));
+    assert.ok(sessionSend(s, encodeData(d.next++, body), 0));
+    assert.equal(s.compressed, 1);
+    assert.ok(s.saved > body.length / 2, `saved ${s.saved} of ${body.length}`);
+    w.exchange();
+    assert.deepEqual(w.gw.takeUplinks().map((u) => Buffer.from(u.body).toString()), [body.toString()]);
+    const bomb = heatshrinkRun(4096); // 122 bytes
+    w.feed(d, outboundSeal(s.out, bomb, FLAG_GPCOMP, 0) as Uint8Array);
+    w.exchange();
+    assert.deepEqual(w.gw.takeUplinks(), []);
+    const { samples } = parseExposition(await w.metrics.registry.metrics());
+    assert.equal(one(samples, "sesame_auth_failures_total", { reason: "gpcomp" }), 1);
+    assert.equal(sum(samples, "sesame_auth_failures_total"), 1);
   });
 
   it("reports a device's sessions closed when the gateway ends them", () => {

@@ -62,6 +62,26 @@ describe("board simulator: built bundles, virtual radios, the real gateway", fun
     assert.ok(fleet.lora!.log.some((t) => t.lost));
   });
 
+  it("Espruino boards send their status text with GPComp and the application gets it as sent; 8-byte readings go as they are", async () => {
+    const flagged: number[] = [];
+    const { results, fleet } = await runFleet({
+      boards: 4, link: "ble", loss: 0, minutes: 5, seed: 3, profiles: ["puckjs", "banglejs2"], statusEvery: 60,
+      tap: (_link, p) => {
+        if (p.length >= 17 && p[0] + p[1] + p[2] !== 0) flagged.push(p[3] & 0x80 ? p.length : 0);
+      },
+    });
+    const statuses = fleet.uplinks.filter((u) => u.body.length !== 4);
+    assert.ok(statuses.length >= 4 * 4, `${statuses.length} status messages delivered`);
+    for (const u of statuses) assert.match(Buffer.from(u.body).toString(), /^t=(\d\d\.\d\d,){11}\d\d\.\d\d$/);
+    assert.ok(fleet.uplinks.some((u) => u.body.length === 4), "readings delivered too");
+    // Every status record carried bit 7 and is far smaller than its 77-byte message; no reading did.
+    // (The boards' counts include the status sent at the last instant, still on the air when the run ends.)
+    const compressedRecords = flagged.filter((n) => n > 0);
+    assert.ok(compressedRecords.length >= statuses.length && compressedRecords.length <= results.reduce((a, r) => a + r.compressed, 0));
+    for (const n of compressedRecords) assert.ok(n < 77 + 16 - 30, `a ${n}-byte compressed record`);
+    for (const r of results) assert.ok(r.savedBytes > 40 * r.compressed, `${r.name}: ${r.savedBytes} bytes saved on ${r.compressed} records`);
+  });
+
   it("a board moves BLE -> LoRa -> BLE mid-session without a new handshake", async () => {
     const links: string[] = [];
     const { results, fleet } = await runFleet({

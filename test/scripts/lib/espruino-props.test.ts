@@ -17,7 +17,7 @@ describe("scripts/lib/espruino-props", () => {
   });
 
   it("keeps JavaScript's, the natives', the provider's and the tests' names", () => {
-    for (const name of ["length", "buffer", "byteLength", "subarray", "encrypt", "SHA256", "hwRand", "sha256", "random", "sender", "pending", "lostIds", "onWrite", "notify"])
+    for (const name of ["length", "buffer", "byteLength", "subarray", "encrypt", "SHA256", "hwRand", "sha256", "random", "sender", "pending", "lostIds", "onWrite", "notify", "compress", "decompress"])
       assert.ok(!props.test(name), name);
   });
 

@@ -61,7 +61,7 @@ describe("admin API: fleet routes and the event stream", function () {
     const scoped = async (t: string) => (scope !== undefined && t === app.token ? { actor: "app", ...scope } : undefined);
     api = createAdminApi({
       store, tokens: [], credentials: firstOf(adminCredentials([{ id: "ops", sha256: admin.sha256 }]), scoped),
-      routes: liveRoutes({ store, feed, command: () => ({ rejected: "no gateway in this test" }) }),
+      routes: liveRoutes({ store, feed, command: async () => ({ rejected: "no gateway in this test" }) }),
       limits: { perToken: { burst: 1000, perSecond: 1000 } },
     });
     base = `http://127.0.0.1:${(await api.listen(0)).port}`;
