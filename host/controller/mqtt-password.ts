@@ -5,15 +5,16 @@
 // 101 iterations is weak for a password a person chose; these are not: sesame generates every password with
 // 144 random bits, so a stolen hash cannot be searched whatever the iteration count.
 import { pbkdf2Sync, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomSecretText } from "./tokens";
 
 const ITERATIONS = 101;
 const SALT_BYTES = 12;
 const HASH_BYTES = 64;
 const FORMAT = /^\$7\$(\d{1,7})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
 
-/** A new password: 18 random bytes (144 bits), base64url, safe in a shell, a URL and a password file. */
+/** A new password: 18 random bytes (144 bits), base64url, safe in a shell, a URL, a password file and after a flag. */
 export function newMqttPassword(): string {
-  return randomBytes(18).toString("base64url");
+  return randomSecretText(18);
 }
 
 export function hashMqttPassword(password: string): string {

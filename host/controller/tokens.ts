@@ -13,9 +13,21 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
 }
 
+/**
+ * `bytes` random bytes as base64url, never starting with "-": a secret printed for people to paste after a
+ * flag (`--token <it>`, `mosquitto_pub -P <it>`) must not read as an option. Drawn again in the 1 in 64 case;
+ * what is left is still uniform over the texts that do not start with "-".
+ */
+export function randomSecretText(bytes: number): string {
+  for (;;) {
+    const text = randomBytes(bytes).toString("base64url");
+    if (text[0] !== "-") return text;
+  }
+}
+
 /** A new random token (256 bits, base64url): show it once, configure only its hash. */
 export function generateToken(): { token: string; sha256: string } {
-  const token = randomBytes(32).toString("base64url");
+  const token = randomSecretText(32);
   return { token, sha256: hashToken(token) };
 }
 

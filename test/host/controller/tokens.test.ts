@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RateLimiter } from "../../../host/controller/ratelimit";
+import { newMqttPassword } from "../../../host/controller/mqtt-password";
 import { generateToken, hashToken, parseAdminTokens, TokenVerifier } from "../../../host/controller/tokens";
 
 describe("admin tokens and rate limits", () => {
@@ -16,6 +17,12 @@ describe("admin tokens and rate limits", () => {
     assert.equal(v.verify(a.token + "x"), undefined);
     assert.equal(v.verify(""), undefined);
     assert.equal(v.verify(a.sha256), undefined); // the digest is not a token
+  });
+
+  it("a token never starts with a dash, so `--token <it>` is never read as an option", () => {
+    // 1 in 64 base64url texts starts with "-": 2,000 draws would meet one with probability 1 - (63/64)^2000.
+    for (let i = 0; i < 2000; i++) assert.notEqual(generateToken().token[0], "-");
+    for (let i = 0; i < 2000; i++) assert.notEqual(newMqttPassword()[0], "-");
   });
 
   it("bad token configuration is a clear error", () => {
