@@ -18,29 +18,12 @@
 import * as acorn from "acorn";
 import { RawSourceMap } from "./sourcemap";
 import { remap } from "./espruino-slim";
+import { FUNCTIONS, Out, Piece } from "./espruino-edit";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Node = any;
 
-const FUNCTIONS = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
 const LOOPS = new Set(["ForStatement", "ForInStatement", "ForOfStatement", "WhileStatement", "DoWhileStatement", "SwitchStatement"]);
-
-type Piece = { from: number; to: number; at: number };
-
-/** Output built from literal text and copies of the input, each copy recorded for the source map. */
-class Out {
-  text = "";
-  pieces: Piece[] = [];
-  constructor(private readonly code: string) {}
-  lit(s: string): void {
-    this.text += s;
-  }
-  copy(from: number, to: number): void {
-    if (to <= from) return;
-    this.pieces.push({ from, to, at: this.text.length });
-    this.text += this.code.slice(from, to);
-  }
-}
 
 type Edit = { start: number; end: number; render: (o: Out) => void };
 

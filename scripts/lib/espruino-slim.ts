@@ -17,6 +17,7 @@
 // The source map is carried through: every original segment is moved to where its text now is.
 import * as acorn from "acorn";
 import { RawSourceMap, decodeMappings } from "./sourcemap";
+import { FUNCTIONS, Piece } from "./espruino-edit";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Node = any;
@@ -24,7 +25,6 @@ type Node = any;
 type Binding = { name: string; scope: Scope; kind: "var" | "let" | "fn" | "param"; decl: Node; refs: Node[]; writes: number };
 type Scope = { parent: Scope | undefined; fn: boolean; names: Map<string, Binding>; node: Node };
 
-const FUNCTIONS = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
 /** Globals a wrapper may name; a wrapper naming anything else is left alone. */
 const SAFE_GLOBALS = new Set(["Math", "Uint8Array", "Int32Array"]);
 
@@ -449,7 +449,7 @@ export function slimBundle(code: string, map: RawSourceMap, globalName: string):
 
 
 /** Moves every segment of `map` (for `oldCode`) to where its text is in `newCode`. */
-export function remap(map: RawSourceMap, oldCode: string, newCode: string, pieces: { from: number; to: number; at: number }[]): RawSourceMap {
+export function remap(map: RawSourceMap, oldCode: string, newCode: string, pieces: Piece[]): RawSourceMap {
   const lineStarts = (s: string) => {
     const r = [0];
     for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) r.push(i + 1);

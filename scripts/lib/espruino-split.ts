@@ -22,6 +22,7 @@
 // the loader's (which holds nothing), never the module.
 import * as acorn from "acorn";
 import { remap } from "./espruino-slim";
+import { FUNCTIONS, Out } from "./espruino-edit";
 import { RawSourceMap } from "./sourcemap";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -41,35 +42,6 @@ export const DROP_FUNCTION = "sesameDrop";
 export const storageName = (module: string) => "sesame." + module;
 /** The global a loaded module lives in. */
 export const moduleGlobal = (module: string) => "$M" + module;
-
-type Piece = { from: number; to: number; at: number };
-
-class Out {
-  text = "";
-  pieces: Piece[] = [];
-  constructor(private readonly code: string) {}
-  lit(s: string): void {
-    this.text += s;
-  }
-  copy(from: number, to: number): void {
-    if (to <= from) return;
-    this.pieces.push({ from, to, at: this.text.length });
-    this.text += this.code.slice(from, to);
-  }
-  /** code[from, to) with each identifier in `swap` written as its replacement. */
-  copyWith(from: number, to: number, swap: { start: number; end: number; text: string }[]): void {
-    let at = from;
-    for (const s of swap) {
-      if (s.start < at || s.end > to) continue;
-      this.copy(at, s.start);
-      this.lit(s.text);
-      at = s.end;
-    }
-    this.copy(at, to);
-  }
-}
-
-const FUNCTIONS = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
 
 /**
  * Splits `code` (a slimmed, inlined board bundle: top-level functions and vars, exports last). `names` gives
