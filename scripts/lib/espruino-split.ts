@@ -23,6 +23,7 @@
 import * as acorn from "acorn";
 import { remap } from "./espruino-slim";
 import { FUNCTIONS, Out } from "./espruino-edit";
+import { MISSING_METHODS } from "./espruino-rules";
 import { RawSourceMap } from "./sourcemap";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -111,7 +112,12 @@ export function splitBundle(code: string, map: RawSourceMap, names: Map<string, 
     if (members.length > 0) modules.push({ spec, members: members.sort((a, b) => top.get(a).start - top.get(b).start) });
   }
   if (modules.length === 0 && dead.size === 0) return { code, map, modules: [] };
-  const keyOf = (fn: string) => fn.replace(/^\$/, "");
+  // A module's functions are its object's keys, named as the minifier named them; one it named like a
+  // method Espruino lacks (`at`) would be read by the bundle check as a call to that method, so it gets a `_`.
+  const keyOf = (fn: string) => {
+    const k = fn.replace(/^\$/, "");
+    return Object.prototype.hasOwnProperty.call(MISSING_METHODS, k) ? k + "_" : k;
+  };
   const loader = (m: string) => `$L${m}()`;
   // References to members: through the loader. At load time (top-level code) a stub that loads when called.
   const swap: { start: number; end: number; text: string }[] = [];

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import * as vm from "node:vm";
+import { checkEspruino } from "../../../scripts/espruino-check";
 import { splitBundle } from "../../../scripts/lib/espruino-split";
 import type { RawSourceMap } from "../../../scripts/lib/sourcemap";
 import { readBoardFiles } from "../../../scripts/lib/espruino-modules";
@@ -60,6 +61,16 @@ describe("espruino-split", () => {
     assert.equal(parts.run("$Mboot"), undefined);
     assert.equal(parts.run("f()"), 10);
     assert.equal(parts.run("sesame.start(4)"), whole.run("sesame.start(4)"));
+  });
+
+  it("never names a module's function like a method Espruino lacks (the minifier named one `at`)", () => {
+    const program = ["function at(x){return x+1}", "function $start(x){return at(x)*2}", "var sesame={start:$start};"].join("\n");
+    const split = splitBundle(program, EMPTY_MAP, new Map([["at", "f.ts:at"], ["$start", "f.ts:start"]]), [{ name: "hs", roots: ["f.ts:start"] }]);
+    const hs = split.modules[0];
+    assert.match(hs.code, /\bat_:function/);
+    assert.doesNotMatch(split.code + hs.code, /\.at\(/);
+    assert.deepEqual(checkEspruino(hs.code).map((p) => p.construct), []);
+    assert.equal(load(split.code, { [hs.storageName]: hs.code }).run("sesame.start(3)"), 8);
   });
 
   it("leaves the main file alone when no root is in the bundle", () => {
