@@ -21,7 +21,7 @@ import { Codec } from "../record/gpcomp";
 
 /** The parts of Espruino's `require("crypto")` this provider uses. */
 export type EspruinoCrypto = {
-  SHA256: (this: void, message: Bytes) => ArrayBuffer;
+  SHA256: (this: void, message: Bytes) => ArrayBuffer | undefined;
   AES: { encrypt: (this: void, data: Bytes, key: Bytes, options: { mode: string }) => ArrayBuffer | undefined };
 };
 
@@ -35,13 +35,31 @@ let natives: Natives | undefined = undefined;
 let digest: Hash | undefined = undefined;
 const ECB = { mode: "ECB" };
 
+// AES.encrypt and SHA256 return their result in a flat string: contiguous JsVars whose second one is at a
+// 4-byte-aligned address (one in four with 13-byte JsVars), found by walking the free list; when memory holds
+// no such run even after a garbage collection they return undefined, however many JsVars are free. A
+// session's churn leaves its free JsVars scattered, so near the limit a record failed in AES with 200 of them
+// free. Each native therefore keeps its previous result (wiped) as the room for the next one, and lets it go
+// just before the call: a flat string goes back into the free list in one piece, in address order, and its
+// ArrayBuffer's JsVar goes to the head before it (the walk never starts a run at the head). Nothing is made
+// in between: the result's name is declared first, and the native was taken once at start-up (reading
+// `crypto.AES.encrypt` makes a new function JsVar each time). Any other allocation would come first and
+// could take the run's first JsVar: `new Uint8Array(n)` makes its constructor, its length and its object.
+let aesRoom: ArrayBuffer | undefined = undefined;
+let shaRoom: ArrayBuffer | undefined = undefined;
+let aesEncrypt: EspruinoCrypto["AES"]["encrypt"] | undefined = undefined;
+let sha256Native: EspruinoCrypto["SHA256"] | undefined = undefined;
+
 function ecb(key: Bytes, input: Bytes, out: Bytes): void {
-  const raw = natives!.crypto.AES.encrypt(input, key, ECB);
-  // Near the memory limit Espruino prints "Not enough memory for result" and returns undefined: fail
-  // this record with a clear message rather than a TypeError deep in the AEAD.
+  let raw: ArrayBuffer | undefined = undefined;
+  aesRoom = undefined;
+  raw = aesEncrypt!(input, key, ECB);
+  // Out of memory even so: fail this record with a clear message rather than a TypeError deep in the AEAD.
   if (raw === undefined) throw "crypto: out of memory in AES";
   const r = new Uint8Array(raw);
   for (let i = 0; i < 16; i++) out[i] = r[i];
+  r.fill(0);
+  aesRoom = raw;
 }
 
 /** An AEAD as an object holding its key: seal and open are methods shared by every key. */
@@ -68,7 +86,17 @@ function portableCcm(key: Bytes, tagLen: number, nonceLen: number): Aead {
 }
 
 function nativeSha256(m: Bytes): Bytes {
-  return new Uint8Array(natives!.crypto.SHA256(m));
+  let raw: ArrayBuffer | undefined = undefined;
+  shaRoom = undefined;
+  raw = sha256Native!(m);
+  if (raw === undefined) throw "crypto: out of memory in SHA256";
+  // Copied out: the caller may keep its digest (a traffic secret), and the room must be free to go.
+  const r = new Uint8Array(raw);
+  const digest = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) digest[i] = r[i];
+  r.fill(0);
+  shaRoom = raw;
+  return digest;
 }
 
 function boardHmac(key: Bytes, m: Bytes): Bytes {
@@ -91,6 +119,8 @@ function boardKeyPair(): KeyPair {
 // SHA-256 or AES, or no dh, gets a bundle without the portable code.
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
   natives = n;
+  aesEncrypt = n.crypto.AES.encrypt;
+  sha256Native = n.crypto.SHA256;
   // Written out at each use, not held in a variable, so that esbuild can fold them and drop the other branch.
   digest = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256 : sha256;
   return {
