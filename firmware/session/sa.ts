@@ -42,6 +42,7 @@ export type Outbound = {
   spi: number;
   secret: Bytes;
   epoch: EpochKeys;
+  /** Held on the host and on boards with portable AES only: see `keyAead`. */
   aead: Aead;
   seq: SeqCounter;
   sealed: number;
@@ -76,6 +77,18 @@ export function makeAead(policy: SaPolicy, key: Bytes): Aead {
   return policy.p.ccm(key, policy.suite.tagLen, policy.suite.nonceLen);
 }
 
+// A board with native AES makes a key's AEAD for each record it seals or opens rather than holding one per
+// key: on Espruino an AEAD object is 8 JsVars, a session holds three keys at its peak (sending, receiving, and
+// the previous receiving key for late records), and making one over the native AES costs no more than its
+// object. Where AES is portable making one expands the key schedule, so those boards hold theirs, as the host does.
+function heldAead(policy: SaPolicy, epoch: EpochKeys): Aead {
+  return SESAME_HOST_RECORDS || SESAME_PORTABLE_AES ? makeAead(policy, epoch.key) : (undefined as unknown as Aead);
+}
+
+function keyAead(policy: SaPolicy, held: Aead, epoch: EpochKeys): Aead {
+  return SESAME_HOST_RECORDS || SESAME_PORTABLE_AES ? held : makeAead(policy, epoch.key);
+}
+
 function maxSeq(suite: Suite): number {
   // Large and extreme formats could count further; portable integers stop at 2^31, and the usage limit
   // (2^24 records for the backbone suite) ends an epoch long before.
@@ -94,7 +107,7 @@ function openCounter(policy: SaPolicy, tag: string, index: number): SeqCounter {
 export function outboundNew(policy: SaPolicy, secret: Bytes, index: number, spi: number, tag: string, now: number): Outbound {
   const epoch = epochKeys(policy.p, secret, index, policy.suite);
   return {
-    policy: policy, spi: spi, secret: secret, epoch: epoch, aead: makeAead(policy, epoch.key),
+    policy: policy, spi: spi, secret: secret, epoch: epoch, aead: heldAead(policy, epoch),
     seq: openCounter(policy, tag, index), sealed: 0, startedAt: now, tag: tag,
   };
 }
@@ -106,7 +119,7 @@ export function outboundRekey(o: Outbound, now: number): void {
   wipe(o.epoch.key);
   o.secret = next;
   o.epoch = epochKeys(o.policy.p, next, o.epoch.index + 1, o.policy.suite);
-  o.aead = makeAead(o.policy, o.epoch.key);
+  o.aead = heldAead(o.policy, o.epoch);
   o.seq = openCounter(o.policy, o.tag, o.epoch.index);
   o.sealed = 0;
   o.startedAt = now;
@@ -121,7 +134,7 @@ export function outboundSeal(o: Outbound, payload: Bytes, flags: number, now: nu
     seq = seqTake(o.policy.store, o.seq);
   }
   const phase = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
-  const r = sealRecord(o.policy.suite.format, o.aead, o.epoch.iv, o.spi, (flags & 0xbf) | phase, 0, seq, payload);
+  const r = sealRecord(o.policy.suite.format, keyAead(o.policy, o.aead, o.epoch), o.epoch.iv, o.spi, (flags & 0xbf) | phase, 0, seq, payload);
   if (typeof r !== "number") o.sealed = o.sealed + 1;
   return r;
 }
@@ -129,7 +142,7 @@ export function outboundSeal(o: Outbound, payload: Bytes, flags: number, now: nu
 // `strict` exists only where stream links do (the host: SESAME_HOST_RECORDS); a board's links are datagrams,
 // and its bundle never reads it.
 function rxKey(policy: SaPolicy, epoch: EpochKeys): RxKey {
-  return { epoch: epoch, aead: makeAead(policy, epoch.key), window: replayNew(policy.windowSize), strict: SESAME_HOST_RECORDS ? strictNew() : (undefined as unknown as StrictCounter), failures: 0 };
+  return { epoch: epoch, aead: heldAead(policy, epoch), window: replayNew(policy.windowSize), strict: SESAME_HOST_RECORDS ? strictNew() : (undefined as unknown as StrictCounter), failures: 0 };
 }
 
 /** The receiving SA at key index `index`, whose traffic secret is `secret`; `spi` is the one we allocated. */
@@ -166,7 +179,7 @@ function tryKey(inb: Inbound, k: RxKey, h: Header, datagram: Bytes, isNext: bool
     inb.onRetired = inb.onRetired + 1;
     return REJECT_AUTH;
   }
-  const opened = openParsed(policy.suite.format, k.aead, k.epoch.iv, h, datagram);
+  const opened = openParsed(policy.suite.format, keyAead(policy, k.aead, k.epoch), k.epoch.iv, h, datagram);
   if (typeof opened === "number") {
     inb.authFailures = inb.authFailures + 1;
     k.failures = k.failures + 1;
