@@ -119,8 +119,9 @@ function boardKeyPair(): KeyPair {
 // SHA-256 or AES, or no dh, gets a bundle without the portable code.
 export function boardProvider(native: NativeCrypto, n: Natives): CryptoProvider {
   natives = n;
-  aesEncrypt = n.crypto.AES.encrypt;
-  sha256Native = n.crypto.SHA256;
+  // Only what the firmware has (an ESP32's has no AES); written out like the tests below, for esbuild to fold.
+  aesEncrypt = !SESAME_PORTABLE_AES || native.aes ? n.crypto.AES.encrypt : undefined;
+  sha256Native = !SESAME_PORTABLE_SHA256 || native.sha256 ? n.crypto.SHA256 : undefined;
   // Written out at each use, not held in a variable, so that esbuild can fold them and drop the other branch.
   digest = !SESAME_PORTABLE_SHA256 || native.sha256 ? nativeSha256 : sha256;
   return {
