@@ -18,9 +18,10 @@ const FUNCTION_BASE = 5;
  * sees: the scopes of its call chain with their arguments and locals, and the crypto's intermediate buffers
  * (HMAC inputs, CCM blocks, the next key tried at a rekey). Measured on the 2v29 interpreter (32-bit build,
  * 13-byte JsVars, `npm run bench -- boards`) as a Puck.js session's high-water mark less its state after the
- * session: 1,437 - 1,042 = 395.
+ * session: 1,283 - 1,067 = 216 (it was 395 while the native crypto's results failed for want of a flat run
+ * long before memory was full: see firmware/hw/espruino.ts).
  */
-export const EVENT_JSVARS = 395;
+export const EVENT_JSVARS = 216;
 const codeCache = new Map<string, number>();
 
 /** JsVars the loaded code itself holds (functions and top-level bindings), from the bundle's syntax tree. */
