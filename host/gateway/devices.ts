@@ -25,7 +25,7 @@ import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
-import { CommandSink, DATA_BODY_AT, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
+import { addBusiest, CommandSink, DATA_BODY_AT, DeviceQueues, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
@@ -305,6 +305,17 @@ export class DeviceGateway implements DeviceSide {
   /** Devices with a session that can carry data now. */
   online(): string[] {
     return [...this.devices].filter(([, d]) => d.ep !== undefined && epReady(d.ep)).map(([k]) => k);
+  }
+
+  queues(): DeviceQueues {
+    const q: DeviceQueues = { commands: 0, readings: 0, busiest: [] };
+    for (const d of this.devices.values()) {
+      const commands = d.sender.pending.length, readings = d.held?.length ?? 0;
+      q.commands += commands;
+      q.readings += readings;
+      addBusiest(q.busiest, { device: d.name, commands, readings });
+    }
+    return q;
   }
 
   onlineCount(): number {

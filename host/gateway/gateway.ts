@@ -26,6 +26,8 @@ import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, r
 import { DeviceGateway } from "./devices";
 import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
+import type { RadioSignal } from "./radio-signal";
+import { StatusReporter } from "./status";
 import { GatewayTelemetry, metricsObserver } from "./telemetry";
 
 export type GatewayMode = "terminate" | "relay";
@@ -50,6 +52,8 @@ export type GatewayOptions = {
    * default) keeps them on this thread.
    */
   deviceThreads?: number;
+  /** How often the gateway may report its queues and its devices' signal to the controller (GATEWAY_STATUS); 5 s by default. */
+  statusEveryMs?: number;
 };
 
 export type GatewayStats = { up: number; down: number; upBytes: number; downBytes: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
@@ -87,6 +91,8 @@ export class Gateway extends EventEmitter {
   private readonly unconfirmed = new Unconfirmed();
   readonly metrics: Metrics;
   private readonly telemetry: GatewayTelemetry;
+  /** Its queues and its devices' signal, for the controller (./status.ts). */
+  readonly status: StatusReporter;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
@@ -96,7 +102,11 @@ export class Gateway extends EventEmitter {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
         seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
       };
-      const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
+      const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => {
+        if (event === "open") this.status.signals.opened(device, spi);
+        else this.status.signals.closed(spi);
+        this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed");
+      });
       const threads = opts.deviceThreads ?? 1;
       if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
       else {
@@ -118,10 +128,15 @@ export class Gateway extends EventEmitter {
     });
     this.client.on("message", (m: Message) => this.fromController(m));
     this.client.on("acked", (base: number) => this.durable(base));
-    this.client.on("connected", () => opts.log.info("backbone up", { controller: `${this.client.controller.host}:${this.client.controller.port}` }));
+    this.client.on("connected", () => {
+      this.status.reconnected();
+      opts.log.info("backbone up", { controller: `${this.client.controller.host}:${this.client.controller.port}` });
+    });
     this.client.on("disconnected", (reason: string) => opts.log.warn("backbone down, reconnecting", { reason }));
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
+    const out = () => this.client.peer.out;
+    this.status = new StatusReporter({ backbone: () => ({ messages: out().count, bytes: out().bytes }), devices, dropped: () => this.stats.dropped }, opts.statusEveryMs ?? 5_000);
     this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.onlineCount()));
     if (devices) this.metrics.watchKeyLimits(() => devices.keyLimits());
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
@@ -133,9 +148,13 @@ export class Gateway extends EventEmitter {
     this.timer = setInterval(() => this.tick(), 50);
   }
 
-  /** A whole packet from a device link ("ble:<address>" or "lora"). Never throws on bad input. */
-  input(link: string, packet: Uint8Array): void {
+  /**
+   * A whole packet from a device link ("ble:<address>" or "lora"), with what the radio measured of it when
+   * the link says (RSSI, LoRa SNR). Never throws on bad input.
+   */
+  input(link: string, packet: Uint8Array, signal?: RadioSignal): void {
     if (this.devices) {
+      if (signal !== undefined) this.status.signals.heard(link, packet, signal);
       this.devices.input(link, packet, Date.now());
       this.pump();
     } else {
@@ -171,6 +190,10 @@ export class Gateway extends EventEmitter {
       for (const e of evolved) this.toController({ kind: KIND_KEYS_EVOLVED, device: Buffer.from(e.device), payload: Buffer.from(e.text) });
     }
     if (this.out.length > 0) this.emit("output");
+    if (this.client.connected) {
+      const report = this.status.next(Date.now());
+      if (report !== undefined) this.toController(report);
+    }
   }
 
   /**

@@ -27,7 +27,7 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
   const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
   gateway.start();
   const simSecret = randomBytes(32);
-  const sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} }, simSecret);
+  const sim = new SimLinkServer({ packet: (l, b, signal) => gateway.input(l, b, signal), connected: (l) => gateway.connected(l), disconnected: () => {} }, simSecret);
   const simPort = await sim.listen(0);
   gateway.on("output", () => {
     for (const o of gateway.takeOutput()) sim.send(o);

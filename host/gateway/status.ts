@@ -1,0 +1,129 @@
+// What a gateway reports of itself to its controller, in GATEWAY_STATUS (host/backbone/gateway-status.ts):
+// its own queues, and the radio signal of each device it holds a session with.
+//
+// Signal: a packet's RSSI (and LoRa SNR) as the link adapter measured it is put down to the device whose
+// session owns the record's SPI (the sessions the gateway reported open), so a device that roams from BLE to
+// LoRa keeps one figure; handshake messages, and records on SPIs of no open session, are put down to no one.
+// It is attributed before the record is authenticated (the device side may run on other threads): a
+// transmitter replaying a device's records shows its own signal there. It is a diagnostic; nothing acts on it.
+// Per device the last value and a smoothed one (exponential, 1/4 weight to each packet) are kept.
+//
+// A report goes every `everyMs` when anything in it changed: the queue figures in full, and the devices whose
+// last RSSI, SNR or smoothed RSSI changed since they were last reported, at most STATUS_SIGNALS_MAX a report
+// (the rest go in the next, oldest change first). After the backbone reconnects (perhaps to another
+// controller of the cluster) every device goes again.
+import { gatewayStatus, STATUS_SIGNALS_MAX, type DeviceSignal, type GatewayReport } from "../backbone/gateway-status";
+import type { GatewayStatus } from "../backbone/frame";
+import type { DeviceSide } from "./device-side";
+import { LORA } from "./device-side";
+import type { RadioSignal } from "./radio-signal";
+
+/** Devices whose signal is kept, at most (the one heard first is forgotten first). */
+const SIGNALS_KEPT = 100_000;
+const SMOOTHING = 0.25;
+
+type Entry = DeviceSignal & { sent: string };
+
+export class SignalBook {
+  private readonly bySpi = new Map<number, string>();
+  private readonly devices = new Map<string, Entry>();
+  private readonly due = new Set<string>();
+
+  opened(device: string, spi: number): void {
+    this.bySpi.set(spi, device);
+  }
+
+  closed(spi: number): void {
+    this.bySpi.delete(spi);
+  }
+
+  /** A packet came on `link` with `signal`: put down to its session's device, if it is a record of one. */
+  heard(link: string, packet: Uint8Array, signal: RadioSignal): void {
+    if (packet.length < 8 || (packet[0] === 0 && packet[1] === 0 && packet[2] === 0)) return;
+    const device = this.bySpi.get((packet[0] << 16) | (packet[1] << 8) | packet[2]);
+    if (device === undefined) return;
+    let e = this.devices.get(device);
+    if (e === undefined) {
+      if (this.devices.size >= SIGNALS_KEPT) this.forget(this.devices.keys().next().value as string);
+      e = { device, link: "ble", rssi: signal.rssi, rssiAvg: signal.rssi, sent: "" };
+      this.devices.set(device, e);
+    }
+    e.link = link === LORA ? "lora" : "ble";
+    e.rssi = signal.rssi;
+    if (signal.snr === undefined) delete e.snr;
+    else e.snr = signal.snr;
+    e.rssiAvg += (signal.rssi - e.rssiAvg) * SMOOTHING;
+    if (shown(e) !== e.sent) this.due.add(device);
+  }
+
+  /** The devices whose signal changed since they were last taken, at most `max`, oldest change first. */
+  takeDue(max: number): DeviceSignal[] {
+    const out: DeviceSignal[] = [];
+    for (const device of this.due) {
+      if (out.length >= max) break;
+      this.due.delete(device);
+      const e = this.devices.get(device);
+      if (e === undefined) continue;
+      e.sent = shown(e);
+      const { sent: _, ...s } = e;
+      out.push({ ...s, rssiAvg: Math.round(s.rssiAvg) });
+    }
+    return out;
+  }
+
+  /** Every device is due again (the controller may know none of them). */
+  allDue(): void {
+    for (const [device, e] of this.devices) {
+      e.sent = "";
+      this.due.add(device);
+    }
+  }
+
+  get dueCount(): number {
+    return this.due.size;
+  }
+
+  private forget(device: string): void {
+    this.devices.delete(device);
+    this.due.delete(device);
+  }
+}
+
+/** What a report would say of a device, to tell whether it changed. */
+const shown = (e: DeviceSignal) => `${e.link} ${Math.round(e.rssi)} ${e.snr ?? ""} ${Math.round(e.rssiAvg)}`;
+
+export type StatusSources = {
+  backbone: () => { messages: number; bytes: number };
+  devices: DeviceSide | undefined;
+  dropped: () => number;
+};
+
+export class StatusReporter {
+  readonly signals = new SignalBook();
+  private lastAt = -Infinity;
+  private lastQueues = "";
+
+  constructor(private readonly src: StatusSources, readonly everyMs: number) {}
+
+  /** The report due at `now`, if one is due and something changed since the last. */
+  next(now: number): GatewayStatus | undefined {
+    if (now - this.lastAt < this.everyMs) return undefined;
+    this.lastAt = now;
+    const d = this.src.devices;
+    const q = d?.queues() ?? { commands: 0, readings: 0, busiest: [] };
+    const figures: Omit<GatewayReport, "signals"> = {
+      backbone: this.src.backbone(), commands: q.commands, readings: q.readings, sessions: d?.onlineCount() ?? 0, dropped: this.src.dropped(), queues: q.busiest,
+    };
+    const text = JSON.stringify(figures);
+    if (text === this.lastQueues && this.signals.dueCount === 0) return undefined;
+    this.lastQueues = text;
+    return gatewayStatus({ ...figures, signals: this.signals.takeDue(STATUS_SIGNALS_MAX) });
+  }
+
+  /** The backbone (re)connected: the next report says everything, and goes at the next tick. */
+  reconnected(): void {
+    this.lastQueues = "";
+    this.lastAt = -Infinity;
+    this.signals.allDue();
+  }
+}
