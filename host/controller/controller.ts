@@ -19,7 +19,7 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, RUN_SIZE, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
@@ -37,9 +37,10 @@ import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "
 import { registerClusterMetrics } from "./cluster/metrics";
 import type { Reading } from "./cluster/outbox";
 import { consolePages } from "./console/pages";
-import { MemoryDeviceStatus, type DeviceStatusBook, type Via } from "./device-status";
+import { MemoryDeviceStatus, ONLINE_WINDOW_MS, type DeviceStatusBook, type Via } from "./device-status";
 import { LiveFeed } from "./live/feed";
 import { gatewayRows } from "./live/gateways";
+import { GatewayReports } from "./live/reports";
 import { liveRoutes, type CommandOutcome } from "./live/routes";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
@@ -88,6 +89,8 @@ export class Controller {
    * the console; the cluster's routes (./cluster/routes.ts) are what commands go by.
    */
   readonly status: DeviceStatusBook = new MemoryDeviceStatus();
+  /** What the gateways connected here report of their queues and their devices' signal (GATEWAY_STATUS). */
+  readonly reports = new GatewayReports();
   /** The fleet now and as it changes, for the admin API's fleet routes, event stream and web console. */
   feed!: LiveFeed;
   private grants!: KeyGrants;
@@ -126,7 +129,8 @@ export class Controller {
       seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
     };
     this.feed = new LiveFeed({
-      store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
+      store: this.store, status: this.status, signal: (device) => this.reports.signal(device),
+      gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks, this.reports), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
     });
     this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}), undefined, (w) => {
       if (w.event === "open" && w.link !== undefined) this.status.linked(w.device, w.link);
@@ -211,6 +215,7 @@ export class Controller {
     this.metrics.watchDevicesOnline(() => this.cluster.online);
     this.metrics.watchKeyLimits(() => this.relay.keyLimits());
     registerClusterMetrics(this.metrics.registry, () => this.cluster);
+    this.reports.register(this.metrics.registry, ONLINE_WINDOW_MS);
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.grants.refresh().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
@@ -313,6 +318,8 @@ export class Controller {
       else void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(n.device), n.id, n.state));
     } else if (m.kind === KIND_SESSION_EVENT) {
       this.sessionLog.fromGateway(gw, m);
+    } else if (m.kind === KIND_GATEWAY_STATUS) {
+      if (!this.reports.take(gw, m.status, (peer) => this.keys.deviceOfPeer(peer), Date.now())) this.stats.badMessages++;
     } else {
       this.stats.badMessages++;
     }

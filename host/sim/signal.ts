@@ -6,7 +6,7 @@
 //   SNR  = RSSI - noise floor (LoRa: -174 dBm/Hz + 10 log10(125 kHz) + 6 dB NF = -117 dBm), capped at +10 dB
 //
 // LoRa (868 MHz, 14 dBm, n = 3 outdoors, 30 m to 2.5 km) gives about -60 to -120 dBm; BLE (2.4 GHz, 0 dBm,
-// n = 2.5 indoors, 0.5 to 25 m) about -40 to -80 dBm. All draws come from the seeded random numbers the
+// n = 2.5 indoors, 1 to 30 m) about -40 to -80 dBm. All draws come from the seeded random numbers the
 // model is given, so a run replays exactly from its seed.
 import type { RadioSignal } from "../gateway/radio-signal";
 
@@ -19,7 +19,7 @@ export type SignalProfile = {
 };
 
 export const LORA_SIGNAL: SignalProfile = { txDbm: 14, lossAt1mDb: 31, exponent: 3, nearM: 30, farM: 2500, sigmaDb: 3, ceilingDbm: -30, floorDbm: -120, noiseDbm: -117 };
-export const BLE_SIGNAL: SignalProfile = { txDbm: 0, lossAt1mDb: 40, exponent: 2.5, nearM: 0.5, farM: 25, sigmaDb: 4, ceilingDbm: -40, floorDbm: -95 };
+export const BLE_SIGNAL: SignalProfile = { txDbm: 0, lossAt1mDb: 40, exponent: 2.5, nearM: 1, farM: 30, sigmaDb: 4, ceilingDbm: -40, floorDbm: -95 };
 
 const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 
