@@ -39,10 +39,6 @@ describe("BLE central (fake adapter, firmware BLE link on the boards)", () => {
     assert.deepEqual(w.packets.map((p) => p.link), sizes.map(() => link));
     sizes.forEach((n, i) => assert.deepEqual(w.packets[i].bytes, bytes(n, i)));
     assert.deepEqual(w.packets.map((p) => p.rssi), sizes.map(() => -67), "each packet carries the RSSI noble measured");
-    board.rssi = 127; // noble's "not known"
-    assert.ok(board.deviceSend(bytes(5, 9)));
-    await until(() => w.packets.length === sizes.length + 1, "one more packet");
-    assert.equal(w.packets.pop()!.rssi, undefined, "an RSSI noble does not know is left unknown");
     assert.equal(board.notifySizes.length, sizes.reduce((a, n) => a + bleChunkCount(n, 23), 0));
 
     for (const [i, n] of sizes.entries()) assert.ok(w.c.send({ link, bytes: bytes(n, 100 + i) }));
@@ -50,6 +46,10 @@ describe("BLE central (fake adapter, firmware BLE link on the boards)", () => {
     sizes.forEach((n, i) => assert.deepEqual(board.received[i], bytes(n, 100 + i)));
     assert.ok(board.writeSizes.every((s) => s <= 20) && board.writeSizes.length === sizes.reduce((a, n) => a + bleChunkCount(n, 23), 0));
     assert.equal(board.oversize, 0);
+    board.rssi = 127; // noble's "not known"
+    assert.ok(board.deviceSend(bytes(5, 9)));
+    await until(() => w.packets.length === sizes.length + 1, "one more packet");
+    assert.equal(w.packets.pop()!.rssi, undefined, "an RSSI noble does not know is left unknown");
   });
 
   it("forgets a board that disconnects and reconnects it when it is seen again", async () => {
