@@ -81,7 +81,10 @@ describe("web console in headless Chromium", function () {
       // a relay gateway cannot say (RELAY_UP has no room for it), so the console says it is unknown.
       const rssiCells = () => page.$$eval('#fleet-table tbody td[data-label="RSSI"]', (tds) => tds.map((td: any) => td.textContent));
       if (mode === "terminate") {
-        await page.waitForFunction(() => [...document.querySelectorAll('#fleet-table tbody td[data-label="RSSI"]')].every((td: any) => /^-\d+ dBm$/.test(td.textContent)), undefined, { timeout: 30_000 });
+        await page.waitForFunction(() => {
+          const tds = [...document.querySelectorAll('#fleet-table tbody td[data-label="RSSI"]')];
+          return tds.length === 3 && tds.every((td: any) => /^-\d+ dBm$/.test(td.textContent));
+        }, undefined, { timeout: 30_000 });
         const api = await (await fetch(`${admin}/v1/fleet`, { headers: { authorization: `Bearer ${s.adminToken}` } })).json() as { devices: { signal: { link: string; rssi: number; rssiAvg: number; snr: number | null } | null }[] };
         for (const d of api.devices) {
           assert.ok(d.signal !== null && d.signal.link === "ble" && d.signal.snr === null, JSON.stringify(d.signal));
