@@ -3,7 +3,9 @@
 //
 // Signal: a packet's RSSI (and LoRa SNR) as the link adapter measured it is put down to the device whose
 // session owns the record's SPI (the sessions the gateway reported open), so a device that roams from BLE to
-// LoRa keeps one figure; handshake messages, and records on SPIs of no open session, are put down to no one.
+// LoRa keeps one figure; handshake messages are put down to no one. A record on an SPI of no open session is
+// held (the last of each such SPI, 1,024 SPIs at most) until its session is reported open: a session is
+// reported once its first record is opened, which may be on another thread, after the record came through here.
 // It is attributed before the record is authenticated (the device side may run on other threads): a
 // transmitter replaying a device's records shows its own signal there. It is a diagnostic; nothing acts on it.
 // Per device the last value and a smoothed one (exponential, 1/4 weight to each packet) are kept.
@@ -20,6 +22,8 @@ import type { RadioSignal } from "./radio-signal";
 
 /** Devices whose signal is kept, at most (the one heard first is forgotten first). */
 const SIGNALS_KEPT = 100_000;
+/** SPIs of no open session whose last signal is held until one opens, at most. */
+const UNCLAIMED_KEPT = 1024;
 const SMOOTHING = 0.25;
 
 type Entry = DeviceSignal & { sent: string };
@@ -28,9 +32,14 @@ export class SignalBook {
   private readonly bySpi = new Map<number, string>();
   private readonly devices = new Map<string, Entry>();
   private readonly due = new Set<string>();
+  private readonly unclaimed = new Map<number, { link: string; signal: RadioSignal }>();
 
   opened(device: string, spi: number): void {
     this.bySpi.set(spi, device);
+    const u = this.unclaimed.get(spi);
+    if (u === undefined) return;
+    this.unclaimed.delete(spi);
+    this.record(device, u.link, u.signal);
   }
 
   closed(spi: number): void {
@@ -40,8 +49,15 @@ export class SignalBook {
   /** A packet came on `link` with `signal`: put down to its session's device, if it is a record of one. */
   heard(link: string, packet: Uint8Array, signal: RadioSignal): void {
     if (packet.length < 8 || (packet[0] === 0 && packet[1] === 0 && packet[2] === 0)) return;
-    const device = this.bySpi.get((packet[0] << 16) | (packet[1] << 8) | packet[2]);
-    if (device === undefined) return;
+    const spi = (packet[0] << 16) | (packet[1] << 8) | packet[2];
+    const device = this.bySpi.get(spi);
+    if (device !== undefined) return this.record(device, link, signal);
+    this.unclaimed.delete(spi);
+    if (this.unclaimed.size >= UNCLAIMED_KEPT) this.unclaimed.delete(this.unclaimed.keys().next().value as number);
+    this.unclaimed.set(spi, { link, signal });
+  }
+
+  private record(device: string, link: string, signal: RadioSignal): void {
     let e = this.devices.get(device);
     if (e === undefined) {
       if (this.devices.size >= SIGNALS_KEPT) this.forget(this.devices.keys().next().value as string);

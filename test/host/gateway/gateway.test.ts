@@ -9,6 +9,7 @@ import { decodeBatch, FrameError, KIND_KEYS, KIND_UPLINK, Uplink } from "../../.
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
+import { readGatewayStatus, type GatewayReport } from "../../../host/backbone/gateway-status";
 import { silentLogger } from "../../../host/telemetry/log";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -110,6 +111,33 @@ describe("Gateway (terminate): readings into the backbone queue, ACKs once the c
   });
 });
 
+/**
+ * The report the gateway would send now, everything in it (as after a reconnect). Sessions are reported open
+ * from the device side's poll, which the gateway's timer runs (never started here): run by hand first.
+ */
+function report(gw: Gateway): GatewayReport {
+  gw.devices!.poll(Date.now());
+  gw.status.reconnected();
+  const r = readGatewayStatus(gw.status.next(Date.now())!.status);
+  assert.ok(typeof r !== "string", r as string);
+  return r;
+}
+
+describe("Gateway (terminate): GATEWAY_STATUS", () => {
+  it("reports its queues, and each device's signal from the records of its session", () => {
+    const { gw, ep, link, kid } = world();
+    sessionSend(ep.session!, encodeData(5, Buffer.from("a reading")), Date.now());
+    for (const o of epTakeOutput(ep)) gw.input(link, o.bytes, { rssi: -71 });
+    const r = report(gw);
+    assert.deepEqual([r.sessions, r.readings, r.commands], [1, 1, 0], "one session, its reading held until the controller has it");
+    assert.ok(r.backbone.messages >= 2 && r.backbone.bytes > 0, JSON.stringify(r.backbone));
+    assert.deepEqual(r.queues, [{ device: hex(kid), commands: 0, readings: 1 }]);
+    assert.deepEqual(r.signals, [{ device: hex(kid), link: "ble", rssi: -71, rssiAvg: -71 }]);
+    gw.client.emit("acked", gw.client.peer.out.end);
+    assert.deepEqual([report(gw).readings, report(gw).queues], [0, []]);
+  });
+});
+
 describe("Gateway (terminate) with its device side over two worker threads, shared out by SPI", () => {
   const wait = () => new Promise((r) => setTimeout(r, 10));
   async function until<T>(what: string, f: () => T | undefined): Promise<T> {
@@ -162,13 +190,20 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
       queued(gw);
       devs.forEach((d, i) => {
         sessionSend(d.ep.session!, encodeData(50 + i, Buffer.from(`reading of ${i}`)), Date.now());
-        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes, { rssi: -60 - i });
       });
       const ups: Uplink[] = [];
       await until("the readings in the backbone queue", () => (ups.push(...queued(gw)), ups.length >= devs.length ? true : undefined));
       assert.deepEqual(ups.map((u) => `${hex(u.device)}:${Buffer.from(u.payload).subarray(UPLINK_HEAD).toString()}`).sort(), devs.map((d, i) => `${hex(d.kid)}:reading of ${i}`).sort());
       await wait();
       assert.ok(devs.every((d) => deliver(d) === 0), "no ACK before the controller has the readings");
+      // The workers' queues, as they answer the report's request; each device's signal, whichever worker has it.
+      const r = await until("the workers' queues and sessions in the report", () => {
+        const x = report(gw);
+        return x.readings === devs.length && x.signals.length === devs.length ? x : undefined;
+      });
+      assert.equal(r.sessions, devs.length);
+      assert.deepEqual(r.signals.map((x) => `${x.device} ${x.rssi}`).sort(), devs.map((d, i) => `${hex(d.kid)} ${-60 - i}`).sort());
       gw.client.emit("acked", gw.client.peer.out.end);
       const acks: number[] = [];
       await until("the ACKs", () => {

@@ -1,5 +1,5 @@
 // What the gateway reports of itself (host/gateway/status.ts): a packet's signal goes to the device whose open
-// session owns its SPI, last and smoothed; a report goes only when something changed, at most
+// session owns its SPI (or will, once reported open), last and smoothed; a report goes only when something changed, at most
 // STATUS_SIGNALS_MAX devices at a time, and everything again after a reconnect.
 import assert from "node:assert/strict";
 import { readGatewayStatus, STATUS_SIGNALS_MAX, type GatewayReport } from "../../../host/backbone/gateway-status";
@@ -26,6 +26,12 @@ describe("gateway status: signal per device, queues", () => {
     b.closed(0x123456);
     b.heard("ble:x", record(0x123456), { rssi: -30 });
     assert.deepEqual(b.takeDue(10), [], "a closed session's SPI is no one's");
+    // A session is reported open once its first record opened (perhaps on a worker thread, after the record
+    // passed here): that record's signal waits for it.
+    b.heard("lora", record(0x777777), { rssi: -111, snr: -9 });
+    assert.deepEqual(b.takeDue(10), []);
+    b.opened("0c", 0x777777);
+    assert.deepEqual(b.takeDue(10), [{ device: "0c", link: "lora", rssi: -111, snr: -9, rssiAvg: -111 }]);
   });
 
   it("reports only changes, bounded, the rest in the next report, and everything after a reconnect", () => {
