@@ -26,7 +26,8 @@ const SIGNALS_KEPT = 100_000;
 const UNCLAIMED_KEPT = 1024;
 const SMOOTHING = 0.25;
 
-type Entry = DeviceSignal & { sent: string };
+/** A device's signal: SNR NaN when not known; `sent*` what the last report said of it (NaN: nothing yet). */
+type Entry = { device: string; lora: boolean; rssi: number; snr: number; rssiAvg: number; sentLora: boolean; sentRssi: number; sentSnr: number; sentAvg: number };
 
 export class SignalBook {
   private readonly bySpi = new Map<number, string>();
@@ -61,15 +62,14 @@ export class SignalBook {
     let e = this.devices.get(device);
     if (e === undefined) {
       if (this.devices.size >= SIGNALS_KEPT) this.forget(this.devices.keys().next().value as string);
-      e = { device, link: "ble", rssi: signal.rssi, rssiAvg: signal.rssi, sent: "" };
+      e = { device, lora: false, rssi: signal.rssi, snr: NaN, rssiAvg: signal.rssi, sentLora: false, sentRssi: NaN, sentSnr: NaN, sentAvg: NaN };
       this.devices.set(device, e);
     }
-    e.link = link === LORA ? "lora" : "ble";
-    e.rssi = signal.rssi;
-    if (signal.snr === undefined) delete e.snr;
-    else e.snr = signal.snr;
+    e.lora = link === LORA;
+    e.rssi = Math.round(signal.rssi);
+    e.snr = signal.snr ?? NaN;
     e.rssiAvg += (signal.rssi - e.rssiAvg) * SMOOTHING;
-    if (shown(e) !== e.sent) this.due.add(device);
+    if (changed(e)) this.due.add(device);
   }
 
   /** The devices whose signal changed since they were last taken, at most `max`, oldest change first. */
@@ -80,9 +80,13 @@ export class SignalBook {
       this.due.delete(device);
       const e = this.devices.get(device);
       if (e === undefined) continue;
-      e.sent = shown(e);
-      const { sent: _, ...s } = e;
-      out.push({ ...s, rssiAvg: Math.round(s.rssiAvg) });
+      e.sentLora = e.lora;
+      e.sentRssi = e.rssi;
+      e.sentSnr = e.snr;
+      e.sentAvg = Math.round(e.rssiAvg);
+      const s: DeviceSignal = { device, link: e.lora ? "lora" : "ble", rssi: e.rssi, rssiAvg: e.sentAvg };
+      if (!Number.isNaN(e.snr)) s.snr = e.snr;
+      out.push(s);
     }
     return out;
   }
@@ -90,7 +94,7 @@ export class SignalBook {
   /** Every device is due again (the controller may know none of them). */
   allDue(): void {
     for (const [device, e] of this.devices) {
-      e.sent = "";
+      e.sentRssi = NaN;
       this.due.add(device);
     }
   }
@@ -105,8 +109,11 @@ export class SignalBook {
   }
 }
 
-/** What a report would say of a device, to tell whether it changed. */
-const shown = (e: DeviceSignal) => `${e.link} ${Math.round(e.rssi)} ${e.snr ?? ""} ${Math.round(e.rssiAvg)}`;
+/** Whether a report would say something else of the device than the last one did (NaN SNRs equal). */
+function changed(e: Entry): boolean {
+  const snrSame = e.snr === e.sentSnr || (Number.isNaN(e.snr) && Number.isNaN(e.sentSnr));
+  return e.rssi !== e.sentRssi || !snrSame || e.lora !== e.sentLora || Math.round(e.rssiAvg) !== e.sentAvg;
+}
 
 export type StatusSources = {
   backbone: () => { messages: number; bytes: number };
