@@ -48,15 +48,17 @@ export const KIND_ACK = 0x06;
 export const KIND_HELLO = 0x07;
 export const KIND_KEYS = 0x08;
 export const KIND_KEYS_EVOLVED = 0x09;
-export const KIND_GATEWAY_STATUS = 0x10;
 const KIND_MAX = KIND_KEYS_EVOLVED;
-/** 0x01..KIND_MAX, and GATEWAY_STATUS. */
-const knownKind = (k: number) => (k >= KIND_UPLINK && k <= KIND_MAX) || k === KIND_GATEWAY_STATUS;
 
 export const SESSION_OPENED = 1;
 export const SESSION_CLOSED = 2;
 export const COMMAND_STATE = 3;
 const knownEvent = (e: number) => e === SESSION_OPENED || e === SESSION_CLOSED || e === COMMAND_STATE;
+
+/** A gateway's report of itself (kinds from 0x10 on are outside the numbered run above). */
+export const KIND_GATEWAY_STATUS = 0x10;
+/** 0x01..KIND_MAX, and GATEWAY_STATUS. */
+const knownKind = (k: number) => (k >= KIND_UPLINK && k <= KIND_MAX) || k === KIND_GATEWAY_STATUS;
 
 /** Longest device id / link address. */
 export const MAX_ID = 255;
