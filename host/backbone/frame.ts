@@ -55,7 +55,7 @@ export const SESSION_CLOSED = 2;
 export const COMMAND_STATE = 3;
 const knownEvent = (e: number) => e === SESSION_OPENED || e === SESSION_CLOSED || e === COMMAND_STATE;
 
-/** A gateway's report of itself (kinds from 0x10 on are outside the numbered run above). */
+/** A gateway's report of itself: kinds from 0x10 on lie outside the contiguous range above. */
 export const KIND_GATEWAY_STATUS = 0x10;
 /** 0x01..KIND_MAX, and GATEWAY_STATUS. */
 const knownKind = (k: number) => (k >= KIND_UPLINK && k <= KIND_MAX) || k === KIND_GATEWAY_STATUS;

@@ -26,9 +26,9 @@ import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, r
 import { DeviceGateway } from "./devices";
 import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
+import { GatewayTelemetry, metricsObserver } from "./telemetry";
 import type { RadioSignal } from "./radio-signal";
 import { StatusReporter } from "./status";
-import { GatewayTelemetry, metricsObserver } from "./telemetry";
 
 export type GatewayMode = "terminate" | "relay";
 export { RESPONDER_GRANT };
@@ -102,11 +102,7 @@ export class Gateway extends EventEmitter {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
         seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
       };
-      const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => {
-        if (event === "open") this.status.signals.opened(device, spi);
-        else this.status.signals.closed(spi);
-        this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed");
-      });
+      const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
       const threads = opts.deviceThreads ?? 1;
       if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
       else {
@@ -250,6 +246,8 @@ export class Gateway extends EventEmitter {
 
   /** A device session confirmed or ended, for the controller's session log. Never throws into the timer. */
   private reportSession(event: "open" | "close", device: string, spi: number, text: string): void {
+    if (event === "open") this.status.signals.opened(device, spi);
+    else this.status.signals.closed(spi);
     try {
       this.toController(sessionEvent(event, device, spi, text));
     } catch (e) {
