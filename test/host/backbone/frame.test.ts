@@ -99,7 +99,7 @@ describe("backbone frame codec", () => {
     const cases: [string, number, number][] = [
       ["01", FRAME_TRUNCATED, 0], // no length: the message is cut short where it starts
       ["010502", FRAME_TRUNCATED, 0], // body runs past the end
-      ["0a", FRAME_KIND, 0],
+      ["7f", FRAME_KIND, 0],
       ["00", FRAME_KIND, 0],
       ["018000", FRAME_VARINT, 1], // 0 in two bytes: not the shortest form
       ["01ffffffffffffffff01", FRAME_VARINT, 1], // more than 8 bytes
