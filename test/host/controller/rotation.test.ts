@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,8 +9,9 @@ import { openDb } from "../../../host/controller/db/open";
 import { MasterKeyDir } from "../../../host/controller/keydir";
 import { MasterKey, MasterKeyError } from "../../../host/controller/masterkey";
 import { recordMasterKey } from "../../../host/controller/rotation";
+import { SessionStore } from "../../../host/controller/session-store";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
-import { Logger, memorySink } from "../../../host/telemetry/log";
+import { Logger, memorySink, silentLogger } from "../../../host/telemetry/log";
 import { BACKENDS, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
@@ -21,9 +23,30 @@ async function provisionPsk(store: ControllerStore, n: number, into: Map<string,
   }
 }
 
+/** A session of each device handed over by a terminate gateway (session-store.ts): its SPI and saved form. */
+async function handOver(store: ControllerStore, devices: string[]): Promise<Map<number, string>> {
+  const sessions = new SessionStore(store.db, store.keyring, (peer) => peer, silentLogger());
+  const saved = new Map<number, string>();
+  const secret = () => randomBytes(32).toString("hex");
+  for (const [i, device] of devices.entries()) {
+    const spi = 100 + i, text = [secret(), device, "r", secret(), "0", String(5000 + i), secret(), "0", String(spi)].join(",");
+    await new Promise<void>((done) => sessions.report("gw0", device, `${spi},2048,7,${text}`, () => {}, done));
+    saved.set(spi, text);
+  }
+  return saved;
+}
+
+/** What a gateway fetching the session on `spi` gets. */
+async function fetched(store: ControllerStore, spi: number): Promise<string> {
+  const sessions = new SessionStore(store.db, store.keyring, (peer) => peer, silentLogger());
+  let answer = "";
+  await new Promise<void>((done) => sessions.fetch("gw1", spi, (_, a) => (answer = a), done));
+  return answer;
+}
+
 async function wrapVersions(store: ControllerStore): Promise<number[]> {
   const rows = await store.db.query<{ v: number }>(
-    "SELECT DISTINCT wrap_version AS v FROM devices WHERE wrap_version IS NOT NULL UNION SELECT wrap_version FROM responder_keys ORDER BY 1");
+    "SELECT DISTINCT wrap_version AS v FROM devices WHERE wrap_version IS NOT NULL UNION SELECT wrap_version FROM responder_keys UNION SELECT wrap_version FROM device_sessions ORDER BY 1");
   return rows.map((r) => r.v);
 }
 
@@ -119,6 +142,7 @@ for (const b of BACKENDS) {
       let store = await openControllerStore({ db: dbo, masterKeys: [k1] });
       const psk = new Map<string, string>();
       await provisionPsk(store, 10, psk);
+      const sessions = await handOver(store, [...psk.keys()]);
       let batches = 0;
       await assert.rejects(store.rotateMasterKey(k2, { batchSize: 3, onStep: (step) => { if (step === "rewrapped" && ++batches === 2) throw new Error("power cut"); } }), /power cut/);
       assert.deepEqual(await wrapVersions(store), [1, 2]);
@@ -132,6 +156,8 @@ for (const b of BACKENDS) {
         assert.deepEqual(await wrapVersions(store), [2]);
         assert.deepEqual(store.keyring.versions(), [2]);
         for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+        // The handed-over sessions were re-wrapped too, and resume with their keys intact.
+        for (const [spi, text] of sessions) assert.equal(await fetched(store, spi), `resume,2048,4096,7,${text}`);
       } finally {
         await store.close();
       }
