@@ -10,10 +10,11 @@
 //   close,<start>,<top>,<rx>,<saved>    to a fetch of a state too old to resume: seal one CTRL_CLOSE with it
 //   none                                no such session, or its device was revoked or rotated since
 //
-// A gateway's reports and fetches are handled in order, each in one transaction; a fetch claims the row
-// (FOR UPDATE, then a new holder and a top moved on by FETCH_GAP), so two gateways fetching one session at
-// once never get the same numbers.
-import type { Db, Queryable } from "./db/db";
+// A gateway's reports and fetches are handled in order, a report in one transaction, the fetches waiting
+// meanwhile in one transaction for all of them (a gateway that takes over another's boards asks for all of
+// their sessions at once); a fetch claims the row (FOR UPDATE, then a new holder and a top moved on by
+// FETCH_GAP), so two gateways fetching one session at once never get the same numbers.
+import type { Db } from "./db/db";
 import { bytes } from "./db/db";
 import type { Keyring } from "./keyring";
 import type { Logger } from "../telemetry/log";
@@ -27,9 +28,14 @@ export type SessionStoreStats = { reports: number; granted: number; taken: numbe
 
 const BAD = "malformed";
 
+type Fetch = { spi: number; answer: (spi: number, text: string) => void; done: () => void };
+type Row = { id: string; spi: number; born: number; top: string; rx: string; w: unknown; v: number; old: boolean; gone: boolean };
+
 export class SessionStore {
   readonly stats: SessionStoreStats = { reports: 0, granted: 0, taken: 0, fetches: 0, resumed: 0, closed: 0, none: 0, failed: 0, malformed: 0 };
   private readonly chains = new Map<string, Promise<void>>();
+  /** Per gateway, the fetches waiting for the next batch. */
+  private readonly fetches = new Map<string, Fetch[]>();
   private prunedAt = 0;
 
   constructor(
@@ -54,7 +60,18 @@ export class SessionStore {
   }
 
   fetch(gateway: string, spi: number, answer: (spi: number, text: string) => void, done: () => void): void {
-    this.queue(gateway, async () => answer(spi, await this.claimed(gateway, spi)), done);
+    const waiting = this.fetches.get(gateway);
+    if (waiting !== undefined) return void waiting.push({ spi, answer, done });
+    const batch: Fetch[] = [{ spi, answer, done }];
+    this.fetches.set(gateway, batch);
+    this.queue(gateway, async () => {
+      this.fetches.delete(gateway);
+      const answers = await this.claimed(gateway, batch.map((f) => f.spi));
+      for (const f of batch) f.answer(f.spi, answers.get(f.spi)!);
+    }, () => {
+      this.fetches.delete(gateway);
+      for (const f of batch) f.done();
+    });
   }
 
   /** The device's stored sessions are gone (revoked, its keys rotated). */
@@ -108,40 +125,48 @@ export class SessionStore {
     }
   }
 
-  /** The session on `spi`, claimed for `gateway`: its answer text. */
-  private async claimed(gateway: string, spi: number): Promise<string> {
-    this.stats.fetches++;
-    const a = await this.db.transaction(async (tx) => {
-      const rows = await tx.query<{ id: string; top: string; rx: string; w: unknown; v: number; old: boolean; gone: boolean }>(
-        `SELECT s.id, s.seq_top::text AS top, s.rx_top::text AS rx, s.wrapped_state AS w, s.wrap_version AS v,
-           s.updated_at < now() - $2 * interval '1 millisecond' AS old,
+  /** The sessions on `spis`, claimed for `gateway` in one transaction: each one's answer text. */
+  private async claimed(gateway: string, spis: number[]): Promise<Map<number, string>> {
+    this.stats.fetches += spis.length;
+    const answers = await this.db.transaction(async (tx) => {
+      const rows = await tx.query<Row>(
+        `SELECT s.id, s.spi, extract(epoch FROM s.created_at)::float8 AS born, s.seq_top::text AS top, s.rx_top::text AS rx,
+           s.wrapped_state AS w, s.wrap_version AS v, s.updated_at < now() - $2 * interval '1 millisecond' AS old,
            (d.revoked_at IS NOT NULL OR (d.rotated_at IS NOT NULL AND d.rotated_at >= s.created_at)) AS gone
          FROM device_sessions s JOIN devices d ON d.id = s.device
-         WHERE s.spi = $1 ORDER BY s.created_at DESC LIMIT 1 FOR UPDATE OF s`,
-        [spi, this.maxAgeMs],
+         WHERE s.spi = ANY($1::int[]) FOR UPDATE OF s`,
+        [[...new Set(spis)], this.maxAgeMs],
       );
-      if (rows.length === 0) return "none";
-      const r = rows[0];
-      // A revoked (or rotated) device's session is never resumed, nor closed with its keys: it is deleted.
-      if (r.gone) return this.deleted(tx, r.id, "none");
-      const plain = this.ring.unwrap("session", r.id, { wrapped: bytes(r.w), version: r.v });
-      const saved = Buffer.from(plain).toString("utf8");
-      plain.fill(0);
-      const start = Number(r.top), top = start + FETCH_GAP;
-      if (r.old) return this.deleted(tx, r.id, `close,${start},${top},${r.rx},${saved}`);
-      await tx.query("UPDATE device_sessions SET holder = $2, seq_top = $3, updated_at = now() WHERE id = $1", [r.id, gateway, top]);
-      return `resume,${start},${top},${r.rx},${saved}`;
+      // The newest session on each SPI (two devices' gateways may have drawn the same one).
+      const newest = new Map<number, Row>();
+      for (const r of rows) if ((newest.get(r.spi)?.born ?? -1) < r.born) newest.set(r.spi, r);
+      const out = new Map<number, string>(), claim: string[] = [], gone: string[] = [];
+      for (const spi of spis) {
+        const r = newest.get(spi);
+        if (out.has(spi)) continue;
+        // A revoked (or rotated) device's session is never resumed, nor closed with its keys: it is deleted.
+        if (r === undefined || r.gone) {
+          if (r !== undefined) gone.push(r.id);
+          out.set(spi, "none");
+          continue;
+        }
+        const plain = this.ring.unwrap("session", r.id, { wrapped: bytes(r.w), version: r.v });
+        const saved = Buffer.from(plain).toString("utf8");
+        plain.fill(0);
+        const start = Number(r.top), top = start + FETCH_GAP;
+        (r.old ? gone : claim).push(r.id);
+        out.set(spi, `${r.old ? "close" : "resume"},${start},${top},${r.rx},${saved}`);
+      }
+      if (claim.length > 0) await tx.query("UPDATE device_sessions SET holder = $1, seq_top = seq_top + $2, updated_at = now() WHERE id = ANY($3::text[])", [gateway, FETCH_GAP, claim]);
+      if (gone.length > 0) await tx.query("DELETE FROM device_sessions WHERE id = ANY($1::text[])", [gone]);
+      return out;
     });
-    const kind = a.slice(0, a.indexOf(",") < 0 ? a.length : a.indexOf(","));
-    if (kind === "resume") this.stats.resumed++;
-    else if (kind === "close") this.stats.closed++;
-    else this.stats.none++;
-    return a;
-  }
-
-  private async deleted(tx: Queryable, id: string, answer: string): Promise<string> {
-    await tx.query("DELETE FROM device_sessions WHERE id = $1", [id]);
-    return answer;
+    for (const a of answers.values()) {
+      if (a.startsWith("resume")) this.stats.resumed++;
+      else if (a.startsWith("close")) this.stats.closed++;
+      else this.stats.none++;
+    }
+    return answers;
   }
 
   /** At most once a minute: states older than twice the age limit go (nothing would resume them). */

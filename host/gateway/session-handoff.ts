@@ -206,7 +206,11 @@ export class SessionHandoff {
     this.bySession.set(s, h);
     this.byTag.set(s.out.tag, h);
     this.bySpi.set(h.spi, h);
-    this.report(h);
+    // Not reported: the controller stored it as it is now (this gateway its holder, its top moved on).
+    h.outIndex = s.out.epoch.index;
+    h.inIndex = s.inb.cur.epoch.index;
+    h.rxTop = rxTopOf(s);
+    h.reportedAt = now;
     this.host?.adopt(s, waiting.link, waiting.packets, now);
     return "";
   }

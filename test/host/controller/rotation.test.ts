@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,9 +8,9 @@ import { openDb } from "../../../host/controller/db/open";
 import { MasterKeyDir } from "../../../host/controller/keydir";
 import { MasterKey, MasterKeyError } from "../../../host/controller/masterkey";
 import { recordMasterKey } from "../../../host/controller/rotation";
-import { SessionStore } from "../../../host/controller/session-store";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
-import { Logger, memorySink, silentLogger } from "../../../host/telemetry/log";
+import { Logger, memorySink } from "../../../host/telemetry/log";
+import { handoffOf } from "../../harness/handoff";
 import { BACKENDS, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
@@ -25,23 +24,14 @@ async function provisionPsk(store: ControllerStore, n: number, into: Map<string,
 
 /** A session of each device handed over by a terminate gateway (session-store.ts): its SPI and saved form. */
 async function handOver(store: ControllerStore, devices: string[]): Promise<Map<number, string>> {
-  const sessions = new SessionStore(store.db, store.keyring, (peer) => peer, silentLogger());
+  const h = handoffOf(store);
   const saved = new Map<number, string>();
-  const secret = () => randomBytes(32).toString("hex");
   for (const [i, device] of devices.entries()) {
-    const spi = 100 + i, text = [secret(), device, "r", secret(), "0", String(5000 + i), secret(), "0", String(spi)].join(",");
-    await new Promise<void>((done) => sessions.report("gw0", device, `${spi},2048,7,${text}`, () => {}, done));
-    saved.set(spi, text);
+    const text = h.saved(device, 100 + i);
+    assert.equal(await h.report("gw0", device, 100 + i, 2048, 7, text), "grant,0,2048");
+    saved.set(100 + i, text);
   }
   return saved;
-}
-
-/** What a gateway fetching the session on `spi` gets. */
-async function fetched(store: ControllerStore, spi: number): Promise<string> {
-  const sessions = new SessionStore(store.db, store.keyring, (peer) => peer, silentLogger());
-  let answer = "";
-  await new Promise<void>((done) => sessions.fetch("gw1", spi, (_, a) => (answer = a), done));
-  return answer;
 }
 
 async function wrapVersions(store: ControllerStore): Promise<number[]> {
@@ -157,7 +147,7 @@ for (const b of BACKENDS) {
         assert.deepEqual(store.keyring.versions(), [2]);
         for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
         // The handed-over sessions were re-wrapped too, and resume with their keys intact.
-        for (const [spi, text] of sessions) assert.equal(await fetched(store, spi), `resume,2048,4096,7,${text}`);
+        for (const [spi, text] of sessions) assert.equal(await handoffOf(store).fetch("gw1", spi), `resume,2048,4096,7,${text}`);
       } finally {
         await store.close();
       }
