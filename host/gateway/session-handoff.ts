@@ -24,10 +24,14 @@ import { LORA, type LinkAddress } from "./device-side";
 export const SEAL_MARGIN = 64;
 /** The replay top is reported again once it moved this far (half the reference window). */
 const RX_REPORT_EVERY = 32;
-/** Packets held per SPI while its state is fetched, SPIs fetched at once, and fetches per BLE link at once. */
+/**
+ * Packets held per SPI while its state is fetched, SPIs fetched at once, and fetches per BLE link (one
+ * connection, one device) per FETCH_WINDOW_MS: a device has one session, so a few cover its retries.
+ */
 const HELD_PER_SPI = 4;
 const FETCHING_MAX = 1024;
-const FETCHING_PER_LINK = 4;
+const FETCHES_PER_LINK = 4;
+const FETCH_WINDOW_MS = 10_000;
 /** A fetch unanswered this long is dropped (the next record asks again); an unknown SPI is not asked again for this long. */
 const FETCH_TIMEOUT_MS = 5000;
 const UNKNOWN_MS = 60_000;
@@ -69,6 +73,8 @@ export class SessionHandoff {
   private readonly bySpi = new Map<number, Handed>();
   private readonly fetching = new Map<number, Fetch>();
   private readonly unknown = new Map<number, number>();
+  /** Per BLE link, fetches asked since the window began. */
+  private readonly linkFetches = new Map<LinkAddress, { n: number; since: number }>();
   host: HandoffHost | undefined;
   private policy: SaPolicy | undefined;
   /** The time of the last poll. */
@@ -92,10 +98,14 @@ export class SessionHandoff {
     this.host = host;
   }
 
-  /** A session an authenticated record came in on: handed over from now on (reported at once the first time). */
+  /**
+   * A session an authenticated record came in on: handed over from now on (reported at once the first time).
+   * Its first block needs no grant: until a report of it is stored nothing can resume it, and once one is,
+   * its top is past that block.
+   */
   seen(s: Session): void {
     if (this.bySession.has(s)) return;
-    const h: Handed = { s, spi: s.inb.spi, outIndex: -1, inIndex: -1, rxTop: -1, grantIndex: -1, granted: 0, reportedAt: 0 };
+    const h: Handed = { s, spi: s.inb.spi, outIndex: -1, inIndex: -1, rxTop: -1, grantIndex: s.out.epoch.index, granted: s.out.seq.limit, reportedAt: 0 };
     this.bySession.set(s, h);
     this.byTag.set(s.out.tag, h);
     this.bySpi.set(h.spi, h);
@@ -133,7 +143,7 @@ export class SessionHandoff {
     }
     const until = this.unknown.get(spi);
     if (until !== undefined && now < until) return false;
-    if (this.fetching.size >= FETCHING_MAX || (link !== LORA && this.fetchesOn(link) >= FETCHING_PER_LINK)) {
+    if (this.fetching.size >= FETCHING_MAX || (link !== LORA && !this.mayFetchOn(link, now))) {
       this.stats.refusedFetches++;
       return false;
     }
@@ -254,9 +264,14 @@ export class SessionHandoff {
     this.send({ kind: KIND_SESSION_STATE, device: s.peer, payload: Buffer.from(`${h.spi},${top},${h.rxTop},${sessionSave(s)}`) });
   }
 
-  private fetchesOn(link: LinkAddress): number {
-    let n = 0;
-    for (const f of this.fetching.values()) if (f.link === link) n++;
-    return n;
+  /** A BLE link's fetch budget (LoRa, one channel for every device, has only the global bound). */
+  private mayFetchOn(link: LinkAddress, now: number): boolean {
+    let w = this.linkFetches.get(link);
+    if (w === undefined || now - w.since >= FETCH_WINDOW_MS) {
+      if (this.linkFetches.size >= FETCHING_MAX) this.linkFetches.clear(); // bounded: addresses are the senders' to choose
+      w = { n: 0, since: now };
+      this.linkFetches.set(link, w);
+    }
+    return w.n++ < FETCHES_PER_LINK;
   }
 }
