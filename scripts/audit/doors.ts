@@ -7,21 +7,30 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { BackboneClient, CLIENT_OPEN } from "../../host/backbone/link";
+import { postgresDirFor } from "../../host/cli/start-cluster";
 import type { Outcome } from "./mqtt";
+import { watchApplication } from "./processes";
 import { freePort, httpRequest, sleep, waitFor, type Target } from "./target";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
-/** Files and directories under the state directory that another local user could read or write. */
+/** Where the database keeps its files: the state directory's own, or (a cluster) Postgres's directory beside it. */
+const databaseDir = (t: Target) => (t.cluster ? postgresDirFor(path.join(t.dir, "start")) : path.join(t.dir, "start", "db"));
+
+/**
+ * Files and directories under the state directory (and a cluster's Postgres directory) that another local
+ * user could read or write. A socket's own mode is not counted: only its directory's decides who reaches it.
+ */
 export function fileModes(t: Target): Outcome {
   let all = 0, open = 0;
   const walk = (p: string) => {
     const st = fs.lstatSync(p);
     all++;
-    if ((st.mode & 0o077) !== 0 && !st.isSymbolicLink()) open++;
+    if ((st.mode & 0o077) !== 0 && !st.isSymbolicLink() && !st.isSocket()) open++;
     if (st.isDirectory()) for (const n of fs.readdirSync(p)) walk(path.join(p, n));
   };
   walk(path.join(t.dir, "start"));
+  if (t.cluster) walk(databaseDir(t));
   return { result: `${open} of ${all} files and directories open to group or others (started under umask 000)`, held: open === 0 };
 }
 
@@ -64,7 +73,7 @@ function duBytes(dir: string): number {
 /** 10,000 unauthenticated requests, 20 at a time: audit rows and database bytes they add. */
 export async function auditFlood(t: Target): Promise<Outcome> {
   const top = await auditTop(t);
-  const db = path.join(t.dir, "start", "db");
+  const db = databaseDir(t);
   const size = duBytes(db);
   let left = 10_000;
   const started = Date.now();
@@ -109,13 +118,13 @@ export async function backboneFlood(t: Target, rate = 200): Promise<Outcome> {
   return { result: `${rate} silent connections/s from 127.0.0.2 (${opened} opened): a listed gateway ${ok ? `got on in ${secs.toFixed(1)} s` : "stayed off for 40 s"}`, held: ok === true && secs < 5 };
 }
 
-/** Another local client on the gateway's simulator port, reconnecting as soon as it is dropped. */
+/** Another local client on the gateway's simulator port, reconnecting as soon as it is dropped: readings the application gets per 20 s. */
 export async function simIntruder(t: Target): Promise<Outcome> {
   const port = t.access.simPort;
   if (port === undefined) return { result: "simulator port unknown", held: false };
-  const r0 = await t.readings();
+  const { w, stop } = await watchApplication(t);
   await sleep(20_000);
-  const alone = (await t.readings()) - r0;
+  const alone = w.arrivals;
   let on = true, accepted = 0;
   const intrude = async () => {
     while (on) {
@@ -128,12 +137,12 @@ export async function simIntruder(t: Target): Promise<Outcome> {
       });
     }
   };
-  const r1 = await t.readings();
   const loop = intrude();
   await sleep(20_000);
   on = false;
   await loop;
-  const withIntruder = (await t.readings()) - r1;
+  const withIntruder = w.arrivals - alone;
+  await stop();
   return { result: `readings per 20 s: ${alone} alone, ${withIntruder} with an intruder reconnecting (${accepted} connections)`, held: withIntruder >= alone * 0.7 };
 }
 
@@ -156,18 +165,6 @@ export async function slowloris(url: string): Promise<Outcome> {
     setTimeout(() => s.destroy(), 60_000);
   });
   return { result: secs >= 59.5 ? "held open for 60 s (gave up)" : `closed by the server after ${secs.toFixed(0)} s`, held: secs < 59.5 };
-}
-
-/** kill -9 of a child under `sesame start`: seconds until readings flow again (2 more), 120 at most. */
-export async function killChild(t: Target, name: "gateway" | "controller"): Promise<Outcome> {
-  const c = t.child(name);
-  if (!c) return { result: `no ${name} process`, held: false };
-  process.kill(c.pid, "SIGKILL");
-  const started = Date.now();
-  const base = name === "controller" ? 0 : await t.readings();
-  const back = await waitFor(async () => ((await t.readings()) >= base + 2 ? true : undefined), 120_000, 250);
-  const said = t.stderr.some((l) => l.includes(`${name} died`));
-  return { result: back ? `readings again after ${((Date.now() - started) / 1000).toFixed(0)} s${said ? ", the death said at once" : ""}` : "no readings for 120 s; nothing restarted it", held: back === true };
 }
 
 /** The README's provisioning curl, exactly as written, with the token and address filled in. */

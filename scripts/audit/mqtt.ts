@@ -80,9 +80,12 @@ export async function retainedFake(t: Target): Promise<Outcome> {
 
 /** Two retained publishes of 100 and 200 MB: the controller's resident memory before and after. */
 export async function retainedFlood(t: Target): Promise<Outcome> {
-  const pid = t.child("controller")?.pid;
-  if (pid === undefined) return { result: "no controller process", held: false };
-  const before = rssMb(pid);
+  // In a cluster the broker is Mosquitto: its memory is watched beside the controller's.
+  const who = t.cluster ? "controller and broker" : "controller";
+  const pids = [t.child("controller")?.pid, ...(t.cluster ? [t.child("mosquitto")?.pid] : [])];
+  if (pids.some((p) => p === undefined)) return { result: `no ${who} process`, held: false };
+  const rss = () => pids.reduce<number>((n, p) => n + rssMb(p!), 0);
+  const before = rss();
   const outcomes: string[] = [];
   for (const mb of [100, 200]) {
     const c = await connect(t.access.mqtt, t.access.mqttUser ? { username: t.access.mqttUser, password: t.access.mqttPassword } : undefined);
@@ -96,6 +99,7 @@ export async function retainedFlood(t: Target): Promise<Outcome> {
     c.end(true);
   }
   await sleep(5_000);
-  const after = rssMb(pid);
-  return { result: `${outcomes.join(", ")}; controller RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB`, held: after - before < 50 };
+  const after = rss();
+  return { result: `${outcomes.join(", ")}; ${who} RSS ${before.toFixed(0)} -> ${after.toFixed(0)} MB`, held: after - before < 50 };
 }
+

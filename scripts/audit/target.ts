@@ -36,6 +36,22 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Two free ports in a row (a cluster's second controller or gateway takes the next). */
+export async function freePair(): Promise<number> {
+  for (;;) {
+    const p = await freePort();
+    if (p < 65535 && (await isFree(p + 1))) return p;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitFor<T>(f: () => Promise<T | undefined> | T | undefined, ms: number, stepMs = 200): Promise<T | undefined> {
@@ -91,12 +107,16 @@ export class Target {
   readonly stderr: string[] = [];
   readonly stdout: string[] = [];
 
+  /** `cluster`: `sesame start --cluster` (Postgres, Mosquitto, two controllers, two gateways). */
+  constructor(readonly cluster = false) {}
+
   async start(boards: number): Promise<void> {
-    const ports = { admin: await freePort(), mqtt: await freePort(), backbone: await freePort(), metrics: await freePort() };
+    // A cluster takes each port and the next (its second controller, gateway).
+    const ports = { admin: await freePair(), mqtt: await freePort(), backbone: await freePair(), metrics: await freePair() };
     const old = process.umask(0);
     try {
       this.proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), "start", "--boards", String(boards), "--dir", path.join(this.dir, "start"),
-        "--admin-port", String(ports.admin), "--mqtt-port", String(ports.mqtt), "--backbone-port", String(ports.backbone), "--gateway-metrics-port", String(ports.metrics)],
+        "--admin-port", String(ports.admin), "--mqtt-port", String(ports.mqtt), "--backbone-port", String(ports.backbone), "--gateway-metrics-port", String(ports.metrics), ...(this.cluster ? ["--cluster"] : [])],
       { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
     } finally {
       process.umask(old);
@@ -118,17 +138,10 @@ export class Target {
     if (access.simPort === undefined && gw) access.simPort = listeningPorts(gw.pid).find((p) => p !== ports.metrics);
   }
 
-  child(name: "controller" | "gateway"): { pid: number; cmd: string[] } | undefined {
-    return childrenOf(this.proc.pid!).find((c) => c.cmd.includes(name) && c.cmd.some((a) => a.endsWith("main.ts")));
-  }
-
-  /** The controller's /status (admin or metrics token where one is needed). */
-  async status(): Promise<Record<string, number> | undefined> {
-    return getJson(`${this.access.admin}/status`, this.access.metricsToken ?? this.access.token);
-  }
-
-  async readings(): Promise<number> {
-    return (await this.status())?.uplinks ?? -1;
+  child(name: "controller" | "gateway" | "mosquitto" | "postgres"): { pid: number; cmd: string[] } | undefined {
+    const kids = childrenOf(this.proc.pid!);
+    if (name === "mosquitto" || name === "postgres") return kids.find((c) => path.basename(c.cmd[0] ?? "") === name);
+    return kids.find((c) => c.cmd.includes(name) && c.cmd.some((a) => a.endsWith("main.ts")));
   }
 
   async admin(method: string, route: string, body?: unknown, token: string | undefined = this.access.token, from?: string): Promise<{ status: number; json: unknown }> {
@@ -152,15 +165,6 @@ export class Target {
       if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-export async function getJson(url: string, token?: string): Promise<Record<string, number> | undefined> {
-  try {
-    const r = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(2000) });
-    return r.ok ? ((await r.json()) as Record<string, number>) : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { memoryStorage } from "../../../firmware/runtime/facade";
-import { ackCount, encodeData, messageId, messageKind, MSG_ACK } from "../../../firmware/runtime/messages";
+import { ackCount, dataBody, encodeAck, encodeData, messageId, messageKind, MSG_ACK, MSG_DATA } from "../../../firmware/runtime/messages";
 import { Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { decodeBatch, FrameError, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_STATE, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
+import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
+import { readSessionEvent } from "../../../host/backbone/session-event";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
@@ -130,44 +131,50 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
     throw new Error(`timed out waiting for ${what}`);
   }
 
-  it("handshakes, carries readings up and acknowledges them once the controller has them, for devices on both workers", async () => {
+  /** A gateway with two device workers and six dh devices with confirmed sessions, spread over both. */
+  async function threadedWorld() {
     const responder = nodeKeyPair();
     const gw = new Gateway({
       mode: "terminate", identity: { kid: randomBytes(4), keys: backboneKeyPair() }, controller: { host: "127.0.0.1", port: 9, publicKey: backboneKeyPair().S },
       log: silentLogger(), deviceThreads: 2,
     });
+    gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
+    const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false };
+    const devs: { ep: Endpoint; link: string; kid: Uint8Array }[] = [];
+    const pending = new Map<string, Uint8Array[]>();
+    gw.on("output", () => { for (const o of gw.takeOutput()) pending.set(o.link, [...(pending.get(o.link) ?? []), o.bytes]); });
+    const deliver = (d: { ep: Endpoint; link: string }) => {
+      const got = pending.get(d.link) ?? [];
+      pending.delete(d.link);
+      for (const b of got) epInput(d.ep, b, 1, Date.now());
+      return got.length;
+    };
+    for (let i = 0; i < 6; i++) {
+      const me = nodeKeyPair(), kid = Uint8Array.of(0x10, 0, 1, i);
+      const grant = `mode=dh;kid=${hex(kid)};public=${hex(me.S)}`;
+      gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(hex(kid)), payload: Buffer.from(grant) });
+      const ep = epNew({
+        initiator: true, dh: true, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: { p: hostProvider, kid, me, peer: responder.S },
+        dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false,
+      });
+      devs.push({ ep, link: `ble:dev${i}`, kid });
+    }
+    for (const d of devs) epStart(d.ep, Date.now());
+    for (let round = 0; round < 4; round++) {
+      for (const d of devs) for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+      if (devs.every((d) => d.ep.confirmed)) break;
+      await until("handshake answers", () => (devs.every((d) => d.ep.confirmed || pending.has(d.link)) ? true : undefined));
+      for (const d of devs) deliver(d);
+    }
+    assert.ok(devs.every((d) => d.ep.confirmed), "every device has a confirmed session");
+    const workers = new Set(devs.map((d) => d.ep.session!.out.spi % 2));
+    assert.equal(workers.size, 2, "the sessions are spread over both workers");
+    return { gw, devs, deliver };
+  }
+
+  it("handshakes, carries readings up and acknowledges them once the controller has them, for devices on both workers", async () => {
+    const { gw, devs, deliver } = await threadedWorld();
     try {
-      gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`) });
-      const policy = { suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000, seqBlock: 16, store: memoryStorage(), codec: undefined, compress: false };
-      const devs: { ep: Endpoint; link: string; kid: Uint8Array }[] = [];
-      const pending = new Map<string, Uint8Array[]>();
-      gw.on("output", () => { for (const o of gw.takeOutput()) pending.set(o.link, [...(pending.get(o.link) ?? []), o.bytes]); });
-      const deliver = (d: { ep: Endpoint; link: string }) => {
-        const got = pending.get(d.link) ?? [];
-        pending.delete(d.link);
-        for (const b of got) epInput(d.ep, b, 1, Date.now());
-        return got.length;
-      };
-      for (let i = 0; i < 6; i++) {
-        const me = nodeKeyPair(), kid = Uint8Array.of(0x10, 0, 1, i);
-        const grant = `mode=dh;kid=${hex(kid)};public=${hex(me.S)}`;
-        gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(hex(kid)), payload: Buffer.from(grant) });
-        const ep = epNew({
-          initiator: true, dh: true, responderFirst: false, p: hostProvider, policy, sliceSteps: 0, retryMs: 30_000, dhI: { p: hostProvider, kid, me, peer: responder.S },
-          dhR: undefined, pskI: undefined, pskR: undefined, pskStore: undefined, spiLive: () => false,
-        });
-        devs.push({ ep, link: `ble:dev${i}`, kid });
-      }
-      for (const d of devs) epStart(d.ep, Date.now());
-      for (let round = 0; round < 4; round++) {
-        for (const d of devs) for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
-        if (devs.every((d) => d.ep.confirmed)) break;
-        await until("handshake answers", () => (devs.every((d) => d.ep.confirmed || pending.has(d.link)) ? true : undefined));
-        for (const d of devs) deliver(d);
-      }
-      assert.ok(devs.every((d) => d.ep.confirmed), "every device has a confirmed session");
-      const workers = new Set(devs.map((d) => d.ep.session!.out.spi % 2));
-      assert.equal(workers.size, 2, "the sessions are spread over both workers");
       queued(gw);
       devs.forEach((d, i) => {
         sessionSend(d.ep.session!, encodeData(50 + i, Buffer.from(`reading of ${i}`)), Date.now());
@@ -188,6 +195,76 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
         return acks.length >= devs.length ? true : undefined;
       });
       assert.deepEqual(acks.sort(), devs.map((_, i) => 50 + i));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it("takes commands to devices on both workers and tells the controller what became of each (queued, acked); reports the workers' key limits", async () => {
+    const { gw, devs, deliver } = await threadedWorld();
+    try {
+      /** COMMAND_STATE events in the backbone queue since the last call: "device:id:state". */
+      const states = (): string[] => {
+        const out: string[] = [];
+        while (gw.client.peer.out.hasUnsent) {
+          const chunks: Uint8Array[] = [];
+          gw.client.peer.out.takeBatch(chunks, 1 << 20, 1 << 14);
+          const ms = decodeBatch(Buffer.concat(chunks));
+          assert.ok(!(ms instanceof FrameError), String(ms));
+          for (const m of ms) {
+            if (m.kind !== KIND_SESSION_EVENT) continue;
+            const n = readSessionEvent(m);
+            if (typeof n !== "string" && n.event === "command") out.push(`${n.device}:${n.id}:${n.state}`);
+          }
+        }
+        return out;
+      };
+      // A device is known to the gateway from its first record: each sends a reading first.
+      devs.forEach((d, i) => {
+        sessionSend(d.ep.session!, encodeData(60 + i, Buffer.from("first")), Date.now());
+        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+      });
+      await until("the readings in the backbone queue", () => (gw.devices!.onlineCount() >= devs.length ? true : undefined));
+      states();
+      devs.forEach((d, i) => gw.client.emit("message", { kind: KIND_DOWNLINK, device: Buffer.from(d.kid), payload: Buffer.from([0, 1, 0x20 + i, 0x02, i]) }));
+      const seen: string[] = [];
+      await until("the commands queued", () => (seen.push(...states()), seen.length >= devs.length ? true : undefined));
+      assert.deepEqual(seen.sort(), devs.map((d, i) => `${hex(d.kid)}:${0x120 + i}:queued`).sort());
+      // Each device gets its command as a DATA message under the controller's id, and acknowledges it.
+      const got: string[] = [];
+      await until("the commands at the devices", () => {
+        devs.forEach((d, i) => {
+          deliver(d);
+          for (const m of epTakeInbox(d.ep)) {
+            if (messageKind(m) !== MSG_DATA) continue;
+            got.push(`${i}:${messageId(m, 0)}:${hex(dataBody(m))}`);
+            sessionSend(d.ep.session!, encodeAck([messageId(m, 0)]), Date.now());
+            for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+          }
+        });
+        return got.length >= devs.length ? true : undefined;
+      });
+      assert.deepEqual(got.sort(), devs.map((_, i) => `${i}:${0x120 + i}:02${hex(Uint8Array.of(i))}`).sort());
+      const acked: string[] = [];
+      await until("the acknowledgements told", () => (acked.push(...states()), acked.length >= devs.length ? true : undefined));
+      assert.deepEqual(acked.sort(), devs.map((d, i) => `${hex(d.kid)}:${0x120 + i}:acked`).sort());
+      // Key limits: the workers answer the scrape before; a record sealed and a forgery on each worker show.
+      for (const d of devs) {
+        sessionSend(d.ep.session!, encodeData(90, Buffer.from("x")), Date.now());
+        for (const o of epTakeOutput(d.ep)) {
+          const bad = Uint8Array.from(o.bytes);
+          bad[bad.length - 1] ^= 1;
+          gw.input(d.link, bad);
+        }
+      }
+      const limits = gw.devices!.keyLimits();
+      assert.deepEqual(limits, { records: 0, forgeries: 0 }, "the first scrape asks; the workers have not answered yet");
+      const later = await until("the workers' key limits", () => {
+        const l = gw.devices!.keyLimits();
+        gw.devices!.poll(Date.now()); // the gateway's timer does this once started: the sessions' sample
+        return l.records > 0 && l.forgeries > 0 ? l : undefined;
+      });
+      assert.ok(later.records > 0 && later.forgeries > 0);
     } finally {
       await gw.close();
     }
