@@ -23,6 +23,12 @@
 //                        "mode=dh;public=<hex>"; an empty grant withdraws them (revoked, rotated)
 //   0x09  KEYS_EVOLVED   dlen (uvarint) | device (dlen) | "current=<hex>;previous=<hex>"   gw -> ctl: a psk
 //                        device's keys moved on with a confirmed session; the controller stores them
+//   0x0A  SESSION_STATE  dlen (uvarint) | device (dlen) | state text (rest)   gw -> ctl: a device session's
+//                        keys, sequence reservation and replay top, handed over as they change
+//   0x0B  SESSION_FETCH  dlen (uvarint) | spi (3) | nothing                   gw -> ctl: a record came on an
+//                        SPI this gateway does not hold: the state to resume it, if any
+//   0x0C  SESSION_ANSWER dlen (uvarint) | spi (3) | answer text (rest)        ctl -> gw: to either of the two
+//                        above (host/gateway/session-handoff.ts, docs/PROTOCOL.md 7)
 //   0x10  GATEWAY_STATUS status (the whole body)                              gw -> ctl, every few seconds
 //                        when something changed: the gateway's own queues and the devices whose RSSI
 //                        moved (body: gateway-status.ts)
@@ -48,7 +54,10 @@ export const KIND_ACK = 0x06;
 export const KIND_HELLO = 0x07;
 export const KIND_KEYS = 0x08;
 export const KIND_KEYS_EVOLVED = 0x09;
-const KIND_MAX = KIND_KEYS_EVOLVED;
+export const KIND_SESSION_STATE = 0x0a;
+export const KIND_SESSION_FETCH = 0x0b;
+export const KIND_SESSION_ANSWER = 0x0c;
+const KIND_MAX = KIND_SESSION_ANSWER;
 
 export const SESSION_OPENED = 1;
 export const SESSION_CLOSED = 2;
@@ -71,6 +80,8 @@ export const MAX_UVARINT = Number.MAX_SAFE_INTEGER;
 
 export type Uplink = { kind: typeof KIND_UPLINK; device: Uint8Array; payload: Uint8Array };
 export type Keys = { kind: typeof KIND_KEYS | typeof KIND_KEYS_EVOLVED; device: Uint8Array; payload: Uint8Array };
+/** Session handoff (0x0A-0x0C): `device` is the peer (SESSION_STATE) or the SPI in 3 bytes (FETCH, ANSWER). */
+export type Handoff = { kind: typeof KIND_SESSION_STATE | typeof KIND_SESSION_FETCH | typeof KIND_SESSION_ANSWER; device: Uint8Array; payload: Uint8Array };
 export type Downlink = { kind: typeof KIND_DOWNLINK; device: Uint8Array; payload: Uint8Array };
 export type RelayUp = { kind: typeof KIND_RELAY_UP; source: Uint8Array; spdu: Uint8Array };
 export type RelayDown = { kind: typeof KIND_RELAY_DOWN; source: Uint8Array; spdu: Uint8Array };
@@ -80,7 +91,7 @@ export type Hello = { kind: typeof KIND_HELLO; run: Uint8Array; next: number; pe
 export type GatewayStatus = { kind: typeof KIND_GATEWAY_STATUS; status: Uint8Array };
 
 /** The messages the application sends and receives (numbered and acknowledged by the link). */
-export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent | Keys | GatewayStatus;
+export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent | Keys | Handoff | GatewayStatus;
 export type Message = AppMessage | Ack | Hello;
 
 export const FRAME_TRUNCATED = 1; // the batch ends inside a message

@@ -19,7 +19,8 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, RUN_SIZE, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
+  KIND_SESSION_STATE, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
 import { KIND_GATEWAY_STATUS } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
@@ -45,6 +46,7 @@ import { GatewayReports } from "./live/reports";
 import { liveRoutes, type CommandOutcome } from "./live/routes";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
+import { SessionStore } from "./session-store";
 import { adminCredentials, applicationCredentials, firstOf } from "./principal";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
 import type { AdminToken } from "./tokens";
@@ -65,6 +67,8 @@ export type ControllerOptions = {
   refreshMs?: number;
   /** Leases, sweeps, the dedup window, route refreshes and command lifetime (./cluster/cluster.ts). */
   cluster?: Partial<ClusterTiming>;
+  /** A handed-over device session not reported for longer than this is too old to resume (./session-store.ts). */
+  sessionMaxAgeMs?: number;
 };
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -81,6 +85,8 @@ export class Controller {
   admin!: AdminApi;
   relay!: DeviceGateway;
   sessionLog!: SessionRecorder;
+  /** Terminate gateways' device sessions, for another gateway (or the same one restarted) to resume. */
+  handoff!: SessionStore;
   cluster!: Cluster;
   /** This run's name in the cluster's claims and leases. */
   id = "";
@@ -137,6 +143,7 @@ export class Controller {
       if (w.event === "open" && w.link !== undefined) this.status.linked(w.device, w.link);
       this.feed.sessionChanged(w);
     });
+    this.handoff = new SessionStore(this.store.db, this.store.keyring, (peer) => this.keys.deviceOfPeer(peer), log.child("handoff", {}), this.opts.sessionMaxAgeMs);
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
     this.relay = new DeviceGateway({
       config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
@@ -148,6 +155,7 @@ export class Controller {
     await this.grants.refresh();
     this.store.registry.onRevoke((e) => {
       this.grants.withdraw(e.deviceId);
+      this.handoff.forget(e.deviceId).catch((err) => log.error("forgetting a device's sessions failed", { device: e.deviceId, error: String(err) }));
       this.feed.registryChanged(e.deviceId, e.reason);
     });
 
@@ -297,6 +305,17 @@ export class Controller {
       const r: Reading = { device: this.keys.deviceOfPeer(peer), id: p.readUIntBE(0, 3), gateway: gw, mode: "terminate", body: m.payload.slice(UPLINK_HEAD), receivedMs: p.readUIntBE(3, 6) };
       this.heard(r, { gateway: gw, peer });
       this.cluster.reading(r, { gateway: gw, run: this.acksOf(gw).run, link: null }, done);
+      return;
+    }
+    if (m.kind === KIND_SESSION_STATE || m.kind === KIND_SESSION_FETCH) {
+      // Durable once stored (or claimed): a grant lost with a controller is asked for again.
+      const answer = (spi: number, text: string) => this.server.send(gw, { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(text) });
+      if (m.kind === KIND_SESSION_STATE) this.handoff.report(gw, hex(m.device), utf8(m.payload), answer, done);
+      else if (m.device.length === 3) this.handoff.fetch(gw, (m.device[0] << 16) | (m.device[1] << 8) | m.device[2], answer, done);
+      else {
+        this.stats.badMessages++;
+        done();
+      }
       return;
     }
     // Nothing else waits on the database: a relayed packet's reading is held unacknowledged by this.relay

@@ -16,7 +16,7 @@ import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneClient, type HostPort } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
-import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
+import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
 import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
@@ -26,6 +26,7 @@ import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, r
 import { DeviceGateway } from "./devices";
 import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
+import { SessionHandoff } from "./session-handoff";
 import { GatewayTelemetry, metricsObserver } from "./telemetry";
 import type { RadioSignal } from "./radio-signal";
 import { StatusReporter } from "./status";
@@ -82,6 +83,8 @@ export class Gateway extends EventEmitter {
   /** The device side (terminate mode): on this thread, or over worker threads (`shards`). */
   readonly devices: DeviceSide | undefined;
   readonly shards: DeviceShards | undefined;
+  /** Terminate mode on one thread: device sessions handed to the controller, and resumed from it (./session-handoff.ts). */
+  readonly handoff: SessionHandoff | undefined;
   readonly client: BackboneClient;
   private responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant; until then dh handshakes fail
   private readonly out: DownPacket[] = [];
@@ -98,12 +101,14 @@ export class Gateway extends EventEmitter {
     super();
     this.metrics = opts.metrics ?? new Metrics();
     if (opts.mode === "terminate") {
+      const threads = opts.deviceThreads ?? 1;
+      // (Over worker threads, sessions stay in their worker: not handed over.)
+      if (threads === 1) this.handoff = new SessionHandoff((m) => this.toController(m));
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-        seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
+        seqBlock: 1024, store: this.handoff?.storage ?? memoryStorage(), codec: hostCodec, compress: false,
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
-      const threads = opts.deviceThreads ?? 1;
       if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
       else {
         // Made again only when the responder's key changes (its grant), so endpoints share them.
@@ -112,7 +117,7 @@ export class Gateway extends EventEmitter {
           if (configs.me !== this.responder) configs = { me: this.responder, of: this.keys.responders(this.responder, policy) };
           return configs.of(mode);
         };
-        this.devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+        this.devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true, handoff: this.handoff });
       }
       this.devices.onUplink = (d, id, body, off, len, at) => this.uplink(d, id, body, off, len, at);
       this.devices.onOutput = () => this.pump();
@@ -283,6 +288,10 @@ export class Gateway extends EventEmitter {
       // Refused (told through onCommand): no session with the device here (it went elsewhere, or this
       // gateway restarted): the controller sends it again when the device is next heard.
       this.devices.command(device, body, Date.now(), id);
+      this.pump();
+    } else if (m.kind === KIND_SESSION_ANSWER && this.handoff) {
+      const problem = this.handoff.answer(m, Date.now());
+      if (problem) this.opts.log.warn("ignored a session answer", { problem });
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
       const device = text(m.device), grant = text(m.payload);

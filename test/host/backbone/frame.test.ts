@@ -101,7 +101,7 @@ describe("backbone frame codec", () => {
     const cases: [string, number, number][] = [
       ["01", FRAME_TRUNCATED, 0], // no length: the message is cut short where it starts
       ["010502", FRAME_TRUNCATED, 0], // body runs past the end
-      ["0a", FRAME_KIND, 0],
+      ["7f", FRAME_KIND, 0],
       ["00", FRAME_KIND, 0],
       ["0f00", FRAME_KIND, 0],
       ["1100", FRAME_KIND, 0],
