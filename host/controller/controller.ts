@@ -19,10 +19,9 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
   KIND_SESSION_STATE, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
-import { KIND_GATEWAY_STATUS } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
