@@ -14,7 +14,7 @@
 import { Bytes } from "#target";
 import { fromHex, toHex } from "../bytes";
 import { Hal } from "../hw/hal";
-import { Endpoint, EP_WAIT, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
+import { Endpoint, EP_CLOSED, EP_WAIT, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
 import { SaPolicy } from "../session/sa";
 import { formatDecimal, parseDecimal } from "../session/seqstore";
 import { addTransport, deleteTransport, Session, sessionControl, sessionRestore, sessionSave, sessionSend } from "../session/session";
@@ -195,6 +195,8 @@ export function rtPacket(rt: Runtime, packet: Bytes, tid: number): void {
   epInput(rt.ep, packet, tid, now);
   const inbox = epTakeInbox(rt.ep);
   for (let i = 0; i < inbox.length; i++) take(rt, inbox[i]);
+  // The gateway closed the session (CTRL_CLOSE: it could not resume it, docs/PROTOCOL.md 3.8): handshake again at once.
+  if (rt.ep.state === EP_CLOSED) restart(rt, now);
   flush(rt, now);
 }
 

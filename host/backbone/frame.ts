@@ -23,6 +23,15 @@
 //                        "mode=dh;public=<hex>"; an empty grant withdraws them (revoked, rotated)
 //   0x09  KEYS_EVOLVED   dlen (uvarint) | device (dlen) | "current=<hex>;previous=<hex>"   gw -> ctl: a psk
 //                        device's keys moved on with a confirmed session; the controller stores them
+//   0x0A  SESSION_STATE  dlen (uvarint) | device (dlen) | state text (rest)   gw -> ctl: a device session's
+//                        keys, sequence reservation and replay top, handed over as they change
+//   0x0B  SESSION_FETCH  dlen (uvarint) | spi (3) | nothing                   gw -> ctl: a record came on an
+//                        SPI this gateway does not hold: the state to resume it, if any
+//   0x0C  SESSION_ANSWER dlen (uvarint) | spi (3) | answer text (rest)        ctl -> gw: to either of the two
+//                        above (host/gateway/session-handoff.ts, docs/PROTOCOL.md 7)
+//   0x10  GATEWAY_STATUS status (the whole body)                              gw -> ctl, every few seconds
+//                        when something changed: the gateway's own queues and the devices whose RSSI
+//                        moved (body: gateway-status.ts)
 //
 // uvarint: unsigned LEB128 (7 bits a byte, least significant group first, high bit = more), in its
 // shortest form only, at most 2^53 - 1 (8 bytes), so every value has exactly one encoding and fits a JS
@@ -45,12 +54,20 @@ export const KIND_ACK = 0x06;
 export const KIND_HELLO = 0x07;
 export const KIND_KEYS = 0x08;
 export const KIND_KEYS_EVOLVED = 0x09;
-const KIND_MAX = KIND_KEYS_EVOLVED;
+export const KIND_SESSION_STATE = 0x0a;
+export const KIND_SESSION_FETCH = 0x0b;
+export const KIND_SESSION_ANSWER = 0x0c;
+const KIND_MAX = KIND_SESSION_ANSWER;
 
 export const SESSION_OPENED = 1;
 export const SESSION_CLOSED = 2;
 export const COMMAND_STATE = 3;
 const knownEvent = (e: number) => e === SESSION_OPENED || e === SESSION_CLOSED || e === COMMAND_STATE;
+
+/** A gateway's report of itself: kinds from 0x10 on lie outside the contiguous range above. */
+export const KIND_GATEWAY_STATUS = 0x10;
+/** 0x01..KIND_MAX, and GATEWAY_STATUS. */
+const knownKind = (k: number) => (k >= KIND_UPLINK && k <= KIND_MAX) || k === KIND_GATEWAY_STATUS;
 
 /** Longest device id / link address. */
 export const MAX_ID = 255;
@@ -63,15 +80,18 @@ export const MAX_UVARINT = Number.MAX_SAFE_INTEGER;
 
 export type Uplink = { kind: typeof KIND_UPLINK; device: Uint8Array; payload: Uint8Array };
 export type Keys = { kind: typeof KIND_KEYS | typeof KIND_KEYS_EVOLVED; device: Uint8Array; payload: Uint8Array };
+/** Session handoff (0x0A-0x0C): `device` is the peer (SESSION_STATE) or the SPI in 3 bytes (FETCH, ANSWER). */
+export type Handoff = { kind: typeof KIND_SESSION_STATE | typeof KIND_SESSION_FETCH | typeof KIND_SESSION_ANSWER; device: Uint8Array; payload: Uint8Array };
 export type Downlink = { kind: typeof KIND_DOWNLINK; device: Uint8Array; payload: Uint8Array };
 export type RelayUp = { kind: typeof KIND_RELAY_UP; source: Uint8Array; spdu: Uint8Array };
 export type RelayDown = { kind: typeof KIND_RELAY_DOWN; source: Uint8Array; spdu: Uint8Array };
 export type SessionEvent = { kind: typeof KIND_SESSION_EVENT; device: Uint8Array; event: number; detail: Uint8Array };
 export type Ack = { kind: typeof KIND_ACK; taken: number };
 export type Hello = { kind: typeof KIND_HELLO; run: Uint8Array; next: number; peerRun: Uint8Array; taken: number };
+export type GatewayStatus = { kind: typeof KIND_GATEWAY_STATUS; status: Uint8Array };
 
 /** The messages the application sends and receives (numbered and acknowledged by the link). */
-export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent | Keys;
+export type AppMessage = Uplink | Downlink | RelayUp | RelayDown | SessionEvent | Keys | Handoff | GatewayStatus;
 export type Message = AppMessage | Ack | Hello;
 
 export const FRAME_TRUNCATED = 1; // the batch ends inside a message
@@ -134,6 +154,13 @@ function readUvarint(c: Cursor, end: number): number {
   return fail(c, FRAME_VARINT, start);
 }
 
+/** The uvarint at b[off] and the offset after it, or undefined where there is none (truncated, not shortest, too big). */
+export function uvarintAt(b: Uint8Array, off: number): { value: number; next: number } | undefined {
+  const c: Cursor = { b, off, err: undefined };
+  const value = readUvarint(c, b.length);
+  return c.err === undefined ? { value, next: c.off } : undefined;
+}
+
 function fail(c: Cursor, code: number, offset: number): number {
   if (c.err === undefined) c.err = new FrameError(code, offset);
   return -1;
@@ -142,12 +169,14 @@ function fail(c: Cursor, code: number, offset: number): number {
 // ---- sizes and encoding ----------------------------------------------------------------------------------------
 
 function idOf(m: AppMessage): Uint8Array {
+  if (m.kind === KIND_GATEWAY_STATUS) return EMPTY;
   return m.kind === KIND_RELAY_UP || m.kind === KIND_RELAY_DOWN ? m.source : m.device;
 }
 
 function dataOf(m: AppMessage): Uint8Array {
   if (m.kind === KIND_RELAY_UP || m.kind === KIND_RELAY_DOWN) return m.spdu;
   if (m.kind === KIND_SESSION_EVENT) return m.detail;
+  if (m.kind === KIND_GATEWAY_STATUS) return m.status;
   return m.payload;
 }
 
@@ -155,6 +184,7 @@ function dataOf(m: AppMessage): Uint8Array {
 export function bodySize(m: Message): number {
   if (m.kind === KIND_ACK) return uvarintSize(m.taken);
   if (m.kind === KIND_HELLO) return RUN_SIZE + uvarintSize(m.next) + RUN_SIZE + uvarintSize(m.taken);
+  if (m.kind === KIND_GATEWAY_STATUS) return m.status.length;
   const id = idOf(m).length;
   return uvarintSize(id) + id + (m.kind === KIND_SESSION_EVENT ? 1 : 0) + dataOf(m).length;
 }
@@ -176,7 +206,7 @@ function check(m: Message): number | string {
     if (m.run.length !== RUN_SIZE || m.peerRun.length !== RUN_SIZE) return `HELLO run ids are ${RUN_SIZE} bytes`;
     return isCount(m.next) && isCount(m.taken) ? bodySize(m) : "HELLO counts must be safe non-negative integers";
   }
-  if (m.kind < KIND_UPLINK || m.kind > KIND_MAX) return `unknown message kind ${(m as Message).kind}`;
+  if (!knownKind(m.kind)) return `unknown message kind ${(m as Message).kind}`;
   if (idOf(m).length > MAX_ID) return `ids are at most ${MAX_ID} bytes`;
   if (m.kind === KIND_SESSION_EVENT && !knownEvent(m.event)) return `unknown session event ${m.event}`;
   const body = bodySize(m);
@@ -210,6 +240,7 @@ export function writeMessageHead(m: Message, out: Uint8Array, off: number, body 
     out.set(m.peerRun, off);
     return writeUvarint(out, off + RUN_SIZE, m.taken);
   }
+  if (m.kind === KIND_GATEWAY_STATUS) return off;
   const id = idOf(m);
   off = writeUvarint(out, off, id.length);
   off = putBytes(out, off, id);
@@ -275,7 +306,7 @@ function readId(c: Cursor, end: number): Uint8Array {
 function readMessage(c: Cursor): Message | undefined {
   const at = c.off;
   const kind = c.b[c.off++];
-  if (kind < KIND_UPLINK || kind > KIND_MAX) return void fail(c, FRAME_KIND, at);
+  if (!knownKind(kind)) return void fail(c, FRAME_KIND, at);
   const len = readUvarint(c, c.b.length);
   if (c.err !== undefined) return undefined;
   if (len > MAX_BODY) return void fail(c, FRAME_LENGTH, at);
@@ -292,6 +323,9 @@ function readMessage(c: Cursor): Message | undefined {
     if (end - c.off < RUN_SIZE) return void fail(c, FRAME_TRUNCATED, c.off);
     const peerRun = view(c.b, c.off, (c.off += RUN_SIZE));
     m = { kind, run, next, peerRun, taken: readUvarint(c, end) };
+  } else if (kind === KIND_GATEWAY_STATUS) {
+    m = { kind, status: view(c.b, c.off, end) };
+    c.off = end;
   } else {
     const id = readId(c, end);
     if (c.err !== undefined) return undefined;
@@ -321,7 +355,7 @@ export const MESSAGE_PREFIX_MAX = 9;
  */
 export function messageExtent(b: Uint8Array): number | FrameError {
   if (b.length === 0) return 0;
-  if (b[0] < KIND_UPLINK || b[0] > KIND_MAX) return new FrameError(FRAME_KIND, 0);
+  if (!knownKind(b[0])) return new FrameError(FRAME_KIND, 0);
   const c: Cursor = { b, off: 1, err: undefined };
   const len = readUvarint(c, b.length);
   if (c.err !== undefined) return c.err.code === FRAME_TRUNCATED ? 0 : c.err;
@@ -345,7 +379,7 @@ export function decodeComplete(b: Uint8Array, off: number, out: Message[]): numb
   const c: Cursor = { b, off, err: undefined };
   while (c.off < b.length) {
     const start = c.off;
-    if (b[start] < KIND_UPLINK || b[start] > KIND_MAX) return new FrameError(FRAME_KIND, start);
+    if (!knownKind(b[start])) return new FrameError(FRAME_KIND, start);
     c.off = start + 1;
     const len = readUvarint(c, b.length);
     if (c.err !== undefined) return c.err.code === FRAME_TRUNCATED ? start : c.err;

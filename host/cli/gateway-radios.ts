@@ -6,6 +6,7 @@ import { BleCentral } from "../gateway/links/ble-central";
 import { LinkDispatcher } from "../gateway/links/dispatch";
 import { LoraModemLink } from "../gateway/links/lora-modem";
 import { P2P_DEFAULTS, P2pSettings } from "../gateway/links/lora-p2p";
+import type { RadioSignal } from "../gateway/radio-signal";
 import type { SimLinkServer } from "../gateway/simlink";
 import type { Logger } from "../telemetry/log";
 import { intIn, oneOf, OptionSpec, UsageError, Values } from "./options";
@@ -58,7 +59,7 @@ export function startRadios(s: RadioSettings, gateway: Gateway, sim: SimLinkServ
   let modemUp = false;
   const out = new LinkDispatcher(sim && { owns: (l) => !(modemUp && l === "lora"), send: (p) => sim.send(p) });
   gateway.on("output", () => out.dispatch(gateway.takeOutput()));
-  const sink = { input: (l: string, b: Uint8Array) => gateway.input(l, b), connected: (l: string) => gateway.connected(l) };
+  const sink = { input: (l: string, b: Uint8Array, signal?: RadioSignal) => gateway.input(l, b, signal), connected: (l: string) => gateway.connected(l) };
   if (s.lora) {
     const modem = new LoraModemLink({ ...s.lora, log }, sink);
     void modem.open().then((up) => {

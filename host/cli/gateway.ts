@@ -51,7 +51,7 @@ export async function runGateway(v: Values, log: Logger): Promise<{ gateway: Gat
     const secretFile = typeof v["sim-secret-file"] === "string" ? v["sim-secret-file"] : path.join(path.dirname(str(v, "key-file")), "sim.secret");
     const secret = ensureSecretFile(secretFile);
     if (secret.made) log.info("made the simulator link's secret; give it to the simulator", { file: path.resolve(secretFile) });
-    sim = new SimLinkServer({ packet: (l, b) => gateway.input(l, b), connected: (l) => gateway.connected(l), disconnected: () => {} }, secret.secret);
+    sim = new SimLinkServer({ packet: (l, b, signal) => gateway.input(l, b, signal), connected: (l) => gateway.connected(l), disconnected: () => {} }, secret.secret);
     simPort = await sim.listen(port(v, "sim-port"), str(v, "sim-host"));
     const s = sim;
     gateway.metrics.watchListener("sim", () => ({ ...s.dropped }));

@@ -19,7 +19,8 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  COMMAND_STATE, KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, RUN_SIZE, type Message,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
+  KIND_SESSION_STATE, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
 import { hostProvider } from "../crypto/provider";
@@ -37,12 +38,14 @@ import { checkBackboneKey, Cluster, controllerRunId, type ClusterTiming } from "
 import { registerClusterMetrics } from "./cluster/metrics";
 import type { Reading } from "./cluster/outbox";
 import { consolePages } from "./console/pages";
-import { MemoryDeviceStatus, type DeviceStatusBook, type Via } from "./device-status";
+import { MemoryDeviceStatus, ONLINE_WINDOW_MS, type DeviceStatusBook, type Via } from "./device-status";
 import { LiveFeed } from "./live/feed";
 import { gatewayRows } from "./live/gateways";
+import { GatewayReports } from "./live/reports";
 import { liveRoutes, type CommandOutcome } from "./live/routes";
 import { Delivery, type BrokerChoice } from "./mqtt";
 import { SessionRecorder } from "./session-recorder";
+import { SessionStore } from "./session-store";
 import { adminCredentials, applicationCredentials, firstOf } from "./principal";
 import { openControllerStore, type ControllerStore, type StoreOptions } from "./store";
 import type { AdminToken } from "./tokens";
@@ -63,6 +66,8 @@ export type ControllerOptions = {
   refreshMs?: number;
   /** Leases, sweeps, the dedup window, route refreshes and command lifetime (./cluster/cluster.ts). */
   cluster?: Partial<ClusterTiming>;
+  /** A handed-over device session not reported for longer than this is too old to resume (./session-store.ts). */
+  sessionMaxAgeMs?: number;
 };
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -79,6 +84,8 @@ export class Controller {
   admin!: AdminApi;
   relay!: DeviceGateway;
   sessionLog!: SessionRecorder;
+  /** Terminate gateways' device sessions, for another gateway (or the same one restarted) to resume. */
+  handoff!: SessionStore;
   cluster!: Cluster;
   /** This run's name in the cluster's claims and leases. */
   id = "";
@@ -88,6 +95,8 @@ export class Controller {
    * the console; the cluster's routes (./cluster/routes.ts) are what commands go by.
    */
   readonly status: DeviceStatusBook = new MemoryDeviceStatus();
+  /** What the gateways connected here report of their queues and their devices' signal (GATEWAY_STATUS). */
+  readonly reports = new GatewayReports();
   /** The fleet now and as it changes, for the admin API's fleet routes, event stream and web console. */
   feed!: LiveFeed;
   private grants!: KeyGrants;
@@ -126,12 +135,14 @@ export class Controller {
       seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
     };
     this.feed = new LiveFeed({
-      store: this.store, status: this.status, gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
+      store: this.store, status: this.status, signal: (device) => this.reports.signal(device),
+      gateways: () => gatewayRows(this.opts.gateways, this.server, this.acks, this.reports), queues: () => ({ "mqtt-out": this.delivery?.queued ?? 0 }),
     });
     this.sessionLog = new SessionRecorder(this.store.sessions, (peer) => this.keys.deviceOfPeer(peer), log.child("sessions", {}), undefined, (w) => {
       if (w.event === "open" && w.link !== undefined) this.status.linked(w.device, w.link);
       this.feed.sessionChanged(w);
     });
+    this.handoff = new SessionStore(this.store.db, this.store.keyring, (peer) => this.keys.deviceOfPeer(peer), log.child("handoff", {}), this.opts.sessionMaxAgeMs);
     const observer = metricsObserver(this.metrics, (event, peer, spi, link, reason) => this.sessionLog.report(splitLink(link)[0], event, peer, spi, reason));
     this.relay = new DeviceGateway({
       config: this.keys.responders({ S: rk.publicKey, s: rk.secret }, policy), storage: memoryStorage(), observer, holdAcks: true,
@@ -143,6 +154,7 @@ export class Controller {
     await this.grants.refresh();
     this.store.registry.onRevoke((e) => {
       this.grants.withdraw(e.deviceId);
+      this.handoff.forget(e.deviceId).catch((err) => log.error("forgetting a device's sessions failed", { device: e.deviceId, error: String(err) }));
       this.feed.registryChanged(e.deviceId, e.reason);
     });
 
@@ -211,6 +223,7 @@ export class Controller {
     this.metrics.watchDevicesOnline(() => this.cluster.online);
     this.metrics.watchKeyLimits(() => this.relay.keyLimits());
     registerClusterMetrics(this.metrics.registry, () => this.cluster);
+    this.reports.register(this.metrics.registry, ONLINE_WINDOW_MS);
 
     this.timers.push(setInterval(() => this.tick(), 50));
     this.timers.push(setInterval(() => void this.grants.refresh().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
@@ -293,6 +306,17 @@ export class Controller {
       this.cluster.reading(r, { gateway: gw, run: this.acksOf(gw).run, link: null }, done);
       return;
     }
+    if (m.kind === KIND_SESSION_STATE || m.kind === KIND_SESSION_FETCH) {
+      // Durable once stored (or claimed): a grant lost with a controller is asked for again.
+      const answer = (spi: number, text: string) => this.server.send(gw, { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(text) });
+      if (m.kind === KIND_SESSION_STATE) this.handoff.report(gw, hex(m.device), utf8(m.payload), answer, done);
+      else if (m.device.length === 3) this.handoff.fetch(gw, (m.device[0] << 16) | (m.device[1] << 8) | m.device[2], answer, done);
+      else {
+        this.stats.badMessages++;
+        done();
+      }
+      return;
+    }
     // Nothing else waits on the database: a relayed packet's reading is held unacknowledged by this.relay
     // until stored, a lost key evolution costs the device a resynchronisation, not data, and a command report
     // that is lost leaves its command to be handed again.
@@ -313,6 +337,8 @@ export class Controller {
       else void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(n.device), n.id, n.state));
     } else if (m.kind === KIND_SESSION_EVENT) {
       this.sessionLog.fromGateway(gw, m);
+    } else if (m.kind === KIND_GATEWAY_STATUS) {
+      if (!this.reports.take(gw, m.status, (peer) => this.keys.deviceOfPeer(peer), Date.now())) this.stats.badMessages++;
     } else {
       this.stats.badMessages++;
     }

@@ -7,7 +7,7 @@
 import type { Db, Queryable } from "./db/db";
 import { MasterKey, MasterKeyError } from "./masterkey";
 
-export type WrapKind = "device" | "responder";
+export type WrapKind = "device" | "responder" | "session";
 
 export function wrapAad(kind: WrapKind, id: string, version: number): Uint8Array {
   return Buffer.from(`sesame keywrap v1\0${kind}\0${id}\0${version}`, "utf8");

@@ -18,6 +18,7 @@ type WrappedColumn = { table: string; column: string; kind: WrapKind };
 const WRAPPED: WrappedColumn[] = [
   { table: "devices", column: "wrapped_key", kind: "device" },
   { table: "responder_keys", column: "wrapped_secret", kind: "responder" },
+  { table: "device_sessions", column: "wrapped_state", kind: "session" },
 ];
 
 export type RotationResult = { version: number; fingerprint: string; rewrapped: number; retired: number[]; keyFile?: string };

@@ -24,6 +24,21 @@ export type DeviceRef = { readonly name: string; readonly id: Uint8Array };
  */
 export type UplinkSink = (d: DeviceRef, id: number, body: Uint8Array, off: number, len: number, at: number) => boolean;
 
+/** Commands held for devices (queued, not acknowledged by them) and readings held (taken in, not yet durable
+ * further on), in all and for the devices holding the most (most first). */
+export type DeviceQueues = { commands: number; readings: number; busiest: { device: string; commands: number; readings: number }[] };
+export const BUSIEST_SHOWN = 16;
+
+/** `into` with `q` in its place, most held first, at most BUSIEST_SHOWN long. */
+export function addBusiest(into: DeviceQueues["busiest"], q: DeviceQueues["busiest"][number]): void {
+  const held = q.commands + q.readings;
+  if (held === 0 || (into.length >= BUSIEST_SHOWN && held <= into[into.length - 1].commands + into[into.length - 1].readings)) return;
+  let i = into.length;
+  while (i > 0 && into[i - 1].commands + into[i - 1].readings < held) i--;
+  into.splice(i, 0, q);
+  if (into.length > BUSIEST_SHOWN) into.pop();
+}
+
 /** What became of a command: queued under its message id (or refused, id 0), acknowledged by its device, or lost. */
 export type CommandSink = (device: string, id: number, state: CommandState) => void;
 
@@ -52,6 +67,8 @@ export interface DeviceSide {
   onlineCount(): number;
   /** The live session keys' use of their limits (docs/PROTOCOL.md 1.3), for the metrics. */
   keyLimits(): KeyLimits;
+  /** What the devices' queues hold (for the gateway's GATEWAY_STATUS). */
+  queues(): DeviceQueues;
 }
 
 /** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */

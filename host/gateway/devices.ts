@@ -16,7 +16,7 @@
 //   - Acknowledgements are sealed when the output is taken (takeOutput, poll), one ACK record per device
 //     for all its ids due by then; a device whose ACKs go in step has its next ones sealed ahead in one
 //     batch (ReusedCcm.sealAhead), which the session's own seal then hands out.
-import { epInput, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession, EP_OPEN } from "../../firmware/session/endpoint";
+import { epAdopt, epInput, epNew, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession, EP_OPEN } from "../../firmware/session/endpoint";
 import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire";
 import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
 import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
@@ -25,10 +25,11 @@ import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_
 import { SeqStorage } from "../../firmware/session/seqstore";
 import { ReusedCcm } from "../crypto/ccm";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
-import { CommandSink, DATA_BODY_AT, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
+import { addBusiest, CommandSink, DATA_BODY_AT, DeviceQueues, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
 import { MapSweep, pollSlice } from "./sweep";
 import { SessionWatch, type DeviceObserver } from "./observer";
+import type { HandoffHost, SessionHandoff } from "./session-handoff";
 import type { KeyLimits } from "../telemetry/metrics";
 
 export { LORA, type LinkAddress, type DeviceState, type DownPacket, type DeviceRef, type UplinkSink };
@@ -54,6 +55,11 @@ export type DeviceGatewayOptions = {
   holdAcks?: boolean;
   /** Handshakes, sessions, rejected records and key use, for telemetry and the session log (./observer.ts). */
   observer?: DeviceObserver;
+  /**
+   * Terminate gateways: sessions handed to the controller as they change, and fetched from it for a record
+   * on an unknown SPI (./session-handoff.ts; its storage must be the policy's sequence store).
+   */
+  handoff?: SessionHandoff;
 };
 
 
@@ -81,7 +87,7 @@ const SUPERSEDED_MS = 600_000;
 
 export type DeviceGatewayStats = { packets: number; records: number; unknownSpi: number; malformed: number; uplinks: number; duplicates: number; commandsLost: number };
 
-export class DeviceGateway implements DeviceSide {
+export class DeviceGateway implements DeviceSide, HandoffHost {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   private readonly devices = new Map<string, DeviceState>();
@@ -130,7 +136,11 @@ export class DeviceGateway implements DeviceSide {
     };
     this.watch = o && new SessionWatch(o);
     this.deviceOptions = { storage: opts.storage, commandTries: opts.commandTries ?? 4, commandRtoMs: opts.commandRtoMs ?? 8000, holdAcks: opts.holdAcks === true };
+    this.resumeConfig = config("dh");
+    opts.handoff?.use(this.resumeConfig.policy, this);
   }
+
+  private readonly resumeConfig: EndpointConfig;
 
   /** The live session keys' use of their limits (zero without an observer: nothing is watched). */
   keyLimits(): KeyLimits {
@@ -162,7 +172,9 @@ export class DeviceGateway implements DeviceSide {
     const spi = (packet[0] << 16) | (packet[1] << 8) | packet[2];
     const hit = this.bySpi.get(spi);
     if (hit === undefined) {
-      this.stats.unknownSpi++;
+      // Another gateway's session (the device moved here, or this gateway restarted): held while the
+      // controller is asked for it.
+      if (this.opts.handoff?.unknownRecord(spi, link, packet, now) !== true) this.stats.unknownSpi++;
       return;
     }
     this.stats.records++;
@@ -195,13 +207,18 @@ export class DeviceGateway implements DeviceSide {
     this.dueNow = now;
     this.drainDue();
     const visited: [string, DeviceState][] = [];
+    const handoff = this.opts.handoff;
+    handoff?.poll(now);
     this.deviceSweep.next(pollSlice(this.devices.size), (device, d) => {
       if (d.ep !== undefined) this.drain(d.ep, now);
+      handoff?.check(d.session);
       visited.push([device, d]);
     });
     this.watch?.sample(visited, (device) => this.devices.has(device), this.stats);
     this.spiSweep.next(pollSlice(this.bySpi.size), (spi, e) => {
-      if (this.stale(spi, e, now)) this.bySpi.delete(spi);
+      if (!this.stale(spi, e, now)) return;
+      this.bySpi.delete(spi);
+      handoff?.drop(spi);
     });
   }
 
@@ -294,6 +311,7 @@ export class DeviceGateway implements DeviceSide {
       }
       this.drain(e.ep, now);
       this.bySpi.delete(spi);
+      this.opts.handoff?.drop(spi);
     }
     this.drainDue();
     const d = this.devices.get(device);
@@ -307,10 +325,52 @@ export class DeviceGateway implements DeviceSide {
     return [...this.devices].filter(([, d]) => d.ep !== undefined && epReady(d.ep)).map(([k]) => k);
   }
 
+  queues(): DeviceQueues {
+    const q: DeviceQueues = { commands: 0, readings: 0, busiest: [] };
+    for (const d of this.devices.values()) {
+      const commands = d.sender.pending.length, readings = d.held?.length ?? 0;
+      q.commands += commands;
+      q.readings += readings;
+      addBusiest(q.busiest, { device: d.name, commands, readings });
+    }
+    return q;
+  }
+
   onlineCount(): number {
     let n = 0;
     for (const d of this.devices.values()) if (d.ep !== undefined && epReady(d.ep)) n++;
     return n;
+  }
+
+  /** HandoffHost: a session resumed from the controller's state, held by its SPI; the packets that waited for it go in. */
+  adopt(s: Session, link: LinkAddress, packets: Uint8Array[], now: number): void {
+    const ep = epNew(this.resumeConfig);
+    epAdopt(ep, s, now);
+    this.bySpi.set(s.inb.spi, { ep, source: "", at: now, s: undefined, d: undefined });
+    for (const p of packets) this.input(link, p, now);
+  }
+
+  /** HandoffHost: another gateway holds the session now; its device's state here goes with it. */
+  forget(spi: number): void {
+    const e = this.bySpi.get(spi);
+    if (e === undefined) return;
+    this.bySpi.delete(spi);
+    const d = e.d;
+    if (d !== undefined && d.ep === e.ep) {
+      d.ep = undefined;
+      d.session = undefined;
+    }
+  }
+
+  /** HandoffHost: a packet for a link from outside any held session. */
+  send(link: LinkAddress, bytes: Uint8Array): void {
+    this.out.push({ link, bytes });
+  }
+
+  /** HandoffHost: the session on `spi` may seal again. */
+  wake(spi: number, now: number): void {
+    const d = this.bySpi.get(spi)?.d;
+    if (d !== undefined) this.markDue(d, now);
   }
 
   private track(ep: Endpoint, source: string, now: number): void {
@@ -343,6 +403,7 @@ export class DeviceGateway implements DeviceSide {
     if (hit.s !== s || hit.d === undefined) {
       hit.s = s;
       hit.d = this.stateOf(this.nameOf(s));
+      this.opts.handoff?.seen(s);
     }
     const d = hit.d;
     d.ep = hit.ep;
@@ -379,6 +440,7 @@ export class DeviceGateway implements DeviceSide {
       const s = ep.session;
       // A device with only ACKs to send on its current session (the common case) gets them without the
       // look-ups and the endpoint-wide steps of drain(), which would find nothing else to do.
+      if (s !== undefined && this.opts.handoff?.maySeal(s) === false) continue; // woken by the grant
       if (s !== undefined && s === d.session && ep.old === undefined && ep.state === EP_OPEN && ep.confirmed && ep.work === undefined && ep.out.length === 0 && s.inbox.length === 0) {
         this.sendAcks(d, s, now);
         if (d.sender.pending.length > 0 || d.sender.lost.length > 0) this.drain(ep, now);
@@ -407,7 +469,7 @@ export class DeviceGateway implements DeviceSide {
       // merely established (a replayed hello makes one) must not take its ACKs and commands.
       if (d.ep === undefined) d.ep = ep;
       if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, m, now);
-      if (d.ep === ep && epReady(ep)) {
+      if (d.ep === ep && epReady(ep) && this.opts.handoff?.maySeal(s) !== false) {
         this.sendAcks(d, s, now);
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
         if (d.sender.lost.length > 0) this.commandsLost(d.name, senderTakeLost(d.sender));

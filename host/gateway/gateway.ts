@@ -16,7 +16,7 @@ import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneClient, type HostPort } from "../backbone/link";
 import type { GatewayIdentity } from "../backbone/handshake";
-import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
+import { KIND_DOWNLINK, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_UPLINK, type AppMessage, type Message } from "../backbone/frame";
 import { allSessionsClosed, commandEvent, sessionEvent, type CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
@@ -26,7 +26,10 @@ import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, r
 import { DeviceGateway } from "./devices";
 import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
+import { SessionHandoff } from "./session-handoff";
 import { GatewayTelemetry, metricsObserver } from "./telemetry";
+import type { RadioSignal } from "./radio-signal";
+import { StatusReporter } from "./status";
 
 export type GatewayMode = "terminate" | "relay";
 export { RESPONDER_GRANT };
@@ -50,6 +53,8 @@ export type GatewayOptions = {
    * default) keeps them on this thread.
    */
   deviceThreads?: number;
+  /** How often the gateway may report its queues and its devices' signal to the controller (GATEWAY_STATUS); 5 s by default. */
+  statusEveryMs?: number;
 };
 
 export type GatewayStats = { up: number; down: number; upBytes: number; downBytes: number; dropped: number; relayedUp: number; relayedDown: number; grants: number };
@@ -78,6 +83,8 @@ export class Gateway extends EventEmitter {
   /** The device side (terminate mode): on this thread, or over worker threads (`shards`). */
   readonly devices: DeviceSide | undefined;
   readonly shards: DeviceShards | undefined;
+  /** Terminate mode on one thread: device sessions handed to the controller, and resumed from it (./session-handoff.ts). */
+  readonly handoff: SessionHandoff | undefined;
   readonly client: BackboneClient;
   private responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant; until then dh handshakes fail
   private readonly out: DownPacket[] = [];
@@ -87,17 +94,21 @@ export class Gateway extends EventEmitter {
   private readonly unconfirmed = new Unconfirmed();
   readonly metrics: Metrics;
   private readonly telemetry: GatewayTelemetry;
+  /** Its queues and its devices' signal, for the controller (./status.ts). */
+  readonly status: StatusReporter;
 
   constructor(private readonly opts: GatewayOptions) {
     super();
     this.metrics = opts.metrics ?? new Metrics();
     if (opts.mode === "terminate") {
+      const threads = opts.deviceThreads ?? 1;
+      // (Over worker threads, sessions stay in their worker: not handed over.)
+      if (threads === 1) this.handoff = new SessionHandoff((m) => this.toController(m));
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-        seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
+        seqBlock: 1024, store: this.handoff?.storage ?? memoryStorage(), codec: hostCodec, compress: false,
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
-      const threads = opts.deviceThreads ?? 1;
       if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
       else {
         // Made again only when the responder's key changes (its grant), so endpoints share them.
@@ -106,7 +117,7 @@ export class Gateway extends EventEmitter {
           if (configs.me !== this.responder) configs = { me: this.responder, of: this.keys.responders(this.responder, policy) };
           return configs.of(mode);
         };
-        this.devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+        this.devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true, handoff: this.handoff });
       }
       this.devices.onUplink = (d, id, body, off, len, at) => this.uplink(d, id, body, off, len, at);
       this.devices.onOutput = () => this.pump();
@@ -118,10 +129,15 @@ export class Gateway extends EventEmitter {
     });
     this.client.on("message", (m: Message) => this.fromController(m));
     this.client.on("acked", (base: number) => this.durable(base));
-    this.client.on("connected", () => opts.log.info("backbone up", { controller: `${this.client.controller.host}:${this.client.controller.port}` }));
+    this.client.on("connected", () => {
+      this.status.reconnected();
+      opts.log.info("backbone up", { controller: `${this.client.controller.host}:${this.client.controller.port}` });
+    });
     this.client.on("disconnected", (reason: string) => opts.log.warn("backbone down, reconnecting", { reason }));
     this.telemetry = new GatewayTelemetry(this.metrics, opts.mode, this.stats);
     const devices = this.devices;
+    const out = () => this.client.peer.out;
+    this.status = new StatusReporter({ backbone: () => ({ messages: out().count, bytes: out().bytes }), devices, dropped: () => this.stats.dropped }, opts.statusEveryMs ?? 5_000);
     this.telemetry.watch(() => this.client.peer.out.count, devices && (() => devices.onlineCount()));
     if (devices) this.metrics.watchKeyLimits(() => devices.keyLimits());
     // First in this run: whatever sessions an earlier run reported, this process holds none of them.
@@ -133,9 +149,13 @@ export class Gateway extends EventEmitter {
     this.timer = setInterval(() => this.tick(), 50);
   }
 
-  /** A whole packet from a device link ("ble:<address>" or "lora"). Never throws on bad input. */
-  input(link: string, packet: Uint8Array): void {
+  /**
+   * A whole packet from a device link ("ble:<address>" or "lora"), with what the radio measured of it when
+   * the link says (RSSI, LoRa SNR). Never throws on bad input.
+   */
+  input(link: string, packet: Uint8Array, signal?: RadioSignal): void {
     if (this.devices) {
+      if (signal !== undefined) this.status.signals.heard(link, packet, signal);
       this.devices.input(link, packet, Date.now());
       this.pump();
     } else {
@@ -171,6 +191,10 @@ export class Gateway extends EventEmitter {
       for (const e of evolved) this.toController({ kind: KIND_KEYS_EVOLVED, device: Buffer.from(e.device), payload: Buffer.from(e.text) });
     }
     if (this.out.length > 0) this.emit("output");
+    if (this.client.connected) {
+      const report = this.status.next(Date.now());
+      if (report !== undefined) this.toController(report);
+    }
   }
 
   /**
@@ -227,6 +251,8 @@ export class Gateway extends EventEmitter {
 
   /** A device session confirmed or ended, for the controller's session log. Never throws into the timer. */
   private reportSession(event: "open" | "close", device: string, spi: number, text: string): void {
+    if (event === "open") this.status.signals.opened(device, spi);
+    else this.status.signals.closed(spi);
     try {
       this.toController(sessionEvent(event, device, spi, text));
     } catch (e) {
@@ -262,6 +288,10 @@ export class Gateway extends EventEmitter {
       // Refused (told through onCommand): no session with the device here (it went elsewhere, or this
       // gateway restarted): the controller sends it again when the device is next heard.
       this.devices.command(device, body, Date.now(), id);
+      this.pump();
+    } else if (m.kind === KIND_SESSION_ANSWER && this.handoff) {
+      const problem = this.handoff.answer(m, Date.now());
+      if (problem) this.opts.log.warn("ignored a session answer", { problem });
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
       const device = text(m.device), grant = text(m.payload);

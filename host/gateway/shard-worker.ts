@@ -46,6 +46,7 @@ const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, 
 let commands: FromShard["commands"] = [];
 devices.onCommand = (device, id, state) => void commands.push([device, id, state]);
 let limits: FromShard["limits"];
+let queues: FromShard["queues"];
 
 // Devices by slot (what readings name them by on the main thread), and the slot of each.
 const bySlot: DeviceState[] = [];
@@ -83,13 +84,14 @@ function answer(): void {
   readings.slots = [];
   readings.ids = [];
   readings.ats = [];
-  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && limits === undefined) return;
+  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && limits === undefined && queues === undefined) return;
   const packets = out.take();
-  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount(), commands, limits };
+  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount(), commands, limits, queues };
   named = [];
   calls = [];
   commands = [];
   limits = undefined;
+  queues = undefined;
   port.postMessage(m, r === undefined ? [packets.data.buffer as ArrayBuffer] : [packets.data.buffer as ArrayBuffer, r.bodies.data.buffer as ArrayBuffer]);
 }
 
@@ -117,6 +119,9 @@ port.on("message", (m: ToShard) => {
       break;
     case "limits":
       limits = devices.keyLimits();
+      break;
+    case "queues":
+      queues = devices.queues();
       break;
     case "end":
       devices.end(m.device, m.now);

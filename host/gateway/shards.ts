@@ -14,8 +14,8 @@ import { Worker } from "node:worker_threads";
 import type { CommandState } from "../backbone/session-event";
 import type { KeyLimits } from "../telemetry/metrics";
 import type { DeviceObserver } from "./observer";
-import type { CommandSink, DeviceRef, DeviceSide, DownPacket, LinkAddress, UplinkSink } from "./device-side";
-import { LORA } from "./device-side";
+import type { CommandSink, DeviceQueues, DeviceRef, DeviceSide, DownPacket, LinkAddress, UplinkSink } from "./device-side";
+import { addBusiest, LORA } from "./device-side";
 
 // The worker runs TypeScript like this thread: through tsx's loader, registered in the worker first
 // (a worker does not take up the loader this thread was started with).
@@ -38,6 +38,7 @@ export type ToShard =
   | { t: "command"; device: string; body: Uint8Array; now: number; id: number | undefined }
   | { t: "end"; device: string; now: number }
   | { t: "limits" }
+  | { t: "queues" }
   | { t: "grant"; device: string; grant: string };
 
 /** An observer call made in a worker, replayed here: [method, ...arguments]. */
@@ -58,6 +59,8 @@ export type FromShard = {
   commands: [string, number, CommandState][];
   /** The worker's key limits, when asked for ({ t: "limits" }). */
   limits: KeyLimits | undefined;
+  /** The worker's device queues, when asked for ({ t: "queues" }). */
+  queues: DeviceQueues | undefined;
 };
 
 /** Appends bytes to a growing buffer, and their ends: the writing half of Packed. */
@@ -95,6 +98,7 @@ export class DeviceShards implements DeviceSide {
   onCommand: CommandSink | undefined;
   onOutput: (() => void) | undefined;
   private readonly limits: KeyLimits[] = [];
+  private readonly queued: DeviceQueues[] = [];
   private readonly workers: Worker[] = [];
   private readonly pending: Pending[] = [];
   /** Per worker, the devices it named, by slot. */
@@ -119,6 +123,7 @@ export class DeviceShards implements DeviceSide {
       this.refs.push([]);
       this.online.push(0);
       this.limits.push({ records: 0, forgeries: 0 });
+      this.queued.push({ commands: 0, readings: 0, busiest: [] });
     }
   }
 
@@ -196,6 +201,18 @@ export class DeviceShards implements DeviceSide {
     return { records, forgeries };
   }
 
+  /** The workers' queues as they last answered, and a request for fresh ones (as keyLimits). */
+  queues(): DeviceQueues {
+    const all: DeviceQueues = { commands: 0, readings: 0, busiest: [] };
+    for (const q of this.queued) {
+      all.commands += q.commands;
+      all.readings += q.readings;
+      for (const b of q.busiest) addBusiest(all.busiest, b);
+    }
+    for (const w of this.workers) w.postMessage({ t: "queues" } satisfies ToShard);
+    return all;
+  }
+
   /** A KEYS grant, for every worker's key table. */
   grant(device: string, grant: string): void {
     for (const w of this.workers) w.postMessage({ t: "grant", device, grant } satisfies ToShard);
@@ -248,6 +265,7 @@ export class DeviceShards implements DeviceSide {
     }
     this.online[k] = m.online;
     if (m.limits !== undefined) this.limits[k] = m.limits;
+    if (m.queues !== undefined) this.queued[k] = m.queues;
     for (const [device, id, state] of m.commands) this.onCommand?.(device, id, state);
     for (const e of m.evolved) this.evolved.push(e);
     const o = this.observer;

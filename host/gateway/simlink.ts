@@ -5,6 +5,8 @@
 //   frame = length (4, big-endian, of what follows) | type (1) | link length (1) | link (ASCII) | bytes
 //   type  1 PACKET (sim -> gateway)   2 CONNECTED   3 DISCONNECTED   4 PACKET (gateway -> sim)
 //         5 CHALLENGE (gateway -> sim)   6 RESPONSE (sim -> gateway)   7 WELCOME (gateway -> sim)
+//         8 PACKET_SIGNAL (sim -> gateway): bytes = signal (2: RSSI and SNR, ./radio-signal.ts) | packet,
+//           a packet with what the gateway's radio measured of it (type 1 is one it measured nothing of)
 //
 // A link is "ble:<board>" or "lora". Malformed frames close the connection (the simulator reconnects).
 //
@@ -24,6 +26,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import * as net from "node:net";
 import { Admission, type AdmissionLimits } from "../net/admission";
 import type { DownPacket } from "./devices";
+import { readSignal, SIGNAL_SIZE, writeSignal, type RadioSignal } from "./radio-signal";
 
 export const SIM_PACKET_UP = 1;
 export const SIM_CONNECTED = 2;
@@ -32,6 +35,7 @@ export const SIM_PACKET_DOWN = 4;
 export const SIM_CHALLENGE = 5;
 export const SIM_RESPONSE = 6;
 export const SIM_WELCOME = 7;
+export const SIM_PACKET_SIGNAL = 8;
 const MAX_FRAME = 8192;
 const NONCE = 32;
 const MAC = 32;
@@ -72,7 +76,7 @@ export function simFrameReader(onFrame: (type: number, link: string, bytes: Uint
       }
       if (buf.length < 4 + len) break;
       const type = buf[4], ll = buf[5];
-      if (ll > len - 2 || type < SIM_PACKET_UP || type > SIM_WELCOME) {
+      if (ll > len - 2 || type < SIM_PACKET_UP || type > SIM_PACKET_SIGNAL) {
         broken = true;
         return bad(`frame type ${type} / link length ${ll}`);
       }
@@ -84,7 +88,7 @@ export function simFrameReader(onFrame: (type: number, link: string, bytes: Uint
 }
 
 export type SimLinkHandlers = {
-  packet: (link: string, bytes: Uint8Array) => void;
+  packet: (link: string, bytes: Uint8Array, signal?: RadioSignal) => void;
   connected: (link: string) => void;
   disconnected: (link: string) => void;
 };
@@ -173,6 +177,7 @@ export class SimLinkServer {
     this.socket = s;
     const read = simFrameReader((type, link, bytes) => {
       if (type === SIM_PACKET_UP) this.h.packet(link, bytes);
+      else if (type === SIM_PACKET_SIGNAL && bytes.length >= SIGNAL_SIZE) this.h.packet(link, bytes.subarray(SIGNAL_SIZE), readSignal(bytes, 0));
       else if (type === SIM_CONNECTED) this.h.connected(link);
       else if (type === SIM_DISCONNECTED) this.h.disconnected(link);
     }, () => {
@@ -236,8 +241,13 @@ export class SimLinkClient {
     return this.socket !== undefined;
   }
 
-  input(link: string, packet: Uint8Array): void {
-    this.socket?.write(encodeSimFrame(SIM_PACKET_UP, link, packet));
+  input(link: string, packet: Uint8Array, _now?: number, signal?: RadioSignal): void {
+    if (this.socket === undefined) return;
+    if (signal === undefined) return void this.socket.write(encodeSimFrame(SIM_PACKET_UP, link, packet));
+    const bytes = new Uint8Array(SIGNAL_SIZE + packet.length);
+    writeSignal(bytes, 0, signal);
+    bytes.set(packet, SIGNAL_SIZE);
+    this.socket.write(encodeSimFrame(SIM_PACKET_SIGNAL, link, bytes));
   }
 
   connected(link: string): void {

@@ -23,6 +23,8 @@ import { VirtualClock } from "./clock";
 import { prng } from "./random";
 import { BleMedium } from "./radio-ble";
 import { LoraChannel } from "./radio-lora";
+import { BLE_SIGNAL, LORA_SIGNAL, SignalModel } from "./signal";
+import type { RadioSignal } from "../gateway/radio-signal";
 
 export type LinkChoice = "ble" | "lora" | "mixed";
 
@@ -92,7 +94,8 @@ export type BoardResult = {
 /** What the fleet's radios hand packets to: host/gateway/devices.ts in process, or a gateway process over
  * its simulator link (host/gateway/simlink.ts SimLinkClient). */
 export interface GatewayPort {
-  input(link: string, packet: Uint8Array, now: number): void;
+  /** `signal`: what the gateway's radio measured of the packet (RSSI, and SNR on LoRa). */
+  input(link: string, packet: Uint8Array, now: number, signal?: RadioSignal): void;
   connected(link: string, now: number): void;
   poll(now: number): void;
   takeOutput(): DownPacket[];
@@ -139,8 +142,8 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   const dist = opts.dist ?? path.join(root, "dist");
   const rand = prng(opts.seed);
   const clock = new VirtualClock();
-  const ble = opts.link === "lora" ? undefined : new BleMedium(clock, prng(opts.seed + 1), opts.loss);
-  const lora = opts.link === "ble" ? undefined : new LoraChannel(clock, prng(opts.seed + 2), opts.loss, "EU868");
+  const ble = opts.link === "lora" ? undefined : new BleMedium(clock, prng(opts.seed + 1), opts.loss, undefined, undefined, new SignalModel(BLE_SIGNAL, prng(opts.seed + 3)));
+  const lora = opts.link === "ble" ? undefined : new LoraChannel(clock, prng(opts.seed + 2), opts.loss, "EU868", new SignalModel(LORA_SIGNAL, prng(opts.seed + 4)));
   const profiles = loadProfiles(root).filter((p) => usable(p, opts.link) && (!opts.profiles || opts.profiles.includes(p.name)));
   if (profiles.length === 0) throw new Error(`no board profile can use link "${opts.link}"${opts.profiles ? ` among ${opts.profiles.join(", ")}` : ""}`);
 
@@ -194,13 +197,13 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   const reassemblers = new Map<string, BleReassembler>();
   let bleCounter = 0;
   ble?.attachGateway(
-    (from, chunk) => {
+    (from, chunk, signal) => {
       let r = reassemblers.get(from);
       if (!r) reassemblers.set(from, (r = bleReassemblerNew(BLE_MAX_PACKET)));
       const packet = bleAccept(r, chunk);
       if (packet) {
         opts.tap?.(`ble:${from}`, packet);
-        fleet.port.input(`ble:${from}`, packet, clock.now);
+        fleet.port.input(`ble:${from}`, packet, clock.now, signal); // the last chunk's
       }
       pump();
     },
@@ -213,9 +216,9 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
   const duty: DutyCycle = dutyNew(GATEWAY_DUTY_PERMILLE);
   const downQueue: Uint8Array[] = [];
   let gwBusyUntil = 0;
-  lora?.attachGateway((frame) => {
+  lora?.attachGateway((frame, signal) => {
     opts.tap?.(LORA, frame);
-    fleet.port.input(LORA, frame, clock.now);
+    fleet.port.input(LORA, frame, clock.now, signal);
     pump();
   });
   const pump = () => {

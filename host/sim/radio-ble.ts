@@ -4,8 +4,12 @@
 //   - PDUs move only at connection events (every `intervalMs`), in order, one ATT value of at most MTU - 3
 //     bytes each (firmware/link/ble.ts cuts packets into such chunks);
 //   - a PDU lost on the air (probability `loss`) is retransmitted by the link layer at the next event, so loss
-//     shows as latency; `maxRetries` losses in a row (the supervision timeout) drop the connection.
+//     shows as latency; `maxRetries` losses in a row (the supervision timeout) drop the connection;
+//   - the central reports each PDU's RSSI for its board's distance (./signal.ts).
+import type { RadioSignal } from "../gateway/radio-signal";
 import { VirtualClock } from "./clock";
+import { prng } from "./random";
+import { BLE_SIGNAL, SignalModel } from "./signal";
 
 type Peer = {
   name: string;
@@ -25,7 +29,7 @@ export type BleStats = { pdus: number; retransmissions: number; drops: number; c
 export class BleMedium {
   readonly stats: BleStats = { pdus: 0, retransmissions: 0, drops: 0, connections: 0 };
   private readonly peers = new Map<string, Peer>();
-  private gatewayHear: (from: string, chunk: Uint8Array) => void = () => {};
+  private gatewayHear: (from: string, chunk: Uint8Array, signal: RadioSignal) => void = () => {};
   private gatewayConnect: (name: string, up: boolean) => void = () => {};
 
   constructor(
@@ -34,9 +38,10 @@ export class BleMedium {
     private readonly loss: number,
     readonly intervalMs = 30,
     private readonly maxRetries = 60,
+    private readonly signal = new SignalModel(BLE_SIGNAL, prng(0)),
   ) {}
 
-  attachGateway(hear: (from: string, chunk: Uint8Array) => void, connect: (name: string, up: boolean) => void): void {
+  attachGateway(hear: (from: string, chunk: Uint8Array, signal: RadioSignal) => void, connect: (name: string, up: boolean) => void): void {
     this.gatewayHear = hear;
     this.gatewayConnect = connect;
   }
@@ -133,7 +138,7 @@ export class BleMedium {
     const copy = Uint8Array.from(chunk);
     this.clock.at(at, () => {
       if (p.epoch !== epoch || !p.connected) return;
-      if (up) this.gatewayHear(p.name, copy);
+      if (up) this.gatewayHear(p.name, copy, this.signal.sample(p.name));
       else p.toBoard(copy);
     });
   }

@@ -3,10 +3,14 @@
 //   - uplinks hop at random over the region's three default channels; two frames that overlap in time on one
 //     channel at one spreading factor are both lost (no capture effect: the pessimistic case);
 //   - radios are half duplex: a board hears nothing while it transmits, nor does the gateway;
-//   - each frame is also lost with probability `loss` (fading, interference).
+//   - each frame is also lost with probability `loss` (fading, interference);
+//   - the gateway hears each uplink with an RSSI and SNR for its board's distance (./signal.ts).
 // Every transmission is logged, so tests can check the duty cycle and the frame sizes boards really used.
 import { airtimeMsCeil, loraFrameAirtimeUs, regionDataRate, Region } from "../../firmware/link/lora";
+import type { RadioSignal } from "../gateway/radio-signal";
 import { VirtualClock } from "./clock";
+import { prng } from "./random";
+import { LORA_SIGNAL, SignalModel } from "./signal";
 
 export const UPLINK_CHANNELS = 3;
 /** The gateway answers on one downlink channel (EU868 RX2, 869.525 MHz, where the duty cycle is 10 %). */
@@ -14,7 +18,7 @@ export const DOWNLINK_CHANNEL = 99;
 
 export type LoraTx = { from: string; start: number; end: number; channel: number; sf: number; bytes: number; lost: boolean };
 
-type Listener = { name: string; hear: (frame: Uint8Array) => void };
+type Listener = { name: string; hear: (frame: Uint8Array, signal: RadioSignal) => void };
 
 export class LoraChannel {
   readonly log: LoraTx[] = [];
@@ -28,6 +32,7 @@ export class LoraChannel {
     private readonly rand: () => number,
     private readonly loss: number,
     readonly region: Region,
+    private readonly signal = new SignalModel(LORA_SIGNAL, prng(0)),
   ) {}
 
   attachBoard(name: string, hear: (frame: Uint8Array) => void): void {
@@ -38,7 +43,8 @@ export class LoraChannel {
     this.boards.delete(name);
   }
 
-  attachGateway(hear: (frame: Uint8Array) => void): void {
+  /** The gateway's concentrator: it hears each uplink with its RSSI and SNR. */
+  attachGateway(hear: (frame: Uint8Array, signal: RadioSignal) => void): void {
     this.gateway = { name: "gateway", hear };
   }
 
@@ -72,7 +78,7 @@ export class LoraChannel {
       this.onAir.splice(this.onAir.indexOf(tx), 1);
       if (tx.lost) return;
       const hearers = uplink ? (this.gateway ? [this.gateway] : []) : [...this.boards.values()];
-      for (const h of hearers) if ((this.busyUntil.get(h.name) ?? 0) <= tx.start) h.hear(copy);
+      for (const h of hearers) if ((this.busyUntil.get(h.name) ?? 0) <= tx.start) h.hear(copy, this.signal.sample(from));
     });
     return air;
   }

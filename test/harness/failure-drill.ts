@@ -3,7 +3,8 @@
 // process (./ble-board.ts), half on each gateway, each sending a reading every `periodMs`; an application
 // subscribed to the readings. Under that load it kills (SIGKILL) one process at a time and brings it back
 // as a supervisor would: a controller after every board delivers again (its gateways stay on the other), a
-// gateway at once, Postgres after 3 s (longer than a lease: every heartbeat is stale when it is back). What it measures (the test asserts the counts, `npm run bench cluster`
+// gateway at once (its boards, having lost their BLE central, connect to the other gateway and resume their
+// sessions there: docs/PROTOCOL.md 3.8), Postgres after 3 s (longer than a lease: every heartbeat is stale when it is back). What it measures (the test asserts the counts, `npm run bench cluster`
 // prints the times):
 //   - missing: readings a board saw acknowledged that never reached the application (goal 0);
 //   - duplicates: readings the application got more than once (goal 0);
@@ -141,7 +142,15 @@ export async function failureDrill(o: DrillOptions): Promise<DrillFigures> {
       const lostBefore = givenUp(), twiceBefore = twice;
       const mark = fleet.map((m) => m.b.sent.length);
       const at = Date.now();
-      const back = await kill(cluster, pgServer, what);
+      // A gateway's boards lose their central and connect to the other one, sessions and all.
+      const moveOff = (g: number) => {
+        for (const m of fleet) {
+          if (m.gateway !== g) continue;
+          m.gateway = 1 - g;
+          m.b.attach(cluster.gateways[m.gateway].sim);
+        }
+      };
+      const back = await kill(cluster, pgServer, what, moveOff);
       const recovered = new Array<number | undefined>(fleet.length).fill(undefined);
       while (Date.now() - at < capMs && recovered.some((r) => r === undefined)) {
         const ids = since(mark);
@@ -194,7 +203,7 @@ export async function failureDrill(o: DrillOptions): Promise<DrillFigures> {
 }
 
 /** kill -9 of one process; answers what brings it back once the fleet recovered (a gateway and Postgres are back at once, as their supervisor would have them). */
-async function kill(c: Cluster, pgServer: TestPostgres, what: DrillKill): Promise<() => Promise<void>> {
+async function kill(c: Cluster, pgServer: TestPostgres, what: DrillKill, moveOff: (gateway: number) => void): Promise<() => Promise<void>> {
   const done = async () => {};
   if (what === "postgres") {
     // Down for longer than a lease: every controller's heartbeat is stale when it is back.
@@ -206,6 +215,7 @@ async function kill(c: Cluster, pgServer: TestPostgres, what: DrillKill): Promis
   const p = what.startsWith("controller") ? c.controllers[Number(what.slice(-1))] : c.gateways[Number(what.slice(-1))];
   await p.kill();
   if (what.startsWith("gateway")) {
+    moveOff(Number(what.slice(-1)));
     await p.start();
     return done;
   }

@@ -54,6 +54,8 @@ class FakeCharacteristic extends EventEmitter {
 
 export class FakePeripheral extends EventEmitter {
   mtu: number | null = null;
+  /** As noble keeps it from the board's advertising (dBm). */
+  rssi = -67;
   connected = false;
   /** Whole packets the device side took in, chunk sizes seen each way, and refusals for MTU violations. */
   readonly received: Uint8Array[] = [];

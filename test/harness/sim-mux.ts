@@ -14,7 +14,7 @@ export function simMux(client: SimLinkClient): () => GatewayPort {
     const mine: DownPacket[] = [];
     const own = (link: string) => void (owners.has(link) || owners.set(link, mine));
     return {
-      input: (link, packet) => (own(link), client.input(link, packet)),
+      input: (link, packet, now, signal) => (own(link), client.input(link, packet, now, signal)),
       connected: (link) => (own(link), client.connected(link)),
       poll: () => {},
       takeOutput: () => (sort(), mine.splice(0)),

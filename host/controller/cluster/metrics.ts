@@ -12,9 +12,10 @@
 import type { Metric, Registry } from "prom-client";
 import type { Cluster } from "./cluster";
 
-type Sample = { labels: Record<string, string>; value: number };
+export type Sample = { labels: Record<string, string>; value: number };
 
-function metric(name: string, help: string, type: "counter" | "gauge", read: () => Sample[]): Metric<string> {
+/** A metric read at each scrape. */
+export function metric(name: string, help: string, type: "counter" | "gauge", read: () => Sample[]): Metric<string> {
   const get = async () => ({ name, help, type, aggregator: "sum", values: read() });
   return { name, help, type, aggregator: "sum", get, reset: () => undefined } as unknown as Metric<string>;
 }

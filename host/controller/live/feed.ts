@@ -12,6 +12,7 @@ import { sees, type Principal } from "../principal";
 import type { DeviceRecord } from "../registry";
 import type { SessionRecord } from "../sessions";
 import type { ControllerStore } from "../store";
+import type { GatewayQueues, SignalRow } from "./reports";
 import { EventStreams, type Stream } from "./streams";
 
 export type CommandState = "sent" | "acked" | "lost" | "rejected";
@@ -24,6 +25,8 @@ export type FleetRow = {
   commands: Record<CommandState, number>;
   /** Reading ids never received (a gap in the device's numbering). */
   missing: number;
+  /** Its radio signal as its gateway last reported it (./reports.ts), when known. */
+  signal: SignalRow | null;
 };
 
 export type Reading = { id: number; at: string; bytes: number; gateway: string; payload: string };
@@ -35,12 +38,16 @@ export type GatewayRow = {
   queueToGateway: number; awaitingDurable: number;
   /** Messages received from it (this run of the controller) and readings among them. */
   received: number; readings: number;
+  /** The gateway's own queues as it last reported them (GATEWAY_STATUS), when it has reported here. */
+  reported: GatewayQueues | null;
 };
 
 export type FeedSources = {
   store: ControllerStore;
   status: DeviceStatusBook;
   gateways: () => Omit<GatewayRow, "readings">[];
+  /** A device's radio signal, when a gateway reported it. */
+  signal?: (device: string) => SignalRow | null;
   /** Controller-wide queues (name -> messages), e.g. MQTT delivery. */
   queues: () => Record<string, number>;
   now?: () => number;
@@ -235,7 +242,7 @@ export class LiveFeed {
       gateway: seen?.gateway ?? null, link: seen?.link ?? null, perMinute: seen?.perMinute ?? 0,
       session: open === undefined ? null : { spi: open.spi, gateway: open.gateway, openedAt: open.openedAt },
       commands: r === undefined ? { sent: 0, acked: 0, lost: 0, rejected: 0 } : { ...r.counts },
-      missing: r?.missing.length ?? 0,
+      missing: r?.missing.length ?? 0, signal: this.src.signal?.(d.id) ?? null,
     };
   }
 

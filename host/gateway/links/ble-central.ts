@@ -12,6 +12,7 @@ import { BleLink, bleLinkChunk, bleLinkNew, bleLinkSend } from "../../../firmwar
 import type { Logger } from "../../telemetry/log";
 import type { DownPacket } from "../devices";
 import type { LinkSink } from "./lora-modem";
+import { plausibleRssi } from "../radio-signal";
 
 /** The part of noble's API the central uses; the real module and the tests' fake both have it. */
 export type NobleCharacteristic = {
@@ -24,6 +25,8 @@ export type NobleCharacteristic = {
 export type NoblePeripheral = {
   address: string;
   mtu: number | null;
+  /** The last RSSI noble measured (dBm; 127 when it does not know). */
+  rssi?: number;
   once(ev: "disconnect", fn: () => void): unknown;
   connectAsync(): Promise<void>;
   disconnectAsync(): Promise<void>;
@@ -156,7 +159,8 @@ export class BleCentral {
       const packet = bleLinkChunk(ble, Uint8Array.from(data));
       if (packet === undefined) return;
       this.stats.packetsIn++;
-      this.sink.input(name, packet);
+      const rssi = plausibleRssi(p.rssi);
+      this.sink.input(name, packet, rssi === undefined ? undefined : { rssi });
     };
     notify.on("data", onData);
     await notify.subscribeAsync();

@@ -15,9 +15,11 @@ import type { DownPacket } from "../devices";
 import { LORA } from "../devices";
 import { DutyCycle, dutyAllows, dutyNew, dutyNextAllowedMs, dutyRecord } from "../../../firmware/link/lora";
 import type { Logger } from "../../telemetry/log";
+import type { RadioSignal } from "../radio-signal";
 import { lineSplitter, p2pAirtimeMs, p2pCommand, P2P_DEFAULTS, p2pMaxPayload, P2pSettings, parseModemLine, PRECV_CONTINUOUS } from "./lora-p2p";
 
-export type LinkSink = { input: (link: string, bytes: Uint8Array) => void };
+/** Where a link adapter hands what it hears: each packet, with what the radio measured of it when it says. */
+export type LinkSink = { input: (link: string, bytes: Uint8Array, signal?: RadioSignal) => void };
 
 export type LoraModemOptions = {
   path: string;
@@ -245,7 +247,7 @@ export class LoraModemLink {
     else if (m.kind === "txDone") this.txDone?.();
     else if (m.kind === "rx") {
       this.stats.received++;
-      this.sink.input(LORA, m.frame);
+      this.sink.input(LORA, m.frame, { rssi: m.rssi, snr: m.snr });
     } else if (m.kind === "rxError") this.stats.rxErrors++;
     else if (m.kind === "bad") this.stats.badLines++;
   }

@@ -4,7 +4,7 @@ import { decodePieces } from "../../../host/backbone/batch";
 import { OutQueue, SPLICE_MIN } from "../../../host/backbone/queue";
 import {
   AppMessage, checkedBodySize, checkMessage, decodeBatch, encodeBatch, FrameError, FRAME_EVENT, FRAME_KIND, FRAME_LENGTH, FRAME_TRAILING, FRAME_TRUNCATED, FRAME_VARINT,
-  KIND_ACK, KIND_DOWNLINK, KIND_HELLO, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, MAX_ID, MAX_UVARINT, Message,
+  KIND_ACK, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_HELLO, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_UPLINK, MAX_ID, MAX_UVARINT, Message,
   messageSize, SESSION_CLOSED, SESSION_OPENED,
 } from "../../../host/backbone/frame";
 
@@ -19,6 +19,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ kind: fc.constant(KIND_RELAY_DOWN), source: id, spdu: bytes(300) }),
   fc.record({ kind: fc.constant(KIND_SESSION_EVENT), device: id, event: fc.constantFrom(SESSION_OPENED, SESSION_CLOSED), detail: bytes(40) }),
   fc.record({ kind: fc.constant(KIND_ACK), taken: count }),
+  fc.record({ kind: fc.constant(KIND_GATEWAY_STATUS), status: bytes(200) }),
   fc.record({ kind: fc.constant(KIND_HELLO), run: fc.uint8Array({ minLength: 8, maxLength: 8 }), next: count, peerRun: fc.uint8Array({ minLength: 8, maxLength: 8 }), taken: count }),
 ) as fc.Arbitrary<Message>;
 
@@ -82,9 +83,10 @@ describe("backbone frame codec", () => {
       { kind: KIND_UPLINK, device: Buffer.from("d1"), payload: Buffer.from("hi") },
       { kind: KIND_ACK, taken: 300 },
       { kind: KIND_SESSION_EVENT, device: Buffer.from("d1"), event: SESSION_CLOSED, detail: new Uint8Array(0) },
+      { kind: KIND_GATEWAY_STATUS, status: Uint8Array.of(1, 2, 3) },
     ]);
-    // 01 len=5 dlen=2 "d1" "hi" | 06 len=2 300=ac02 | 05 len=4 dlen=2 "d1" 02
-    assert.equal(b.toString("hex"), "0105" + "02" + "6431" + "6869" + "0602ac02" + "0504" + "02" + "6431" + "02");
+    // 01 len=5 dlen=2 "d1" "hi" | 06 len=2 300=ac02 | 05 len=4 dlen=2 "d1" 02 | 10 len=3 status (no id)
+    assert.equal(b.toString("hex"), "0105" + "02" + "6431" + "6869" + "0602ac02" + "0504" + "02" + "6431" + "02" + "1003010203");
   });
 
   it("refuses messages it cannot encode", () => {
@@ -99,8 +101,10 @@ describe("backbone frame codec", () => {
     const cases: [string, number, number][] = [
       ["01", FRAME_TRUNCATED, 0], // no length: the message is cut short where it starts
       ["010502", FRAME_TRUNCATED, 0], // body runs past the end
-      ["0a", FRAME_KIND, 0],
+      ["7f", FRAME_KIND, 0],
       ["00", FRAME_KIND, 0],
+      ["0f00", FRAME_KIND, 0],
+      ["1100", FRAME_KIND, 0],
       ["018000", FRAME_VARINT, 1], // 0 in two bytes: not the shortest form
       ["01ffffffffffffffff01", FRAME_VARINT, 1], // more than 8 bytes
       ["01808080808080801000", FRAME_VARINT, 1], // 2^53: one past the largest

@@ -30,7 +30,7 @@ describe("controller database: one schema on PGlite and on a real Postgres", fun
           assert.equal(n[0].n, all.length);
           const tables = await db.query<{ t: string }>(
             "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
-          assert.deepEqual(tables.map((r) => r.t), ["audit", "backbone_key", "command_counters", "commands", "controllers", "devices", "gateway_leases", "master_keys", "mqtt_credentials", "outbox", "responder_keys", "routes", "schema_migrations", "sessions"]);
+          assert.deepEqual(tables.map((r) => r.t), ["audit", "backbone_key", "command_counters", "commands", "controllers", "device_sessions", "devices", "gateway_leases", "master_keys", "mqtt_credentials", "outbox", "responder_keys", "routes", "schema_migrations", "sessions"]);
         } finally {
           await db.close();
         }

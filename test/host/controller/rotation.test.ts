@@ -10,6 +10,7 @@ import { MasterKey, MasterKeyError } from "../../../host/controller/masterkey";
 import { recordMasterKey } from "../../../host/controller/rotation";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
 import { Logger, memorySink } from "../../../host/telemetry/log";
+import { handoffOf } from "../../harness/handoff";
 import { BACKENDS, stopSharedPostgres } from "./backends";
 
 after(stopSharedPostgres);
@@ -21,9 +22,21 @@ async function provisionPsk(store: ControllerStore, n: number, into: Map<string,
   }
 }
 
+/** A session of each device handed over by a terminate gateway (session-store.ts): its SPI and saved form. */
+async function handOver(store: ControllerStore, devices: string[]): Promise<Map<number, string>> {
+  const h = handoffOf(store);
+  const saved = new Map<number, string>();
+  for (const [i, device] of devices.entries()) {
+    const text = h.saved(device, 100 + i);
+    assert.equal(await h.report("gw0", device, 100 + i, 2048, 7, text), "grant,0,2048");
+    saved.set(100 + i, text);
+  }
+  return saved;
+}
+
 async function wrapVersions(store: ControllerStore): Promise<number[]> {
   const rows = await store.db.query<{ v: number }>(
-    "SELECT DISTINCT wrap_version AS v FROM devices WHERE wrap_version IS NOT NULL UNION SELECT wrap_version FROM responder_keys ORDER BY 1");
+    "SELECT DISTINCT wrap_version AS v FROM devices WHERE wrap_version IS NOT NULL UNION SELECT wrap_version FROM responder_keys UNION SELECT wrap_version FROM device_sessions ORDER BY 1");
   return rows.map((r) => r.v);
 }
 
@@ -119,6 +132,7 @@ for (const b of BACKENDS) {
       let store = await openControllerStore({ db: dbo, masterKeys: [k1] });
       const psk = new Map<string, string>();
       await provisionPsk(store, 10, psk);
+      const sessions = await handOver(store, [...psk.keys()]);
       let batches = 0;
       await assert.rejects(store.rotateMasterKey(k2, { batchSize: 3, onStep: (step) => { if (step === "rewrapped" && ++batches === 2) throw new Error("power cut"); } }), /power cut/);
       assert.deepEqual(await wrapVersions(store), [1, 2]);
@@ -132,6 +146,8 @@ for (const b of BACKENDS) {
         assert.deepEqual(await wrapVersions(store), [2]);
         assert.deepEqual(store.keyring.versions(), [2]);
         for (const [id, key] of psk) assert.equal(hex((await store.registry.lookupPsk(id))!.current), key);
+        // The handed-over sessions were re-wrapped too, and resume with their keys intact.
+        for (const [spi, text] of sessions) assert.equal(await handoffOf(store).fetch("gw1", spi), `resume,2048,4096,7,${text}`);
       } finally {
         await store.close();
       }

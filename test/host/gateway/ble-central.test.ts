@@ -12,10 +12,10 @@ const bytes = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, i)
 function central(noble: () => Promise<NobleLike>, poweredOnMs = 2000) {
   const logs: { level: string; msg: string }[] = [];
   const events: string[] = [];
-  const packets: { link: string; bytes: Uint8Array }[] = [];
+  const packets: { link: string; bytes: Uint8Array; rssi?: number }[] = [];
   const log = Logger.create({ level: "debug", stream: { write: (l: string) => logs.push(JSON.parse(l)) } });
   const c = new BleCentral({ log, noble, poweredOnMs }, {
-    input: (link, b) => packets.push({ link, bytes: b }),
+    input: (link, b, signal) => packets.push({ link, bytes: b, rssi: signal?.rssi }),
     connected: (link) => events.push(`up ${link}`),
     disconnected: (link) => events.push(`down ${link}`),
   });
@@ -38,6 +38,7 @@ describe("BLE central (fake adapter, firmware BLE link on the boards)", () => {
     await until(() => w.packets.length === sizes.length, "every device packet reassembled");
     assert.deepEqual(w.packets.map((p) => p.link), sizes.map(() => link));
     sizes.forEach((n, i) => assert.deepEqual(w.packets[i].bytes, bytes(n, i)));
+    assert.deepEqual(w.packets.map((p) => p.rssi), sizes.map(() => -67), "each packet carries the RSSI noble measured");
     assert.equal(board.notifySizes.length, sizes.reduce((a, n) => a + bleChunkCount(n, 23), 0));
 
     for (const [i, n] of sizes.entries()) assert.ok(w.c.send({ link, bytes: bytes(n, 100 + i) }));
@@ -45,6 +46,10 @@ describe("BLE central (fake adapter, firmware BLE link on the boards)", () => {
     sizes.forEach((n, i) => assert.deepEqual(board.received[i], bytes(n, 100 + i)));
     assert.ok(board.writeSizes.every((s) => s <= 20) && board.writeSizes.length === sizes.reduce((a, n) => a + bleChunkCount(n, 23), 0));
     assert.equal(board.oversize, 0);
+    board.rssi = 127; // noble's "not known"
+    assert.ok(board.deviceSend(bytes(5, 9)));
+    await until(() => w.packets.length === sizes.length + 1, "one more packet");
+    assert.equal(w.packets.pop()!.rssi, undefined, "an RSSI noble does not know is left unknown");
   });
 
   it("forgets a board that disconnects and reconnects it when it is seen again", async () => {

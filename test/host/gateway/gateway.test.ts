@@ -5,11 +5,12 @@ import { ackCount, dataBody, encodeAck, encodeData, messageId, messageKind, MSG_
 import { Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_EVENT, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
+import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
 import { readSessionEvent } from "../../../host/backbone/session-event";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
+import { readGatewayStatus, type GatewayReport } from "../../../host/backbone/gateway-status";
 import { silentLogger } from "../../../host/telemetry/log";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -36,7 +37,10 @@ function world() {
   return { gw, ep, link, kid };
 }
 
-/** Everything the gateway has queued for the controller since the last call, decoded. */
+/**
+ * Everything the gateway has queued for the controller since the last call, decoded; each session it hands
+ * over is granted as the controller would (host/controller/session-store.ts), so its ACKs may be sealed.
+ */
 function queued(gw: Gateway): Uplink[] {
   const ups: Uplink[] = [];
   while (gw.client.peer.out.hasUnsent) {
@@ -44,7 +48,13 @@ function queued(gw: Gateway): Uplink[] {
     gw.client.peer.out.takeBatch(chunks, 1 << 20, 1 << 14);
     const ms = decodeBatch(Buffer.concat(chunks));
     assert.ok(!(ms instanceof FrameError), String(ms));
-    for (const m of ms) if (m.kind === KIND_UPLINK) ups.push(m);
+    for (const m of ms) {
+      if (m.kind === KIND_UPLINK) ups.push(m);
+      if (m.kind !== KIND_SESSION_STATE) continue;
+      const f = Buffer.from(m.payload).toString().split(",");
+      const spi = Number(f[0]);
+      gw.client.emit("message", { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(`grant,${f[7]},${f[1]}`) });
+    }
   }
   return ups;
 }
@@ -111,6 +121,33 @@ describe("Gateway (terminate): readings into the backbone queue, ACKs once the c
   });
 });
 
+/**
+ * The report the gateway would send now, everything in it (as after a reconnect). Sessions are reported open
+ * from the device side's poll, which the gateway's timer runs (never started here): run by hand first.
+ */
+function report(gw: Gateway): GatewayReport {
+  gw.devices!.poll(Date.now());
+  gw.status.reconnected();
+  const r = readGatewayStatus(gw.status.next(Date.now())!.status);
+  assert.ok(typeof r !== "string", r as string);
+  return r;
+}
+
+describe("Gateway (terminate): GATEWAY_STATUS", () => {
+  it("reports its queues, and each device's signal from the records of its session", () => {
+    const { gw, ep, link, kid } = world();
+    sessionSend(ep.session!, encodeData(5, Buffer.from("a reading")), Date.now());
+    for (const o of epTakeOutput(ep)) gw.input(link, o.bytes, { rssi: -71 });
+    const r = report(gw);
+    assert.deepEqual([r.sessions, r.readings, r.commands], [1, 1, 0], "one session, its reading held until the controller has it");
+    assert.ok(r.backbone.messages >= 2 && r.backbone.bytes > 0, JSON.stringify(r.backbone));
+    assert.deepEqual(r.queues, [{ device: hex(kid), commands: 0, readings: 1 }]);
+    assert.deepEqual(r.signals, [{ device: hex(kid), link: "ble", rssi: -71, rssiAvg: -71 }]);
+    gw.client.emit("acked", gw.client.peer.out.end);
+    assert.deepEqual([report(gw).readings, report(gw).queues], [0, []]);
+  });
+});
+
 describe("Gateway (terminate) with its device side over two worker threads, shared out by SPI", () => {
   const wait = () => new Promise((r) => setTimeout(r, 10));
   async function until<T>(what: string, f: () => T | undefined): Promise<T> {
@@ -169,13 +206,20 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
       queued(gw);
       devs.forEach((d, i) => {
         sessionSend(d.ep.session!, encodeData(50 + i, Buffer.from(`reading of ${i}`)), Date.now());
-        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
+        for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes, { rssi: -60 - i });
       });
       const ups: Uplink[] = [];
       await until("the readings in the backbone queue", () => (ups.push(...queued(gw)), ups.length >= devs.length ? true : undefined));
       assert.deepEqual(ups.map((u) => `${hex(u.device)}:${Buffer.from(u.payload).subarray(UPLINK_HEAD).toString()}`).sort(), devs.map((d, i) => `${hex(d.kid)}:reading of ${i}`).sort());
       await wait();
       assert.ok(devs.every((d) => deliver(d) === 0), "no ACK before the controller has the readings");
+      // The workers' queues, as they answer the report's request; each device's signal, whichever worker has it.
+      const r = await until("the workers' queues and sessions in the report", () => {
+        const x = report(gw);
+        return x.readings === devs.length && x.signals.length === devs.length ? x : undefined;
+      });
+      assert.equal(r.sessions, devs.length);
+      assert.deepEqual(r.signals.map((x) => `${x.device} ${x.rssi}`).sort(), devs.map((d, i) => `${hex(d.kid)} ${-60 - i}`).sort());
       gw.client.emit("acked", gw.client.peer.out.end);
       const acks: number[] = [];
       await until("the ACKs", () => {

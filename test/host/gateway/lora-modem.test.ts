@@ -14,6 +14,7 @@ import { hostCodec } from "../../../host/record/gpcomp";
 import { DeviceGateway, LORA, TID_LORA, Uplink } from "../../../host/gateway/devices";
 import { LoraModemLink, LoraModemOptions } from "../../../host/gateway/links/lora-modem";
 import { P2P_DEFAULTS, p2pAirtimeMs } from "../../../host/gateway/links/lora-p2p";
+import type { RadioSignal } from "../../../host/gateway/radio-signal";
 import { Logger } from "../../../host/telemetry/log";
 import { FakeRak3172 } from "../../harness/lora-modem-fake";
 import { hasSocat, PtyPair } from "../../harness/pty-pair";
@@ -41,7 +42,7 @@ function pair() {
   return { gw, ep: epNew(cfg) };
 }
 
-type World = { gw: DeviceGateway; ep: Endpoint; modem: LoraModemLink; fake: FakeRak3172; ups: Uplink[]; acked: number[]; logs: string[]; device: (frame?: Uint8Array) => void };
+type World = { gw: DeviceGateway; ep: Endpoint; modem: LoraModemLink; fake: FakeRak3172; ups: Uplink[]; acked: number[]; logs: string[]; signals: (RadioSignal | undefined)[]; device: (frame?: Uint8Array) => void };
 
 /** The device answers what it hears, one frame at a time, sending only when the gateway listens. */
 function deviceSide(w: Omit<World, "modem" | "device">): (frame?: Uint8Array) => void {
@@ -76,10 +77,11 @@ describe("LoRa modem link (RAK3172 over a serial line)", function () {
     const fake = await FakeRak3172.open(pty.b);
     open.push(fake);
     const { gw, ep } = pair();
-    const partial = { gw, ep, fake, ups: [] as Uplink[], acked: [] as number[], logs: [] as string[] };
+    const partial = { gw, ep, fake, ups: [] as Uplink[], acked: [] as number[], logs: [] as string[], signals: [] as (RadioSignal | undefined)[] };
     const modem: LoraModemLink = new LoraModemLink({ path: pty.a, log: logger(partial.logs), commandTimeoutMs: 300, p2p: P2P_DEFAULTS, ...over }, {
       // The minimal adapter host/gateway/gateway.ts is to the link: packets in, uplinks and downlinks out.
-      input: (link, bytes) => {
+      input: (link, bytes, signal) => {
+        partial.signals.push(signal);
         gw.input(link, bytes, Date.now());
         partial.ups.push(...gw.takeUplinks());
         for (const o of gw.takeOutput()) modem.send(o);
@@ -123,8 +125,9 @@ describe("LoRa modem link (RAK3172 over a serial line)", function () {
     w.fake.emitLine("+EVT:RXP2P:-60:8:"); // no frame
     await until(() => w.modem.stats.badLines === before + 3, "three bad lines counted");
     const frame = Uint8Array.of(1, 2, 3);
-    assert.equal(await w.fake.deviceTransmit(frame), true);
+    assert.equal(await w.fake.deviceTransmit(frame, -104, -7), true);
     await until(() => w.modem.stats.received === 1, "a good frame after the garbage delivered");
+    assert.deepEqual(w.signals, [{ rssi: -104, snr: -7 }], "the frame's RSSI and SNR as the modem reported them");
     assert.equal(w.gw.stats.packets, 1); // and it reached the gateway (which judges three bytes as it will)
   });
 

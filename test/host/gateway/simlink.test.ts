@@ -46,7 +46,7 @@ describe("simulator link: only a simulator holding the secret gets in", function
   const cleanup: (() => void)[] = [];
   beforeEach(async () => {
     got.length = 0;
-    server = new SimLinkServer({ packet: (l, b) => void got.push(`${l}:${Buffer.from(b).toString()}`), connected: () => {}, disconnected: () => {} }, secret);
+    server = new SimLinkServer({ packet: (l, b, signal) => void got.push(`${l}:${Buffer.from(b).toString()}${signal ? ` ${JSON.stringify(signal)}` : ""}`), connected: () => {}, disconnected: () => {} }, secret);
     port = await server.listen(0);
   });
   afterEach(async () => {
@@ -79,6 +79,16 @@ describe("simulator link: only a simulator holding the secret gets in", function
     await until(() => got.length === 2, "its next packet");
     assert.deepEqual(got, ["ble:a:1", "ble:a:2"]);
     assert.equal(sim.connects, 1, "the simulator had to reconnect");
+  });
+
+  it("carries each packet's radio signal (RSSI, LoRa SNR) with it, and a packet without one as before", async () => {
+    const sim = client(secret);
+    await until(() => sim.attached && server.attached, "the simulator authenticated");
+    sim.input("lora", Buffer.from("a"), 0, { rssi: -112, snr: -7.25 });
+    sim.input("ble:b", Buffer.from("b"), 0, { rssi: -58 });
+    sim.input("ble:b", Buffer.from("c"));
+    await until(() => got.length === 3, "three packets");
+    assert.deepEqual(got, ['lora:a {"rssi":-112,"snr":-7.25}', 'ble:b:b {"rssi":-58}', "ble:b:c"]);
   });
 
   it("a flood of silent connections from the simulator's own address neither keeps it out nor displaces it", async () => {

@@ -3,7 +3,7 @@
 // or a pointer stays put.
 import { $, ago, cell, fill, h, short, table, time } from "./dom.js";
 
-const FLEET_HEADERS = ["Name", "Device", "Board", "Mode", "Online", "Last seen", "Link", "Readings/min", "Session", "Commands"];
+const FLEET_HEADERS = ["Name", "Device", "Board", "Mode", "Online", "Last seen", "Link", "RSSI", "Readings/min", "Session", "Commands"];
 
 /** The fleet table, or an update of the one on the page. */
 export function drawFleet(state, go) {
@@ -46,12 +46,20 @@ function fleetRow(r, go) {
     r.revoked ? "revoked" : h("span", { class: r.online ? "yes" : "no" }, r.online ? "online" : "offline"),
     h("span", { "data-ago": r.lastSeen ?? "" }, ago(r.lastSeen)),
     r.link ?? "",
+    signalText(r.signal),
     String(r.perMinute),
     r.session === null ? "none" : h("span", { class: "mono" }, `SPI ${hexSpi(r.session.spi)}`),
     `${r.commands.sent + r.commands.acked + r.commands.lost} sent, ${r.commands.acked} acked` + (r.commands.lost > 0 ? `, ${r.commands.lost} lost` : ""),
   ];
   return h("tr", { "data-id": r.id, class: `link${r.revoked ? " revoked" : ""}`, tabindex: "0", on: { click: () => go(r.id), keydown: (e) => e.key === "Enter" && go(r.id) } },
     cells.map((c, i) => cell(FLEET_HEADERS[i], c)));
+}
+
+/** "-67 dBm" (BLE), "-104 dBm, SNR -3.5 dB" (LoRa), or "unknown" (relay mode, or not reported yet). */
+export function signalText(s) {
+  if (s === null || s === undefined) return h("span", { class: "hint" }, "unknown");
+  return h("span", { class: "signal", title: `smoothed ${s.rssiAvg} dBm over ${s.link}, reported ${time(s.at)}` },
+    `${s.rssi} dBm` + (s.snr === null ? "" : `, SNR ${s.snr} dB`));
 }
 
 export const hexSpi = (spi) => `0x${spi.toString(16).padStart(6, "0")}`;
@@ -63,14 +71,21 @@ export function tickAgo() {
 
 export function drawGateways(state) {
   const queues = Object.entries(state.queues);
+  const own = (g, f) => (g.reported === null ? h("span", { class: "hint" }, "not reported") : f(g.reported));
   fill($("gateways"),
     h("h1", {}, "Gateways"),
-    table(["Gateway", "Mode", "Connected", "Queue to it", "Awaiting durable", "Messages from it", "Readings"],
+    table(["Gateway", "Mode", "Connected", "Queue to it", "Awaiting durable", "Messages from it", "Readings", "Its backbone queue", "Held commands", "Held readings", "Sessions", "Dropped"],
       state.gateways.map((g) => [h("span", { class: "mono" }, g.kid), g.mode, h("span", { class: g.connected ? "yes" : "no" }, g.connected ? "yes" : "no"),
-        String(g.queueToGateway), String(g.awaitingDurable), String(g.received), String(g.readings)]), { id: "gateways-table" }),
+        String(g.queueToGateway), String(g.awaitingDurable), String(g.received), String(g.readings),
+        own(g, (r) => `${r.backbone.messages} msgs, ${r.backbone.bytes} B`), own(g, (r) => String(r.commands)), own(g, (r) => String(r.readings)),
+        own(g, (r) => String(r.sessions)), own(g, (r) => String(r.dropped))]), { id: "gateways-table" }),
+    h("h2", {}, "Devices with the most held at their gateway"),
+    table(["Gateway", "Device", "Held commands", "Held readings"], state.gateways.flatMap((g) => (g.reported?.queues ?? []).map((q) =>
+      [h("span", { class: "mono" }, short(g.kid)), h("span", { class: "mono" }, q.device), String(q.commands), String(q.readings)])), { id: "gateway-queues-table" }),
     h("h2", {}, "Controller queues"),
     table(["Queue", "Messages waiting"], queues.map(([k, v]) => [k, String(v)])),
-    h("p", { class: "hint" }, "Queue to it: backbone messages sent to the gateway and not yet acknowledged. Awaiting durable: its messages this controller holds until MQTT or the database has them."));
+    h("p", { class: "hint" }, "Queue to it: backbone messages sent to the gateway and not yet acknowledged. Awaiting durable: its messages this controller holds until MQTT or the database has them. " +
+      "The rest is what the gateway reports of itself every few seconds: its backbone queue to the controller (not yet acknowledged), commands held for devices, readings held until durable here, device sessions open, device messages dropped."));
 }
 
 /**
@@ -103,7 +118,7 @@ export function drawDevice(state, actions) {
     fact("Device id", h("span", { class: "mono" }, r.id)), fact("Board", r.board), fact("Mode", r.mode),
     fact("State", r.revoked ? h("span", { class: "no", id: "device-state" }, "revoked") : h("span", { class: r.online ? "yes" : "no", id: "device-state" }, r.online ? "online" : "offline")),
     fact("Last seen", h("span", { "data-ago": r.lastSeen ?? "" }, ago(r.lastSeen))), fact("Gateway", h("span", { class: "mono" }, r.gateway ?? "")),
-    fact("Link", r.link ?? ""), fact("Readings/min", String(r.perMinute)),
+    fact("Link", r.link ?? ""), fact("Signal", h("span", { id: "device-signal" }, signalText(r.signal))), fact("Readings/min", String(r.perMinute)),
     fact("Key epoch", `generation ${r.generation} (each key rotation or psk evolution moves it on)`));
   fill($("device-sessions"), table(["SPI", "Gateway", "Opened", "Closed", "Reason"], d.sessions.map((s) => [h("span", { class: "mono" }, hexSpi(s.spi)),
     h("span", { class: "mono" }, short(s.gateway)), time(s.openedAt), s.closedAt === null ? h("span", { class: "yes" }, "open") : time(s.closedAt), s.closeReason ?? ""]),

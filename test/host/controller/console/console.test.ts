@@ -77,6 +77,31 @@ describe("web console in headless Chromium", function () {
       await page.waitForFunction(() => document.getElementById("online-count")?.textContent === "3/3", undefined, { timeout: 90_000 });
       await page.waitForFunction(() => [...document.querySelectorAll("#fleet-table tbody tr")].every((tr: any) => /SPI 0x/.test(tr.textContent ?? "")), undefined, { timeout: 30_000 });
 
+      // Each device's signal: in terminate mode the gateway reports the RSSI of its records (GATEWAY_STATUS);
+      // a relay gateway cannot say (RELAY_UP has no room for it), so the console says it is unknown.
+      const rssiCells = () => page.$$eval('#fleet-table tbody td[data-label="RSSI"]', (tds) => tds.map((td: any) => td.textContent));
+      if (mode === "terminate") {
+        await page.waitForFunction(() => {
+          const tds = [...document.querySelectorAll('#fleet-table tbody td[data-label="RSSI"]')];
+          return tds.length === 3 && tds.every((td: any) => /^-\d+ dBm$/.test(td.textContent));
+        }, undefined, { timeout: 30_000 });
+        const api = await (await fetch(`${admin}/v1/fleet`, { headers: { authorization: `Bearer ${s.adminToken}` } })).json() as { devices: { signal: { link: string; rssi: number; rssiAvg: number; snr: number | null } | null }[] };
+        for (const d of api.devices) {
+          assert.ok(d.signal !== null && d.signal.link === "ble" && d.signal.snr === null, JSON.stringify(d.signal));
+          assert.ok(d.signal.rssi >= -95 && d.signal.rssi <= -40 && d.signal.rssiAvg >= -95 && d.signal.rssiAvg <= -40, `a BLE RSSI in dBm: ${JSON.stringify(d.signal)}`);
+        }
+      } else {
+        assert.deepEqual(await rssiCells(), ["unknown", "unknown", "unknown"]);
+      }
+
+      // The gateway's own queues as it reports them, live.
+      await page.click("#nav-gateways");
+      await page.waitForFunction(() => /^\d+ msgs, \d+ B$/.test(document.querySelector('#gateways-table tbody td[data-label="Its backbone queue"]')?.textContent ?? ""), undefined, { timeout: 30_000 });
+      // Device sessions the gateway holds: the three boards' in terminate mode, none in relay mode (the controller holds them).
+      await page.waitForFunction((n) => document.querySelector('#gateways-table tbody td[data-label="Sessions"]')?.textContent === n, mode === "terminate" ? "3" : "0", { timeout: 30_000 });
+      assert.match((await page.textContent('#gateways-table tbody td[data-label="Held commands"]')) ?? "", /^\d+$/);
+      await page.screenshot({ path: shot("gateways"), fullPage: true });
+
       // Provision: the configuration is shown once, as text and as a QR code of that text.
       await page.click("#nav-provision");
       await page.selectOption("#provision-board", "banglejs2");
@@ -102,6 +127,7 @@ describe("web console in headless Chromium", function () {
       await page.waitForFunction(() => document.getElementById("device-state")?.textContent === "online", undefined, { timeout: 60_000 });
       await page.waitForFunction(() => /open/.test(document.querySelector("#sessions-table tbody")?.textContent ?? ""), undefined, { timeout: 30_000 });
       await page.waitForFunction(() => (document.querySelectorAll("#readings-table tbody tr").length ?? 0) >= 2, undefined, { timeout: 30_000 });
+      if (mode === "terminate") await page.waitForFunction(() => /^-\d+ dBm$/.test(document.getElementById("device-signal")?.textContent ?? ""), undefined, { timeout: 30_000 });
       // A command (LED on) goes down through the gateway; the console shows it acknowledged by the board.
       await page.fill("#command-bytes", "02 01");
       await page.click("#command-form button[type=submit]");
