@@ -5,7 +5,7 @@ import { ackCount, dataBody, encodeAck, encodeData, messageId, messageKind, MSG_
 import { Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, Uplink } from "../../../host/backbone/frame";
+import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, type Message, Uplink } from "../../../host/backbone/frame";
 import { readSessionEvent } from "../../../host/backbone/session-event";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
@@ -41,22 +41,27 @@ function world() {
  * Everything the gateway has queued for the controller since the last call, decoded; each session it hands
  * over is granted as the controller would (host/controller/session-store.ts), so its ACKs may be sealed.
  */
-function queued(gw: Gateway): Uplink[] {
-  const ups: Uplink[] = [];
+function drained(gw: Gateway): Message[] {
+  const out: Message[] = [];
   while (gw.client.peer.out.hasUnsent) {
     const chunks: Uint8Array[] = [];
     gw.client.peer.out.takeBatch(chunks, 1 << 20, 1 << 14);
     const ms = decodeBatch(Buffer.concat(chunks));
     assert.ok(!(ms instanceof FrameError), String(ms));
     for (const m of ms) {
-      if (m.kind === KIND_UPLINK) ups.push(m);
+      out.push(m);
       if (m.kind !== KIND_SESSION_STATE) continue;
       const f = Buffer.from(m.payload).toString().split(",");
       const spi = Number(f[0]);
       gw.client.emit("message", { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(`grant,${f[7]},${f[1]}`) });
     }
   }
-  return ups;
+  return out;
+}
+
+/** The readings among drained(). */
+function queued(gw: Gateway): Uplink[] {
+  return drained(gw).filter((m): m is Uplink => m.kind === KIND_UPLINK);
 }
 
 /** The ids the device's ACKs name, from the gateway's output. */
@@ -241,16 +246,10 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
       /** COMMAND_STATE events in the backbone queue since the last call: "device:id:state". */
       const states = (): string[] => {
         const out: string[] = [];
-        while (gw.client.peer.out.hasUnsent) {
-          const chunks: Uint8Array[] = [];
-          gw.client.peer.out.takeBatch(chunks, 1 << 20, 1 << 14);
-          const ms = decodeBatch(Buffer.concat(chunks));
-          assert.ok(!(ms instanceof FrameError), String(ms));
-          for (const m of ms) {
-            if (m.kind !== KIND_SESSION_EVENT) continue;
-            const n = readSessionEvent(m);
-            if (typeof n !== "string" && n.event === "command") out.push(`${n.device}:${n.id}:${n.state}`);
-          }
+        for (const m of drained(gw)) {
+          if (m.kind !== KIND_SESSION_EVENT) continue;
+          const n = readSessionEvent(m);
+          if (typeof n !== "string" && n.event === "command") out.push(`${n.device}:${n.id}:${n.state}`);
         }
         return out;
       };
