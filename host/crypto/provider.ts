@@ -1,7 +1,7 @@
 // The host's CryptoProvider: node:crypto for everything (OpenSSL's X25519, SHA-256 and AES-CCM), so the
 // gateway runs the same handshake code as the boards at native speed.
 import * as crypto from "node:crypto";
-import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from "node:crypto";
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes, randomFillSync, type KeyObject } from "node:crypto";
 import type { CryptoProvider } from "../../firmware/crypto/provider";
 import type { KeyPair } from "../../firmware/handshake/dh";
 import { nodeCcm } from "./aead";
@@ -22,12 +22,27 @@ export function x25519PrivateKey(s: Uint8Array): KeyObject {
   return k;
 }
 
-// Static public keys (a pinned gateway key, a registered device's key) come back in every handshake, so
-// their imported KeyObjects are kept; the cache is bounded because ephemeral keys never repeat.
+// Public keys are found by their array first: a handshake passes the same array for both X25519 calls on a
+// peer's ephemeral key, and a registry hands out the same array for a static key every time, so the second
+// call costs neither an import nor a base64url encoding. The bytes are compared before the key is used: an
+// array written to after its import (a reused buffer) is looked up by its new bytes, never by the old key.
+const publicByArray = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>();
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// Static public keys (a pinned gateway key, a registered device's key) come back in every handshake, also
+// in arrays of their own, so their imported KeyObjects are kept by value too; the cache is bounded because
+// ephemeral keys never repeat.
 const publicKeys = new Map<string, KeyObject>();
 const PUBLIC_CACHE = 4096;
 
 export function x25519PublicKey(u: Uint8Array): KeyObject {
+  const known = publicByArray.get(u);
+  if (known !== undefined && sameBytes(known.bytes, u)) return known.key;
   const x = Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64url");
   let k = publicKeys.get(x);
   if (!k) {
@@ -35,6 +50,7 @@ export function x25519PublicKey(u: Uint8Array): KeyObject {
     if (publicKeys.size >= PUBLIC_CACHE) publicKeys.delete(publicKeys.keys().next().value as string);
     publicKeys.set(x, k);
   }
+  publicByArray.set(u, { bytes: Uint8Array.from(u), key: k });
   return k;
 }
 
@@ -47,6 +63,25 @@ export function nodeX25519(s: Uint8Array, u: Uint8Array): Uint8Array {
   }
 }
 
+// Scalars are drawn from the CSPRNG SCALARS_PER_DRAW at a time: one randomBytes call costs about as much as
+// hashing a key pair's worth of transcript. Each scalar's bytes are wiped from the pool as it is handed out.
+const SCALARS_PER_DRAW = 64;
+const scalarPool = Buffer.alloc(32 * SCALARS_PER_DRAW);
+let scalarsLeft = 0;
+
+function randomScalarBytes(): Uint8Array {
+  if (scalarsLeft === 0) {
+    randomFillSync(scalarPool);
+    scalarsLeft = SCALARS_PER_DRAW;
+  }
+  scalarsLeft--;
+  const from = scalarsLeft * 32;
+  const s = new Uint8Array(32);
+  s.set(scalarPool.subarray(from, from + 32));
+  scalarPool.fill(0, from, from + 32);
+  return s;
+}
+
 /**
  * A fresh X25519 key pair: a random scalar (clamped, as OpenSSL's keygen leaves it) imported into OpenSSL,
  * which derives the public key, read back from the key's JWK. Not generateKeyPairSync and an export: on
@@ -55,7 +90,7 @@ export function nodeX25519(s: Uint8Array, u: Uint8Array): Uint8Array {
  * which takes the same mutex). One such key pair in some thousands hung the scaling bench for good.
  */
 export function nodeKeyPair(): KeyPair {
-  const s = new Uint8Array(randomBytes(32));
+  const s = randomScalarBytes();
   s[0] &= 248;
   s[31] = (s[31] & 127) | 64;
   const k = x25519PrivateKey(s);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { x25519Base } from "../../../firmware/crypto/x25519";
+import { x25519, x25519Base } from "../../../firmware/crypto/x25519";
 import { nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -13,5 +13,16 @@ describe("host/crypto/provider: key pairs", () => {
       assert.equal(hex(a.S), hex(x25519Base(a.s)));
       assert.equal(hex(nodeX25519(a.s, b.S)), hex(nodeX25519(b.s, a.S)));
     }
+  });
+});
+
+describe("host/crypto/provider: X25519 public keys", () => {
+  it("uses an array's current bytes when it was written to after an X25519 on it (a reused buffer)", () => {
+    const me = nodeKeyPair(), a = nodeKeyPair(), b = nodeKeyPair();
+    const buf = Uint8Array.from(a.S);
+    assert.equal(hex(nodeX25519(me.s, buf)), hex(nodeX25519(a.s, me.S)));
+    buf.set(b.S);
+    assert.equal(hex(nodeX25519(me.s, buf)), hex(nodeX25519(b.s, me.S)));
+    assert.equal(hex(nodeX25519(me.s, buf)), hex(x25519(me.s, b.S)));
   });
 });
