@@ -35,10 +35,23 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 // Static public keys (a pinned gateway key, a registered device's key) come back in every handshake, also
-// in arrays of their own, so their imported KeyObjects are kept by value too; the cache is bounded because
-// ephemeral keys never repeat.
+// in arrays of their own, so their imported KeyObjects are kept by value too, from their second import on:
+// ephemeral keys never come back, and each one kept would outlive the young generation (a KeyObject that
+// survives a scavenge is copied, then promoted, then freed by a full collection). An import is remembered
+// by a fingerprint of its bytes in a small table (a false match only keeps one more key in the cache).
 const publicKeys = new Map<string, KeyObject>();
 const PUBLIC_CACHE = 4096;
+const importedOnce = new Int32Array(PUBLIC_CACHE);
+
+/** True when u's bytes were imported before (as far as the table remembers); remembers them otherwise. */
+function importedBefore(u: Uint8Array): boolean {
+  if (u.length < 6) return false;
+  const slot = (u[4] | (u[5] << 8)) & (PUBLIC_CACHE - 1);
+  const print = u[0] | (u[1] << 8) | (u[2] << 16) | (u[3] << 24) | 1; // never 0, the empty slot
+  if (importedOnce[slot] === print) return true;
+  importedOnce[slot] = print;
+  return false;
+}
 
 export function x25519PublicKey(u: Uint8Array): KeyObject {
   const known = publicByArray.get(u);
@@ -47,8 +60,10 @@ export function x25519PublicKey(u: Uint8Array): KeyObject {
   let k = publicKeys.get(x);
   if (!k) {
     k = createPublicKey({ key: { kty: "OKP", crv: "X25519", x }, format: "jwk" });
-    if (publicKeys.size >= PUBLIC_CACHE) publicKeys.delete(publicKeys.keys().next().value as string);
-    publicKeys.set(x, k);
+    if (importedBefore(u)) {
+      if (publicKeys.size >= PUBLIC_CACHE) publicKeys.delete(publicKeys.keys().next().value as string);
+      publicKeys.set(x, k);
+    }
   }
   publicByArray.set(u, { bytes: Uint8Array.from(u), key: k });
   return k;
