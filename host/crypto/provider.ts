@@ -53,6 +53,11 @@ function importedBefore(u: Uint8Array): boolean {
   return false;
 }
 
+/** How many public keys are kept by value (for tests: ephemeral keys are not). */
+export function x25519PublicKeysKept(): number {
+  return publicKeys.size;
+}
+
 export function x25519PublicKey(u: Uint8Array): KeyObject {
   const known = publicByArray.get(u);
   if (known !== undefined && sameBytes(known.bytes, u)) return known.key;

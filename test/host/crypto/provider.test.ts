@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { x25519, x25519Base } from "../../../firmware/crypto/x25519";
-import { nodeKeyPair, nodeX25519 } from "../../../host/crypto/provider";
+import { randomBytes } from "node:crypto";
+import { nodeKeyPair, nodeX25519, x25519PublicKeysKept } from "../../../host/crypto/provider";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -24,5 +25,17 @@ describe("host/crypto/provider: X25519 public keys", () => {
     buf.set(b.S);
     assert.equal(hex(nodeX25519(me.s, buf)), hex(nodeX25519(b.s, me.S)));
     assert.equal(hex(nodeX25519(me.s, buf)), hex(x25519(me.s, b.S)));
+  });
+
+  it("keeps a public key by value from its second import on, not an ephemeral key seen once", () => {
+    const me = nodeKeyPair();
+    const before = x25519PublicKeysKept();
+    for (let i = 0; i < 200; i++) nodeX25519(me.s, randomBytes(32));
+    assert.equal(x25519PublicKeysKept(), before);
+    const peer = nodeKeyPair();
+    const first = nodeX25519(me.s, Uint8Array.from(peer.S));
+    const second = nodeX25519(me.s, Uint8Array.from(peer.S)); // the same key in another array: a static key from a registry
+    assert.equal(x25519PublicKeysKept(), before + 1);
+    assert.equal(hex(first), hex(second));
   });
 });
