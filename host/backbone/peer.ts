@@ -190,7 +190,7 @@ export class BackbonePeer extends EventEmitter {
         this.stats.sent += taken;
         if (chunks.length === 0) return;
         this.stats.batches++;
-        // Sealed at once: the chunks are views of the queue, valid until its next push.
+        // The chunks are views of the queue's blocks, which stay as they are until acknowledged.
         conn.sendBatch(chunks);
       }
     });
