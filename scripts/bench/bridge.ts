@@ -131,7 +131,7 @@ export async function allocation(f: Fleet): Promise<Allocation> {
   const per = 100 * BURST;
   const r = records(f.terminate.devices, 2 * per);
   const part = (k: number): Records => ({ dev: r.dev.subarray(k * per, (k + 1) * per), recs: r.recs.slice(k * per, (k + 1) * per) });
-  settle();
+  await settle();
   const terminate = await allocatedPerReading(terminateSteps(f.terminate, part(0)), 8);
   const device = await allocatedPerReading(deviceSteps(f.terminate, part(1)), 8);
   const perTurn: [number, number] = [64, 512];
@@ -150,7 +150,7 @@ async function largestUnderGoal(f: Bridge): Promise<{ rate: number; tried: strin
     const runs: Run[] = [];
     for (let k = 0; k < 3; k++) {
       const r = records(f.devices, Math.round((rate * SEARCH_MS) / 1000));
-      settle();
+      await settle();
       runs.push(await run(f, r, rate));
     }
     const p99 = median(runs.map((x) => x.p99));
@@ -190,20 +190,20 @@ export async function benchBridge(): Promise<string> {
     for (let k = 0; k < SLICES; k++) {
       const recs = records(f.terminate.devices, n);
       const other = records(f.terminate.devices, n);
-      settle();
+      await settle();
       add("floor", floor(f.terminate.devices, recs));
-      settle();
+      await settle();
       const t = await run(f.terminate, recs, 0);
       add("terminate", t);
       tl.push(t.lat);
       acks += t.acksPerMsg * n;
       tBatches += t.batches;
-      settle();
+      await settle();
       const x = await run(f.relay, recs, 0); // relay opens nothing: the same records do
       add("relay", x);
       rl.push(x.lat);
       rBatches += x.batches;
-      settle();
+      await settle();
       add("device", deviceSide(f.terminate, other));
     }
     for (const k of Object.keys(secs)) put(k, (n * SLICES) / secs[k]);
@@ -222,7 +222,7 @@ export async function benchBridge(): Promise<string> {
     progress(`bridge: ${PACED_RATE} msg/s, ${mode}`, ROUNDS + (mode === "relay" ? 1 : 0), steps);
     for (let r = 0; r < 3; r++) {
       const recs = records(f.terminate.devices, (PACED_RATE * PACED_MS) / 1000);
-      settle();
+      await settle();
       paced[mode].push(await run(f[mode], recs, PACED_RATE));
     }
   }

@@ -12,17 +12,17 @@ const PER_ROUND = Number(process.env.SESAME_SCALING_RECORDS ?? 100_000);
 const THREADED_DEVICES = Number(process.env.SESAME_THREADED_DEVICES ?? 1000);
 
 type Memory = { heap: number; rss: number; external: number };
-function memory(): Memory {
-  settle();
+async function memory(): Promise<Memory> {
+  await settle();
   const m = process.memoryUsage();
   return { heap: m.heapUsed, rss: m.rss, external: m.external };
 }
 const perDevice = (a: Memory, b: Memory, n: number) => `${((b.heap - a.heap) / n / 1024).toFixed(1)} / ${((b.rss - a.rss) / n / 1024).toFixed(1)}`;
 
 async function atScale(n: number): Promise<(string | number)[]> {
-  const before = memory();
+  const before = await memory();
   const f = fleet(n);
-  const made = memory();
+  const made = await memory();
   const t = f.terminate;
   const w = records(t.devices, 20_000);
   await run(t, w, 0);
@@ -30,12 +30,12 @@ async function atScale(n: number): Promise<(string | number)[]> {
   for (let r = 0; r < ROUNDS; r++) {
     progress(`scaling: ${n} devices, round ${r + 1}`, r, ROUNDS);
     const recs = records(t.devices, PER_ROUND);
-    settle();
+    await settle();
     rates.floor.push(PER_ROUND / floor(t.devices, recs).secs);
-    settle();
+    await settle();
     rates.terminate.push((await run(t, recs, 0)).rate);
   }
-  const used = memory();
+  const used = await memory();
   const ratio = median(rates.terminate.map((v, i) => v / rates.floor[i]));
   // Let the fleet go before the next size (the relay gateway's and the bench's own state included).
   await f.terminate.gw.close();
@@ -54,7 +54,7 @@ async function threaded(threads: number): Promise<string> {
     progress(`scaling: ${threads} device threads, round ${r + 1}`, r, ROUNDS);
     for (const [k, f] of [["one", one], ["many", many]] as const) {
       const recs = records(f.devices, PER_ROUND);
-      settle();
+      await settle();
       const x = await runThrough(f, recs);
       res[k].push(PER_ROUND / x.secs);
       res[k + "Cpu"].push(x.cpuSecs / x.secs);
