@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { KIND_UPLINK, Uplink } from "../../host/backbone/frame";
 import { backboneKeyPair } from "../../host/backbone/handshake";
 import { BackboneClient, BackboneServer } from "../../host/backbone/link";
+import { DEFAULT_PEER } from "../../host/backbone/peer";
 import { median, progress, table } from "../lib/measure";
 
 const SIZES = [1 << 10, 64 << 10, 1 << 20, 10 << 20];
@@ -227,7 +228,7 @@ export async function benchBackbone(): Promise<string> {
     return table(["payload", "messages/run", "sesame MB/s", "TLS 1.3 MB/s", "sesame/TLS", "sesame CPU ms/MB send / recv", "TLS CPU ms/MB send / recv"], rows) +
       `\n\nMedians of ${ROUNDS} runs of ~${RUN_BYTES >> 20} MiB each; receiver in a child process, sender here, loopback TCP.` +
       "\nCPU ms/MB: process CPU time (user + system) per MB moved, on each side; on a shared machine it is the steadier figure." +
-      `\nsesame: extreme format, AES-256-GCM, batches up to 256 KiB per record (${stats.batches} records for ${stats.sent} messages in all; ` +
+      `\nsesame: extreme format, AES-256-GCM, batches up to ${DEFAULT_PEER.batchBytes >> 10} KiB per record (${stats.batches} records for ${stats.sent} messages in all; ` +
       `${stats.connections} connection(s), ${stats.resent} messages resent).` +
       `\nTLS: ${protocol}, ${material.how}; 4-byte length prefix per message, reassembled by the receiver.`;
   } finally {

@@ -11,6 +11,7 @@ import {
 } from "../../../host/backbone/frame";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { BackboneClient, BackboneClientOptions, BackboneServer, BackboneServerOptions } from "../../../host/backbone/link";
+import { AUTO_ACK_BYTES } from "../../../host/backbone/peer";
 
 const ctl = backboneKeyPair();
 const gw = backboneKeyPair();
@@ -161,6 +162,37 @@ describe("backbone link over TCP", function () {
     }
     await until(() => n === N);
     assert.ok(small.stats.batches >= bytes / 1024 && small.stats.batches <= 1.1 * (bytes / 1024) + 2, `${small.stats.batches} batches for ${bytes} B`);
+  });
+
+  it("acknowledges a bulk stream once per AUTO_ACK_BYTES, not once per batch (autoAck), and a trickle after its delay", async () => {
+    // An ACK delay no test waits for: every ACK the gateway gets here is one the byte bound sent.
+    const { server, port } = await startServer({ ackDelayMs: 600_000 });
+    const c = client(port, { batchBytes: 64 << 10 });
+    await once(c, "connected");
+    let delivered = 0;
+    server.on("message", () => delivered++);
+    const acked: number[] = [];
+    c.on("acked", (base: number) => acked.push(base));
+    const payload = Buffer.alloc(60_000);
+    const N = Math.ceil((1.5 * AUTO_ACK_BYTES) / payload.length); // one and a half times the bound
+    for (let i = 0; i < N; i++) {
+      assert.ok(c.send({ kind: KIND_UPLINK, device: Buffer.from("dev-1"), payload }));
+      await new Promise((r) => setImmediate(r)); // a batch per turn, arriving over many of the controller's turns
+    }
+    await until(() => delivered === N, 10_000, "every message delivered");
+    await until(() => acked.length > 0, 10_000, "the ACK for the first AUTO_ACK_BYTES");
+    await sleep(50);
+    assert.equal(acked.length, 1, `ACKs: ${acked.join(", ")}`);
+    assert.ok(acked[0] >= Math.floor(AUTO_ACK_BYTES / payload.length) - 1 && acked[0] < N, `acknowledged ${acked[0]} of ${N}`);
+
+    // With the default delay, a few small messages are all acknowledged soon after they stop.
+    const { port: port2 } = await startServer();
+    const d = client(port2);
+    await once(d, "connected");
+    let base = 0;
+    d.on("acked", (b: number) => (base = b));
+    for (let i = 0; i < 10; i++) d.send(up(`reading ${i}`));
+    await until(() => base === 10, 10_000, "the trickle acknowledged");
   });
 
   it("reconnects by itself after the controller is killed (kill -9) and restarted, losing nothing acknowledged", async () => {
