@@ -17,7 +17,7 @@ import { SaPolicy } from "../../firmware/session/sa";
 import { Session } from "../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneConnection, CONN_OPEN, MAX_RECORD_PAYLOAD } from "../../host/backbone/connection";
-import { KIND_ACK, KIND_HELLO, KIND_KEYS, Message, RUN_SIZE } from "../../host/backbone/frame";
+import { type AppMessage, KIND_ACK, KIND_HELLO, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_STATE, Message, RUN_SIZE } from "../../host/backbone/frame";
 import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndpointConfig } from "../../host/backbone/handshake";
 import { BackbonePeer } from "../../host/backbone/peer";
 import { sealChunks } from "../../host/backbone/records";
@@ -52,7 +52,32 @@ function gateway(mode: GatewayMode, responder: KeyPair, deviceThreads = 1, devic
   const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger(), deviceThreads, queueMessages });
   const grant = Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`);
   if (mode === "terminate") gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: grant });
-  return { gw, ...backbone(gw.client.peer, identity, ctlKeys) };
+  const b = backbone(gw.client.peer, identity, ctlKeys);
+  const grants = controllerGrants(gw);
+  return { gw, conn: b.conn, ack: () => (b.ack(), grants()) };
+}
+
+/**
+ * The controller's part of the session handoff (host/controller/session-store.ts): every session the
+ * gateway reports (SESSION_STATE, a block of sequence numbers ahead) is granted the top it asked for, with
+ * the next acknowledgement. Without it a session stops sealing ACKs at the end of its first granted block
+ * (the gateway then only piles them up), and a long bench would measure a gateway that no longer acknowledges.
+ */
+function controllerGrants(gw: Gateway): () => void {
+  const due: Message[] = [];
+  const send = gw.client.send.bind(gw.client);
+  gw.client.send = (m: AppMessage) => {
+    if (m.kind === KIND_SESSION_STATE) {
+      const f = Buffer.from(m.payload).toString("utf8").split(",");
+      const spi = Number(f[0]);
+      const index = f[7]; // sessionSave's sending key index (as test/host/gateway/gateway.test.ts grants)
+      due.push({ kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(`grant,${index},${f[1]}`) });
+    }
+    return send(m);
+  };
+  return () => {
+    while (due.length > 0) gw.client.emit("message", due.shift()!);
+  };
 }
 
 export type Fleet = { terminate: Bridge; relay: Bridge; handshakeSecs: number };
