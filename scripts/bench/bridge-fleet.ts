@@ -46,9 +46,10 @@ export type Bridge = { gw: Gateway; devices: Device[]; conn: SealOnly; ack: () =
 function gateway(mode: GatewayMode, responder: KeyPair, deviceThreads = 1, devices = 0): { gw: Gateway; conn: SealOnly; ack: () => void } {
   const ctlKeys = backboneKeyPair();
   const identity = { kid: randomBytes(4), keys: backboneKeyPair() };
-  // fleet() opens every session in one synchronous run, so each one's SESSION_OPENED waits in the backbone
+  // fleet() opens every session in one synchronous run, so each one's SESSION_OPENED, and the SESSION_STATE
+  // that hands it to the controller (its CONFIRM is its first authenticated record), wait in the backbone
   // queue until the first turn: room for them on top of the gateway's default 100,000 messages.
-  const queueMessages = 100_000 + devices;
+  const queueMessages = 100_000 + 2 * devices;
   const gw = new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: 9, publicKey: ctlKeys.S }, log: silentLogger(), deviceThreads, queueMessages });
   const grant = Buffer.from(`public=${hex(responder.S)};secret=${hex(responder.s)}`);
   if (mode === "terminate") gw.client.emit("message", { kind: KIND_KEYS, device: Buffer.from(RESPONDER_GRANT), payload: grant });
