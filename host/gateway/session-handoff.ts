@@ -58,7 +58,7 @@ export type HandoffHost = {
 };
 
 const tagOfCounter = (name: string) => name.slice(2, name.lastIndexOf(":"));
-const spiBytes = (spi: number) => Uint8Array.of((spi >>> 16) & 0xff, (spi >>> 8) & 0xff, spi & 0xff);
+export const spiBytes = (spi: number) => Uint8Array.of((spi >>> 16) & 0xff, (spi >>> 8) & 0xff, spi & 0xff);
 const spiOf = (b: Uint8Array) => (b.length === 3 ? (b[0] << 16) | (b[1] << 8) | b[2] : -1);
 /** The top of the current receiving key's replay window, -1 before anything was accepted under it. */
 const rxTopOf = (s: Session) => (s.inb.cur.window.any ? s.inb.cur.window.top : -1);

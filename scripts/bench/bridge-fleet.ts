@@ -17,7 +17,7 @@ import { SaPolicy } from "../../firmware/session/sa";
 import { Session } from "../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneConnection, CONN_OPEN, MAX_RECORD_PAYLOAD } from "../../host/backbone/connection";
-import { type AppMessage, KIND_ACK, KIND_HELLO, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_STATE, Message, RUN_SIZE } from "../../host/backbone/frame";
+import { type AppMessage, KIND_ACK, KIND_HELLO, KIND_KEYS, KIND_SESSION_STATE, Message, RUN_SIZE } from "../../host/backbone/frame";
 import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndpointConfig } from "../../host/backbone/handshake";
 import { BackbonePeer } from "../../host/backbone/peer";
 import { sealChunks } from "../../host/backbone/records";
@@ -26,6 +26,7 @@ import { DeviceGateway } from "../../host/gateway/devices";
 import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gateway";
 import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
 import { silentLogger } from "../../host/telemetry/log";
+import { grantOf } from "../../test/harness/handoff";
 import { progress } from "../lib/measure";
 import { rawOpen } from "./records";
 
@@ -68,16 +69,11 @@ function controllerGrants(gw: Gateway): () => void {
   const due: Message[] = [];
   const send = gw.client.send.bind(gw.client);
   gw.client.send = (m: AppMessage) => {
-    if (m.kind === KIND_SESSION_STATE) {
-      const f = Buffer.from(m.payload).toString("utf8").split(",");
-      const spi = Number(f[0]);
-      const index = f[7]; // sessionSave's sending key index (as test/host/gateway/gateway.test.ts grants)
-      due.push({ kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(`grant,${index},${f[1]}`) });
-    }
+    if (m.kind === KIND_SESSION_STATE) due.push(grantOf(m));
     return send(m);
   };
   return () => {
-    while (due.length > 0) gw.client.emit("message", due.shift()!);
+    for (const m of due.splice(0)) gw.client.emit("message", m);
   };
 }
 

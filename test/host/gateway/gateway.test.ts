@@ -5,13 +5,14 @@ import { ackCount, dataBody, encodeAck, encodeData, messageId, messageKind, MSG_
 import { Endpoint, epInput, epNew, epStart, epTakeInbox, epTakeOutput } from "../../../firmware/session/endpoint";
 import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
-import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, type Message, Uplink } from "../../../host/backbone/frame";
+import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, type Message, Uplink } from "../../../host/backbone/frame";
 import { readSessionEvent } from "../../../host/backbone/session-event";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
 import { readGatewayStatus, type GatewayReport } from "../../../host/backbone/gateway-status";
 import { silentLogger } from "../../../host/telemetry/log";
+import { grantOf } from "../../harness/handoff";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -50,10 +51,7 @@ function drained(gw: Gateway): Message[] {
     assert.ok(!(ms instanceof FrameError), String(ms));
     for (const m of ms) {
       out.push(m);
-      if (m.kind !== KIND_SESSION_STATE) continue;
-      const f = Buffer.from(m.payload).toString().split(",");
-      const spi = Number(f[0]);
-      gw.client.emit("message", { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(`grant,${f[7]},${f[1]}`) });
+      if (m.kind === KIND_SESSION_STATE) gw.client.emit("message", grantOf(m));
     }
   }
   return out;
