@@ -133,7 +133,7 @@ let slab = new ArrayBuffer(SLAB);
 let slabAt = 0;
 
 /** n zero bytes of their own: a view into the slab for small n. */
-export function slabBytes(n: number): Uint8Array {
+function slabBytes(n: number): Uint8Array {
   if (n > SLAB_MAX_VIEW) return new Uint8Array(n);
   if (slabAt + n > SLAB) {
     slab = new ArrayBuffer(SLAB);

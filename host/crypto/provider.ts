@@ -2,6 +2,7 @@
 // gateway runs the same handshake code as the boards at native speed.
 import * as crypto from "node:crypto";
 import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes, randomFillSync, type KeyObject } from "node:crypto";
+import { equalCT } from "../../firmware/bytes";
 import type { CryptoProvider } from "../../firmware/crypto/provider";
 import type { KeyPair } from "../../firmware/handshake/dh";
 import { nodeCcm } from "./aead";
@@ -27,12 +28,6 @@ export function x25519PrivateKey(s: Uint8Array): KeyObject {
 // call costs neither an import nor a base64url encoding. The bytes are compared before the key is used: an
 // array written to after its import (a reused buffer) is looked up by its new bytes, never by the old key.
 const publicByArray = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>();
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 // Static public keys (a pinned gateway key, a registered device's key) come back in every handshake, also
 // in arrays of their own, so their imported KeyObjects are kept by value too, from their second import on:
@@ -60,7 +55,7 @@ export function x25519PublicKeysKept(): number {
 
 export function x25519PublicKey(u: Uint8Array): KeyObject {
   const known = publicByArray.get(u);
-  if (known !== undefined && sameBytes(known.bytes, u)) return known.key;
+  if (known !== undefined && equalCT(known.bytes, u)) return known.key;
   const x = Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("base64url");
   let k = publicKeys.get(x);
   if (!k) {
