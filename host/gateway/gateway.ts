@@ -92,6 +92,7 @@ export class Gateway extends EventEmitter {
   private readonly linkNames = new ByteNames("utf8");
   /** Readings on the backbone waiting for the controller's acknowledgement: backbone number, device, id. */
   private readonly unconfirmed = new Unconfirmed();
+  private ackOutputDue = false;
   readonly metrics: Metrics;
   private readonly telemetry: GatewayTelemetry;
   /** Its queues and its devices' signal, for the controller (./status.ts). */
@@ -246,7 +247,16 @@ export class Gateway extends EventEmitter {
     if (d === undefined) return;
     const now = Date.now();
     this.unconfirmed.shiftBelow(base, (device, id) => d.confirmOf(device, id, now));
-    this.pump();
+    // The ACK records are sealed on the next check phase, not here: the controller's acknowledgement is
+    // read in the same turn as device records, whose backbone batch was scheduled before it (peer.ts
+    // flushes on setImmediate too), so the readings leave first and sealing a turn's ACKs does not add to
+    // their latency. Several acknowledgements in a turn share one pump.
+    if (this.ackOutputDue) return;
+    this.ackOutputDue = true;
+    setImmediate(() => {
+      this.ackOutputDue = false;
+      this.pump();
+    });
   }
 
   /** A device session confirmed or ended, for the controller's session log. Never throws into the timer. */

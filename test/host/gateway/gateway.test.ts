@@ -63,6 +63,12 @@ function queued(gw: Gateway): Uplink[] {
 }
 
 /** The ids the device's ACKs name, from the gateway's output. */
+/** The controller acknowledges the backbone messages below `base`; the ACK records it releases are sealed on the next check phase. */
+async function controllerAcked(gw: Gateway, base: number): Promise<void> {
+  gw.client.emit("acked", base);
+  await new Promise((r) => setImmediate(r));
+}
+
 function acked(gw: Gateway, ep: Endpoint): number[] {
   const ids: number[] = [];
   for (const o of gw.takeOutput()) epInput(ep, o.bytes, 1, Date.now());
@@ -71,7 +77,7 @@ function acked(gw: Gateway, ep: Endpoint): number[] {
 }
 
 describe("Gateway (terminate): readings into the backbone queue, ACKs once the controller has them", () => {
-  it("writes each reading into the queue as an UPLINK (device, id, time, reading) and acknowledges it only once the controller acknowledged that message", () => {
+  it("writes each reading into the queue as an UPLINK (device, id, time, reading) and acknowledges it only once the controller acknowledged that message", async () => {
     const { gw, ep, link, kid } = world();
     queued(gw); // the session event and anything else from the handshake
     const before = Date.now();
@@ -93,13 +99,13 @@ describe("Gateway (terminate): readings into the backbone queue, ACKs once the c
     assert.deepEqual(acked(gw, ep), [], "nothing acknowledged before the controller has it");
     // The controller acknowledges the backbone messages up to the second reading's.
     const second = gw.client.peer.out.end - 2;
-    gw.client.emit("acked", second + 1);
+    await controllerAcked(gw, second + 1);
     assert.deepEqual(acked(gw, ep), [100, 101]);
-    gw.client.emit("acked", gw.client.peer.out.end);
+    await controllerAcked(gw, gw.client.peer.out.end);
     assert.deepEqual(acked(gw, ep), [102]);
   });
 
-  it("leaves a reading the full queue refused unacknowledged, and takes the device's next copy in as new", () => {
+  it("leaves a reading the full queue refused unacknowledged, and takes the device's next copy in as new", async () => {
     const { gw, ep, link } = world();
     const q = gw.client.peer.out;
     queued(gw);
@@ -112,14 +118,14 @@ describe("Gateway (terminate): readings into the backbone queue, ACKs once the c
     // The queue drains (the controller took everything); the device sends its copy again, and it goes up this time.
     queued(gw);
     q.ack(q.end);
-    gw.client.emit("acked", q.end);
+    await controllerAcked(gw, q.end);
     assert.deepEqual(acked(gw, ep), []);
     sessionSend(ep.session!, encodeData(7, Buffer.from("refused")), Date.now());
     for (const o of epTakeOutput(ep)) gw.input(link, o.bytes);
     const ups = queued(gw);
     assert.equal(ups.length, 1);
     assert.equal(Buffer.from(ups[0].payload).subarray(UPLINK_HEAD).toString(), "refused");
-    gw.client.emit("acked", q.end);
+    await controllerAcked(gw, q.end);
     assert.deepEqual(acked(gw, ep), [7]);
   });
 });
