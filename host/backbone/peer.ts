@@ -17,7 +17,8 @@
 //     may come twice (with the same run and number, for the application to recognise).
 //
 // Batching: messages are queued and flushed into one record per batchBytes, at the latest on the next turn
-// of the event loop (setImmediate), or at once when batchBytes of them are waiting.
+// of the event loop (setImmediate), or at once when batchBytes of them are waiting, or when the turn has
+// been queueing for batchWaitMs (a long burst of synchronous work sends what it has so far).
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { BackboneConnection, CONN_OPEN } from "./connection";
@@ -32,6 +33,8 @@ export type PeerOptions = {
   autoAck: boolean;
   /** With autoAck: how long an ACK may wait for more deliveries to cover (ms). */
   ackDelayMs: number;
+  /** A batch is sent once this long (ms) went by since its first message, even in the middle of a turn. */
+  batchWaitMs: number;
 };
 
 /**
@@ -40,7 +43,7 @@ export type PeerOptions = {
  * per MB of 64 KiB messages about 10% lower). Light traffic is not held back: a batch goes on the next turn
  * of the event loop however small it is.
  */
-export const DEFAULT_PEER: PeerOptions = { queue: DEFAULT_QUEUE, batchBytes: 1 << 20, autoAck: true, ackDelayMs: 5 };
+export const DEFAULT_PEER: PeerOptions = { queue: DEFAULT_QUEUE, batchBytes: 1 << 20, autoAck: true, ackDelayMs: 5, batchWaitMs: 0.5 };
 
 /** The peer options in `o` (which may hold other things too), defaults for the rest. */
 export function peerOptions(o: Partial<PeerOptions>): PeerOptions {
@@ -49,6 +52,7 @@ export function peerOptions(o: Partial<PeerOptions>): PeerOptions {
     batchBytes: o.batchBytes ?? DEFAULT_PEER.batchBytes,
     autoAck: o.autoAck ?? DEFAULT_PEER.autoAck,
     ackDelayMs: o.ackDelayMs ?? DEFAULT_PEER.ackDelayMs,
+    batchWaitMs: o.batchWaitMs ?? DEFAULT_PEER.batchWaitMs,
   };
 }
 
@@ -63,6 +67,12 @@ export const AUTO_ACK_BYTES = 4 << 20;
 
 /** Messages per batch at most, whatever their size (bounds the work one record makes the receiver do). */
 const MAX_BATCH_MESSAGES = 16384;
+
+/**
+ * batchWaitMs is checked every this many messages queued (reading the clock costs more than queueing a
+ * small message's bookkeeping).
+ */
+const WAIT_CHECK_EVERY = 16;
 
 export type PeerStats = { delivered: number; duplicates: number; sent: number; resent: number; batches: number; connections: number };
 
@@ -89,6 +99,9 @@ export class BackbonePeer extends EventEmitter {
   private expect = -1;
   private helloDue = false;
   private scheduled = false;
+  /** When the batch being queued got its first message (performance.now()), and messages queued since the clock was read. */
+  private batchSince = 0;
+  private sinceCheck = 0;
   /** autoAck: the delayed ACK's timer, and the connection's bytesIn when we last acknowledged. */
   private ackTimer: NodeJS.Timeout | undefined;
   private ackedAtBytes = 0;
@@ -144,6 +157,7 @@ export class BackbonePeer extends EventEmitter {
   send(m: AppMessage): boolean {
     if (!this.out.push(m, checkedBodySize(m))) return false;
     if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
+    else this.flushIfWaited();
     this.schedule();
     return true;
   }
@@ -156,6 +170,7 @@ export class BackbonePeer extends EventEmitter {
   reserve(kind: number, id: Uint8Array, data: number): number {
     // A full batch goes now, before this message: the bytes of the one reserved before are written by now.
     if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
+    else this.flushIfWaited();
     const at = this.out.reserve(kind, id, data);
     if (at >= 0) this.schedule();
     return at;
@@ -178,7 +193,23 @@ export class BackbonePeer extends EventEmitter {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
+    this.batchSince = performance.now();
+    this.sinceCheck = 0;
     setImmediate(this.flushSoon);
+  }
+
+  /**
+   * Sends what is queued when this turn has been queueing for batchWaitMs: a gateway taking in a burst
+   * of device records (a socket read of hundreds) would otherwise send the first reading only after the
+   * last was opened, and each reading's added latency would be the whole burst's.
+   */
+  private flushIfWaited(): void {
+    if (!this.scheduled || ++this.sinceCheck < WAIT_CHECK_EVERY) return;
+    this.sinceCheck = 0;
+    const now = performance.now();
+    if (now - this.batchSince < this.opts.batchWaitMs) return;
+    this.batchSince = now;
+    this.flush(true);
   }
 
   private readonly flushSoon = (): void => {

@@ -334,20 +334,24 @@ export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run
   const n = r.recs.length;
   // Backbone messages leave in the order they were queued: the k-th one sealed is the k-th one sent, whose
   // records arrived at arrived[k] (one time per burst: a burst is handed over at once).
+  // A batch may be sealed in the middle of a burst (the peer's batchWaitMs): what it carries beyond the
+  // messages counted so far came in the burst being handed over, at burstAt.
   const arrived = new Float64Array(n);
   const lat = new Float64Array(n);
   let queued = 0;
   let sealed = 0;
+  let burstAt = 0;
   const sentBase = peer.stats.sent;
   const batchesBase = conn.records;
   conn.onSealed = () => {
     const t = performance.now();
-    const upTo = Math.min(queued, peer.stats.sent - sentBase);
-    for (; sealed < upTo; sealed++) lat[sealed] = t - arrived[sealed];
+    const upTo = Math.min(n, peer.stats.sent - sentBase);
+    for (; sealed < upTo; sealed++) lat[sealed] = t - (sealed < queued ? arrived[sealed] : burstAt);
   };
   let acks = 0;
   const hand = (from: number, to: number) => {
     const t = performance.now();
+    burstAt = t;
     const b = burst(f, r, from, to);
     arrived.fill(t, queued, queued + b.queued);
     queued += b.queued;

@@ -141,7 +141,8 @@ describe("backbone link over TCP", function () {
     const { server, port } = await startServer();
     let n = 0;
     server.on("message", () => n++);
-    const c = client(port);
+    // (No time bound on a batch here: how long 5,000 sends take is the machine's business.)
+    const c = client(port, { batchWaitMs: Infinity });
     await once(c, "connected");
     const N = 5000;
     for (let i = 0; i < N; i++) assert.ok(c.send(up(`reading ${i}`)));
@@ -152,7 +153,7 @@ describe("backbone link over TCP", function () {
 
     // With 1 KiB batches the same messages take many records, each close to the threshold.
     await c.close();
-    const small = client(port, { batchBytes: 1024 });
+    const small = client(port, { batchBytes: 1024, batchWaitMs: Infinity });
     await once(small, "connected");
     n = 0;
     let bytes = 0;
@@ -162,6 +163,25 @@ describe("backbone link over TCP", function () {
     }
     await until(() => n === N);
     assert.ok(small.stats.batches >= bytes / 1024 && small.stats.batches <= 1.1 * (bytes / 1024) + 2, `${small.stats.batches} batches for ${bytes} B`);
+  });
+
+  it("sends a batch once it has waited batchWaitMs, in the middle of a long synchronous burst, not only at the end of the turn", async () => {
+    const { server, port } = await startServer();
+    let n = 0;
+    server.on("message", () => n++);
+    const c = client(port, { batchWaitMs: 1 });
+    await once(c, "connected");
+    const sentBefore = c.stats.batches;
+    const during: number[] = [];
+    for (let part = 0; part < 4; part++) {
+      for (let i = 0; i < 32; i++) assert.ok(c.send(up(`reading ${part}.${i}`)));
+      during.push(c.stats.batches - sentBefore);
+      const until2 = performance.now() + 2; // this turn's work goes on for 2 ms more (as a burst of records does)
+      while (performance.now() < until2);
+    }
+    assert.deepEqual(during.slice(0, 1), [0], "the first messages wait for more");
+    assert.ok(during[3] >= 3, `the burst's earlier parts went out during it: batches sent after each part ${during.join(", ")}`);
+    await until(() => n === 128);
   });
 
   it("acknowledges a bulk stream once per AUTO_ACK_BYTES, not once per batch (autoAck), and a trickle after its delay", async () => {
