@@ -27,7 +27,7 @@ import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gatewa
 import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
 import { silentLogger } from "../../host/telemetry/log";
 import { grantOf } from "../../test/harness/handoff";
-import { progress } from "../lib/measure";
+import { cpuTicks, progress, stealShare } from "../lib/measure";
 import { rawOpen } from "./records";
 
 /** Records handed to the gateway per turn of the event loop at max rate. */
@@ -303,7 +303,8 @@ export function burst(f: Bridge, r: Records, from: number, to: number): { queued
   return { queued: q.end - before, acks };
 }
 
-export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number };
+/** steal: the share of the machine's CPU time the hypervisor took during the run (cpuTicks). */
+export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number; steal: number };
 
 /** P50 and P99 of latencies. */
 export function percentiles(lats: Float64Array[]): { p50: number; p99: number } {
@@ -326,7 +327,8 @@ export const cpuSeconds = () => {
 
 /**
  * One run over `r`: bursts of BURST per turn as fast as they go (pacedRate 0), or `pacedRate` msg/s offered
- * in bursts on a 1 ms timer. Latency: from a record's input to the sealing of its batch.
+ * in bursts on a 1 ms timer. Latency: from a record's input (its burst's hand-over) to the sealing of the
+ * backbone record that carries it.
  */
 export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run> {
   const { conn, ack } = f;
@@ -358,6 +360,7 @@ export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run
     acks += b.acks;
   };
   let next = 0;
+  const ticks = cpuTicks();
   const cpu = cpuSeconds();
   const start = performance.now();
   if (pacedRate === 0) {
@@ -392,7 +395,7 @@ export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run
   const cpuSecs = cpuSeconds() - cpu;
   conn.onSealed = undefined;
   if (queued !== n) throw new Error(`bridge bench: ${n - queued} of ${n} records did not come out (${f.gw.devices ? "terminate" : "relay"}: ${JSON.stringify(f.gw.stats)})`);
-  return { rate: n / secs, secs, cpuSecs, lat, ...percentiles([lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase };
+  return { rate: n / secs, secs, cpuSecs, lat, ...percentiles([lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase, steal: stealShare(ticks, cpuTicks()) };
 }
 
 /**

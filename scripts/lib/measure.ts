@@ -1,5 +1,6 @@
 // Throughput measurement for benchmarks: several timed rounds, the median reported, so one noisy round on
 // a shared 2-core machine does not decide a figure. Peers are measured in the same run, interleaved.
+import { readFileSync } from "node:fs";
 
 export type Rate = { opsPerSec: number; rounds: number[] };
 
@@ -60,4 +61,27 @@ export function progress(label: string, done: number, total: number): void {
   const filled = Math.round((done / total) * width);
   process.stderr.write(`\r${label.padEnd(40).slice(0, 40)} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${total}`);
   if (done === total) process.stderr.write("\r" + " ".repeat(80) + "\r");
+}
+
+/**
+ * The machine's CPU time so far, in clock ticks over all CPUs (Linux /proc/stat), and how much of it the
+ * hypervisor took for others (steal): on a virtual machine, a stretch of stolen time stalls a run however
+ * quiet the machine looks from inside. Undefined where /proc/stat is not there.
+ */
+export function cpuTicks(): { steal: number; total: number } | undefined {
+  let line: string;
+  try {
+    line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0];
+  } catch {
+    return undefined;
+  }
+  // cpu user nice system idle iowait irq softirq steal ...
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+}
+
+/** The share of CPU time stolen between two cpuTicks() readings (NaN without them). */
+export function stealShare(a: ReturnType<typeof cpuTicks>, b: ReturnType<typeof cpuTicks>): number {
+  if (a === undefined || b === undefined || b.total === a.total) return NaN;
+  return (b.steal - a.steal) / (b.total - a.total);
 }
