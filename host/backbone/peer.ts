@@ -156,8 +156,7 @@ export class BackbonePeer extends EventEmitter {
    */
   send(m: AppMessage): boolean {
     if (!this.out.push(m, checkedBodySize(m))) return false;
-    if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
-    else this.flushIfWaited();
+    this.flushIfDue();
     this.schedule();
     return true;
   }
@@ -168,9 +167,8 @@ export class BackbonePeer extends EventEmitter {
    * when the queue is full (as send() returning false). Numbered `out.end - 1`, as send()'s messages.
    */
   reserve(kind: number, id: Uint8Array, data: number): number {
-    // A full batch goes now, before this message: the bytes of the one reserved before are written by now.
-    if (this.out.unsentBytes >= this.opts.batchBytes) this.flush(false);
-    else this.flushIfWaited();
+    // A batch due goes now, before this message: the bytes of the one reserved before are written by now.
+    this.flushIfDue();
     const at = this.out.reserve(kind, id, data);
     if (at >= 0) this.schedule();
     return at;
@@ -199,11 +197,12 @@ export class BackbonePeer extends EventEmitter {
   }
 
   /**
-   * Sends what is queued when this turn has been queueing for batchWaitMs: a gateway taking in a burst
-   * of device records (a socket read of hundreds) would otherwise send the first reading only after the
-   * last was opened, and each reading's added latency would be the whole burst's.
+   * Sends the full batches, or else what is queued when this turn has been queueing for batchWaitMs: a
+   * gateway taking in a burst of device records (a socket read of hundreds) would otherwise send the first
+   * reading only after the last was opened, and each reading's added latency would be the whole burst's.
    */
-  private flushIfWaited(): void {
+  private flushIfDue(): void {
+    if (this.out.unsentBytes >= this.opts.batchBytes) return this.flush(false);
     if (!this.scheduled || ++this.sinceCheck < WAIT_CHECK_EVERY) return;
     this.sinceCheck = 0;
     const now = performance.now();

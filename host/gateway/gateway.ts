@@ -253,11 +253,13 @@ export class Gateway extends EventEmitter {
     // their latency. Several acknowledgements in a turn share one pump.
     if (this.ackOutputDue) return;
     this.ackOutputDue = true;
-    setImmediate(() => {
-      this.ackOutputDue = false;
-      this.pump();
-    });
+    setImmediate(this.pumpAcks);
   }
+
+  private readonly pumpAcks = (): void => {
+    this.ackOutputDue = false;
+    this.pump();
+  };
 
   /** A device session confirmed or ended, for the controller's session log. Never throws into the timer. */
   private reportSession(event: "open" | "close", device: string, spi: number, text: string): void {
