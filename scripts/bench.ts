@@ -24,7 +24,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Silent-connection flood at the controller's backbone listener: a restarted gateway's time to OPEN", benchListenerFlood],
   ["Espruino boards on the interpreter: JsVars, handshake and record times", () => benchBoards()],
   ["Gateway bridge: device messages per second and added latency, terminate and relay modes, next to the raw CCM open floor", benchBridge],
-  ["Gateway scaling: 10,000 and 100,000 devices, and the device side on two worker threads", benchScaling],
+  ["Gateway scaling: 100 to 100,000 devices, and the device side on two worker threads", benchScaling],
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
   ["Readings outbox: what storing each reading once costs, on PGlite and Postgres, and readings/s through a controller", benchOutbox],
   ["Live feed for the web console: cost per reading and of the fleet table", benchLiveFeed],

@@ -1,12 +1,16 @@
-// The bridge at scale (`npm run bench scaling`): the terminate path of bridge.ts with 10,000 and 100,000
-// devices (memory per device session, throughput next to the floor in the same run), and the gateway with
-// its device side on two worker threads (host/gateway/shards.ts) next to one thread, msgs/s per core.
+// The bridge at scale (`npm run bench scaling`): the terminate path of bridge.ts with 100 to 100,000 devices
+// (memory per device session, throughput next to the floor in the same run), and the gateway with its
+// device side on two worker threads (host/gateway/shards.ts) next to one thread, msgs/s per core.
+// The small fleets are there for the shape of the curve: the same code on the same records costs more per
+// reading as the devices' state outgrows the CPU's caches, and a small fleet's bursts hold several readings
+// per device, which one ACK record answers.
+import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fmt, median, progress, table } from "../lib/measure";
 import { load } from "./bridge";
 import { Bridge, fleet, floor, records, run, runThrough, settle, threadedFleet } from "./bridge-fleet";
 
-const SIZES = (process.env.SESAME_SCALING_DEVICES ?? "10000,100000").split(",").map(Number);
+const SIZES = (process.env.SESAME_SCALING_DEVICES ?? "100,1000,10000,100000").split(",").map(Number);
 const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 3);
 const PER_ROUND = Number(process.env.SESAME_SCALING_RECORDS ?? 100_000);
 const THREADED_DEVICES = Number(process.env.SESAME_THREADED_DEVICES ?? 1000);
@@ -26,21 +30,23 @@ async function atScale(n: number): Promise<(string | number)[]> {
   const t = f.terminate;
   const w = records(t.devices, 20_000);
   await run(t, w, 0);
-  const rates: { [k: string]: number[] } = { floor: [], terminate: [] };
+  const rates: { [k: string]: number[] } = { floor: [], terminate: [], acks: [] };
   for (let r = 0; r < ROUNDS; r++) {
     progress(`scaling: ${n} devices, round ${r + 1}`, r, ROUNDS);
     const recs = records(t.devices, PER_ROUND);
     await settle();
     rates.floor.push(PER_ROUND / floor(t.devices, recs).secs);
     await settle();
-    rates.terminate.push((await run(t, recs, 0)).rate);
+    const x = await run(t, recs, 0);
+    rates.terminate.push(x.rate);
+    rates.acks.push(x.acksPerMsg);
   }
   const used = await memory();
   const ratio = median(rates.terminate.map((v, i) => v / rates.floor[i]));
   // Let the fleet go before the next size (the relay gateway's and the bench's own state included).
   await f.terminate.gw.close();
   await f.relay.gw.close();
-  return [n, f.handshakeSecs.toFixed(0), perDevice(before, made, n), perDevice(before, used, n), fmt(median(rates.terminate)), fmt(median(rates.floor)), (ratio * 100).toFixed(0) + "%"];
+  return [n, f.handshakeSecs.toFixed(0), perDevice(before, made, n), perDevice(before, used, n), fmt(median(rates.terminate)), fmt(median(rates.floor)), (ratio * 100).toFixed(0) + "%", median(rates.acks).toFixed(2)];
 }
 
 /** One thread and `threads` worker threads, interleaved rounds, each through runThrough(). */
@@ -74,16 +80,36 @@ async function threaded(threads: number): Promise<string> {
     ` (every thread) per second of the run. The main thread keeps the links and the backbone; the workers hold the sessions, by SPI.`;
 }
 
+/** This machine's data caches per level (Linux sysfs), for reading the per-device memory next to them. */
+function caches(): string {
+  const dir = "/sys/devices/system/cpu/cpu0/cache";
+  const levels: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    try {
+      const type = readFileSync(`${dir}/index${i}/type`, "utf8").trim();
+      if (type === "Instruction") continue;
+      const shared = readFileSync(`${dir}/index${i}/shared_cpu_list`, "utf8").trim();
+      const level = `L${readFileSync(`${dir}/index${i}/level`, "utf8").trim()} ${readFileSync(`${dir}/index${i}/size`, "utf8").trim()}`;
+      levels.push(/[-,]/.test(shared) ? `${level} (shared by CPUs ${shared})` : level);
+    } catch {
+      break;
+    }
+  }
+  return levels.length > 0 ? `Data caches of one core here: ${levels.join(", ")}.` : "";
+}
+
 export async function benchScaling(): Promise<string> {
   const loadBefore = load();
   const rows: (string | number)[][] = [];
   for (const n of SIZES) rows.push(await atScale(n));
   const t = await threaded(2);
-  return table(["devices", "handshakes, s", "KiB per device: heap / RSS, sessions made", "after traffic", "terminate msg/s", "floor msg/s", "of floor"], rows) +
+  return table(["devices", "handshakes, s", "KiB per device: heap / RSS, sessions made", "after traffic", "terminate msg/s", "floor msg/s", "of floor", "ACK records per reading"], rows) +
     `\nEach size: real dh handshakes through one gateway (one thread), then ${ROUNDS} rounds of ${PER_ROUND} readings, devices interleaved, the floor` +
     ` (one raw CCM open per record) timed in each round on the same records. Memory: the process's JS heap and RSS after two full collections,` +
     ` per device, once the sessions are made and again after the traffic (a key gets OpenSSL contexts from its second use on, up to` +
-    ` ${16384} keys; the bench's own device-side state, about 0.2 KiB a device, is included).` +
+    ` ${16384} keys; the bench's own device-side state, about 0.2 KiB a device, is included). ${caches()}` +
+    ` Readings come in bursts of 256, devices interleaved: with fewer devices than that, a burst holds several readings of a device and` +
+    ` the gateway answers them with one ACK record.` +
     `\n\nThe device side on worker threads, next to one thread, in the same run\n` + t +
     `\nLoad average (1, 5, 15 min): ${loadBefore} before, ${load()} after (${cpus().length} cores).`;
 }
