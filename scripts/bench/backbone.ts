@@ -23,7 +23,7 @@ import { KIND_UPLINK, Uplink } from "../../host/backbone/frame";
 import { backboneKeyPair } from "../../host/backbone/handshake";
 import { BackboneClient, BackboneServer } from "../../host/backbone/link";
 import { DEFAULT_PEER } from "../../host/backbone/peer";
-import { cpuTicks, median, progress, stealShare, table } from "../lib/measure";
+import { countCollections, cpuTicks, mainThreadCpuMs, median, progress, stealShare, table } from "../lib/measure";
 
 const SIZES = [1 << 10, 64 << 10, 1 << 20, 10 << 20];
 const RUN_BYTES = 64 << 20; // per run (at least 4 messages)
@@ -136,8 +136,8 @@ function lengthPrefixed(s: tls.TLSSocket, onMessage: (bytes: number) => void): v
 // ---- the sending side (this process) ------------------------------------------------------------------------
 
 type Sender = (payload: Buffer, n: number) => Promise<void>;
-/** CPU ms per MB on each side (the sender's kernel part too), and the share of the machine's CPU time the hypervisor stole meanwhile. */
-type Run = { mbps: number; sendCpu: number; sendSys: number; recvCpu: number; steal: number };
+/** CPU ms per MB on each side (the sender's kernel part and its main thread's too), the collections other than scavenges in the sender, and the share of the machine's CPU time the hypervisor stole meanwhile. */
+type Run = { mbps: number; sendCpu: number; sendSys: number; sendMain: number; majorGcs: number; recvCpu: number; steal: number };
 
 function sesameSender(client: BackboneClient): Sender {
   const device = Buffer.from("bench");
@@ -196,13 +196,16 @@ export async function benchBackbone(): Promise<string> {
       const done = next() as Promise<{ cpuMs: number }>;
       const cpu = process.cpuUsage();
       const ticks = cpuTicks();
+      const main = mainThreadCpuMs();
+      const gcs = countCollections();
       const start = process.hrtime.bigint();
       await send(payload, n);
       const { cpuMs } = await done;
       const secs = Number(process.hrtime.bigint() - start) / 1e9;
       const c = process.cpuUsage(cpu);
       const mb = (payload.length * n) / 1e6;
-      return { mbps: mb / secs, sendCpu: (c.user + c.system) / 1e3 / mb, sendSys: c.system / 1e3 / mb, recvCpu: cpuMs / mb, steal: stealShare(ticks, cpuTicks()) };
+      const sendMain = (mainThreadCpuMs() - main) / mb;
+      return { mbps: mb / secs, sendCpu: (c.user + c.system) / 1e3 / mb, sendSys: c.system / 1e3 / mb, sendMain, majorGcs: gcs.stop().major, recvCpu: cpuMs / mb, steal: stealShare(ticks, cpuTicks()) };
     };
 
     const rows: (string | number)[][] = [];
@@ -220,17 +223,18 @@ export async function benchBackbone(): Promise<string> {
       const med = (name: string, f: (r: Run) => number) => median(results.get(name)!.map(f));
       const s = med("sesame", (r) => r.mbps);
       const t = med("tls", (r) => r.mbps);
-      const cpu = (name: string) => `${med(name, (r) => r.sendCpu).toFixed(2)} (${med(name, (r) => r.sendSys).toFixed(2)}) / ${med(name, (r) => r.recvCpu).toFixed(2)}`;
+      const cpu = (name: string) => `${med(name, (r) => r.sendCpu).toFixed(2)} (${med(name, (r) => r.sendSys).toFixed(2)}, ${med(name, (r) => r.sendMain).toFixed(1)}) / ${med(name, (r) => r.recvCpu).toFixed(2)}`;
       const steal = median([...results.values()].flat().map((r) => r.steal));
-      rows.push([label(size), n, s.toFixed(0), t.toFixed(0), (s / t).toFixed(2) + "x", cpu("sesame"), cpu("tls"), Number.isNaN(steal) ? "n/a" : `${(steal * 100).toFixed(0)}%`]);
+      rows.push([label(size), n, s.toFixed(0), t.toFixed(0), (s / t).toFixed(2) + "x", cpu("sesame"), cpu("tls"), `${med("sesame", (r) => r.majorGcs)} / ${med("tls", (r) => r.majorGcs)}`, Number.isNaN(steal) ? "n/a" : `${(steal * 100).toFixed(0)}%`]);
     }
     progress("backbone", 1, 1);
     const stats = client.stats;
     sock.destroy();
     await client.close();
-    return table(["payload", "messages/run", "sesame MB/s", "TLS 1.3 MB/s", "sesame/TLS", "sesame CPU ms/MB send (kernel) / recv", "TLS CPU ms/MB send (kernel) / recv", "stolen"], rows) +
+    return table(["payload", "messages/run", "sesame MB/s", "TLS 1.3 MB/s", "sesame/TLS", "sesame CPU ms/MB send (kernel, main thread) / recv", "TLS CPU ms/MB send (kernel, main thread) / recv", "major GCs per run", "stolen"], rows) +
       `\n\nMedians of ${ROUNDS} runs of ~${RUN_BYTES >> 20} MiB each; receiver in a child process, sender here, loopback TCP.` +
-      "\nCPU ms/MB: process CPU time (user + system) per MB moved, on each side, the sender's system (kernel) part in brackets; on a shared machine it is the steadier figure." +
+      "\nCPU ms/MB: process CPU time (user + system) per MB moved, on each side, the sender's system (kernel) part and its main thread's (10 ms steps) in brackets; on a shared machine it is the steadier figure." +
+      " Major GCs per run: the sender's collections other than scavenges (their marking runs on V8's helper threads, which the sender's CPU counts and its main thread does not)." +
       " Stolen: the share of the machine's CPU time the hypervisor took during the runs (median of every run of the size, both protocols)." +
       `\nsesame: extreme format, AES-256-GCM, batches up to ${DEFAULT_PEER.batchBytes >> 10} KiB per record (${stats.batches} records for ${stats.sent} messages in all; ` +
       `${stats.connections} connection(s), ${stats.resent} messages resent).` +

@@ -12,11 +12,10 @@
 // paced runs also give the share of the machine's CPU time the hypervisor stole meanwhile (a stolen
 // stretch stalls the event loop however quiet the machine looks from inside).
 import { cpus, loadavg } from "node:os";
-import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { encodeData } from "../../firmware/runtime/messages";
 import { DATA_BODY_AT, type DeviceRef } from "../../host/gateway/device-side";
-import { fmt, median, progress, table } from "../lib/measure";
+import { countCollections, fmt, median, progress, table } from "../lib/measure";
 import { BURST, Bridge, deviceSide, fleet, Fleet, floor, PAYLOAD, percentiles, records, Records, run, Run, settle, turn } from "./bridge-fleet";
 
 const DEVICES = Number(process.env.SESAME_BRIDGE_DEVICES ?? 1000);
@@ -41,25 +40,23 @@ export const load = () => loadavg().map((x) => x.toFixed(1)).join(" ");
  * windows in which no collection ran (a collection would hide what was allocated before it).
  */
 export async function allocatedPerReading(step: () => Promise<number>, windows = 12): Promise<number> {
-  let gcs = 0;
-  const obs = new PerformanceObserver((l) => void (gcs += l.getEntries().length));
-  obs.observe({ entryTypes: ["gc"] });
+  const gcs = countCollections();
   const per: number[] = [];
   try {
     for (let w = 0; w < windows * 3 && per.length < windows; w++) {
       global.gc?.();
       await turn();
       await turn();
-      const g = gcs;
+      const g = gcs.count();
       const h = getHeapStatistics().used_heap_size;
       const n = await step();
       const bytes = getHeapStatistics().used_heap_size - h;
       await turn();
       await turn();
-      if (gcs === g) per.push(bytes / n);
+      if (gcs.count() === g) per.push(bytes / n);
     }
   } finally {
-    obs.disconnect();
+    gcs.stop();
   }
   return per.length > 0 ? median(per) : NaN;
 }

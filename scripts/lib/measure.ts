@@ -1,6 +1,7 @@
 // Throughput measurement for benchmarks: several timed rounds, the median reported, so one noisy round on
 // a shared 2-core machine does not decide a figure. Peers are measured in the same run, interleaved.
 import { readFileSync } from "node:fs";
+import { constants, PerformanceObserver } from "node:perf_hooks";
 
 export type Rate = { opsPerSec: number; rounds: number[] };
 
@@ -84,4 +85,31 @@ export function cpuTicks(): { steal: number; total: number } | undefined {
 export function stealShare(a: ReturnType<typeof cpuTicks>, b: ReturnType<typeof cpuTicks>): number {
   if (a === undefined || b === undefined || b.total === a.total) return NaN;
   return (b.steal - a.steal) / (b.total - a.total);
+}
+
+/**
+ * The main thread's CPU time so far, in ms (Linux /proc/self/task: clock ticks, so 10 ms steps), NaN where it
+ * is not there. process.cpuUsage() counts every thread of the process, the collector's helpers included.
+ */
+export function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14 and 15); USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Counts the collections by kind (scavenges, and the rest: mark-compact, incremental, weak callbacks) until
+ * stop(). Node reports them a little after they ran: read the counts after a turn of the event loop.
+ */
+export function countCollections(): { count: () => number; stop: () => { minor: number; major: number } } {
+  let minor = 0, major = 0;
+  const obs = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++; else major++;
+  });
+  obs.observe({ entryTypes: ["gc"] });
+  return { count: () => minor + major, stop: () => (obs.disconnect(), { minor, major }) };
 }
