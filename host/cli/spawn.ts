@@ -10,8 +10,18 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 
 export type Ready = Record<string, string | number>;
 
+/**
+ * Node flags for every sesame process. Sealing backbone records makes a fresh OpenSSL output buffer per
+ * byte sent (node:crypto has no update into a caller's buffer); every 32 MB of them V8 scavenges, and in a
+ * process whose live heap is small it had set its old generation's limit so close (8 MB live, 19 MB limit)
+ * that each scavenge started a full marking: 2 to 4 per 64 MB sent, on the helper threads, while TLS's
+ * sender, which allocates nothing, had none (measured, `npm run bench -- bulk`). An old generation allowed
+ * 64 MB before its first limit removes them (0 per run); a heap beyond that gets V8's usual limits.
+ */
+export const SESAME_NODE_FLAGS = ["--initial-old-space-size=64"];
+
 export function spawnSesame(args: string[], name: string, log: Logger, env: NodeJS.ProcessEnv = process.env): { proc: ChildProcess; ready: Promise<Ready> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
+  const proc = spawn(process.execPath, [...SESAME_NODE_FLAGS, "--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
     cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...env, SESAME_LOG_LEVEL: env.SESAME_LOG_LEVEL ?? "warn" },
   });
   // Only a channel to notice the parent's death by: it must not keep this process alive.
