@@ -18,6 +18,7 @@ import { receiverAccept, receiverNew, Receiver, Sender, senderNew } from "../../
 import type { Endpoint } from "../../firmware/session/endpoint";
 import type { Session } from "../../firmware/session/session";
 import type { SeqStorage } from "../../firmware/session/seqstore";
+import type { Handed } from "./session-handoff";
 
 import { LinkAddress, LORA } from "./device-side";
 
@@ -47,6 +48,8 @@ export type DeviceState = {
   held: number[] | undefined;
   /** In the gateway's list of devices with output due. */
   due: boolean;
+  /** With a session handoff: what it keeps of the device's session (SessionHandoff.seen), asked before each seal. */
+  handed: Handed | undefined;
   /** The last ACK of one id sealed (its sequence number and id), and how many to seal ahead next time. */
   ackSeq: number;
   ackId: number;
@@ -58,7 +61,7 @@ export type DeviceOptions = { storage: SeqStorage; commandTries: number; command
 export function deviceNew(name: string, o: DeviceOptions): DeviceState {
   return {
     name, id: Uint8Array.from(Buffer.from(name, "hex")), ep: undefined, session: undefined, ended: false, ble: undefined, last: LORA, receiver: receiverNew(),
-    sender: senderNew(o.storage, `cmd:${name}`, 16, o.commandTries, o.commandRtoMs), acks: [], held: o.holdAcks ? [] : undefined, due: false,
+    sender: senderNew(o.storage, `cmd:${name}`, 16, o.commandTries, o.commandRtoMs), acks: [], held: o.holdAcks ? [] : undefined, due: false, handed: undefined,
     ackSeq: -2, ackId: -2, aheadCount: 1,
   };
 }

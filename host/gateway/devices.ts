@@ -403,7 +403,8 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
     if (hit.s !== s || hit.d === undefined) {
       hit.s = s;
       hit.d = this.stateOf(this.nameOf(s));
-      this.opts.handoff?.seen(s);
+      const h = this.opts.handoff?.seen(s);
+      if (h !== undefined) hit.d.handed = h;
     }
     const d = hit.d;
     d.ep = hit.ep;
@@ -440,7 +441,7 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
       const s = ep.session;
       // A device with only ACKs to send on its current session (the common case) gets them without the
       // look-ups and the endpoint-wide steps of drain(), which would find nothing else to do.
-      if (s !== undefined && this.opts.handoff?.maySeal(s) === false) continue; // woken by the grant
+      if (s !== undefined && this.opts.handoff?.maySeal(s, d.handed) === false) continue; // woken by the grant
       if (s !== undefined && s === d.session && ep.old === undefined && ep.state === EP_OPEN && ep.confirmed && ep.work === undefined && ep.out.length === 0 && s.inbox.length === 0) {
         this.sendAcks(d, s, now);
         if (d.sender.pending.length > 0 || d.sender.lost.length > 0) this.drain(ep, now);
@@ -469,7 +470,7 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
       // merely established (a replayed hello makes one) must not take its ACKs and commands.
       if (d.ep === undefined) d.ep = ep;
       if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, m, now);
-      if (d.ep === ep && epReady(ep) && this.opts.handoff?.maySeal(s) !== false) {
+      if (d.ep === ep && epReady(ep) && this.opts.handoff?.maySeal(s, d.handed) !== false) {
         this.sendAcks(d, s, now);
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
         if (d.sender.lost.length > 0) this.commandsLost(d.name, senderTakeLost(d.sender));
