@@ -11,12 +11,13 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 export type Ready = Record<string, string | number>;
 
 /**
- * Node flags for every sesame process. Sealing backbone records makes a fresh OpenSSL output buffer per
- * byte sent (node:crypto has no update into a caller's buffer); every 32 MB of them V8 scavenges, and in a
- * process whose live heap is small it had set its old generation's limit so close (8 MB live, 19 MB limit)
- * that each scavenge started a full marking: 2 to 4 per 64 MB sent, on the helper threads, while TLS's
- * sender, which allocates nothing, had none (measured, `npm run bench -- bulk`). An old generation allowed
- * 64 MB before its first limit removes them (0 per run); a heap beyond that gets V8's usual limits.
+ * Node flags for every sesame process (package.json's `sesame` script passes the same). Sealing backbone
+ * records makes a fresh OpenSSL output buffer per byte sent (node:crypto has no update into a caller's
+ * buffer), so V8 scavenges every few tens of MB sent; in a process whose live heap is small it had set its
+ * old generation's limit so close (8 MB live, 19 MB limit) that those scavenges started a full marking, 2
+ * to 4 per 64 MB sent, on the helper threads, while TLS's sender, which allocates nothing, had none
+ * (measured with --trace-gc, `npm run bench -- bulk`). An old generation allowed 64 MB before its first
+ * limit had none; a heap beyond that gets V8's usual limits.
  */
 export const SESAME_NODE_FLAGS = ["--initial-old-space-size=64"];
 

@@ -41,8 +41,9 @@ const REGRANT_MS = 2000;
 
 /**
  * A session handed over: what was last reported and what the controller granted. The device side keeps the
- * one seen() gave for its device's session and hands it back to maySeal(): asked for every ACK, the
- * session's look-up in a WeakMap of a thousand was 4 % of a terminating gateway's time (measured).
+ * one seen() gave for its device's session and hands it back to maySeal(), which is asked for every ACK:
+ * with a look-up in a WeakMap of a thousand sessions, maySeal alone was 3.8 % of a V8 profile of a
+ * terminating gateway at 1,000 devices.
  */
 export type Handed = { s: Session; spi: number; outIndex: number; inIndex: number; rxTop: number; grantIndex: number; granted: number; reportedAt: number; dropped: boolean };
 type Fetch = { link: LinkAddress; packets: Uint8Array[]; at: number };
