@@ -4,8 +4,9 @@
 // Both are set up the same way: the receiving end (the controller) and the sending end (the gateway) are two
 // child processes started as `sesame start` starts its own (SESAME_NODE_FLAGS), so each side has its own
 // event loop and its own heap as in a deployment (not this one's, which holds every bench module and what
-// earlier sections left); connections are made once, before timing (a backbone is long-lived). A run sends messages of one size back to back, honouring
-// backpressure, and ends when the receiver has every byte; MB/s counts payload bytes (10^6 bytes per MB).
+// earlier sections left); connections are made once, before timing (a backbone is long-lived). A run sends
+// messages of one size back to back, honouring backpressure, and ends when the receiver has every byte;
+// MB/s counts payload bytes (10^6 bytes per MB).
 //   - sesame: BackboneClient.send(UPLINK) per message, acknowledged by the controller as it goes (so the
 //     gateway's bounded queue is part of the path); the receiver gets each message whole, in one view.
 //   - TLS: what a Node user would write instead: a 4-byte length prefix and the payload per message on a
@@ -144,7 +145,7 @@ function lengthPrefixed(s: tls.TLSSocket, onMessage: (bytes: number) => void): v
 type Sender = (payload: Buffer, n: number) => Promise<void>;
 /** What the sender measured over one run: CPU ms in all (user + system), in the kernel and on its main thread, and its collections other than scavenges. */
 type SenderRun = { startedAt: number; cpuMs: number; sysMs: number; mainMs: number; majorGcs: number };
-type ToSender = { cmd: "init"; init: Init; ports: { sesame: number; tls: number }; heapMb: number } | { cmd: "run"; proto: string; size: number; n: number } | { cmd: "stop" };
+type ToSender = { cmd: "init"; init: Init; ports: { sesame: number; tls: number }; heapMb: number } | { cmd: "run"; proto: string; size: number; n: number } | { cmd: "stop" } | { cmd: "stats" };
 type FromSender = { ready: true; protocol: string; heapMb: number } | SenderRun | { stats: BackboneClient["stats"] };
 
 function sesameSender(client: BackboneClient): Sender {
@@ -190,7 +191,7 @@ async function senderMain(): Promise<void> {
   const send = (m: FromSender) => process.send!(m);
   let client: BackboneClient | undefined;
   let senders = new Map<string, Sender>();
-  let payloads = new Map<number, Buffer>();
+  let payload = Buffer.alloc(0);
   let measuring: { cpu: NodeJS.CpuUsage; main: number; gcs: ReturnType<typeof countCollections>; startedAt: number } | undefined;
   process.on("message", async (m: ToSender) => {
     if (m.cmd === "init") {
@@ -205,18 +206,17 @@ async function senderMain(): Promise<void> {
       return send({ ready: true, protocol: `${sock.getProtocol()} ${sock.getCipher().standardName}`, heapMb: Math.round(process.memoryUsage().heapUsed / 1e6) });
     }
     if (m.cmd === "run") {
-      let payload = payloads.get(m.size);
-      if (payload === undefined) payloads = new Map([[m.size, (payload = randomBytes(m.size))]]);
+      if (payload.length !== m.size) payload = randomBytes(m.size);
       measuring = { cpu: process.cpuUsage(), main: mainThreadCpuMs(), gcs: countCollections(), startedAt: now() };
       return void senders.get(m.proto)!(payload, m.n);
     }
-    if (m.cmd === "stop" && measuring !== undefined) {
+    if (m.cmd === "stats") return send({ stats: client!.stats });
+    if (measuring !== undefined) {
       const c = process.cpuUsage(measuring.cpu);
       const run = { startedAt: measuring.startedAt, cpuMs: (c.user + c.system) / 1e3, sysMs: c.system / 1e3, mainMs: mainThreadCpuMs() - measuring.main, majorGcs: measuring.gcs.stop().major };
       measuring = undefined;
-      return send(run);
+      send(run);
     }
-    if (m.cmd === "stop") send({ stats: client!.stats });
   });
   process.on("disconnect", () => process.exit(0));
 }
@@ -239,8 +239,8 @@ export async function benchBackbone(): Promise<string> {
   const fromSender = () => once(sender, "message").then(([m]) => m as FromSender);
   try {
     receiver.send({ cmd: "init", init } satisfies ToChild);
-    const ports = (await fromReceiver()) as { sesame: number; tls: number };
-    sender.send({ cmd: "init", init, ports: { sesame: ports.sesame, tls: ports.tls }, heapMb: SENDER_HEAP_MB } satisfies ToSender);
+    const { sesame, tls: tlsPort } = (await fromReceiver()) as { sesame: number; tls: number };
+    sender.send({ cmd: "init", init, ports: { sesame, tls: tlsPort }, heapMb: SENDER_HEAP_MB } satisfies ToSender);
     const { protocol, heapMb } = (await fromSender()) as { protocol: string; heapMb: number };
 
     /** One run: MB/s from the sender's first send until the receiver has every byte, and CPU ms per MB on each side. */
@@ -277,7 +277,7 @@ export async function benchBackbone(): Promise<string> {
       rows.push([label(size), n, s.toFixed(0), t.toFixed(0), (s / t).toFixed(2) + "x", cpu("sesame"), cpu("tls"), `${med("sesame", (r) => r.majorGcs)} / ${med("tls", (r) => r.majorGcs)}`, Number.isNaN(steal) ? "n/a" : `${(steal * 100).toFixed(0)}%`]);
     }
     progress("backbone", 1, 1);
-    sender.send({ cmd: "stop" } satisfies ToSender);
+    sender.send({ cmd: "stats" } satisfies ToSender);
     const { stats } = (await fromSender()) as { stats: BackboneClient["stats"] };
     return table(["payload", "messages/run", "sesame MB/s", "TLS 1.3 MB/s", "sesame/TLS", "sesame CPU ms/MB send (kernel, main thread) / recv", "TLS CPU ms/MB send (kernel, main thread) / recv", "major GCs per run", "stolen"], rows) +
       `\n\nMedians of ${ROUNDS} runs of ~${RUN_BYTES >> 20} MiB each; sender and receiver each in a child process of their own, loopback TCP; the sender's heap held ${heapMb} MB` +
