@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { x25519, x25519Base } from "../../../firmware/crypto/x25519";
-import { randomBytes } from "node:crypto";
-import { nodeKeyPair, nodeX25519, x25519PublicKeysKept } from "../../../host/crypto/provider";
+import { createHmac, randomBytes } from "node:crypto";
+import { hostProvider, nodeKeyPair, nodeX25519, x25519PublicKeysKept } from "../../../host/crypto/provider";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -37,5 +37,24 @@ describe("host/crypto/provider: X25519 public keys", () => {
     const second = nodeX25519(me.s, Uint8Array.from(peer.S)); // the same key in another array: a static key from a registry
     assert.equal(x25519PublicKeysKept(), before + 1);
     assert.equal(hex(first), hex(second));
+  });
+});
+
+describe("host/crypto/provider: HMAC-SHA-256", () => {
+  it("gives OpenSSL's HMAC for keys and messages around the block size and past the scratch block", () => {
+    const lengths = [0, 1, 31, 32, 33, 55, 56, 63, 64, 65, 100, 128, 200, 447, 448, 511, 512, 513, 1000];
+    for (const kl of lengths) {
+      for (const ml of lengths) {
+        const key = randomBytes(kl), message = randomBytes(ml);
+        assert.equal(hex(hostProvider.hmac(key, message)), createHmac("sha256", key).update(message).digest("hex"), `key ${kl} B, message ${ml} B`);
+      }
+    }
+  });
+
+  it("leaves nothing of one MAC in the next (a short key after a long one, a short message after a long one)", () => {
+    const long = randomBytes(64), short = randomBytes(5);
+    hostProvider.hmac(long, randomBytes(300));
+    assert.equal(hex(hostProvider.hmac(short, short)), createHmac("sha256", short).update(short).digest("hex"));
+    assert.equal(hex(hostProvider.hmac(Uint8Array.of(), Uint8Array.of())), createHmac("sha256", Buffer.alloc(0)).update(Buffer.alloc(0)).digest("hex"));
   });
 });
