@@ -125,13 +125,29 @@ describe("AES-CCM on reused OpenSSL contexts (host/crypto/ccm.ts)", () => {
     const a = nodeCcm(key, 8, 13);
     const nonce = randomBytes(13);
     const empty = new Uint8Array(0);
-    const tagOnly = a.seal(nonce, empty, empty); // nothing to authenticate: the portable CCM makes this tag
+    const tagOnly = a.seal(nonce, empty, empty); // nothing to authenticate: no contexts, OpenSSL's one-shot tag
     assert.equal(hex(tagOnly), hex(ccmSeal(aesBlock(key), nonce, empty, empty, 8)));
     assert.equal(hex(a.open(nonce, empty, tagOnly)), "");
     const bigAad = randomBytes(0xff00), pt = randomBytes(10);
     const s = a.seal(nonce, bigAad, pt);
     assert.equal(hex(s), hex(oneShotCcm(key, 8, 13).seal(nonce, bigAad, pt)));
     assert.equal(hex(a.open(nonce, bigAad, s)), hex(pt));
+  });
+
+  it("makes OpenSSL's one-shot tag over an empty plaintext the portable CCM's, and refuses it altered", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(4, 8, 16), fc.integer({ min: 7, max: 13 }), fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 0, max: 15 }), (tagLen, nonceLen, aad, flip) => {
+        const key = randomBytes(16), nonce = randomBytes(nonceLen), empty = new Uint8Array(0);
+        const a = oneShotCcm(key, tagLen, nonceLen);
+        const tag = a.seal(nonce, aad, empty);
+        assert.equal(hex(tag), hex(ccmSeal(aesBlock(key), nonce, aad, empty, tagLen)));
+        assert.equal(hex(a.open(nonce, aad, tag)), "");
+        const forged = Uint8Array.from(tag);
+        forged[flip % tagLen] ^= 1;
+        assert.equal(a.open(nonce, aad, forged), undefined);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it("seals a batch of messages in a few calls, each one the bytes of sealing it alone", () => {
