@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { BoardProfile } from "../../firmware/board";
 import { fromHex, toHex } from "../../firmware/bytes";
+import { x25519StepCalls } from "../../firmware/crypto/x25519";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID, bleAccept, bleFragment, bleReassemblerNew, BLE_MAX_PACKET } from "../../firmware/link/ble";
 import * as facade from "../../firmware/runtime/facade";
 import { encodeAck, encodeData, messageId, messageKind, MSG_DATA } from "../../firmware/runtime/messages";
@@ -262,7 +263,10 @@ export async function sessionRun(bin: string, flash: string, board: BoardProfile
       step = "handshake";
       const tc = Date.now();
       await run(`BZ=0;C()`);
-      await until(() => gw.info()[6] > 0 && gw.toDevice.length === 0, 10_000, "no handshake");
+      // A board that slices X25519 (esp32-espruino) spends x25519StepCalls(steps) ticks of 100 ms
+      // (firmware/device.ts) on each of the three it does not make at once: 42 s of board time at 2 steps.
+      const sliced = board.x25519StepsPerTick > 0 ? 3 * x25519StepCalls(board.x25519StepsPerTick) * 100 : 0;
+      await until(() => gw.info()[6] > 0 && gw.toDevice.length === 0, 10_000 + sliced, "no handshake");
       hsWall = Date.now() - tc;
       await run(`HZ=BZ`);
       if (!(await report()).includes("ready=1")) throw new Error("session: the device is not ready after the handshake: " + (await report()));
