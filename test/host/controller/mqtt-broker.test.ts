@@ -2,8 +2,6 @@
 // aedes broker, application credentials in a real (PGlite) store, applications as mqtt.js clients over TCP.
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import type { CommandHandler } from "../../../host/controller/mqtt";
 import { Delivery } from "../../../host/controller/mqtt";
 import type { BrokerLimits } from "../../../host/controller/mqtt-broker";
@@ -12,10 +10,8 @@ import { MasterKey } from "../../../host/controller/masterkey";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
 import { Metrics } from "../../../host/telemetry/metrics";
 import { appClient, connackCode, rawLogin, rawSocket, remainingLength, type AppClient, type Login } from "../../harness/mqtt-clients";
+import { collectGarbage } from "../../harness/gc";
 import { until } from "../../harness/until";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
 
 type Setup = { store: ControllerStore; delivery: Delivery; metrics: Metrics; url: string; port: number; commands: [string, number[]][]; a: string; b: string };
 
@@ -173,7 +169,7 @@ describe("embedded MQTT broker: bounds", function () {
     const socket = await rawLogin(s.port, login);
     const topic = Buffer.from(`sesame/devices/${s.a}/up`);
     const announced = 100 * 1024 * 1024;
-    gc();
+    collectGarbage();
     const before = process.memoryUsage();
     // PUBLISH, QoS 0, retain; then the body in 64 KiB slices of one reused buffer, until the broker hangs up.
     socket.write(Buffer.concat([Buffer.from([0x31]), remainingLength(announced), Buffer.from([topic.length >> 8, topic.length & 0xff]), topic]));
@@ -187,7 +183,7 @@ describe("embedded MQTT broker: bounds", function () {
     }
     assert.ok(sent < announced, "the broker read the whole 100 MB");
     await socket.gone;
-    gc();
+    collectGarbage();
     const after = process.memoryUsage();
     const grew = after.arrayBuffers + after.heapUsed - before.arrayBuffers - before.heapUsed;
     assert.ok(grew < 16 * 1024 * 1024, `memory grew by ${(grew / 1048576).toFixed(1)} MB`);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { MapSweep } from "../../../host/gateway/sweep";
+import { collectGarbage } from "../../harness/gc";
 
 describe("gateway/sweep: a Map visited a slice at a time", () => {
   const keys = (sweep: MapSweep<number, string>, n: number) => {
@@ -33,8 +32,6 @@ describe("gateway/sweep: a Map visited a slice at a time", () => {
 
   it("keeps nothing the map let go of alive, however much it churned between calls", async () => {
     // A flood of one-shot sources: each added, then evicted a while later, with no poll in between.
-    setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
     const m = new Map<number, object>();
     const sweep = new MapSweep(m);
     m.set(0, {});
@@ -53,7 +50,7 @@ describe("gateway/sweep: a Map visited a slice at a time", () => {
     let alive = refs.length;
     for (let round = 0; round < 3 && alive > 0; round++) {
       await new Promise((r) => setImmediate(r));
-      gc();
+      collectGarbage();
       alive = refs.filter((r) => r.deref() !== undefined).length;
     }
     assert.equal(alive, 0);
