@@ -27,7 +27,7 @@ import {
   SIZE_DH_I1, SIZE_DH_I2, SIZE_DH_R1, SIZE_DH_R2, SIZE_PSK_I1, SIZE_PSK_I2, SIZE_PSK_R1, SIZE_PSK_R2,
 } from "../../firmware/handshake/wire";
 import { hostProvider, nodeKeyPair, nodeX25519, x25519PrivateKey, x25519PublicKey } from "../../host/crypto/provider";
-import { fmt, median, progress, rate, table } from "../lib/measure";
+import { callsFor, fmt, median, progress, rate, table } from "../lib/measure";
 import { pskFleetTable } from "./psk-fleet";
 
 const ROUNDS = 3;
@@ -294,22 +294,10 @@ const SLICES = 8;
 /** fn's and bare's rates (ops/s) over `ms` of fn, in SLICES alternating slices, bare given half fn's time. */
 function paired(fn: () => void, bare: () => void, ms: number): { fn: number; bare: number } {
   for (let i = 0; i < 200; i++) (fn(), bare()); // warm up the JIT
-  const slice = (f: () => void, sliceMs: number): [number, number] => {
-    let n = 0;
-    const start = process.hrtime.bigint();
-    const stop = start + BigInt(Math.round(sliceMs * 1e6));
-    let now = start;
-    while (now < stop) {
-      for (let i = 0; i < 10; i++) f();
-      n += 10;
-      now = process.hrtime.bigint();
-    }
-    return [n, Number(now - start)];
-  };
   let fnN = 0, fnNs = 0, bareN = 0, bareNs = 0;
   for (let k = 0; k < SLICES; k++) {
-    const [a, at] = slice(fn, ms / SLICES);
-    const [b, bt] = slice(bare, ms / SLICES / 2);
+    const [a, at] = callsFor(fn, ms / SLICES, 10);
+    const [b, bt] = callsFor(bare, ms / SLICES / 2, 10);
     fnN += a;
     fnNs += at;
     bareN += b;
@@ -344,7 +332,6 @@ async function hostTable(): Promise<string> {
   // a round), so that both see the same moment of a shared machine: rounds measured apart were seen to
   // swing the ratio by 10 points.
   const xPaired: number[][] = modes.map(() => []);
-  const xRates: number[] = [];
   const total = ROUNDS * (modes.length + 1);
   let done = 0;
   // Interleaved rounds, so that a noisy moment on a shared machine hits every figure alike.
@@ -355,7 +342,6 @@ async function hostTable(): Promise<string> {
         const p = paired(modes[m][1], bare, SESAME_MS);
         sesame[m].push(p.fn);
         xPaired[m].push(p.bare);
-        xRates.push(p.bare);
       } else {
         sesame[m].push(rate(modes[m][1], SESAME_MS, 1).opsPerSec);
       }
@@ -371,7 +357,7 @@ async function hostTable(): Promise<string> {
   let f = 0;
   const xCall = rate(() => nodeX25519(sc, fresh[f++ & (fresh.length - 1)]), 250, 3).opsPerSec;
   const xGen = rate(() => hostProvider.keyPair(), 250, 3).opsPerSec;
-  const xBare = median(xRates);
+  const xBare = median(xPaired.flat());
   const t = median(tlsRates);
   const spread = (xs: number[]) => `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`;
   const rows: (string | number)[][] = modes.map(([name], m) => {

@@ -10,18 +10,24 @@ export function rate(fn: () => void, ms = 250, rounds = 5): Rate {
   for (let i = 0; i < 200; i++) fn(); // warm up the JIT
   const results: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    let n = 0;
-    const start = process.hrtime.bigint();
-    const stop = start + BigInt(ms) * 1_000_000n;
-    let now = start;
-    while (now < stop) {
-      for (let i = 0; i < 50; i++) fn();
-      n += 50;
-      now = process.hrtime.bigint();
-    }
-    results.push((n * 1e9) / Number(now - start));
+    const [n, ns] = callsFor(fn, ms, 50);
+    results.push((n * 1e9) / ns);
   }
   return { opsPerSec: median(results), rounds: results };
+}
+
+/** Calls fn, `block` calls between clock reads, until `ms` have passed: the calls made and the ns they took. */
+export function callsFor(fn: () => void, ms: number, block: number): [number, number] {
+  let n = 0;
+  const start = process.hrtime.bigint();
+  const stop = start + BigInt(Math.round(ms * 1e6));
+  let now = start;
+  while (now < stop) {
+    for (let i = 0; i < block; i++) fn();
+    n += block;
+    now = process.hrtime.bigint();
+  }
+  return [n, Number(now - start)];
 }
 
 /** Median wall time in ms of `runs` calls to fn (for slow operations such as a portable X25519). */
