@@ -1,4 +1,4 @@
-// The bridge bench's set-up and runs (used by bridge.ts and scaling.ts): N devices, each with a session made by
+// The bridge bench's set-up (used by bridge.ts and scaling.ts, run by bridge-run.ts): N devices, each with a session made by
 // a real dh handshake (order I, over BLE) through the real gateway (host/gateway/gateway.ts in terminate mode:
 // DeviceGateway, host provider); each sends 20-byte readings as DATA messages in compact records (40 bytes on
 // the air), sealed under its session's own keys with fresh sequence numbers and message ids; the records of
@@ -22,19 +22,19 @@ import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndp
 import { BackbonePeer } from "../../host/backbone/peer";
 import { sealChunks } from "../../host/backbone/records";
 import { hostProvider, nodeKeyPair } from "../../host/crypto/provider";
-import { DeviceGateway } from "../../host/gateway/devices";
 import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gateway";
 import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
 import { silentLogger } from "../../host/telemetry/log";
 import { grantOf } from "../../test/harness/handoff";
-import { cpuTicks, progress, stealShare } from "../lib/measure";
-import { rawOpen } from "./records";
+import { progress } from "../lib/measure";
 
 /** Records handed to the gateway per turn of the event loop at max rate. */
 export const BURST = 256;
 export const PAYLOAD = 20;
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+export const turn = () => new Promise<void>((r) => setImmediate(r));
 
 export type Device = { link: string; kid: Uint8Array; keys: HostKeys; spi: number; seq: number; id: number };
 
@@ -176,37 +176,16 @@ export async function threadedFleet(n: number, deviceThreads: number): Promise<B
   return { ...t, devices };
 }
 
-/**
- * Records through a gateway whose device side may answer later (worker threads): bursts of BURST per turn
- * while at most `window` are in flight, until every reading is sealed into a backbone record. Wall and
- * CPU seconds (CPU: this process, every thread).
- */
-export async function runThrough(f: Bridge, r: Records, window = 8 * BURST): Promise<{ secs: number; cpuSecs: number }> {
-  const peer = f.gw.client.peer;
-  const n = r.recs.length;
-  const base = peer.stats.sent;
-  let next = 0;
-  const cpu = cpuSeconds();
-  const start = performance.now();
-  for (let guard = 0; peer.stats.sent - base < n; guard++) {
-    if (guard > 10_000_000) throw new Error("bridge bench: records did not come out");
-    if (next < n && next - (peer.stats.sent - base) < window) {
-      const to = Math.min(n, next + BURST);
-      for (let i = next; i < to; i++) f.gw.input(f.devices[r.dev[i]].link, r.recs[i]);
-      next = to;
-    }
-    f.gw.takeOutput();
-    f.ack();
-    await turn();
-  }
-  return { secs: (performance.now() - start) / 1000, cpuSecs: cpuSeconds() - cpu };
-}
+/** Records: record i is from device dev[i] and carries the reading numbered ids[i] (that device's message id). */
+export type Records = { dev: Int32Array; ids: Int32Array; recs: Buffer[] };
 
-export type Records = { dev: Int32Array; recs: Buffer[] };
+/** Records [from, to) of r. */
+export const sliceRecords = (r: Records, from: number, to: number): Records => ({ dev: r.dev.subarray(from, to), ids: r.ids.subarray(from, to), recs: r.recs.slice(from, to) });
 
 /** The next `count` records of the fleet, devices interleaved (each sends in order, ids and sequence numbers fresh). */
 export function records(devices: Device[], count: number): Records {
   const dev = new Int32Array(count);
+  const ids = new Int32Array(count);
   const recs: Buffer[] = new Array(count);
   const body = randomBytes(PAYLOAD);
   let d = 0;
@@ -215,10 +194,11 @@ export function records(devices: Device[], count: number): Records {
     d = (d + 7919) % devices.length;
     const x = devices[d];
     body.writeUInt32BE(i, 0);
+    ids[i] = x.id;
     recs[i] = sealFast(x.keys, x.spi, 0, 0, x.seq++, encodeData(x.id++, body));
     dev[i] = d;
   }
-  return { dev, recs };
+  return { dev, ids, recs };
 }
 
 /**
@@ -271,175 +251,4 @@ function backbone(peer: BackbonePeer, identity: GatewayIdentity, ctlKeys: KeyPai
     conn.emit("messages", [{ kind: KIND_ACK, taken: acked }] as Message[]);
   };
   return { conn, ack };
-}
-
-export const turn = () => new Promise<void>((r) => setImmediate(r));
-
-/**
- * A settled heap before each measured run: two full collections move what was just made (the bench's own
- * input, a fresh array of a hundred thousand records) into the old generation, where the scavenges during
- * a run no longer copy it; then a few turns of the event loop, in which Node frees the native contexts
- * those collections found dead (every createCipheriv of the floor and of records() holds one, freed by a
- * weak callback Node runs later), and two more collections. Otherwise a run pays for the run before it:
- * measured, the terminate run after a floor run spent 55-66 % of its time in collections, and 3 % once
- * settled. The floor is not charged for freeing its 50,000 contexts either, which flatters the floor.
- */
-export async function settle(): Promise<void> {
-  global.gc?.();
-  global.gc?.();
-  for (let i = 0; i < 3; i++) await turn();
-  await new Promise((r) => setTimeout(r, 5));
-  global.gc?.();
-  global.gc?.();
-  for (let i = 0; i < 3; i++) await turn();
-}
-
-/** Hands records [from, to) to the gateway; returns how many messages that queued for the backbone. */
-export function burst(f: Bridge, r: Records, from: number, to: number): { queued: number; acks: number } {
-  const q = f.gw.client.peer.out;
-  const before = q.end;
-  for (let i = from; i < to; i++) f.gw.input(f.devices[r.dev[i]].link, r.recs[i]);
-  const acks = f.gw.takeOutput().length; // the link adapters' part: packets back to the devices
-  return { queued: q.end - before, acks };
-}
-
-/** steal: the share of the machine's CPU time the hypervisor took during the run (cpuTicks). */
-export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number; steal: number };
-
-/** P50 and P99 of latencies. */
-export function percentiles(lats: Float64Array[]): { p50: number; p99: number } {
-  let n = 0;
-  for (const l of lats) n += l.length;
-  const all = new Float64Array(n);
-  let o = 0;
-  for (const l of lats) {
-    all.set(l, o);
-    o += l.length;
-  }
-  all.sort();
-  return { p50: all[Math.floor(n * 0.5)], p99: all[Math.floor(n * 0.99)] };
-}
-
-export const cpuSeconds = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1e6;
-};
-
-/**
- * One run over `r`: bursts of BURST per turn as fast as they go (pacedRate 0), or `pacedRate` msg/s offered
- * in bursts on a 1 ms timer. Latency: from a record's input (its burst's hand-over) to the sealing of the
- * backbone record that carries it.
- */
-export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run> {
-  const { conn, ack } = f;
-  const peer = f.gw.client.peer;
-  const n = r.recs.length;
-  // Backbone messages leave in the order they were queued: the k-th one sealed is the k-th one sent, whose
-  // records arrived at arrived[k] (one time per burst: a burst is handed over at once).
-  // A batch may be sealed in the middle of a burst (the peer's batchWaitMs): what it carries beyond the
-  // messages counted so far came in the burst being handed over, at burstAt.
-  const arrived = new Float64Array(n);
-  const lat = new Float64Array(n);
-  let queued = 0;
-  let sealed = 0;
-  let burstAt = 0;
-  const sentBase = peer.stats.sent;
-  const batchesBase = conn.records;
-  conn.onSealed = () => {
-    const t = performance.now();
-    const upTo = Math.min(n, peer.stats.sent - sentBase);
-    for (; sealed < upTo; sealed++) lat[sealed] = t - (sealed < queued ? arrived[sealed] : burstAt);
-  };
-  let acks = 0;
-  const hand = (from: number, to: number) => {
-    const t = performance.now();
-    burstAt = t;
-    const b = burst(f, r, from, to);
-    arrived.fill(t, queued, queued + b.queued);
-    queued += b.queued;
-    acks += b.acks;
-  };
-  let next = 0;
-  const ticks = cpuTicks();
-  const cpu = cpuSeconds();
-  const start = performance.now();
-  if (pacedRate === 0) {
-    while (next < n) {
-      const to = Math.min(n, next + BURST);
-      hand(next, to);
-      next = to;
-      ack();
-      await turn();
-    }
-  } else {
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const due = Math.min(n, Math.floor(((performance.now() - start) * pacedRate) / 1000));
-        if (due > next) {
-          hand(next, due);
-          next = due;
-        }
-        ack();
-        if (next >= n) {
-          clearInterval(timer);
-          resolve();
-        }
-      }, 1);
-    });
-  }
-  while (sealed < queued) {
-    await turn();
-    ack();
-  }
-  const secs = (performance.now() - start) / 1000;
-  const cpuSecs = cpuSeconds() - cpu;
-  conn.onSealed = undefined;
-  if (queued !== n) throw new Error(`bridge bench: ${n - queued} of ${n} records did not come out (${f.gw.devices ? "terminate" : "relay"}: ${JSON.stringify(f.gw.stats)})`);
-  return { rate: n / secs, secs, cpuSecs, lat, ...percentiles([lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase, steal: stealShare(ticks, cpuTicks()) };
-}
-
-/**
- * The floor: one raw node:crypto AES-128-CCM-8 open per record (records.ts's rawOpen), on the same records,
- * each with its device's key and its nonce at hand. Wall and CPU seconds.
- */
-export function floor(devices: Device[], r: Records): { secs: number; cpuSecs: number } {
-  const nonces = r.recs.map((rec, i) => {
-    const n = Buffer.from(devices[r.dev[i]].keys.iv);
-    n.writeUInt32BE((n.readUInt32BE(9) ^ (rec.readUInt32BE(4) & 0xfffff)) >>> 0, 9);
-    return n;
-  });
-  const cpu = cpuSeconds();
-  const start = performance.now();
-  for (let i = 0; i < r.recs.length; i++) {
-    const rec = r.recs[i];
-    const len = rec.length - 16;
-    rawOpen("aes-128-ccm", devices[r.dev[i]].keys.key, nonces[i], 8, rec.subarray(0, 8), rec.subarray(8, 8 + len), rec.subarray(8 + len));
-  }
-  return { secs: (performance.now() - start) / 1000, cpuSecs: cpuSeconds() - cpu };
-}
-
-/**
- * The device side alone: DeviceGateway.input per record, each reading confirmed as it is taken in (as if
- * the controller had it durably already) and the ACK records taken after each. Wall and CPU seconds.
- */
-export function deviceSide(f: Bridge, r: Records, order?: Int32Array): { secs: number; cpuSecs: number } {
-  const d = f.gw.devices as DeviceGateway;
-  const sink = d.onUplink;
-  const now = Date.now();
-  d.onUplink = (dev, id) => d.confirmOf(dev, id, now) || true;
-  const before = d.stats.uplinks;
-  const cpu = cpuSeconds();
-  const start = performance.now();
-  try {
-    for (let k = 0; k < r.recs.length; k++) {
-      const i = order === undefined ? k : order[k];
-      d.input(f.devices[r.dev[i]].link, r.recs[i], now);
-      d.takeOutput();
-    }
-  } finally {
-    d.onUplink = sink;
-  }
-  const secs = (performance.now() - start) / 1000;
-  if (d.stats.uplinks - before !== r.recs.length) throw new Error(`bridge bench: device side refused records: ${JSON.stringify(d.stats)}`);
-  return { secs, cpuSecs: cpuSeconds() - cpu };
 }

@@ -16,7 +16,8 @@ import { getHeapStatistics } from "node:v8";
 import { encodeData } from "../../firmware/runtime/messages";
 import { DATA_BODY_AT, type DeviceRef } from "../../host/gateway/device-side";
 import { countCollections, fmt, median, progress, table } from "../lib/measure";
-import { BURST, Bridge, deviceSide, fleet, Fleet, floor, PAYLOAD, percentiles, records, Records, run, Run, settle, turn } from "./bridge-fleet";
+import { BURST, Bridge, fleet, Fleet, PAYLOAD, records, Records, sliceRecords, turn } from "./bridge-fleet";
+import { deviceSide, floor, percentiles, run, Run, settle } from "./bridge-run";
 
 const DEVICES = Number(process.env.SESAME_BRIDGE_DEVICES ?? 1000);
 const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 5);
@@ -82,7 +83,7 @@ function terminateSteps(f: Bridge, r: Records): () => Promise<number> {
 /** Readings through the device side alone (deviceSide(), a slice at a time). */
 function deviceSteps(f: Bridge, r: Records): () => Promise<number> {
   const parts: Records[] = [];
-  for (let at = 0; at < r.recs.length; at += 4 * BURST) parts.push({ dev: r.dev.subarray(at, at + 4 * BURST), recs: r.recs.slice(at, at + 4 * BURST) });
+  for (let at = 0; at < r.recs.length; at += 4 * BURST) parts.push(sliceRecords(r, at, at + 4 * BURST));
   let k = 0;
   return async () => {
     const part = parts[k++];
@@ -131,7 +132,7 @@ export async function allocation(f: Fleet): Promise<Allocation> {
   // Enough records for every window tried (3 per window counted, 4 bursts each).
   const per = 100 * BURST;
   const r = records(f.terminate.devices, 2 * per);
-  const part = (k: number): Records => ({ dev: r.dev.subarray(k * per, (k + 1) * per), recs: r.recs.slice(k * per, (k + 1) * per) });
+  const part = (k: number): Records => sliceRecords(r, k * per, (k + 1) * per);
   await settle();
   const terminate = await allocatedPerReading(terminateSteps(f.terminate, part(0)), 8);
   const device = await allocatedPerReading(deviceSteps(f.terminate, part(1)), 8);

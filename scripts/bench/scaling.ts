@@ -8,12 +8,16 @@ import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fmt, median, progress, table } from "../lib/measure";
 import { load } from "./bridge";
-import { Bridge, fleet, floor, records, run, runThrough, settle, threadedFleet } from "./bridge-fleet";
+import { Bridge, fleet, records, threadedFleet } from "./bridge-fleet";
+import { floor, run, runThrough, settle } from "./bridge-run";
 
 const SIZES = (process.env.SESAME_SCALING_DEVICES ?? "100,1000,10000,100000").split(",").map(Number);
 const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 3);
 const PER_ROUND = Number(process.env.SESAME_SCALING_RECORDS ?? 100_000);
 const THREADED_DEVICES = Number(process.env.SESAME_THREADED_DEVICES ?? 1000);
+/** The offered rate (msg/s) and length (ms) of the paced runs that time each reading's added latency. */
+const PACED_RATE = 50_000;
+const PACED_MS = 2000;
 
 type Memory = { heap: number; rss: number; external: number };
 async function memory(): Promise<Memory> {
@@ -49,13 +53,17 @@ async function atScale(n: number): Promise<(string | number)[]> {
   return [n, f.handshakeSecs.toFixed(0), perDevice(before, made, n), perDevice(before, used, n), fmt(median(rates.terminate)), fmt(median(rates.floor)), (ratio * 100).toFixed(0) + "%", median(rates.acks).toFixed(2)];
 }
 
-/** One thread and `threads` worker threads, interleaved rounds, each through runThrough(). */
+/**
+ * One thread and `threads` worker threads, interleaved rounds, each through runThrough(); then the added
+ * latency of each at PACED_RATE offered, three runs each in turn (run(): a reading from its record's
+ * hand-over to the sealing of the backbone record that carries it, however many turns the workers take).
+ */
 async function threaded(threads: number): Promise<string> {
   const one: Bridge = fleet(THREADED_DEVICES).terminate;
   const many = await threadedFleet(THREADED_DEVICES, threads);
   await runThrough(one, records(one.devices, 20_000));
   await runThrough(many, records(many.devices, 20_000));
-  const res: { [k: string]: number[] } = { one: [], many: [], oneCpu: [], manyCpu: [] };
+  const res: { [k: string]: number[] } = { one: [], many: [], oneCpu: [], manyCpu: [], oneP50: [], manyP50: [], oneP99: [], manyP99: [] };
   for (let r = 0; r < ROUNDS; r++) {
     progress(`scaling: ${threads} device threads, round ${r + 1}`, r, ROUNDS);
     for (const [k, f] of [["one", one], ["many", many]] as const) {
@@ -66,18 +74,31 @@ async function threaded(threads: number): Promise<string> {
       res[k + "Cpu"].push(x.cpuSecs / x.secs);
     }
   }
+  for (let r = 0; r < 3; r++) {
+    progress(`scaling: ${PACED_RATE} msg/s offered, run ${r + 1}`, r, 3);
+    for (const [k, f] of [["one", one], ["many", many]] as const) {
+      const recs = records(f.devices, (PACED_RATE * PACED_MS) / 1000);
+      await settle();
+      const x = await run(f, recs, PACED_RATE);
+      res[k + "P50"].push(x.p50);
+      res[k + "P99"].push(x.p99);
+    }
+  }
   progress("scaling", 1, 1);
   await many.gw.close();
   await one.gw.close();
   const m = (k: string) => median(res[k]);
   const cores = Math.min(cpus().length, threads);
-  return table(["device side", "msg/s", "CPU cores busy", "msg/s per core busy", `msg/s per core (of ${cores})`, "vs one thread"], [
-    ["this thread (DeviceGateway)", fmt(m("one")), m("oneCpu").toFixed(2), fmt(m("one") / m("oneCpu")), fmt(m("one")), "1.00x"],
-    [`${threads} worker threads (DeviceShards)`, fmt(m("many")), m("manyCpu").toFixed(2), fmt(m("many") / m("manyCpu")), fmt(m("many") / cores), (m("many") / m("one")).toFixed(2) + "x"],
+  const at = `@${PACED_RATE / 1000}k`;
+  return table(["device side", "msg/s", "CPU cores busy", "msg/s per core busy", `msg/s per core (of ${cores})`, "vs one thread", `P50 ms ${at}`, `P99 ms ${at}`], [
+    ["this thread (DeviceGateway)", fmt(m("one")), m("oneCpu").toFixed(2), fmt(m("one") / m("oneCpu")), fmt(m("one")), "1.00x", m("oneP50").toFixed(2), m("oneP99").toFixed(2)],
+    [`${threads} worker threads (DeviceShards)`, fmt(m("many")), m("manyCpu").toFixed(2), fmt(m("many") / m("manyCpu")), fmt(m("many") / cores), (m("many") / m("one")).toFixed(2) + "x", m("manyP50").toFixed(2), m("manyP99").toFixed(2)],
   ]) +
     `\n${THREADED_DEVICES} devices, readings through Gateway.input to sealed backbone records (terminate, ACKs after the controller's acknowledgement),` +
     ` at most ${8} bursts in flight; medians of ${ROUNDS} interleaved rounds of ${PER_ROUND} readings. "CPU cores busy": this process's CPU seconds` +
-    ` (every thread) per second of the run. The main thread keeps the links and the backbone; the workers hold the sessions, by SPI.`;
+    ` (every thread) per second of the run. The main thread keeps the links and the backbone; the workers hold the sessions, by SPI.` +
+    ` ${at}: ${PACED_RATE} msg/s offered in bursts on a 1 ms timer for ${PACED_MS / 1000} s, median of 3 runs in turn; latency from a record's hand-over` +
+    ` to the sealing of the backbone record carrying its reading.`;
 }
 
 /** This machine's data caches per level (Linux sysfs), for reading the per-device memory next to them. */
