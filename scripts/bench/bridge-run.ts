@@ -4,7 +4,7 @@
 // on the same records.
 import type { DeviceRef } from "../../host/gateway/device-side";
 import { DeviceGateway } from "../../host/gateway/devices";
-import { cpuTicks, stealShare } from "../lib/measure";
+import { countCollections, cpuTicks, stealShare } from "../lib/measure";
 import { BURST, type Bridge, type Device, type Records, turn } from "./bridge-fleet";
 import { rawOpen } from "./records";
 
@@ -28,7 +28,8 @@ export async function settle(): Promise<void> {
 }
 
 /** steal: the share of the machine's CPU time the hypervisor took during the run (cpuTicks). */
-export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number; steal: number };
+/** gcPauses: the collections that ran during the run, their pauses in ms. */
+export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number; steal: number; gcPauses: number[] };
 
 /** P50 and P99 of latencies. */
 export function percentiles(lats: Float64Array[]): { p50: number; p99: number } {
@@ -158,6 +159,7 @@ export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run
   let acks = 0;
   let next = 0;
   const ticks = cpuTicks();
+  const gcs = countCollections();
   const cpu = cpuSeconds();
   const start = performance.now();
   try {
@@ -199,8 +201,9 @@ export async function run(f: Bridge, r: Records, pacedRate: number): Promise<Run
   }
   const secs = (performance.now() - start) / 1000;
   const cpuSecs = cpuSeconds() - cpu;
+  const gcPauses = gcs.stop().pauses;
   if (s.sealed !== n) throw new Error(`bridge bench: ${n - s.sealed} of ${n} readings did not come out (${f.gw.devices ? "terminate" : "relay"}: ${JSON.stringify(f.gw.stats)})`);
-  return { rate: n / secs, secs, cpuSecs, lat: s.lat, ...percentiles([s.lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase, steal: stealShare(ticks, cpuTicks()) };
+  return { rate: n / secs, secs, cpuSecs, lat: s.lat, ...percentiles([s.lat]), acksPerMsg: acks / n, batches: conn.records - batchesBase, steal: stealShare(ticks, cpuTicks()), gcPauses };
 }
 
 /**

@@ -233,6 +233,7 @@ export async function benchBridge(): Promise<string> {
   progress("bridge: bytes allocated per reading", ROUNDS + 3, steps);
   const alloc = await allocation(f);
   progress("bridge", steps, steps);
+  const gc = paced.terminate.flatMap((x) => x.gcPauses);
   const m = (k: string) => median(res[k]);
   const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
   const pm = (mode: string, k: "p50" | "p99" | "rate" | "steal") => median(paced[mode].map((x) => x[k]));
@@ -256,6 +257,8 @@ export async function benchBridge(): Promise<string> {
     `\nmax = as fast as it goes, bursts of ${BURST} records per event-loop turn; @${PACED_RATE / 1000}k = ${PACED_RATE} msg/s offered in bursts on a 1 ms timer` +
     ` for ${PACED_MS / 1000} s, median of 3 (achieved ${fmt(pm("terminate", "rate"))} and ${fmt(pm("relay", "rate"))} msg/s; CPU time the hypervisor stole meanwhile: ${pctSteal(pm("terminate", "steal"))} and ${pctSteal(pm("relay", "steal"))}).` +
     ` Latency: record handed to the gateway -> the backbone record carrying it sealed.` +
+    `\nTerminate @${PACED_RATE / 1000}k: ${gc.length} collections in the 3 runs (${(gc.length / (3 * PACED_MS / 1000)).toFixed(1)}/s), pauses median ${ms(median(gc))} ms,` +
+    ` ${gc.filter((x) => x >= P99_GOAL_MS).length} of ${P99_GOAL_MS} ms or more (longest ${ms(Math.max(0, ...gc))} ms): the readings handed over before a pause and not yet sealed wait it out, and those due during it come after it at once.` +
     `\nTerminate: the largest offered rate with P99 under ${P99_GOAL_MS} ms: ${search.rate > 0 ? fmt(search.rate) + " msg/s" : "none tried"} (median P99 ms of 3 runs of ${SEARCH_MS / 1000} s: ${search.tried}).` +
     `\nTerminate: ${m("acks").toFixed(2)} ACK records to the devices per reading; ${m("tBatch").toFixed(0)} readings per backbone record at max (relay: ${m("rBatch").toFixed(0)}).` +
     `\nJS heap allocated per reading (no collection in the window): terminate path ${b(alloc.terminate)}, device side alone ${b(alloc.device)},` +

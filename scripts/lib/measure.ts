@@ -109,13 +109,19 @@ export function mainThreadCpuMs(): number {
 
 /**
  * Counts the collections by kind (scavenges, and the rest: mark-compact, incremental, weak callbacks) until
- * stop(). Node reports them a little after they ran: read the counts after a turn of the event loop.
+ * stop(), and their pauses (ms) in the order they ran. Node reports them a little after they ran: read the
+ * counts after a turn of the event loop.
  */
-export function countCollections(): { count: () => number; stop: () => { minor: number; major: number } } {
+export function countCollections(): { count: () => number; stop: () => { minor: number; major: number; pauses: number[] } } {
   let minor = 0, major = 0;
-  const obs = new PerformanceObserver((l) => {
-    for (const e of l.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++; else major++;
-  });
+  const pauses: number[] = [];
+  const take = (es: readonly { duration: number }[]) => {
+    for (const e of es) {
+      pauses.push(e.duration);
+      if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++; else major++;
+    }
+  };
+  const obs = new PerformanceObserver((l) => take(l.getEntries()));
   obs.observe({ entryTypes: ["gc"] });
-  return { count: () => minor + major, stop: () => (obs.disconnect(), { minor, major }) };
+  return { count: () => minor + major, stop: () => (take(obs.takeRecords()), obs.disconnect(), { minor, major, pauses }) };
 }
