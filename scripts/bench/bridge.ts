@@ -25,8 +25,9 @@ const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 5);
 const SLICES = 4;
 /** Records per throughput round. */
 const PER_ROUND = Number(process.env.SESAME_BRIDGE_RECORDS ?? 200_000);
-const PACED_RATE = 50_000;
-const PACED_MS = 2000;
+/** The paced runs: msg/s offered, for this many ms (the scaling bench's paced runs too). */
+export const PACED_RATE = 50_000;
+export const PACED_MS = 2000;
 /** The P99 goal, and the offered rates tried (ascending) for the largest that keeps under it. */
 const P99_GOAL_MS = 2;
 const SEARCH_RATES = [10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 100_000];

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fmt, median, progress, table } from "../lib/measure";
-import { load } from "./bridge";
+import { load, PACED_MS, PACED_RATE } from "./bridge";
 import { Bridge, fleet, records, threadedFleet } from "./bridge-fleet";
 import { floor, run, runThrough, settle } from "./bridge-run";
 
@@ -15,9 +15,6 @@ const SIZES = (process.env.SESAME_SCALING_DEVICES ?? "100,1000,10000,100000").sp
 const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 3);
 const PER_ROUND = Number(process.env.SESAME_SCALING_RECORDS ?? 100_000);
 const THREADED_DEVICES = Number(process.env.SESAME_THREADED_DEVICES ?? 1000);
-/** The offered rate (msg/s) and length (ms) of the paced runs that time each reading's added latency. */
-const PACED_RATE = 50_000;
-const PACED_MS = 2000;
 
 type Memory = { heap: number; rss: number; external: number };
 async function memory(): Promise<Memory> {
