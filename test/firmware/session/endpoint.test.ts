@@ -36,6 +36,13 @@ export function pairOf(dh: boolean, responderFirst: boolean, pi: CryptoProvider 
   return { i: epNew(ci), r: epNew(cr), devKeys, gwKeys };
 }
 
+/**
+ * Whether a packet is a record (not a handshake message): a compact record's first 3 bytes are its SPI,
+ * never SPI_NEGOTIATION (0). Its first byte alone is 0 for 1 SPI in 256, and a test that dropped "the first
+ * record" by that byte then dropped a later packet instead (measured: 20 failures in 3,000 runs).
+ */
+export const isRecord = (p: Uint8Array) => (p[0] | p[1] | p[2]) !== 0;
+
 /** Moves packets both ways until quiet; `drop` decides which to lose. Returns the packets carried. */
 export function exchange(a: Endpoint, b: Endpoint, now: number, drop: (p: Uint8Array) => boolean = () => false): number {
   let moved = 0;
@@ -105,7 +112,7 @@ describe("endpoint", () => {
       epStart(i, n * 10000);
       // Every third time the gateway's CONFIRM is lost: the device has not evolved, the gateway has.
       let first = true;
-      exchange(i, r, n * 10000, (p) => n % 3 === 2 && p[0] !== 0 && (first ? !(first = false) : false));
+      exchange(i, r, n * 10000, (p) => n % 3 === 2 && isRecord(p) && (first ? !(first = false) : false));
       for (let t = n * 10000 + 2000; !epReady(i); t += 2000) exchange(i, r, t);
       assert.ok(epReady(r) && epReady(i));
       sessionSend(i.session!, Buffer.from([n]), 0);
@@ -122,7 +129,7 @@ describe("endpoint", () => {
       epStart(r, 0);
       epStart(i, 0);
       // Lose the device's CONFIRM (the only record it sends): it evolves, the gateway does not.
-      exchange(i, r, 0, (p) => p[0] !== 0 && i.confirmed);
+      exchange(i, r, 0, (p) => isRecord(p) && i.confirmed);
       assert.ok(i.confirmed && !r.confirmed);
       assert.notEqual(hex(devKeys.current), hex(gwKeys.current));
       // Order I: the device's next record confirms the same session at the gateway. Order R: the gateway
