@@ -57,12 +57,29 @@ export type StatusSnapshot = {
 
 type LatencySeries = { labels: { direction: string; mode: string }; rec: LatencyRecorder };
 
+// Process CPU, memory, event-loop lag and GC belong to the process, however many Metrics it holds (a test or
+// a bench makes many gateways): prom-client's collectors for them are made once, in a registry of their own,
+// and each Metrics serves them after its own figures. Made per Metrics, each set held a GC observer that is
+// never disconnected, and through it the Metrics' registry, its gauges' collect callbacks and the gateway or
+// controller they read: every gateway ever made in the process stayed alive (the scaling bench kept a
+// closed 30,000-device fleet, 225 MB), and every collection ran one more observer.
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: "sesame_process_" });
+  }
+  return processRegistry;
+}
+
 const QUANTILES = [0.5, 0.95, 0.99];
 /** Label sets cached by the caller's raw strings. */
 const CACHE = 64;
 
 export class Metrics {
   readonly registry = new Registry();
+  /** The process's own figures (processMetrics()), served after the registry's. */
+  private readonly process: Registry | undefined;
   private readonly now: () => number;
   private readonly messages = new TallyCounter("sesame_messages_total", "Device messages carried, by direction (up: device to application) and gateway mode.", ["direction", "mode"]);
   private readonly bytes = new TallyCounter("sesame_message_bytes_total", "Application payload bytes carried, by direction and mode.", ["direction", "mode"]);
@@ -156,7 +173,7 @@ export class Metrics {
       },
     });
     this.registry.registerMetric(this.listenerCounter() as unknown as Metric<string>);
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "sesame_process_" });
+    if (opts.processMetrics ?? true) this.process = processMetrics();
   }
 
   // ---- traffic ----
@@ -312,9 +329,10 @@ export class Metrics {
 
   // ---- views ----
 
-  /** Prometheus text exposition of everything above. */
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** Prometheus text exposition of everything above, and of the process. */
+  async text(): Promise<string> {
+    const own = await this.registry.metrics();
+    return this.process === undefined ? own : `${own}\n${await this.process.metrics()}`;
   }
 
   get contentType(): string {

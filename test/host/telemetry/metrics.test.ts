@@ -4,6 +4,7 @@ import { generateToken } from "../../../host/controller/tokens";
 import { serveMetrics, telemetryRoutes } from "../../../host/telemetry/metrics-http";
 import { Metrics, statusLine } from "../../../host/telemetry/metrics";
 import { LATENCY_BUCKETS, bucketIndex, quantileFromBuckets } from "../../../host/telemetry/latency";
+import { collectGarbage } from "../../harness/gc";
 import { one, parseExposition } from "../../harness/prometheus";
 
 /** Prometheus' histogram_quantile: linear interpolation inside the bucket. */
@@ -122,6 +123,33 @@ describe("metrics", () => {
     assert.equal(later.p50Ms, null);
     assert.match(await metrics.text(), /sesame_message_latency_seconds_count\{direction="up",mode="terminate"\} 10000\n/);
     assert.doesNotMatch(await metrics.text(), /sesame_message_latency_recent_seconds\{/);
+  });
+
+  it("a Metrics dropped lets go of what its gauges read, process metrics and all (they are the process's, made once)", async () => {
+    // What a gateway's gauges read is the gateway itself: before, prom-client's GC observer (never
+    // disconnected) held each Metrics' registry, and so every gateway ever made in the process.
+    const made = async () => {
+      const m = new Metrics();
+      const read = { limits: { records: 0.5, forgeries: 0 } };
+      m.watchKeyLimits(() => read.limits);
+      return { ref: new WeakRef(read), text: await m.text() };
+    };
+    const refs: WeakRef<object>[] = [];
+    const texts: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      const x = await made(); // (in a function of its own: a suspended async frame may hold its last locals)
+      refs.push(x.ref);
+      texts.push(x.text);
+    }
+    for (const t of texts) {
+      const { samples } = parseExposition(t);
+      assert.equal(one(samples, "sesame_key_limit_ratio", { limit: "records" }), 0.5);
+      assert.ok(samples.some((x) => x.name === "sesame_process_process_resident_memory_bytes"), "each Metrics still serves the process's figures");
+    }
+    await new Promise((r) => setImmediate(r)); // a WeakRef holds its target until the job that made it ends
+    collectGarbage();
+    collectGarbage();
+    assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0, "a dropped Metrics' gauges are still reachable");
   });
 
   it("the window follows recent latencies", () => {
