@@ -12,6 +12,7 @@ import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
 import { readGatewayStatus, type GatewayReport } from "../../../host/backbone/gateway-status";
 import { silentLogger } from "../../../host/telemetry/log";
+import { collectGarbage } from "../../harness/gc";
 import { grantOf } from "../../harness/handoff";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -141,6 +142,25 @@ function report(gw: Gateway): GatewayReport {
   assert.ok(typeof r !== "string", r as string);
   return r;
 }
+
+describe("Gateway: closed", () => {
+  it("is let go once closed and dropped, sessions and all (nothing process-wide keeps it)", async () => {
+    // Its metrics' gauges read it: before, each gateway's process metrics (prom-client's GC observer, never
+    // disconnected) kept it, and a process that made many gateways kept them all.
+    const made = async () => {
+      const w = world();
+      const ref = new WeakRef(w.gw);
+      await w.gw.close();
+      return ref;
+    };
+    const refs: WeakRef<Gateway>[] = [];
+    for (let k = 0; k < 3; k++) refs.push(await made());
+    await new Promise((r) => setImmediate(r)); // a WeakRef holds its target until the job that made it ends
+    collectGarbage();
+    collectGarbage();
+    assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0, "a closed gateway is still reachable");
+  });
+});
 
 describe("Gateway (terminate): GATEWAY_STATUS", () => {
   it("reports its queues, and each device's signal from the records of its session", () => {
