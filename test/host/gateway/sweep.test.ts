@@ -36,17 +36,23 @@ describe("gateway/sweep: a Map visited a slice at a time", () => {
     const sweep = new MapSweep(m);
     m.set(0, {});
     sweep.next(1, () => {});
-    const refs: WeakRef<object>[] = [];
-    for (let i = 1; i <= 20_000; i++) {
-      const v = { i };
-      refs.push(new WeakRef(v));
-      m.set(i, v);
-      m.delete(i - 100);
-    }
-    m.clear();
-    // WeakRef targets are kept until the job that made them ends, and one collection may still find the
-    // last object in a stale stack slot (1 of 20,000 in one CI run): a few rounds, each in a new job. A
-    // sweep that held its iterator kept the map's whole old table alive, every round.
+    // The objects are made in a function of its own: this one is async, and a suspended async function's
+    // frame may hold its loop's last value across every await below (1 of 20,000 stayed alive in two CI
+    // runs, however many collections followed).
+    const churn = () => {
+      const made: WeakRef<object>[] = [];
+      for (let i = 1; i <= 20_000; i++) {
+        const v = { i };
+        made.push(new WeakRef(v));
+        m.set(i, v);
+        m.delete(i - 100);
+      }
+      m.clear();
+      return made;
+    };
+    const refs = churn();
+    // WeakRef targets are kept until the job that made them ends: a few rounds, each in a new job. A sweep
+    // that held its iterator kept the map's whole old table alive, every round.
     let alive = refs.length;
     for (let round = 0; round < 3 && alive > 0; round++) {
       await new Promise((r) => setImmediate(r));
