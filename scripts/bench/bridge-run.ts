@@ -27,8 +27,10 @@ export async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) await turn();
 }
 
-/** steal: the share of the machine's CPU time the hypervisor took during the run (cpuTicks). */
-/** gcPauses: the collections that ran during the run, their pauses in ms. */
+/**
+ * steal: the share of the machine's CPU time the hypervisor took during the run (cpuTicks); gcPauses: the
+ * collections that ran during the run, their pauses in ms.
+ */
 export type Run = { rate: number; secs: number; cpuSecs: number; lat: Float64Array; p50: number; p99: number; acksPerMsg: number; batches: number; steal: number; gcPauses: number[] };
 
 /** P50 and P99 of latencies. */
