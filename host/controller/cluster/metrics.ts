@@ -12,10 +12,11 @@
 import type { Metric, Registry } from "prom-client";
 import type { Cluster } from "./cluster";
 
-export type Sample = { labels: Record<string, string>; value: number };
+/** One sample; a histogram's name its series (`<name>_bucket`, `_sum`, `_count`). */
+export type Sample = { labels: Record<string, string>; value: number; metricName?: string };
 
 /** A metric read at each scrape. */
-export function metric(name: string, help: string, type: "counter" | "gauge", read: () => Sample[]): Metric<string> {
+export function metric(name: string, help: string, type: "counter" | "gauge" | "histogram", read: () => Sample[]): Metric<string> {
   const get = async () => ({ name, help, type, aggregator: "sum", values: read() });
   return { name, help, type, aggregator: "sum", get, reset: () => undefined } as unknown as Metric<string>;
 }

@@ -17,7 +17,7 @@ export type GatewayQueues = Omit<GatewayReport, "signals"> & { at: string };
 
 type Kept = { link: "ble" | "lora"; rssi: number; rssiAvg: number; snr: number | null; gateway: string; at: number };
 
-/** Buckets of the devices-by-RSSI gauge histogram (dBm, upper bounds). */
+/** Buckets of the devices' RSSI gauge histogram (dBm, upper bounds; +Inf besides). */
 const RSSI_BUCKETS = [-120, -110, -100, -90, -80, -70, -60, -50, -40];
 
 export class GatewayReports {
@@ -56,20 +56,33 @@ export class GatewayReports {
   }
 
   /**
-   * sesame_devices_by_rssi{link, le}: how many devices' smoothed RSSI is at or below each bound (a gauge
-   * histogram: 2 links x 10 buckets, whatever the fleet's size), over devices reported within `windowMs`.
+   * sesame_device_rssi_dbm{link}: the devices' smoothed RSSI as a histogram per link (2 links x 10 buckets,
+   * whatever the fleet's size), over devices reported within `windowMs`. A gauge histogram (OpenMetrics'
+   * term): a snapshot of the fleet, whose counts fall as well as rise, so histogram_quantile() and heatmaps
+   * apply and rate() does not. The text format has no such type; like the reference client (Python's
+   * prometheus_client), it is exposed as a histogram, the one type whose series may carry `le`.
    */
   register(registry: Registry, windowMs: number, now: () => number = Date.now): void {
-    registry.registerMetric(metric("sesame_devices_by_rssi", "Devices by their smoothed RSSI (dBm) as their gateway last reported it, cumulative (le), by link (ble, lora).", "gauge", () => {
-      const counts = { ble: new Array<number>(RSSI_BUCKETS.length + 1).fill(0), lora: new Array<number>(RSSI_BUCKETS.length + 1).fill(0) };
+    const name = "sesame_device_rssi_dbm";
+    registry.registerMetric(metric(name, "Devices by their smoothed RSSI (dBm) as their gateway last reported it, by link (ble, lora): a gauge histogram, a snapshot of the fleet (do not rate() it).", "histogram", () => {
+      const per = { ble: { buckets: new Array<number>(RSSI_BUCKETS.length).fill(0), count: 0, sum: 0 }, lora: { buckets: new Array<number>(RSSI_BUCKETS.length).fill(0), count: 0, sum: 0 } };
       const since = now() - windowMs;
       for (const s of this.signals.values()) {
         if (s.at < since) continue;
-        const c = counts[s.link];
-        for (let i = 0; i < RSSI_BUCKETS.length; i++) if (s.rssiAvg <= RSSI_BUCKETS[i]) c[i]++;
-        c[RSSI_BUCKETS.length]++;
+        const h = per[s.link];
+        for (let i = 0; i < RSSI_BUCKETS.length; i++) if (s.rssiAvg <= RSSI_BUCKETS[i]) h.buckets[i]++;
+        h.count++;
+        h.sum += s.rssiAvg;
       }
-      return (["ble", "lora"] as const).flatMap((link) => counts[link].map((value, i) => ({ labels: { link, le: i < RSSI_BUCKETS.length ? String(RSSI_BUCKETS[i]) : "+Inf" }, value })));
+      return (["ble", "lora"] as const).flatMap((link) => {
+        const h = per[link];
+        return [
+          ...h.buckets.map((value, i) => ({ metricName: `${name}_bucket`, labels: { link, le: String(RSSI_BUCKETS[i]) }, value })),
+          { metricName: `${name}_bucket`, labels: { link, le: "+Inf" }, value: h.count },
+          { metricName: `${name}_sum`, labels: { link }, value: h.sum },
+          { metricName: `${name}_count`, labels: { link }, value: h.count },
+        ];
+      });
     }));
   }
 }

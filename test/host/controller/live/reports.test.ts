@@ -26,7 +26,7 @@ describe("controller: gateway reports", () => {
     assert.equal(r.queues("gw1")?.at, new Date(1_000).toISOString(), "a malformed report changes nothing");
   });
 
-  it("/metrics: devices by smoothed RSSI, cumulative, per link, over recently reported devices only", async () => {
+  it("/metrics: devices by smoothed RSSI, a histogram per link, over recently reported devices only", async () => {
     const r = new GatewayReports();
     let now = 0;
     const registry = new Registry();
@@ -34,16 +34,21 @@ describe("controller: gateway reports", () => {
     const signals = Array.from({ length: 200 }, (_, i) => ({ device: i.toString(16).padStart(4, "0"), link: (i % 2 === 0 ? "ble" : "lora") as "ble" | "lora", rssi: -45 - (i % 70), rssiAvg: -45 - (i % 70) }));
     r.take("gw", gatewayStatus({ backbone: { messages: 0, bytes: 0 }, commands: 0, readings: 0, sessions: 0, dropped: 0, queues: [], signals }).status, deviceOf, 0);
     const text = await registry.metrics();
-    const series = text.split("\n").filter((l) => l.startsWith("sesame_devices_by_rssi{"));
-    assert.equal(series.length, 20, "2 links x 10 buckets");
-    const value = (link: string, le: string) => Number(series.find((l) => l.includes(`link="${link}"`) && l.includes(`le="${le}"`))!.split(" ").pop());
-    assert.equal(value("ble", "+Inf"), 100);
-    assert.equal(value("lora", "+Inf"), 100);
-    assert.equal(value("ble", "-120"), 0);
-    assert.equal(value("ble", "-40"), 100);
-    assert.equal(value("ble", "-50"), signals.filter((s) => s.link === "ble" && s.rssiAvg <= -50).length);
+    assert.match(text, /^# TYPE sesame_device_rssi_dbm histogram$/m);
+    const series = text.split("\n").filter((l) => l.startsWith("sesame_device_rssi_dbm"));
+    assert.equal(series.length, 24, "2 links x (10 buckets, sum, count)");
+    const value = (name: string, link: string, le?: string) =>
+      Number(series.find((l) => l.startsWith(`${name}{`) && l.includes(`link="${link}"`) && (le === undefined || l.includes(`le="${le}"`)))!.split(" ").pop());
+    const ble = signals.filter((s) => s.link === "ble");
+    assert.equal(value("sesame_device_rssi_dbm_bucket", "ble", "+Inf"), 100);
+    assert.equal(value("sesame_device_rssi_dbm_bucket", "lora", "+Inf"), 100);
+    assert.equal(value("sesame_device_rssi_dbm_bucket", "ble", "-120"), 0);
+    assert.equal(value("sesame_device_rssi_dbm_bucket", "ble", "-40"), 100);
+    assert.equal(value("sesame_device_rssi_dbm_bucket", "ble", "-50"), ble.filter((s) => s.rssiAvg <= -50).length);
+    assert.equal(value("sesame_device_rssi_dbm_count", "ble"), 100);
+    assert.equal(value("sesame_device_rssi_dbm_sum", "ble"), ble.reduce((n, s) => n + s.rssiAvg, 0));
     now = 120_000;
-    const later = (await registry.metrics()).split("\n").find((l) => l.startsWith("sesame_devices_by_rssi{") && l.includes('le="+Inf"'));
-    assert.match(later!, / 0$/, "reports older than the window are not counted");
+    const later = (await registry.metrics()).split("\n").filter((l) => l.startsWith("sesame_device_rssi_dbm_count{"));
+    assert.deepEqual(later.map((l) => l.split(" ").pop()), ["0", "0"], "reports older than the window are not counted");
   });
 });
