@@ -160,7 +160,7 @@ export class Metrics {
     });
 
     this.registry.registerMetric(this.latencyHistogram() as unknown as Metric<string>);
-    this.registry.registerMetric(this.latencyRecentGauge() as unknown as Metric<string>);
+    this.registry.registerMetric(this.latencyRecentSummary() as unknown as Metric<string>);
     this.registry.registerMetric(this.keyEpochCounter() as unknown as Metric<string>);
     new Gauge({
       name: "sesame_key_limit_ratio",
@@ -391,8 +391,11 @@ export class Metrics {
     return { name, help, type: "histogram", aggregator: "sum", get, reset: () => undefined };
   }
 
-  /** P50/P95/P99 over the recent window, readable straight from /metrics without PromQL. */
-  private latencyRecentGauge() {
+  /**
+   * P50/P95/P99 over the recent window, readable straight from /metrics without PromQL: a summary (the type
+   * whose series carry `quantile`), without _sum and _count, which the histogram has.
+   */
+  private latencyRecentSummary() {
     const name = "sesame_message_latency_recent_seconds";
     const help = `Latency quantiles over the last ${this.windowMs / 1000} s, from the histogram's buckets (within one bucket, <= 28 %).`;
     const get = async () => {
@@ -404,9 +407,9 @@ export class Metrics {
           if (!Number.isNaN(v)) values.push({ labels: { ...labels, quantile: q }, value: v });
         }
       }
-      return { name, help, type: "gauge", aggregator: "average", values };
+      return { name, help, type: "summary", aggregator: "average", values };
     };
-    return { name, help, type: "gauge", aggregator: "average", get, reset: () => undefined };
+    return { name, help, type: "summary", aggregator: "average", get, reset: () => undefined };
   }
 
   private keyEpochCounter() {
