@@ -1,6 +1,7 @@
 // `npm run bench`: the figures the issues ask for, each next to its peer measured in the same run.
 // Medians of several rounds; ratios are the figures to compare across machines, not absolute times.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { allocatorEnv, allocatorOf } from "../host/cli/malloc";
 import { benchRecords } from "./bench/records";
 import { benchPortable } from "./bench/portable";
 import { benchSizes } from "./bench/sizes";
@@ -31,9 +32,17 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Cluster failure drill: kill -9 of each controller, gateway and Postgres under a 200-board load (real processes)", benchClusterDrill],
 ];
 
+// The figures are those of the allocator `npm start` gives sesame's processes (jemalloc when installed,
+// host/cli/malloc.ts): the bench runs itself again on it, children and all (SESAME_MALLOC=glibc: glibc's).
+const alloc = allocatorEnv(process.env);
+if (alloc.allocator !== allocatorOf() && process.env.SESAME_BENCH_AGAIN === undefined) {
+  const again = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...alloc.env, SESAME_BENCH_AGAIN: "1" } });
+  process.exit(again.status ?? 1);
+}
+
 const only = process.argv.slice(2);
 execFileSync(process.execPath, ["--import", "tsx", "scripts/build.ts", "--quiet"], { stdio: "inherit" });
-console.log(`sesame bench — node ${process.version}, ${new Date().toISOString()}\n`);
+console.log(`sesame bench — node ${process.version}, allocator ${alloc.note}, ${new Date().toISOString()}\n`);
 for (const [title, run] of sections) {
   if (only.length && !only.some((o) => title.toLowerCase().includes(o.toLowerCase()))) continue;
   console.log(`## ${title}\n`);

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import type { Logger } from "../telemetry/log";
+import { allocatorEnv } from "./malloc";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
@@ -21,9 +22,11 @@ export type Ready = Record<string, string | number>;
  */
 export const SESAME_NODE_FLAGS = ["--initial-old-space-size=64"];
 
+/** Starts `sesame <args>`, on jemalloc when the system has it (./malloc.ts). */
 export function spawnSesame(args: string[], name: string, log: Logger, env: NodeJS.ProcessEnv = process.env): { proc: ChildProcess; ready: Promise<Ready> } {
+  const childEnv = allocatorEnv(env).env;
   const proc = spawn(process.execPath, [...SESAME_NODE_FLAGS, "--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {
-    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...env, SESAME_LOG_LEVEL: env.SESAME_LOG_LEVEL ?? "warn" },
+    cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe", "ipc"], env: { ...childEnv, SESAME_LOG_LEVEL: env.SESAME_LOG_LEVEL ?? "warn" },
   });
   // Only a channel to notice the parent's death by: it must not keep this process alive.
   proc.channel?.unref();

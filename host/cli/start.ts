@@ -13,6 +13,7 @@ import { SimLinkClient } from "../gateway/simlink";
 import { runFleet } from "../sim/fleet";
 import type { Logger } from "../telemetry/log";
 import { ensureKeyFile, ensureSecretFile } from "./keyfile";
+import { allocatorEnv } from "./malloc";
 import { createAppLogin } from "./mqtt-login";
 import { CommandSpec, oneOf, port, UsageError, Values } from "./options";
 import { clusterTopology } from "./start-cluster";
@@ -52,6 +53,12 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   const mode = oneOf(v, "mode", ["terminate", "relay"] as const);
   const seconds = v.seconds === undefined ? undefined : Number(v.seconds);
   if (seconds !== undefined && !(seconds > 0)) throw new UsageError(`--seconds ${JSON.stringify(v.seconds)}: must be a positive number`);
+  let allocator: string;
+  try {
+    allocator = allocatorEnv(process.env).note;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const dir = path.resolve(String(v.dir));
   fs.rmSync(dir, { recursive: true, force: true });
   privateDir(dir);
@@ -87,6 +94,7 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
   };
   try {
     // In order (the database and the broker, then the controllers, the first making the keys the others read, then the gateways).
+    process.stderr.write(`allocator of the controllers and gateways: ${allocator}\n`);
     for (const c of t.children) {
       process.stderr.write(`starting the ${c.name}...\n`);
       const r = await c.start();
