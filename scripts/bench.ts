@@ -32,8 +32,8 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Cluster failure drill: kill -9 of each controller, gateway and Postgres under a 200-board load (real processes)", benchClusterDrill],
 ];
 
-// The figures are those of the allocator `npm start` gives sesame's processes (jemalloc when installed,
-// host/cli/malloc.ts): the bench runs itself again on it, children and all (SESAME_MALLOC=glibc: glibc's).
+// The figures are those of the allocator `npm start` gives sesame's processes (glibc's malloc, or jemalloc
+// with SESAME_MALLOC=jemalloc: host/cli/malloc.ts): the bench runs itself again on it, children and all.
 const alloc = allocatorEnv(process.env);
 if (alloc.allocator !== allocatorOf() && process.env.SESAME_BENCH_AGAIN === undefined) {
   const again = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit", env: { ...alloc.env, SESAME_BENCH_AGAIN: "1" } });
