@@ -22,7 +22,7 @@ export type Ready = Record<string, string | number>;
  */
 export const SESAME_NODE_FLAGS = ["--initial-old-space-size=64"];
 
-/** Starts `sesame <args>`, on jemalloc when the system has it (./malloc.ts). */
+/** Starts `sesame <args>`, on the allocator SESAME_MALLOC names (./malloc.ts: glibc's malloc by default). */
 export function spawnSesame(args: string[], name: string, log: Logger, env: NodeJS.ProcessEnv = process.env): { proc: ChildProcess; ready: Promise<Ready> } {
   const childEnv = allocatorEnv(env).env;
   const proc = spawn(process.execPath, [...SESAME_NODE_FLAGS, "--import", "tsx", path.join(ROOT, "host/cli/main.ts"), ...args], {

@@ -93,8 +93,8 @@ export async function runStart(v: Values, log: Logger): Promise<number> {
     t.cleanup?.();
   };
   try {
-    // In order (the database and the broker, then the controllers, the first making the keys the others read, then the gateways).
     process.stderr.write(`allocator of the controllers and gateways: ${allocator}\n`);
+    // In order (the database and the broker, then the controllers, the first making the keys the others read, then the gateways).
     for (const c of t.children) {
       process.stderr.write(`starting the ${c.name}...\n`);
       const r = await c.start();
