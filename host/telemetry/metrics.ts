@@ -72,6 +72,24 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
+/**
+ * The series of one histogram counted ahead (prom-client's Histogram only observes one value at a time):
+ * counts[i] observations in (bounds[i - 1], bounds[i]], those above the last bound making up `count`, and
+ * `sum` over all of them. Its `_bucket` series are cumulative, as the exposition format has them.
+ */
+export function histogramSeries(name: string, labels: Record<string, string>, bounds: readonly number[], counts: ArrayLike<number>, count: number, sum: number) {
+  const out: { metricName: string; labels: Record<string, string>; value: number }[] = [];
+  let cum = 0;
+  for (let i = 0; i < bounds.length; i++) {
+    cum += counts[i];
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(bounds[i]) }, value: cum });
+  }
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: count });
+  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_count`, labels, value: count });
+  return out;
+}
+
 const QUANTILES = [0.5, 0.95, 0.99];
 /** Label sets cached by the caller's raw strings. */
 const CACHE = 64;
@@ -375,17 +393,7 @@ export class Metrics {
     const name = "sesame_message_latency_seconds";
     const help = "Time from a message's arrival to its delivery (decrypt, bridge, publish), by direction and mode.";
     const get = async () => {
-      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
-      for (const { labels, rec } of this.latencies.values()) {
-        let cum = 0;
-        for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
-          cum += rec.counts[i];
-          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: LATENCY_BUCKETS[i] }, value: cum });
-        }
-        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: rec.count });
-        values.push({ metricName: `${name}_sum`, labels, value: rec.sum });
-        values.push({ metricName: `${name}_count`, labels, value: rec.count });
-      }
+      const values = [...this.latencies.values()].flatMap(({ labels, rec }) => histogramSeries(name, labels, LATENCY_BUCKETS, rec.counts, rec.count, rec.sum));
       return { name, help, type: "histogram", aggregator: "sum", values };
     };
     return { name, help, type: "histogram", aggregator: "sum", get, reset: () => undefined };

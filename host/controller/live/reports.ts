@@ -8,6 +8,7 @@
 // never a signal: their device records go up as RELAY_UP, which has no room for one.
 import type { Registry } from "prom-client";
 import { readGatewayStatus, type DeviceQueue, type GatewayReport } from "../../backbone/gateway-status";
+import { histogramSeries } from "../../telemetry/metrics";
 import { metric } from "../cluster/metrics";
 
 /** A device's signal as the fleet view shows it. */
@@ -65,24 +66,18 @@ export class GatewayReports {
   register(registry: Registry, windowMs: number, now: () => number = Date.now): void {
     const name = "sesame_device_rssi_dbm";
     registry.registerMetric(metric(name, "Devices by their smoothed RSSI (dBm) as their gateway last reported it, by link (ble, lora): a gauge histogram, a snapshot of the fleet (do not rate() it).", "histogram", () => {
-      const per = { ble: { buckets: new Array<number>(RSSI_BUCKETS.length).fill(0), count: 0, sum: 0 }, lora: { buckets: new Array<number>(RSSI_BUCKETS.length).fill(0), count: 0, sum: 0 } };
+      const histogram = () => ({ counts: new Array<number>(RSSI_BUCKETS.length).fill(0), count: 0, sum: 0 });
+      const per = { ble: histogram(), lora: histogram() };
       const since = now() - windowMs;
       for (const s of this.signals.values()) {
         if (s.at < since) continue;
         const h = per[s.link];
-        for (let i = 0; i < RSSI_BUCKETS.length; i++) if (s.rssiAvg <= RSSI_BUCKETS[i]) h.buckets[i]++;
+        const i = RSSI_BUCKETS.findIndex((b) => s.rssiAvg <= b);
+        if (i >= 0) h.counts[i]++;
         h.count++;
         h.sum += s.rssiAvg;
       }
-      return (["ble", "lora"] as const).flatMap((link) => {
-        const h = per[link];
-        return [
-          ...h.buckets.map((value, i) => ({ metricName: `${name}_bucket`, labels: { link, le: String(RSSI_BUCKETS[i]) }, value })),
-          { metricName: `${name}_bucket`, labels: { link, le: "+Inf" }, value: h.count },
-          { metricName: `${name}_sum`, labels: { link }, value: h.sum },
-          { metricName: `${name}_count`, labels: { link }, value: h.count },
-        ];
-      });
+      return (["ble", "lora"] as const).flatMap((link) => histogramSeries(name, { link }, RSSI_BUCKETS, per[link].counts, per[link].count, per[link].sum));
     }));
   }
 }
