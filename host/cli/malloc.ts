@@ -35,11 +35,12 @@ export function jemallocPath(dirs: readonly string[] = LIB_DIRS): string | undef
 export type Allocator = { env: NodeJS.ProcessEnv; allocator: "jemalloc" | "glibc"; note: string };
 
 /**
- * The environment a sesame child process gets for SESAME_MALLOC in `env`: jemalloc (at `lib`; null: not
- * installed) preloaded for =jemalloc, jemalloc taken out of an inherited LD_PRELOAD for =glibc, `env` as it
- * is when unset. Throws on a value it does not know, or =jemalloc on a system without it, saying how to fix it.
+ * The environment a sesame child process gets for SESAME_MALLOC in `env`: jemalloc (where `find` says;
+ * looked for only then) preloaded for =jemalloc, jemalloc taken out of an inherited LD_PRELOAD for =glibc,
+ * `env` as it is when unset. Throws on a value it does not know, or =jemalloc on a system without it,
+ * saying how to fix it.
  */
-export function allocatorEnv(env: NodeJS.ProcessEnv, lib: string | null = jemallocPath() ?? null): Allocator {
+export function allocatorEnv(env: NodeJS.ProcessEnv, find: () => string | undefined = jemallocPath): Allocator {
   const want = env.SESAME_MALLOC ?? "";
   if (want !== "" && want !== "jemalloc" && want !== "glibc") throw new Error(`SESAME_MALLOC=${want}: use jemalloc or glibc (the default)`);
   const preload = env.LD_PRELOAD ?? "";
@@ -51,7 +52,8 @@ export function allocatorEnv(env: NodeJS.ProcessEnv, lib: string | null = jemall
   }
   if (preloaded) return { env, allocator: "jemalloc", note: `jemalloc (${preload})` };
   if (want === "") return { env, allocator: "glibc", note: "glibc malloc (SESAME_MALLOC=jemalloc: a shorter latency tail, dearer bulk)" };
-  if (lib === null) throw new Error(`SESAME_MALLOC=jemalloc, but ${JEMALLOC_SO} is not installed: apt-get install libjemalloc2 (or unset SESAME_MALLOC)`);
+  const lib = find();
+  if (lib === undefined) throw new Error(`SESAME_MALLOC=jemalloc, but ${JEMALLOC_SO} is not installed: apt-get install libjemalloc2 (or unset SESAME_MALLOC)`);
   return { env: { ...env, LD_PRELOAD: preload === "" ? lib : `${lib}:${preload}` }, allocator: "jemalloc", note: `jemalloc (${lib})` };
 }
 

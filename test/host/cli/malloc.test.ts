@@ -10,29 +10,31 @@ import { generateToken } from "../../../host/controller/tokens";
 import { startControllerProcess } from "../../harness/controller-process";
 
 const LIB = `/opt/lib/${JEMALLOC_SO}`;
+const at = () => LIB;
+const nowhere = () => undefined;
 
 describe("cli: the allocator of sesame's processes", () => {
   it("SESAME_MALLOC=jemalloc preloads it, before any other preload, and only once", () => {
     const env = { PATH: "/bin", SESAME_MALLOC: "jemalloc" };
-    assert.deepEqual(allocatorEnv(env, LIB), { env: { ...env, LD_PRELOAD: LIB }, allocator: "jemalloc", note: `jemalloc (${LIB})` });
-    assert.equal(allocatorEnv({ SESAME_MALLOC: "jemalloc", LD_PRELOAD: "/x/libfoo.so" }, LIB).env.LD_PRELOAD, `${LIB}:/x/libfoo.so`);
+    assert.deepEqual(allocatorEnv(env, at), { env: { ...env, LD_PRELOAD: LIB }, allocator: "jemalloc", note: `jemalloc (${LIB})` });
+    assert.equal(allocatorEnv({ SESAME_MALLOC: "jemalloc", LD_PRELOAD: "/x/libfoo.so" }, at).env.LD_PRELOAD, `${LIB}:/x/libfoo.so`);
     const already = { SESAME_MALLOC: "jemalloc", LD_PRELOAD: `/usr/lib/${JEMALLOC_SO}` };
-    assert.equal(allocatorEnv(already, LIB).env, already, "already preloaded: left as it is");
+    assert.equal(allocatorEnv(already, at).env, already, "already preloaded: left as it is");
   });
 
   it("glibc's malloc by default (an environment left as it is), and on SESAME_MALLOC=glibc (jemalloc taken out of an inherited preload)", () => {
-    const unset = allocatorEnv({ PATH: "/bin" }, LIB);
+    const unset = allocatorEnv({ PATH: "/bin" }, at);
     assert.deepEqual(unset.env, { PATH: "/bin" });
     assert.equal(unset.allocator, "glibc");
     assert.match(unset.note, /SESAME_MALLOC=jemalloc/);
-    assert.equal(allocatorEnv({ LD_PRELOAD: LIB }, LIB).allocator, "jemalloc", "a preload of the operator's own is said as it is");
-    assert.deepEqual(allocatorEnv({ SESAME_MALLOC: "glibc", LD_PRELOAD: `${LIB}:/x/libfoo.so` }, LIB).env, { SESAME_MALLOC: "glibc", LD_PRELOAD: "/x/libfoo.so" });
-    assert.deepEqual(allocatorEnv({ SESAME_MALLOC: "glibc", LD_PRELOAD: LIB }, LIB).env, { SESAME_MALLOC: "glibc" });
+    assert.equal(allocatorEnv({ LD_PRELOAD: LIB }, at).allocator, "jemalloc", "a preload of the operator's own is said as it is");
+    assert.deepEqual(allocatorEnv({ SESAME_MALLOC: "glibc", LD_PRELOAD: `${LIB}:/x/libfoo.so` }, at).env, { SESAME_MALLOC: "glibc", LD_PRELOAD: "/x/libfoo.so" });
+    assert.deepEqual(allocatorEnv({ SESAME_MALLOC: "glibc", LD_PRELOAD: LIB }, at).env, { SESAME_MALLOC: "glibc" });
   });
 
   it("refuses a setting it cannot honour, saying how to fix it", () => {
-    assert.throws(() => allocatorEnv({ SESAME_MALLOC: "jemalloc" }, null), /SESAME_MALLOC=jemalloc, but libjemalloc\.so\.2 is not installed: apt-get install libjemalloc2/);
-    assert.throws(() => allocatorEnv({ SESAME_MALLOC: "tcmalloc" }, LIB), /SESAME_MALLOC=tcmalloc: use jemalloc or glibc \(the default\)/);
+    assert.throws(() => allocatorEnv({ SESAME_MALLOC: "jemalloc" }, nowhere), /SESAME_MALLOC=jemalloc, but libjemalloc\.so\.2 is not installed: apt-get install libjemalloc2/);
+    assert.throws(() => allocatorEnv({ SESAME_MALLOC: "tcmalloc" }, at), /SESAME_MALLOC=tcmalloc: use jemalloc or glibc \(the default\)/);
   });
 
   it("finds the library where the system keeps it", () => {
