@@ -25,9 +25,10 @@ const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 5);
 const SLICES = 4;
 /** Records per throughput round. */
 const PER_ROUND = Number(process.env.SESAME_BRIDGE_RECORDS ?? 200_000);
-/** The paced runs: msg/s offered, for this many ms (the scaling bench's paced runs too). */
+/** The paced runs: msg/s offered, for this many ms, this many times (the scaling bench's paced runs too). */
 export const PACED_RATE = 50_000;
 export const PACED_MS = 2000;
+export const PACED_RUNS = 3;
 /** The P99 goal, and the offered rates tried (ascending) for the largest that keeps under it. */
 const P99_GOAL_MS = 2;
 const SEARCH_RATES = [10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 100_000];
@@ -219,11 +220,11 @@ export async function benchBridge(): Promise<string> {
     put("tBatch", (n * SLICES) / tBatches);
     put("rBatch", (n * SLICES) / rBatches);
   }
-  // Paced: PACED_RATE msg/s offered for PACED_MS, three runs per mode; then the largest rate under the goal.
+  // Paced: PACED_RATE msg/s offered for PACED_MS, PACED_RUNS runs per mode; then the largest rate under the goal.
   const paced: { [m: string]: Run[] } = { terminate: [], relay: [] };
   for (const mode of ["terminate", "relay"] as const) {
     progress(`bridge: ${PACED_RATE} msg/s, ${mode}`, ROUNDS + (mode === "relay" ? 1 : 0), steps);
-    for (let r = 0; r < 3; r++) {
+    for (let r = 0; r < PACED_RUNS; r++) {
       const recs = records(f.terminate.devices, (PACED_RATE * PACED_MS) / 1000);
       await settle();
       paced[mode].push(await run(f[mode], recs, PACED_RATE));
@@ -256,9 +257,9 @@ export async function benchBridge(): Promise<string> {
     ` medians of ${ROUNDS} rounds of ${PER_ROUND} records, the floor timed in each round on the same records, in ${SLICES} slices taken in turn` +
     ` with the other paths ("of floor": median of the per-round ratios, by wall time and by CPU time).` +
     `\nmax = as fast as it goes, bursts of ${BURST} records per event-loop turn; @${PACED_RATE / 1000}k = ${PACED_RATE} msg/s offered in bursts on a 1 ms timer` +
-    ` for ${PACED_MS / 1000} s, median of 3 (achieved ${fmt(pm("terminate", "rate"))} and ${fmt(pm("relay", "rate"))} msg/s; CPU time the hypervisor stole meanwhile: ${pctSteal(pm("terminate", "steal"))} and ${pctSteal(pm("relay", "steal"))}).` +
+    ` for ${PACED_MS / 1000} s, median of ${PACED_RUNS} (achieved ${fmt(pm("terminate", "rate"))} and ${fmt(pm("relay", "rate"))} msg/s; CPU time the hypervisor stole meanwhile: ${pctSteal(pm("terminate", "steal"))} and ${pctSteal(pm("relay", "steal"))}).` +
     ` Latency: record handed to the gateway -> the backbone record carrying it sealed.` +
-    `\nTerminate @${PACED_RATE / 1000}k: ${gc.length} collections in the 3 runs (${(gc.length / (3 * PACED_MS / 1000)).toFixed(1)}/s), pauses median ${ms(median(gc))} ms,` +
+    `\nTerminate @${PACED_RATE / 1000}k: ${gc.length} collections in the ${paced.terminate.length} runs (${(gc.length / (paced.terminate.length * PACED_MS / 1000)).toFixed(1)}/s), pauses median ${ms(median(gc))} ms,` +
     ` ${gc.filter((x) => x >= P99_GOAL_MS).length} of ${P99_GOAL_MS} ms or more (longest ${ms(Math.max(0, ...gc))} ms): the readings handed over before a pause and not yet sealed wait it out, and those due during it come after it at once.` +
     `\nTerminate: the largest offered rate with P99 under ${P99_GOAL_MS} ms: ${search.rate > 0 ? fmt(search.rate) + " msg/s" : "none tried"} (median P99 ms of 3 runs of ${SEARCH_MS / 1000} s: ${search.tried}).` +
     `\nTerminate: ${m("acks").toFixed(2)} ACK records to the devices per reading; ${m("tBatch").toFixed(0)} readings per backbone record at max (relay: ${m("rBatch").toFixed(0)}).` +

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fmt, median, progress, table } from "../lib/measure";
-import { load, PACED_MS, PACED_RATE } from "./bridge";
+import { load, PACED_MS, PACED_RATE, PACED_RUNS } from "./bridge";
 import { Bridge, fleet, records, threadedFleet } from "./bridge-fleet";
 import { floor, run, runThrough, settle } from "./bridge-run";
 
@@ -52,7 +52,7 @@ async function atScale(n: number): Promise<(string | number)[]> {
 
 /**
  * One thread and `threads` worker threads, interleaved rounds, each through runThrough(); then the added
- * latency of each at PACED_RATE offered, three runs each in turn (run(): a reading from its record's
+ * latency of each at PACED_RATE offered, PACED_RUNS runs each in turn (run(): a reading from its record's
  * hand-over to the sealing of the backbone record that carries it, however many turns the workers take).
  */
 async function threaded(threads: number): Promise<string> {
@@ -71,8 +71,8 @@ async function threaded(threads: number): Promise<string> {
       res[k + "Cpu"].push(x.cpuSecs / x.secs);
     }
   }
-  for (let r = 0; r < 3; r++) {
-    progress(`scaling: ${PACED_RATE} msg/s offered, run ${r + 1}`, r, 3);
+  for (let r = 0; r < PACED_RUNS; r++) {
+    progress(`scaling: ${PACED_RATE} msg/s offered, run ${r + 1}`, r, PACED_RUNS);
     for (const [k, f] of [["one", one], ["many", many]] as const) {
       const recs = records(f.devices, (PACED_RATE * PACED_MS) / 1000);
       await settle();
@@ -94,7 +94,7 @@ async function threaded(threads: number): Promise<string> {
     `\n${THREADED_DEVICES} devices, readings through Gateway.input to sealed backbone records (terminate, ACKs after the controller's acknowledgement),` +
     ` at most ${8} bursts in flight; medians of ${ROUNDS} interleaved rounds of ${PER_ROUND} readings. "CPU cores busy": this process's CPU seconds` +
     ` (every thread) per second of the run. The main thread keeps the links and the backbone; the workers hold the sessions, by SPI.` +
-    ` ${at}: ${PACED_RATE} msg/s offered in bursts on a 1 ms timer for ${PACED_MS / 1000} s, median of 3 runs in turn; latency from a record's hand-over` +
+    ` ${at}: ${PACED_RATE} msg/s offered in bursts on a 1 ms timer for ${PACED_MS / 1000} s, median of ${PACED_RUNS} runs in turn; latency from a record's hand-over` +
     ` to the sealing of the backbone record carrying its reading.`;
 }
 
