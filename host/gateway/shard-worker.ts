@@ -12,6 +12,7 @@ import { applyDeviceGrant, DeviceRef, RESPONDER_GRANT, responderGrant } from "./
 import { DeviceGateway, DeviceState } from "./devices";
 import { KeyTable } from "./keytable";
 import type { DeviceObserver } from "./observer";
+import type { CommandState } from "../backbone/session-event";
 import { FromShard, ObserverCall, Packer, ToShard } from "./shards";
 
 const { index, count } = workerData as { index: number; count: number };
@@ -43,7 +44,7 @@ const config = (mode: "dh" | "psk") => {
   return configs[mode];
 };
 const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
-let commands: FromShard["commands"] = [];
+let commands: [string, number, CommandState][] = [];
 devices.onCommand = (device, id, state) => void commands.push([device, id, state]);
 let limits: FromShard["limits"];
 let queues: FromShard["queues"];
@@ -71,8 +72,8 @@ devices.onUplink = (d, id, body, off, len, at) => {
 
 const out = new Packer();
 
-/** What this batch made: packets, readings, names, observer calls, evolved keys. */
-function answer(): void {
+/** What this message made: packets, readings, names, observer calls, evolved keys (the parts not empty). */
+function answer(online: number | undefined): void {
   const links: string[] = [];
   for (const o of devices.takeOutput()) {
     links.push(o.link);
@@ -84,22 +85,40 @@ function answer(): void {
   readings.slots = [];
   readings.ids = [];
   readings.ats = [];
-  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && limits === undefined && queues === undefined) return;
-  const packets = out.take();
-  const m: FromShard = { links, packets, readings: r, named, calls, evolved: keys.takeEvolved().map((e) => ({ device: e.device, text: e.text })), online: devices.onlineCount(), commands, limits, queues };
+  const evolved = keys.takeEvolved();
+  if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && evolved.length === 0 &&
+    limits === undefined && queues === undefined && online === undefined) return;
+  const packets = out.takeAny();
+  const m: FromShard = {
+    links, packets, readings: r, named: some(named), calls: some(calls), evolved: some(evolved.map((e) => ({ device: e.device, text: e.text }))), online,
+    commands: some(commands), limits, queues,
+  };
   named = [];
   calls = [];
   commands = [];
   limits = undefined;
   queues = undefined;
-  port.postMessage(m, r === undefined ? [packets.data.buffer as ArrayBuffer] : [packets.data.buffer as ArrayBuffer, r.bodies.data.buffer as ArrayBuffer]);
+  const moved: ArrayBuffer[] = [];
+  if (packets !== undefined) moved.push(packets.data.buffer as ArrayBuffer);
+  if (r !== undefined) moved.push(r.bodies.data.buffer as ArrayBuffer);
+  port.postMessage(m, moved);
+}
+
+function some<T>(xs: T[]): T[] | undefined {
+  return xs.length === 0 ? undefined : xs;
 }
 
 port.on("message", (m: ToShard) => {
+  let online: number | undefined;
   switch (m.t) {
-    case "in": {
-      const { data, ends } = m.packets;
-      for (let i = 0; i < m.links.length; i++) devices.input(m.links[i], data.subarray(i === 0 ? 0 : ends[i - 1], ends[i]), m.now);
+    case "batch": {
+      const { release, confirm, packets } = m;
+      if (release !== undefined) for (let i = 0; i < release.slots.length; i++) devices.release(bySlot[release.slots[i]].name, release.ids[i]);
+      if (packets !== undefined) {
+        const { data, ends } = packets;
+        for (let i = 0; i < m.links.length; i++) devices.input(m.links[i], data.subarray(i === 0 ? 0 : ends[i - 1], ends[i]), m.now);
+      }
+      if (confirm !== undefined) for (let i = 0; i < confirm.slots.length; i++) devices.confirmOf(bySlot[confirm.slots[i]], confirm.ids[i], m.now);
       break;
     }
     case "connected":
@@ -107,12 +126,7 @@ port.on("message", (m: ToShard) => {
       break;
     case "poll":
       devices.poll(m.now);
-      break;
-    case "confirm":
-      for (let i = 0; i < m.slots.length; i++) devices.confirmOf(bySlot[m.slots[i]], m.ids[i], m.now);
-      break;
-    case "release":
-      for (let i = 0; i < m.slots.length; i++) devices.release(bySlot[m.slots[i]].name, m.ids[i]);
+      online = devices.onlineCount();
       break;
     case "command":
       devices.command(m.device, m.body, m.now, m.id);
@@ -131,5 +145,5 @@ port.on("message", (m: ToShard) => {
       else applyDeviceGrant(keys, devices, m.device, m.grant, Date.now());
       break;
   }
-  answer();
+  answer(online);
 });

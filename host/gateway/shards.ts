@@ -30,33 +30,44 @@ export type Packed = { data: Uint8Array; ends: Int32Array };
 
 /** This thread to a worker. */
 export type ToShard =
-  | { t: "in"; links: string[]; packets: Packed; now: number }
+  | Batch
   | { t: "connected"; link: string; now: number }
   | { t: "poll"; now: number }
-  | { t: "confirm"; slots: Int32Array; ids: Int32Array; now: number }
-  | { t: "release"; slots: Int32Array; ids: Int32Array }
   | { t: "command"; device: string; body: Uint8Array; now: number; id: number | undefined }
   | { t: "end"; device: string; now: number }
   | { t: "limits" }
   | { t: "queues" }
   | { t: "grant"; device: string; grant: string };
 
+/** Readings by device slot and message id. */
+export type SlotIds = { slots: Int32Array; ids: Int32Array };
+
+/**
+ * A turn's work for a worker, in the order it is done: readings the backbone could not take (released),
+ * packets from the links, readings the controller acknowledged (confirmed). One message, so one answer.
+ */
+export type Batch = { t: "batch"; release: SlotIds | undefined; links: string[]; packets: Packed | undefined; confirm: SlotIds | undefined; now: number };
+
 /** An observer call made in a worker, replayed here: [method, ...arguments]. */
 export type ObserverCall = [keyof DeviceObserver, ...unknown[]];
 
-/** A worker to this thread, after each batch it handled. */
+/**
+ * A worker to this thread, after each message it handled that made something. A part with nothing in it is
+ * left out (undefined): most answers carry packets and readings only, and every part is cloned.
+ */
 export type FromShard = {
   links: string[];
-  packets: Packed;
+  packets: Packed | undefined;
   /** Readings: device slot, message id, time taken in, the reading. */
   readings: { slots: Int32Array; ids: Int32Array; ats: Float64Array; bodies: Packed } | undefined;
   /** Devices named for the first time: slot, name. */
-  named: [number, string][];
-  calls: ObserverCall[];
-  evolved: { device: string; text: string }[];
-  online: number;
+  named: [number, string][] | undefined;
+  calls: ObserverCall[] | undefined;
+  evolved: { device: string; text: string }[] | undefined;
+  /** Sessions ready, counted at each poll (counting walks every device of the worker). */
+  online: number | undefined;
   /** What became of commands: device, message id, state. */
-  commands: [string, number, CommandState][];
+  commands: [string, number, CommandState][] | undefined;
   /** The worker's key limits, when asked for ({ t: "limits" }). */
   limits: KeyLimits | undefined;
   /** The worker's device queues, when asked for ({ t: "queues" }). */
@@ -80,6 +91,11 @@ export class Packer {
     for (let i = 0; i < len; i++) this.data[this.at + i] = b[off + i];
     this.at += len;
     this.ends.push(this.at);
+  }
+
+  /** What was packed (its own buffer, to transfer), and a fresh start; undefined when nothing was. */
+  takeAny(): Packed | undefined {
+    return this.ends.length === 0 ? undefined : this.take();
   }
 
   /** What was packed (its own buffer, to transfer), and a fresh start. */
@@ -234,42 +250,38 @@ export class DeviceShards implements DeviceSide {
     setImmediate(this.flush);
   }
 
-  /** Each worker's batch of this turn: packets, confirmations, releases. */
+  /** Each worker's batch of this turn (releases, packets, confirmations) as one message. */
   private readonly flush = (): void => {
     this.scheduled = false;
     for (let k = 0; k < this.count; k++) {
-      const p = this.pending[k], w = this.workers[k];
-      if (p.releaseSlots.length > 0) {
-        w.postMessage({ t: "release", slots: Int32Array.from(p.releaseSlots), ids: Int32Array.from(p.releaseIds) } satisfies ToShard);
-        p.releaseSlots = [];
-        p.releaseIds = [];
-      }
-      if (p.links.length > 0) {
-        const packets = p.packets.take();
-        w.postMessage({ t: "in", links: p.links, packets, now: this.now } satisfies ToShard, [packets.data.buffer as ArrayBuffer]);
-        p.links = [];
-      }
-      if (p.confirmSlots.length > 0) {
-        w.postMessage({ t: "confirm", slots: Int32Array.from(p.confirmSlots), ids: Int32Array.from(p.confirmIds), now: this.now } satisfies ToShard);
-        p.confirmSlots = [];
-        p.confirmIds = [];
-      }
+      const p = this.pending[k];
+      if (p.releaseSlots.length === 0 && p.links.length === 0 && p.confirmSlots.length === 0) continue;
+      const packets = p.packets.takeAny();
+      const b: Batch = { t: "batch", release: slotIds(p.releaseSlots, p.releaseIds), links: p.links, packets, confirm: slotIds(p.confirmSlots, p.confirmIds), now: this.now };
+      this.workers[k].postMessage(b satisfies ToShard, packets === undefined ? [] : [packets.data.buffer as ArrayBuffer]);
+      p.links = [];
+      p.releaseSlots = [];
+      p.releaseIds = [];
+      p.confirmSlots = [];
+      p.confirmIds = [];
     }
   };
 
   private fromShard(k: number, m: FromShard): void {
     const refs = this.refs[k];
-    for (const [slot, name] of m.named) {
-      refs[slot] = { name, id: Uint8Array.from(Buffer.from(name, "hex")), worker: k, slot };
-      this.homes.set(name, k);
+    if (m.named !== undefined) {
+      for (const [slot, name] of m.named) {
+        refs[slot] = { name, id: Uint8Array.from(Buffer.from(name, "hex")), worker: k, slot };
+        this.homes.set(name, k);
+      }
     }
-    this.online[k] = m.online;
+    if (m.online !== undefined) this.online[k] = m.online;
     if (m.limits !== undefined) this.limits[k] = m.limits;
     if (m.queues !== undefined) this.queued[k] = m.queues;
-    for (const [device, id, state] of m.commands) this.onCommand?.(device, id, state);
-    for (const e of m.evolved) this.evolved.push(e);
+    if (m.commands !== undefined) for (const [device, id, state] of m.commands) this.onCommand?.(device, id, state);
+    if (m.evolved !== undefined) for (const e of m.evolved) this.evolved.push(e);
     const o = this.observer;
-    if (o !== undefined) for (const [method, ...args] of m.calls) (o[method] as (...a: unknown[]) => void)(...args);
+    if (o !== undefined && m.calls !== undefined) for (const [method, ...args] of m.calls) (o[method] as (...a: unknown[]) => void)(...args);
     const r = m.readings;
     if (r !== undefined && this.onUplink !== undefined) {
       const p = this.pending[k];
@@ -281,12 +293,19 @@ export class DeviceShards implements DeviceSide {
         this.schedule();
       }
     }
-    for (let i = 0; i < m.links.length; i++) {
-      const from = i === 0 ? 0 : m.packets.ends[i - 1];
-      this.out.push({ link: m.links[i], bytes: m.packets.data.subarray(from, m.packets.ends[i]) });
+    const packets = m.packets;
+    if (packets !== undefined) {
+      for (let i = 0; i < m.links.length; i++) {
+        const from = i === 0 ? 0 : packets.ends[i - 1];
+        this.out.push({ link: m.links[i], bytes: packets.data.subarray(from, packets.ends[i]) });
+      }
     }
     if (this.out.length > 0) this.onOutput?.();
   }
+}
+
+function slotIds(slots: number[], ids: number[]): SlotIds | undefined {
+  return slots.length === 0 ? undefined : { slots: Int32Array.from(slots), ids: Int32Array.from(ids) };
 }
 
 /** A link address's worker, the same every time. */

@@ -282,8 +282,11 @@ describe("Gateway (terminate) with its device side over two worker threads, shar
         sessionSend(d.ep.session!, encodeData(60 + i, Buffer.from("first")), Date.now());
         for (const o of epTakeOutput(d.ep)) gw.input(d.link, o.bytes);
       });
-      await until("the readings in the backbone queue", () => (gw.devices!.onlineCount() >= devs.length ? true : undefined));
-      states();
+      let readings = 0;
+      await until("the readings in the backbone queue", () => ((readings += queued(gw).length) >= devs.length ? true : undefined));
+      // The workers count their sessions at each poll (the gateway's timer), not at every batch.
+      gw.devices!.poll(Date.now());
+      await until("the sessions counted", () => (gw.devices!.onlineCount() === devs.length ? true : undefined));
       devs.forEach((d, i) => gw.client.emit("message", { kind: KIND_DOWNLINK, device: Buffer.from(d.kid), payload: Buffer.from([0, 1, 0x20 + i, 0x02, i]) }));
       const seen: string[] = [];
       await until("the commands queued", () => (seen.push(...states()), seen.length >= devs.length ? true : undefined));
