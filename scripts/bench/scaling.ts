@@ -14,7 +14,8 @@ import { floor, run, runThrough, settle } from "./bridge-run";
 const SIZES = (process.env.SESAME_SCALING_DEVICES ?? "100,1000,10000,100000").split(",").map(Number);
 const ROUNDS = Number(process.env.SESAME_BENCH_ROUNDS ?? 3);
 const PER_ROUND = Number(process.env.SESAME_SCALING_RECORDS ?? 100_000);
-const THREADED_DEVICES = Number(process.env.SESAME_THREADED_DEVICES ?? 1000);
+// Threads pay off where one thread slows down: with many devices (1,000 and 10,000 here).
+const THREADED_DEVICES = (process.env.SESAME_THREADED_DEVICES ?? "1000,10000").split(",").map(Number);
 
 type Memory = { heap: number; rss: number; external: number };
 async function memory(): Promise<Memory> {
@@ -55,14 +56,14 @@ async function atScale(n: number): Promise<(string | number)[]> {
  * latency of each at PACED_RATE offered, PACED_RUNS runs each in turn (run(): a reading from its record's
  * hand-over to the sealing of the backbone record that carries it, however many turns the workers take).
  */
-async function threaded(threads: number): Promise<string> {
-  const one: Bridge = fleet(THREADED_DEVICES).terminate;
-  const many = await threadedFleet(THREADED_DEVICES, threads);
+async function threaded(threads: number, devices: number): Promise<string[][]> {
+  const one: Bridge = fleet(devices).terminate;
+  const many = await threadedFleet(devices, threads);
   await runThrough(one, records(one.devices, 20_000));
   await runThrough(many, records(many.devices, 20_000));
   const res: { [k: string]: number[] } = { one: [], many: [], oneCpu: [], manyCpu: [], oneP50: [], manyP50: [], oneP99: [], manyP99: [] };
   for (let r = 0; r < ROUNDS; r++) {
-    progress(`scaling: ${threads} device threads, round ${r + 1}`, r, ROUNDS);
+    progress(`scaling: ${devices} devices on ${threads} device threads, round ${r + 1}`, r, ROUNDS);
     for (const [k, f] of [["one", one], ["many", many]] as const) {
       const recs = records(f.devices, PER_ROUND);
       await settle();
@@ -72,7 +73,7 @@ async function threaded(threads: number): Promise<string> {
     }
   }
   for (let r = 0; r < PACED_RUNS; r++) {
-    progress(`scaling: ${PACED_RATE} msg/s offered, run ${r + 1}`, r, PACED_RUNS);
+    progress(`scaling: ${devices} devices, ${PACED_RATE} msg/s offered, run ${r + 1}`, r, PACED_RUNS);
     for (const [k, f] of [["one", one], ["many", many]] as const) {
       const recs = records(f.devices, (PACED_RATE * PACED_MS) / 1000);
       await settle();
@@ -86,12 +87,20 @@ async function threaded(threads: number): Promise<string> {
   await one.gw.close();
   const m = (k: string) => median(res[k]);
   const cores = Math.min(cpus().length, threads);
+  return [
+    [String(devices), "this thread (DeviceGateway)", fmt(m("one")), m("oneCpu").toFixed(2), fmt(m("one") / m("oneCpu")), fmt(m("one")), "1.00x", m("oneP50").toFixed(2), m("oneP99").toFixed(2)],
+    [String(devices), `${threads} worker threads (DeviceShards)`, fmt(m("many")), m("manyCpu").toFixed(2), fmt(m("many") / m("manyCpu")), fmt(m("many") / cores), (m("many") / m("one")).toFixed(2) + "x", m("manyP50").toFixed(2), m("manyP99").toFixed(2)],
+  ];
+}
+
+/** threaded() at each size of THREADED_DEVICES, as one table. */
+async function threadedTable(threads: number): Promise<string> {
+  const rows: string[][] = [];
+  for (const n of THREADED_DEVICES) rows.push(...(await threaded(threads, n)));
+  const cores = Math.min(cpus().length, threads);
   const at = `@${PACED_RATE / 1000}k`;
-  return table(["device side", "msg/s", "CPU cores busy", "msg/s per core busy", `msg/s per core (of ${cores})`, "vs one thread", `P50 ms ${at}`, `P99 ms ${at}`], [
-    ["this thread (DeviceGateway)", fmt(m("one")), m("oneCpu").toFixed(2), fmt(m("one") / m("oneCpu")), fmt(m("one")), "1.00x", m("oneP50").toFixed(2), m("oneP99").toFixed(2)],
-    [`${threads} worker threads (DeviceShards)`, fmt(m("many")), m("manyCpu").toFixed(2), fmt(m("many") / m("manyCpu")), fmt(m("many") / cores), (m("many") / m("one")).toFixed(2) + "x", m("manyP50").toFixed(2), m("manyP99").toFixed(2)],
-  ]) +
-    `\n${THREADED_DEVICES} devices, readings through Gateway.input to sealed backbone records (terminate, ACKs after the controller's acknowledgement),` +
+  return table(["devices", "device side", "msg/s", "CPU cores busy", "msg/s per core busy", `msg/s per core (of ${cores})`, "vs one thread", `P50 ms ${at}`, `P99 ms ${at}`], rows) +
+    `\nReadings through Gateway.input to sealed backbone records (terminate, ACKs after the controller's acknowledgement),` +
     ` at most ${8} bursts in flight; medians of ${ROUNDS} interleaved rounds of ${PER_ROUND} readings. "CPU cores busy": this process's CPU seconds` +
     ` (every thread) per second of the run. The main thread keeps the links and the backbone; the workers hold the sessions, by SPI.` +
     ` ${at}: ${PACED_RATE} msg/s offered in bursts on a 1 ms timer for ${PACED_MS / 1000} s, median of ${PACED_RUNS} runs in turn; latency from a record's hand-over` +
@@ -120,7 +129,7 @@ export async function benchScaling(): Promise<string> {
   const loadBefore = load();
   const rows: (string | number)[][] = [];
   for (const n of SIZES) rows.push(await atScale(n));
-  const t = await threaded(2);
+  const t = await threadedTable(2);
   return table(["devices", "handshakes, s", "KiB per device: heap / RSS, sessions made", "after traffic", "terminate msg/s", "floor msg/s", "of floor", "ACK records per reading"], rows) +
     `\nEach size: real dh handshakes through one gateway (one thread), then ${ROUNDS} rounds of ${PER_ROUND} readings, devices interleaved, the floor` +
     ` (one raw CCM open per record) timed in each round on the same records. Memory: the process's JS heap and RSS after two full collections,` +
