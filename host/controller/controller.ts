@@ -19,10 +19,11 @@ import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { DurableAcks } from "../backbone/durable";
 import { BackboneServer } from "../backbone/link";
 import {
-  COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_ANSWER, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
+  COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
   KIND_SESSION_STATE, KIND_UPLINK, RUN_SIZE, type Message,
 } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
+import { sessionAnswer, spiOf } from "../backbone/session-handoff";
 import { hostProvider } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
 import { DeviceGateway } from "../gateway/devices";
@@ -308,9 +309,9 @@ export class Controller {
     }
     if (m.kind === KIND_SESSION_STATE || m.kind === KIND_SESSION_FETCH) {
       // Durable once stored (or claimed): a grant lost with a controller is asked for again.
-      const answer = (spi: number, text: string) => this.server.send(gw, { kind: KIND_SESSION_ANSWER, device: Uint8Array.of(spi >>> 16, (spi >>> 8) & 0xff, spi & 0xff), payload: Buffer.from(text) });
+      const answer = (spi: number, text: string) => this.server.send(gw, sessionAnswer(spi, text));
       if (m.kind === KIND_SESSION_STATE) this.handoff.report(gw, hex(m.device), utf8(m.payload), answer, done);
-      else if (m.device.length === 3) this.handoff.fetch(gw, (m.device[0] << 16) | (m.device[1] << 8) | m.device[2], answer, done);
+      else if (spiOf(m.device) >= 0) this.handoff.fetch(gw, spiOf(m.device), answer, done);
       else {
         this.stats.badMessages++;
         done();

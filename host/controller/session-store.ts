@@ -18,6 +18,7 @@ import type { Db } from "./db/db";
 import { bytes } from "./db/db";
 import type { Keyring } from "./keyring";
 import type { Logger } from "../telemetry/log";
+import { grantText, readSessionState } from "../backbone/session-handoff";
 
 /** How far a fetch moves the stored top: the resumer's first block and the one it reports ahead. */
 export const FETCH_GAP = 2048;
@@ -93,15 +94,15 @@ export class SessionStore {
   /** "spi,top,rx,<sessionSave's 9 fields>" stored for its holder: the grant, "taken", or BAD. */
   private async stored(gateway: string, peer: string, text: string): Promise<string> {
     this.stats.reports++;
-    const f = text.split(",");
-    const [spi, top, rx, outIndex] = [f[0], f[1], f[2], f[7]].map(Number);
-    if (f.length !== 12 || ![spi, top, rx, outIndex].every(Number.isSafeInteger) || spi <= 0 || spi > 0xffffff || f[4] !== peer) {
+    const r = readSessionState(text);
+    if (r === undefined || r.peer !== peer) {
       this.stats.malformed++;
       return BAD;
     }
+    const { spi, top, rxTop: rx, outIndex } = r;
     const device = this.deviceOf(peer);
     const id = `${device}/${spi}`;
-    const plain = Buffer.from(f.slice(3).join(","), "utf8");
+    const plain = Buffer.from(r.saved, "utf8");
     try {
       const rows = await this.db.transaction((tx) => this.ring.wrapForWrite(tx, "session", id, plain, (w) => tx.query<{ out_index: number; top: string }>(
         `INSERT INTO device_sessions (id, device, spi, holder, out_index, seq_top, rx_top, wrapped_state, wrap_version)
@@ -119,7 +120,7 @@ export class SessionStore {
         return "taken";
       }
       this.stats.granted++;
-      return `grant,${rows[0].out_index},${rows[0].top}`;
+      return grantText(rows[0].out_index, rows[0].top);
     } finally {
       plain.fill(0);
     }

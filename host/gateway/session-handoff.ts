@@ -17,7 +17,8 @@
 import { addTransport, sessionClose, sessionRestore, sessionSave, type Session } from "../../firmware/session/session";
 import type { SaPolicy } from "../../firmware/session/sa";
 import type { SeqStorage } from "../../firmware/session/seqstore";
-import { KIND_SESSION_FETCH, KIND_SESSION_STATE, type AppMessage, type Handoff } from "../backbone/frame";
+import type { AppMessage, Handoff } from "../backbone/frame";
+import { sessionFetch, sessionState, spiOf } from "../backbone/session-handoff";
 import { LORA, type LinkAddress } from "./device-side";
 
 /** Seals stop this many numbers below the granted top: room for what is sealed outside the gate (CONFIRM, KEY_UPDATE). */
@@ -63,8 +64,6 @@ export type HandoffHost = {
 };
 
 const tagOfCounter = (name: string) => name.slice(2, name.lastIndexOf(":"));
-export const spiBytes = (spi: number) => Uint8Array.of((spi >>> 16) & 0xff, (spi >>> 8) & 0xff, spi & 0xff);
-const spiOf = (b: Uint8Array) => (b.length === 3 ? (b[0] << 16) | (b[1] << 8) | b[2] : -1);
 /** The top of the current receiving key's replay window, -1 before anything was accepted under it. */
 const rxTopOf = (s: Session) => (s.inb.cur.window.any ? s.inb.cur.window.top : -1);
 
@@ -159,7 +158,7 @@ export class SessionHandoff {
     }
     this.fetching.set(spi, { link, packets: [Uint8Array.from(packet)], at: now });
     this.stats.fetched++;
-    this.send({ kind: KIND_SESSION_FETCH, device: spiBytes(spi), payload: new Uint8Array(0) });
+    this.send(sessionFetch(spi));
     return true;
   }
 
@@ -272,7 +271,7 @@ export class SessionHandoff {
     h.rxTop = rxTopOf(s);
     h.reportedAt = this.now;
     this.stats.reported++;
-    this.send({ kind: KIND_SESSION_STATE, device: s.peer, payload: Buffer.from(`${h.spi},${top},${h.rxTop},${sessionSave(s)}`) });
+    this.send(sessionState(s.peer, h.spi, top, h.rxTop, sessionSave(s)));
   }
 
   /** A BLE link's fetch budget (LoRa, one channel for every device, has only the global bound). */

@@ -18,6 +18,7 @@ import { Session } from "../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
 import { BackboneConnection, CONN_OPEN, MAX_RECORD_PAYLOAD } from "../../host/backbone/connection";
 import { type AppMessage, KIND_ACK, KIND_HELLO, KIND_KEYS, KIND_SESSION_STATE, Message, RUN_SIZE } from "../../host/backbone/frame";
+import { grantFor } from "../../host/backbone/session-handoff";
 import { backboneKeyPair, controllerEndpointConfig, GatewayIdentity, gatewayEndpointConfig } from "../../host/backbone/handshake";
 import { BackbonePeer } from "../../host/backbone/peer";
 import { sealChunks } from "../../host/backbone/records";
@@ -25,7 +26,6 @@ import { hostProvider, nodeKeyPair } from "../../host/crypto/provider";
 import { Gateway, GatewayMode, RESPONDER_GRANT } from "../../host/gateway/gateway";
 import { HOST_CCM8, HostKeys, sealFast } from "../../host/record/fast";
 import { silentLogger } from "../../host/telemetry/log";
-import { grantOf } from "../../test/harness/handoff";
 import { progress } from "../lib/measure";
 
 /** Records handed to the gateway per turn of the event loop at max rate. */
@@ -69,7 +69,8 @@ function controllerGrants(gw: Gateway): () => void {
   const due: Message[] = [];
   const send = gw.client.send.bind(gw.client);
   gw.client.send = (m: AppMessage) => {
-    if (m.kind === KIND_SESSION_STATE) due.push(grantOf(m));
+    const grant = m.kind === KIND_SESSION_STATE ? grantFor(m) : undefined;
+    if (grant !== undefined) due.push(grant);
     return send(m);
   };
   return () => {

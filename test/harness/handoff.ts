@@ -1,10 +1,8 @@
 // A terminate gateway's side of the session handoff (docs/PROTOCOL.md 3.8), as host/controller/session-store.ts
 // hears it, for tests of the store: sessions reported and fetched as gateways would, awaited one at a time.
 import { randomBytes } from "node:crypto";
-import { KIND_SESSION_ANSWER, type Message } from "../../host/backbone/frame";
 import { SessionStore } from "../../host/controller/session-store";
 import type { ControllerStore } from "../../host/controller/store";
-import { spiBytes } from "../../host/gateway/session-handoff";
 import { silentLogger } from "../../host/telemetry/log";
 
 const secret = () => randomBytes(32).toString("hex");
@@ -25,15 +23,4 @@ export function handoffOf(store: ControllerStore, maxAgeMs?: number) {
       ask((answer, done) => sessions.report(gateway, device, `${spi},${top},${rx},${saved}`, answer, done)),
     fetch: (gateway: string, spi: number) => ask((answer, done) => sessions.fetch(gateway, spi, answer, done)),
   };
-}
-
-/**
- * What a controller answers a gateway's SESSION_STATE report once it has stored it: a grant of the top the
- * report asks for, under the session's sending key index (as host/controller/session-store.ts answers), for
- * harnesses that play the controller to a gateway.
- */
-export function grantOf(report: { payload: Uint8Array }): Message {
-  // spi, top, replay top, then sessionSave's fields, of which the fifth is the sending key index
-  const f = Buffer.from(report.payload).toString("utf8").split(",");
-  return { kind: KIND_SESSION_ANSWER, device: spiBytes(Number(f[0])), payload: Buffer.from(`grant,${f[7]},${f[1]}`) };
 }

@@ -7,13 +7,13 @@ import { sessionSend } from "../../../firmware/session/session";
 import { SUITE_CONSTRAINED } from "../../../firmware/suite";
 import { decodeBatch, FrameError, KIND_DOWNLINK, KIND_KEYS, KIND_SESSION_EVENT, KIND_SESSION_STATE, KIND_UPLINK, type Message, Uplink } from "../../../host/backbone/frame";
 import { readSessionEvent } from "../../../host/backbone/session-event";
+import { grantFor } from "../../../host/backbone/session-handoff";
 import { backboneKeyPair } from "../../../host/backbone/handshake";
 import { hostProvider, nodeKeyPair } from "../../../host/crypto/provider";
 import { Gateway, RESPONDER_GRANT, UPLINK_HEAD } from "../../../host/gateway/gateway";
 import { readGatewayStatus, type GatewayReport } from "../../../host/backbone/gateway-status";
 import { silentLogger } from "../../../host/telemetry/log";
 import { collectGarbage } from "../../harness/gc";
-import { grantOf } from "../../harness/handoff";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -52,7 +52,8 @@ function drained(gw: Gateway): Message[] {
     assert.ok(!(ms instanceof FrameError), String(ms));
     for (const m of ms) {
       out.push(m);
-      if (m.kind === KIND_SESSION_STATE) gw.client.emit("message", grantOf(m));
+      const grant = m.kind === KIND_SESSION_STATE ? grantFor(m) : undefined;
+      if (grant !== undefined) gw.client.emit("message", grant);
     }
   }
   return out;

@@ -3,12 +3,13 @@
 // grant, after one, and once the session is taken by another gateway.
 import assert from "node:assert/strict";
 import { sessionNew, type Session } from "../../../firmware/session/session";
-import { KIND_SESSION_ANSWER, type AppMessage, type Handoff } from "../../../host/backbone/frame";
+import type { AppMessage } from "../../../host/backbone/frame";
 import { hostProvider } from "../../../host/crypto/provider";
-import { SEAL_MARGIN, SessionHandoff, spiBytes } from "../../../host/gateway/session-handoff";
+import { SEAL_MARGIN, SessionHandoff } from "../../../host/gateway/session-handoff";
+import { sessionAnswer } from "../../../host/backbone/session-handoff";
 import { handshake, policy } from "../../harness/sessions";
 
-const answer = (spi: number, text: string) => ({ kind: KIND_SESSION_ANSWER, device: spiBytes(spi), payload: Buffer.from(text) }) as Handoff;
+const answer = sessionAnswer;
 
 describe("session handoff: the seal gate with the entry kept", () => {
   it("answers as the look-up does before a grant, after one, and once the session is taken; another session's entry is not used", () => {
