@@ -23,7 +23,10 @@ async function memory(): Promise<Memory> {
   const m = process.memoryUsage();
   return { heap: m.heapUsed, rss: m.rss, external: m.external };
 }
-const perDevice = (a: Memory, b: Memory, n: number) => `${((b.heap - a.heap) / n / 1024).toFixed(1)} / ${((b.rss - a.rss) / n / 1024).toFixed(1)}`;
+/** RSS moves by some MB on its own (the allocator gives pages back, or not): a smaller change is not shown per device. */
+const RSS_NOISE = 16 << 20;
+const perDevice = (a: Memory, b: Memory, n: number) =>
+  `${((b.heap - a.heap) / n / 1024).toFixed(1)} / ${Math.abs(b.rss - a.rss) < RSS_NOISE ? "-" : ((b.rss - a.rss) / n / 1024).toFixed(1)}`;
 
 async function atScale(n: number): Promise<(string | number)[]> {
   const before = await memory();
@@ -133,7 +136,7 @@ export async function benchScaling(): Promise<string> {
   return table(["devices", "handshakes, s", "KiB per device: heap / RSS, sessions made", "after traffic", "terminate msg/s", "floor msg/s", "of floor", "ACK records per reading"], rows) +
     `\nEach size: real dh handshakes through one gateway (one thread), then ${ROUNDS} rounds of ${PER_ROUND} readings, devices interleaved, the floor` +
     ` (one raw CCM open per record) timed in each round on the same records. Memory: the process's JS heap and RSS after two full collections,` +
-    ` per device, once the sessions are made and again after the traffic (a key gets OpenSSL contexts from its second use on, up to` +
+    ` per device, once the sessions are made and again after the traffic (RSS: "-" when it moved by less than ${RSS_NOISE >> 20} MB, which it does on its own; a key gets OpenSSL contexts from its second use on, up to` +
     ` ${16384} keys; the bench's own device-side state, about 0.2 KiB a device, is included). ${caches()}` +
     ` Readings come in bursts of 256, devices interleaved: with fewer devices than that, a burst holds several readings of a device and` +
     ` the gateway answers them with one ACK record.` +
