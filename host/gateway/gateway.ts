@@ -103,15 +103,18 @@ export class Gateway extends EventEmitter {
     this.metrics = opts.metrics ?? new Metrics();
     if (opts.mode === "terminate") {
       const threads = opts.deviceThreads ?? 1;
-      // (Over worker threads, sessions stay in their worker: not handed over.)
+      // (Over worker threads, each worker hands over its own sessions: ./shard-worker.ts.)
       if (threads === 1) this.handoff = new SessionHandoff((m) => this.toController(m));
       const policy: SaPolicy = {
         suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
         seqBlock: 1024, store: this.handoff?.storage ?? memoryStorage(), codec: hostCodec, compress: false,
       };
       const observer = metricsObserver(this.metrics, (event, device, spi, link, reason) => this.reportSession(event, device, spi, event === "open" ? link : reason ?? "closed"));
-      if (threads > 1) this.devices = this.shards = new DeviceShards(threads, observer);
-      else {
+      if (threads > 1) {
+        this.devices = this.shards = new DeviceShards(threads, observer);
+        this.shards.onController = (m) => this.toController(m);
+        this.shards.onProblem = (problem) => opts.log.warn("ignored a session answer", { problem });
+      } else {
         // Made again only when the responder's key changes (its grant), so endpoints share them.
         let configs = { me: this.responder, of: this.keys.responders(this.responder, policy) };
         const config = (mode: "dh" | "psk") => {
@@ -301,8 +304,8 @@ export class Gateway extends EventEmitter {
       // gateway restarted): the controller sends it again when the device is next heard.
       this.devices.command(device, body, Date.now(), id);
       this.pump();
-    } else if (m.kind === KIND_SESSION_ANSWER && this.handoff) {
-      const problem = this.handoff.answer(m, Date.now());
+    } else if (m.kind === KIND_SESSION_ANSWER && (this.handoff || this.shards)) {
+      const problem = (this.handoff ?? this.shards!).answer(m, Date.now());
       if (problem) this.opts.log.warn("ignored a session answer", { problem });
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {

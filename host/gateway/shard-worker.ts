@@ -1,6 +1,7 @@
 // One worker of DeviceShards (./shards.ts): a DeviceGateway for the sessions whose SPI is its own (spi %
-// count === index), with its own key table (the controller's grants, forwarded), answering each batch from
-// the main thread with the packets for the links, the readings taken in, and what its observer saw.
+// count === index), with its own key table (the controller's grants, forwarded) and its own session handoff,
+// answering each batch from the main thread with the packets for the links, the readings taken in, what its
+// observer saw, and its handoff's messages for the controller.
 import { parentPort, workerData } from "node:worker_threads";
 import type { KeyPair } from "../../firmware/crypto/provider";
 import { memoryStorage } from "../../firmware/runtime/facade";
@@ -11,7 +12,9 @@ import { hostCodec } from "../record/gpcomp";
 import { applyDeviceGrant, DeviceRef, RESPONDER_GRANT, responderGrant } from "./device-side";
 import { DeviceGateway, DeviceState } from "./devices";
 import { KeyTable } from "./keytable";
+import { SessionHandoff } from "./session-handoff";
 import type { DeviceObserver } from "./observer";
+import type { Handoff } from "../backbone/frame";
 import type { CommandState } from "../backbone/session-event";
 import { FromShard, ObserverCall, Packer, ToShard } from "./shards";
 
@@ -19,10 +22,14 @@ const { index, count } = workerData as { index: number; count: number };
 const port = parentPort!;
 
 const keys = new KeyTable();
+// Its sessions handed to the controller as on one thread; what the handoff sends goes out with the next answer.
+let controller: Handoff[] = [];
+let problems: string[] = [];
+const handoff = new SessionHandoff((m) => (controller.push(m as Handoff), true));
 let responder: KeyPair = nodeKeyPair(); // replaced by the controller's grant, as on one thread
 const policy: SaPolicy = {
   suite: SUITE_CONSTRAINED, p: hostProvider, aead: undefined, rekeyAfterMs: 3_600_000, datagram: true, windowSize: 64, lateKeyMs: 30_000,
-  seqBlock: 1024, store: memoryStorage(), codec: hostCodec, compress: false,
+  seqBlock: 1024, store: handoff.storage, codec: hostCodec, compress: false,
 };
 let calls: ObserverCall[] = [];
 const observer: DeviceObserver = {
@@ -43,7 +50,7 @@ const config = (mode: "dh" | "psk") => {
   if (configs.me !== responder) configs = configsFor(responder);
   return configs[mode];
 };
-const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true });
+const devices = new DeviceGateway({ config, storage: memoryStorage(), observer, holdAcks: true, handoff });
 let commands: [string, number, CommandState][] = [];
 devices.onCommand = (device, id, state) => void commands.push([device, id, state]);
 let limits: FromShard["limits"];
@@ -87,12 +94,14 @@ function answer(online: number | undefined): void {
   readings.ats = [];
   const evolved = keys.takeEvolved();
   if (links.length === 0 && r === undefined && named.length === 0 && calls.length === 0 && commands.length === 0 && evolved.length === 0 &&
-    limits === undefined && queues === undefined && online === undefined) return;
+    controller.length === 0 && problems.length === 0 && limits === undefined && queues === undefined && online === undefined) return;
   const packets = out.takeAny();
   const m: FromShard = {
     links, packets, readings: r, named: some(named), calls: some(calls), evolved: some(evolved.map((e) => ({ device: e.device, text: e.text }))), online,
-    commands: some(commands), limits, queues,
+    commands: some(commands), controller: some(controller), problems: some(problems), limits, queues,
   };
+  controller = [];
+  problems = [];
   named = [];
   calls = [];
   commands = [];
@@ -131,6 +140,11 @@ port.on("message", (m: ToShard) => {
     case "command":
       devices.command(m.device, m.body, m.now, m.id);
       break;
+    case "answer": {
+      const problem = handoff.answer(m.answer, m.now);
+      if (problem) problems.push(problem);
+      break;
+    }
     case "limits":
       limits = devices.keyLimits();
       break;

@@ -5,13 +5,18 @@
 // draws the new session's SPI from its own class. This thread keeps the links, the backbone and the
 // acknowledgements: readings come back from the workers in batches and are written into the backbone queue
 // as on one thread, and the controller's acknowledgements go back as confirmations, which release the ACKs.
+// Each worker hands its sessions to the controller as one thread does (./session-handoff.ts): its reports and
+// fetches go out through this thread, and an answer goes to the worker its SPI names, which is the worker
+// that holds (or asked for) the session on that SPI.
 //
 // Messages between the threads are batched per turn of the event loop, bytes packed into one transferred
 // buffer per batch. A device is named to this thread once per worker (its slot there), so readings carry
 // a slot, not a name. A device that moves to a session on another worker (a new handshake from another
 // source) is taken up there with a fresh reading-id window; the controller filters any copy that gets past.
 import { Worker } from "node:worker_threads";
+import type { Handoff } from "../backbone/frame";
 import type { CommandState } from "../backbone/session-event";
+import { spiOf } from "../backbone/session-handoff";
 import type { KeyLimits } from "../telemetry/metrics";
 import type { DeviceObserver } from "./observer";
 import type { CommandSink, DeviceQueues, DeviceRef, DeviceSide, DownPacket, LinkAddress, UplinkSink } from "./device-side";
@@ -33,6 +38,7 @@ export type ToShard =
   | Batch
   | { t: "connected"; link: string; now: number }
   | { t: "poll"; now: number }
+  | { t: "answer"; answer: Handoff; now: number }
   | { t: "command"; device: string; body: Uint8Array; now: number; id: number | undefined }
   | { t: "end"; device: string; now: number }
   | { t: "limits" }
@@ -68,6 +74,10 @@ export type FromShard = {
   online: number | undefined;
   /** What became of commands: device, message id, state. */
   commands: [string, number, CommandState][] | undefined;
+  /** The worker's session handoff to the controller (SESSION_STATE, SESSION_FETCH), to send as they are. */
+  controller: Handoff[] | undefined;
+  /** Session answers the worker's handoff could make nothing of. */
+  problems: string[] | undefined;
   /** The worker's key limits, when asked for ({ t: "limits" }). */
   limits: KeyLimits | undefined;
   /** The worker's device queues, when asked for ({ t: "queues" }). */
@@ -113,6 +123,10 @@ export class DeviceShards implements DeviceSide {
   onUplink: UplinkSink | undefined;
   onCommand: CommandSink | undefined;
   onOutput: (() => void) | undefined;
+  /** The workers' messages for the controller (their sessions' handoff). */
+  onController: ((m: Handoff) => void) | undefined;
+  /** A session answer a worker ignored, and why. */
+  onProblem: ((problem: string) => void) | undefined;
   private readonly limits: KeyLimits[] = [];
   private readonly queued: DeviceQueues[] = [];
   private readonly workers: Worker[] = [];
@@ -229,6 +243,17 @@ export class DeviceShards implements DeviceSide {
     return all;
   }
 
+  /**
+   * SESSION_ANSWER from the controller, for the worker whose sessions have its SPI (a fetch was asked by that
+   * worker too: a record's worker is its SPI's). Returns a problem, or "".
+   */
+  answer(m: Handoff, now: number): string {
+    const spi = spiOf(m.device);
+    if (spi < 0) return "a session answer without an SPI";
+    this.workers[spi % this.count].postMessage({ t: "answer", answer: m, now } satisfies ToShard);
+    return "";
+  }
+
   /** A KEYS grant, for every worker's key table. */
   grant(device: string, grant: string): void {
     for (const w of this.workers) w.postMessage({ t: "grant", device, grant } satisfies ToShard);
@@ -279,6 +304,8 @@ export class DeviceShards implements DeviceSide {
     if (m.limits !== undefined) this.limits[k] = m.limits;
     if (m.queues !== undefined) this.queued[k] = m.queues;
     if (m.commands !== undefined) for (const [device, id, state] of m.commands) this.onCommand?.(device, id, state);
+    if (m.controller !== undefined) for (const h of m.controller) this.onController?.(h);
+    if (m.problems !== undefined) for (const p of m.problems) this.onProblem?.(p);
     if (m.evolved !== undefined) for (const e of m.evolved) this.evolved.push(e);
     const o = this.observer;
     if (o !== undefined && m.calls !== undefined) for (const [method, ...args] of m.calls) (o[method] as (...a: unknown[]) => void)(...args);

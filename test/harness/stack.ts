@@ -12,7 +12,11 @@ import { Logger, memorySink } from "../../host/telemetry/log";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedded"; port: number } | { kind: "external"; url: string } = { kind: "embedded", port: 0 }, more: Partial<ControllerOptions> = {}) {
+export async function startStack(
+  mode: GatewayMode, mqttBroker: { kind: "embedded"; port: number } | { kind: "external"; url: string } = { kind: "embedded", port: 0 }, more: Partial<ControllerOptions> = {},
+  /** The gateways' device side over worker threads (`--device-threads`), 1 for this thread. */
+  deviceThreads = 1,
+) {
   const sink = memorySink();
   const log = Logger.create({ level: "info", stream: sink });
   const ctlKeys = backboneKeyPair(), gwKeys = backboneKeyPair(), gwKid = randomBytes(4);
@@ -24,7 +28,7 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
   const ports = await controller.start();
   // What an application logs in to the embedded broker with (read and command, every device).
   const app = await controller.store.mqtt.create({ devices: "all", access: "both" });
-  const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) });
+  const gateway = new Gateway({ mode, identity: { kid: gwKid, keys: gwKeys }, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}), deviceThreads });
   gateway.start();
   const simSecret = randomBytes(32);
   const sim = new SimLinkServer({ packet: (l, b, signal) => gateway.input(l, b, signal), connected: (l) => gateway.connected(l), disconnected: () => {} }, simSecret);
@@ -44,7 +48,7 @@ export async function startStack(mode: GatewayMode, mqttBroker: { kind: "embedde
     gatewayKey: { kid: hex(gwKid), public: hex(gwKeys.S), secret: hex(gwKeys.s) },
     controllerKey: hex(ctlKeys.S),
     /** Another gateway process with this one's identity (a restart), or with `identity`, not started. */
-    gatewayLike: (identity = { kid: gwKid, keys: gwKeys }) => new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}) }),
+    gatewayLike: (identity = { kid: gwKid, keys: gwKeys }) => new Gateway({ mode, identity, controller: { host: "127.0.0.1", port: ports.backbone, publicKey: ctlKeys.S }, log: log.child("gateway", {}), deviceThreads }),
     close: async () => {
       await sim.close();
       await gateway.close();
