@@ -7,15 +7,15 @@ import type { KeyPair } from "../../firmware/crypto/provider";
 import { memoryStorage } from "../../firmware/runtime/facade";
 import type { SaPolicy } from "../../firmware/session/sa";
 import { SUITE_CONSTRAINED } from "../../firmware/suite";
+import type { Handoff } from "../backbone/frame";
+import type { CommandState } from "../backbone/session-event";
 import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
 import { applyDeviceGrant, DeviceRef, RESPONDER_GRANT, responderGrant } from "./device-side";
 import { DeviceGateway, DeviceState } from "./devices";
 import { KeyTable } from "./keytable";
-import { SessionHandoff } from "./session-handoff";
 import type { DeviceObserver } from "./observer";
-import type { Handoff } from "../backbone/frame";
-import type { CommandState } from "../backbone/session-event";
+import { SessionHandoff } from "./session-handoff";
 import { FromShard, ObserverCall, Packer, ToShard } from "./shards";
 
 const { index, count } = workerData as { index: number; count: number };
