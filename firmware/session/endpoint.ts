@@ -272,16 +272,25 @@ function confirm(ep: Endpoint, now: number): void {
 export function epInput(ep: Endpoint, packet: Bytes, tid: number, now: number): number {
   const type = messageType(packet);
   if (type > 0) {
-    ep.transport = tid;
     const fromInitiator = type === MSG_DH_I1 || type === MSG_DH_I2 || type === MSG_PSK_I1 || type === MSG_PSK_I2;
     if (ep.cfg.initiator === fromInitiator) fail(ep); // reflected: our own kind of message
-    else if (!SESAME_RESPONDER || ep.cfg.initiator) answer(ep, packet, type, now);
-    else respond(ep, packet, type, now);
+    // An initiator's handshake runs on one link, and its answers come back on it: a handshake message on
+    // another link is another device's (a board hears every LoRa downlink), and acting on it would move
+    // the handshake off its link, or spend a sliced X25519 on someone else's R2 while its own is dropped.
+    else if (!SESAME_RESPONDER || ep.cfg.initiator) {
+      if (tid === ep.transport) answer(ep, packet, type, now);
+      else fail(ep);
+    } else {
+      ep.transport = tid;
+      respond(ep, packet, type, now);
+    }
     epPoll(ep, now);
     return 0;
   }
   if (ep.session === undefined) {
-    if (SESAME_DH && ep.work !== undefined) ep.early = packet;
+    // The responder's CONFIRM can come while the last X25519 is still being worked out: kept for then, if it
+    // is this handshake's (its link, its SPI), not another device's record heard on LoRa in between.
+    if (SESAME_DH && ep.work !== undefined && tid === ep.transport && packet.length >= 3 && recordSpi(packet) === ep.spi) ep.early = packet;
     return 0;
   }
   const old = ep.old;

@@ -91,6 +91,32 @@ describe("endpoint", () => {
     assert.ok(polls >= 3 * 30, `only ${polls} polls: the 3 X25519 of I2 should take ~3 x 36 slices of 8 steps`);
   });
 
+  it("keeps a sliced handshake on its link and its early CONFIRM while it hears another device's handshake on LoRa", () => {
+    const BLE = 1, LORA = 2;
+    // Device A handshakes on BLE with its X25519 in slices (order I); device B's handshake is on LoRa, which
+    // A hears too: B's R2 and the CONFIRM after it reach A while A is still working out its last X25519.
+    const a = pairOf(true, false, portable, 8), b = pairOf(true, false);
+    a.i.transport = BLE;
+    epStart(a.i, 0);
+    for (let t = 0; t < 200 && a.i.work !== undefined; t++) epPoll(a.i, t);
+    for (const o of epTakeOutput(a.i)) epInput(a.r, o.bytes, BLE, 0);
+    epStart(b.i, 0);
+    for (const o of epTakeOutput(b.i)) epInput(b.r, o.bytes, LORA, 0);
+    const fromA = epTakeOutput(a.r), fromB = epTakeOutput(b.r);
+    assert.deepEqual([fromA.length, fromB.length], [2, 2], "R2 and the responder's CONFIRM from each gateway");
+    epInput(a.i, fromA[0].bytes, BLE, 1); // A's R2: its last X25519 starts
+    assert.ok(a.i.work !== undefined);
+    epInput(a.i, fromA[1].bytes, BLE, 1); // A's CONFIRM, early
+    const failures = a.i.failures;
+    for (const o of fromB) epInput(a.i, o.bytes, LORA, 2); // B's, heard on LoRa
+    assert.equal(a.i.transport, BLE, "another device's R2 on LoRa moved the handshake off BLE");
+    assert.equal(a.i.failures, failures + 1, "another device's R2 counts as a failure");
+    for (let t = 3; t < 400 && a.i.work !== undefined; t++) epPoll(a.i, t);
+    assert.ok(epReady(a.i), "A's own CONFIRM, kept while it worked, confirmed the session");
+    assert.equal(a.i.handshakes, 1);
+    assert.deepEqual(epTakeOutput(a.i).map((o) => o.transport), [BLE], "A's CONFIRM goes out on BLE");
+  });
+
   it("recovers from lost handshake messages and lost confirmations by starting again", () => {
     for (const [dh, rf] of [[true, true], [true, false], [false, true], [false, false]] as const) {
       const { i, r } = pairOf(dh, rf);
