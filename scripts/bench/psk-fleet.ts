@@ -78,6 +78,7 @@ function genuineHello(gw: DeviceGateway, d: { id: Uint8Array; keys: PskKeys }, a
     initiator: true, dh: false, responderFirst: false, p: hostProvider, policy: policy(), sliceSteps: 0, retryMs: 30_000, dhI: undefined,
     dhR: undefined, pskI: { p: hostProvider, id: d.id, keys: d.keys }, pskR: undefined, pskStore: undefined, spiLive: () => false,
   });
+  dev.transport = TID_LORA; // the handshake runs on LoRa, where the answers come
   epStart(dev, at);
   let spent = 0;
   const toGateway = () => {

@@ -39,7 +39,9 @@ function pair() {
     config: () => ({ ...base, initiator: false, dh: true, policy: policy(), dhI: undefined, dhR: { p, me: gwKeys, lookup: (k) => (hex(k) === hex(kid) ? me.S : undefined) } }),
   });
   const cfg: EndpointConfig = { ...base, initiator: true, dh: true, policy: policy(), dhR: undefined, dhI: { p, kid, me, peer: gwKeys.S } };
-  return { gw, ep: epNew(cfg) };
+  const ep = epNew(cfg);
+  ep.transport = TID_LORA; // its handshake runs on LoRa, as the runtime's restart() sets it
+  return { gw, ep };
 }
 
 type World = { gw: DeviceGateway; ep: Endpoint; modem: LoraModemLink; fake: FakeRak3172; ups: Uplink[]; acked: number[]; logs: string[]; signals: (RadioSignal | undefined)[]; device: (frame?: Uint8Array) => void };
