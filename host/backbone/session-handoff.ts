@@ -45,6 +45,12 @@ export function grantText(outIndex: number, top: number | string): string {
   return `grant,${outIndex},${top}`;
 }
 
+/** A grant's sending key index and top, from the answer's text split at ","; undefined when either is not a number. */
+export function readGrant(f: readonly string[]): { outIndex: number; top: number } | undefined {
+  const outIndex = Number(f[1]), top = Number(f[2]);
+  return Number.isSafeInteger(outIndex) && Number.isSafeInteger(top) ? { outIndex, top } : undefined;
+}
+
 /**
  * The controller's answer to a report it stored as the session's newest: a grant of the top the report asks
  * for. For whoever plays the controller to a gateway (tests, benches); undefined for a malformed report.

@@ -310,8 +310,9 @@ export class Controller {
     if (m.kind === KIND_SESSION_STATE || m.kind === KIND_SESSION_FETCH) {
       // Durable once stored (or claimed): a grant lost with a controller is asked for again.
       const answer = (spi: number, text: string) => this.server.send(gw, sessionAnswer(spi, text));
+      const spi = spiOf(m.device);
       if (m.kind === KIND_SESSION_STATE) this.handoff.report(gw, hex(m.device), utf8(m.payload), answer, done);
-      else if (spiOf(m.device) >= 0) this.handoff.fetch(gw, spiOf(m.device), answer, done);
+      else if (spi >= 0) this.handoff.fetch(gw, spi, answer, done);
       else {
         this.stats.badMessages++;
         done();

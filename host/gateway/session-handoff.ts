@@ -18,7 +18,7 @@ import { addTransport, sessionClose, sessionRestore, sessionSave, type Session }
 import type { SaPolicy } from "../../firmware/session/sa";
 import type { SeqStorage } from "../../firmware/session/seqstore";
 import type { AppMessage, Handoff } from "../backbone/frame";
-import { sessionFetch, sessionState, spiOf } from "../backbone/session-handoff";
+import { readGrant, sessionFetch, sessionState, spiOf } from "../backbone/session-handoff";
 import { LORA, type LinkAddress } from "./device-side";
 
 /** Seals stop this many numbers below the granted top: room for what is sealed outside the gate (CONFIRM, KEY_UPDATE). */
@@ -186,11 +186,12 @@ export class SessionHandoff {
     if (spi < 0) return "a session answer without an SPI";
     if (f[0] === "grant") {
       const h = this.bySpi.get(spi);
-      const index = Number(f[1]), top = Number(f[2]);
-      if (h === undefined || !Number.isSafeInteger(index) || !Number.isSafeInteger(top)) return h === undefined ? "" : "a bad grant";
-      if (index > h.grantIndex || (index === h.grantIndex && top > h.granted)) {
-        h.grantIndex = index;
-        h.granted = top;
+      if (h === undefined) return "";
+      const g = readGrant(f);
+      if (g === undefined) return "a bad grant";
+      if (g.outIndex > h.grantIndex || (g.outIndex === h.grantIndex && g.top > h.granted)) {
+        h.grantIndex = g.outIndex;
+        h.granted = g.top;
         this.host?.wake(spi, now);
       }
       return "";

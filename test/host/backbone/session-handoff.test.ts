@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KIND_SESSION_ANSWER, KIND_SESSION_FETCH, KIND_SESSION_STATE } from "../../../host/backbone/frame";
-import { grantFor, readSessionState, sessionFetch, sessionState, spiOf } from "../../../host/backbone/session-handoff";
+import { grantFor, readGrant, readSessionState, sessionFetch, sessionState, spiOf } from "../../../host/backbone/session-handoff";
 
 // sessionSave's 9 fields: secrets, peer, role, ..., the sending key index 5th.
 const saved = (peer: string, outIndex: number) => ["aa", peer, "r", "bb", String(outIndex), "5007", "cc", "0", "7"].join(",");
@@ -14,6 +14,8 @@ describe("session handoff messages", () => {
     const g = grantFor(m)!;
     assert.equal(g.kind, KIND_SESSION_ANSWER);
     assert.deepEqual([spiOf(g.device), text(g)], [0x0a0b0c, "grant,3,4096"]);
+    assert.deepEqual(readGrant(text(g).split(",")), { outIndex: 3, top: 4096 });
+    assert.equal(readGrant("grant,3,x".split(",")), undefined);
     const f = sessionFetch(0xffffff);
     assert.deepEqual([f.kind, spiOf(f.device), f.payload.length], [KIND_SESSION_FETCH, 0xffffff, 0]);
   });
