@@ -220,6 +220,7 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
   const lora = board.radios.lora;
   return {
     now: nowMs,
+    clockStepMs: 1,
     every: every,
     // Storage's own read and write: they take the same arguments and need no `this`.
     storage: n.require("Storage") as SeqStorage,

@@ -30,6 +30,8 @@ export type LoraHw = {
 export type Hal = {
   /** Milliseconds since boot. */
   now: (this: void) => number;
+  /** How far behind the true time `now` can read: the step its clock counts in (the LoRa duty gate allows for it). */
+  clockStepMs: number;
   /** Calls `fn` every `ms` milliseconds. */
   every: (this: void, ms: number, fn: (this: void) => void) => void;
   storage: SeqStorage;

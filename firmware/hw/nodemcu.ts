@@ -102,6 +102,7 @@ export function boardHal(board: BoardProfile, n: BootNatives): Hal {
   const drv = n.lora;
   return {
     now: () => clock,
+    clockStepMs: BASE_TICK_MS,
     every: (ms: number, fn: () => void) => void timers.push({ ms: ms, due: clock + ms, fn: fn }),
     storage: storage,
     provider: boardProvider(board.nativeCrypto, n),

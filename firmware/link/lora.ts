@@ -112,31 +112,40 @@ export function loraFrameAirtimeUs(payloadBytes: number, dr: number, region: Reg
 
 /**
  * Duty-cycle gate over a sliding window: the air time of transmissions that started within the last
- * `windowMs` (now - start < windowMs), plus the next one, must not exceed `budgetMs`. Entries are kept
- * oldest first in two parallel arrays (no per-entry objects). Times are ms below 2^31 (~24.8 days): the
- * caller rebases its clock before then, as 32-bit Lua has nothing wider.
+ * `windowMs`, plus the next one, must not exceed `budgetMs`. Entries are kept oldest first in two parallel
+ * arrays (no per-entry objects). Times are ms below 2^31 (~24.8 days): the caller rebases its clock before
+ * then, as 32-bit Lua has nothing wider.
+ *
+ * The caller's clock may count in steps (NodeMCU's counts 100 ms alarm ticks), and a frame sent between two
+ * steps carries the earlier one, so two recorded starts can be up to one step closer together than the
+ * frames really were. An entry therefore counts for `windowMs + clockStepMs` (`keepMs`):
+ * frames whose true starts lie within any one-hour window never exceed the budget, whatever their phase.
  */
 export type DutyCycle = {
   windowMs: number;
+  keepMs: number;
   permille: number;
   budgetMs: number;
   starts: number[];
   airtimes: number[];
 };
 
-/** A gate with a one-hour window at `permille` (10 = 1 %, i.e. 36 000 ms per hour). */
-export function dutyNew(permille: number): DutyCycle {
+/**
+ * A gate with a one-hour window at `permille` (10 = 1 %, i.e. 36 000 ms per hour), for a clock that can
+ * read up to `clockStepMs` behind the true time (0 for an exact clock).
+ */
+export function dutyNew(permille: number, clockStepMs: number): DutyCycle {
   const windowMs = 3600000;
   // windowMs * permille can pass 2^31, so split windowMs into thousands and remainder.
   const budgetMs = fdiv(windowMs, 1000) * permille + fdiv((windowMs % 1000) * permille, 1000);
-  return { windowMs: windowMs, permille: permille, budgetMs: budgetMs, starts: [], airtimes: [] };
+  return { windowMs: windowMs, keepMs: windowMs + clockStepMs, permille: permille, budgetMs: budgetMs, starts: [], airtimes: [] };
 }
 
-/** Air time (ms) of recorded transmissions that started within the window ending at nowMs. */
+/** Air time (ms) of recorded transmissions that still count at nowMs. */
 function dutyUsed(d: DutyCycle, nowMs: number): number {
   let used = 0;
   for (let i = 0; i < d.starts.length; i++) {
-    if (nowMs - d.starts[i] < d.windowMs) used = used + d.airtimes[i];
+    if (nowMs - d.starts[i] < d.keepMs) used = used + d.airtimes[i];
   }
   return used;
 }
@@ -148,7 +157,7 @@ export function dutyAllows(d: DutyCycle, nowMs: number, airtimeMs: number): bool
 
 /** Record a transmission; entries that can no longer count (older than the window) are dropped. */
 export function dutyRecord(d: DutyCycle, nowMs: number, airtimeMs: number): void {
-  while (d.starts.length > 0 && nowMs - d.starts[0] >= d.windowMs) {
+  while (d.starts.length > 0 && nowMs - d.starts[0] >= d.keepMs) {
     d.starts.shift();
     d.airtimes.shift();
   }
@@ -158,16 +167,16 @@ export function dutyRecord(d: DutyCycle, nowMs: number, airtimeMs: number): void
 
 /**
  * The earliest time >= nowMs at which dutyAllows would say yes, or -1 if never (airtime over the budget).
- * Entries leave the window oldest first, each at start + windowMs, so walk them until enough has left.
+ * Entries leave the window oldest first, each at start + keepMs, so walk them until enough has left.
  */
 export function dutyNextAllowedMs(d: DutyCycle, nowMs: number, airtimeMs: number): number {
   if (airtimeMs > d.budgetMs) return -1;
   let excess = dutyUsed(d, nowMs) + airtimeMs - d.budgetMs;
   if (excess <= 0) return nowMs;
   for (let i = 0; i < d.starts.length; i++) {
-    if (nowMs - d.starts[i] < d.windowMs) {
+    if (nowMs - d.starts[i] < d.keepMs) {
       excess = excess - d.airtimes[i];
-      if (excess <= 0) return d.starts[i] + d.windowMs;
+      if (excess <= 0) return d.starts[i] + d.keepMs;
     }
   }
   return -1; // unreachable: once every entry has left, only airtimeMs <= budgetMs remains

@@ -46,12 +46,12 @@ export type LoraLink = {
 };
 
 /** EU868 limits a device to 1 % on its uplink sub-band; US915 has no duty cycle (only dwell time). */
-export function loraLinkNew(hw: LoraHw, queueLimit: number): LoraLink {
+export function loraLinkNew(hw: LoraHw, queueLimit: number, clockStepMs: number): LoraLink {
   const region: Region = hw.region === "US915" ? "US915" : "EU868";
   const rate = regionDataRate(hw.dataRate, region);
   return {
     hw: hw, region: region, dr: hw.dataRate, maxPayload: rate === undefined ? 0 : rate.maxPayload,
-    duty: dutyNew(region === "EU868" ? 10 : 1000), queue: [], queueLimit: queueLimit, busyUntil: 0,
+    duty: dutyNew(region === "EU868" ? 10 : 1000, clockStepMs), queue: [], queueLimit: queueLimit, busyUntil: 0,
     sent: 0, airtimeMs: 0, tooBig: 0, dropped: 0,
   };
 }

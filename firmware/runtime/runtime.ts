@@ -93,7 +93,7 @@ export function rtNew(hal: Hal, conf: string): Runtime {
   const ep = deviceEndpoint(hal.provider, policy, conf, onlyNegotiation);
   const rt: Runtime = {
     hal: hal, ep: ep, ble: !SESAME_BLE || hal.ble === undefined ? undefined : bleLinkNew(hal.ble, 256),
-    lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4),
+    lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4, hal.clockStepMs),
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
     receiver: receiverNew(), acks: [], arranged: undefined, savedSession: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
     restarts: 0, queued: 0, who: "", bleGrace: 0,

@@ -213,7 +213,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
       pump();
     },
   );
-  const duty: DutyCycle = dutyNew(GATEWAY_DUTY_PERMILLE);
+  const duty: DutyCycle = dutyNew(GATEWAY_DUTY_PERMILLE, 0);
   const downQueue: Uint8Array[] = [];
   let gwBusyUntil = 0;
   lora?.attachGateway((frame, signal) => {

@@ -74,7 +74,7 @@ export class LoraModemLink {
   constructor(private readonly opts: LoraModemOptions, private readonly sink: LinkSink) {
     this.p2p = opts.p2p ?? P2P_DEFAULTS;
     this.maxPayload = p2pMaxPayload(this.p2p.sf);
-    this.duty = dutyNew(opts.dutyPermille ?? 100);
+    this.duty = dutyNew(opts.dutyPermille ?? 100, 0);
     this.now = opts.now ?? (() => performance.now());
   }
 

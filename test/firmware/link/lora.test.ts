@@ -99,17 +99,17 @@ describe("link/lora: data rates", () => {
 
 describe("link/lora: duty cycle", () => {
   it("budgets 36 s per hour at 1 %", () => {
-    assert.equal(dutyNew(10).budgetMs, 36000);
-    assert.equal(dutyNew(1).budgetMs, 3600);
-    assert.equal(dutyNew(1000).budgetMs, 3600000);
-    const d = dutyNew(10);
+    assert.equal(dutyNew(10, 0).budgetMs, 36000);
+    assert.equal(dutyNew(1, 0).budgetMs, 3600);
+    assert.equal(dutyNew(1000, 0).budgetMs, 3600000);
+    const d = dutyNew(10, 0);
     assert.equal(dutyAllows(d, 0, 36000), true);
     assert.equal(dutyAllows(d, 0, 36001), false);
     assert.equal(dutyNextAllowedMs(d, 0, 36001), -1);
   });
 
   it("sends 2.8 s frames as fast as allowed for 3 hours without exceeding 36 s in any hour", () => {
-    const d = dutyNew(10);
+    const d = dutyNew(10, 0);
     const air = airtimeMsCeil(loraAirtimeUs(64, 12, 125000, 1, 8, true, true, true)); // 2794 ms
     const hour = 3600000, end = 3 * hour;
     const starts: number[] = [];
@@ -141,7 +141,7 @@ describe("link/lora: duty cycle", () => {
   });
 
   it("reopens as soon as the oldest transmissions leave the window", () => {
-    const d = dutyNew(10);
+    const d = dutyNew(10, 0);
     dutyRecord(d, 1000, 20000);
     dutyRecord(d, 50000, 10000);
     assert.equal(dutyAllows(d, 60000, 6000), true);
@@ -149,5 +149,40 @@ describe("link/lora: duty cycle", () => {
     assert.equal(dutyNextAllowedMs(d, 60000, 6001), 1000 + 3600000);
     assert.equal(dutyNextAllowedMs(d, 60000, 30000), 50000 + 3600000);
     assert.equal(dutyNextAllowedMs(d, 60000, 5000), 60000);
+  });
+
+  // NodeMCU's clock counts 100 ms alarm ticks, and a frame queued by a received packet goes out between two
+  // ticks carrying the earlier one: recorded starts can be a step closer together than the true ones.
+  it("stays within the budget in true time when the clock reads up to one step late", () => {
+    const step = 100, hour = 3600000;
+    const read = (t: number) => t - (t % step);
+    // The frame at true 99 reads 0; the one at true 3 600 050 reads 3 600 000, a full hour later, although
+    // truly 49 ms less than an hour has passed. An exact-clock gate lets the third frame through.
+    const exact = dutyNew(10, 0), stepped = dutyNew(10, step);
+    for (const d of [exact, stepped]) {
+      dutyRecord(d, read(99), 20000);
+      dutyRecord(d, read(50000), 16000);
+    }
+    assert.equal(dutyAllows(exact, read(3600050), 20000), true);
+    assert.equal(dutyAllows(stepped, read(3600050), 20000), false);
+    assert.equal(dutyNextAllowedMs(stepped, read(3600050), 20000), 0 + hour + step);
+
+    // Frames at random true times, sent whenever the stepped gate allows: no true hour carries more than 36 s.
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const d = dutyNew(10, step);
+    const sent: { at: number; air: number }[] = [];
+    for (let t = 0; t < 4 * hour; t += 200 + Math.floor(rand() * 3000)) {
+      const air = 1000 + Math.floor(rand() * 2000);
+      if (dutyAllows(d, read(t), air)) {
+        dutyRecord(d, read(t), air);
+        sent.push({ at: t, air: air });
+      }
+    }
+    for (const a of sent) {
+      const inHour = sent.filter((b) => b.at >= a.at && b.at - a.at < hour).reduce((n, b) => n + b.air, 0);
+      assert.ok(inHour <= 36000, `true hour from ${a.at}: ${inHour} ms`);
+    }
+    assert.ok(sent.filter((b) => b.at < hour).reduce((n, b) => n + b.air, 0) > 33000, "the gate should still give most of the budget");
   });
 });
