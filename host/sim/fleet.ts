@@ -176,7 +176,7 @@ export async function runFleet(opts: FleetOptions): Promise<{ fleet: Fleet; resu
       const dk = nodeKeyPair();
       device = hex(Uint8Array.from([0x10, i >> 8, i & 0xff, 1]));
       keys.setDh(device, device, dk.S);
-      conf = `mode=dh;order=I;kid=${device};secret=${hex(dk.s)};gateway=${hex(gw.S)}`;
+      conf = `mode=dh;order=I;kid=${device};secret=${hex(dk.s)};gateway=${hex(gw.S)};slice=${p.x25519StepsPerTick}`;
     } else {
       device = hex(Uint8Array.from([0x20, i >> 8, i & 0xff, 2]));
       const psk = Uint8Array.from({ length: 32 }, () => Math.floor(rand() * 256));
