@@ -36,7 +36,7 @@ export class BleBoard {
   constructor(readonly name: string, config: string) {
     this.link = `ble:${name}`;
     const hal: Hal = {
-      now: () => Date.now(),
+      now: () => Date.now(), clockStepMs: 1,
       every: (ms, fn) => void this.timers.push(setInterval(fn, ms)),
       storage: memoryStorage(), provider: hostProvider, codec: undefined,
       ble: {

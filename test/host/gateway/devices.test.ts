@@ -288,7 +288,7 @@ describe("DeviceGateway: a receiving key retired at the forgery limit", () => {
     const up: Uint8Array[] = [];
     let hear: ((f: Uint8Array) => void) | undefined, tick: (() => void) | undefined;
     const hal: Hal = {
-      now: () => clock.t, every: (_ms, fn) => void (tick = fn), storage: memoryStorage(), provider: hostProvider, codec: undefined, ble: undefined,
+      now: () => clock.t, clockStepMs: 0, every: (_ms, fn) => void (tick = fn), storage: memoryStorage(), provider: hostProvider, codec: undefined, ble: undefined,
       lora: { listen: (f) => void (hear = f), send: (f) => void up.push(Uint8Array.from(f)), region: "EU868", dataRate: 5 },
       sensor: () => 0, led: () => {}, log: () => {},
     };
