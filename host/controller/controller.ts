@@ -153,6 +153,7 @@ export class Controller {
       if (state === "acked" || state === "lost") void this.cluster.dispatch.run(() => this.cluster.dispatch.settle(this.keys.deviceOfPeer(peer), id, state));
     };
     await this.grants.refresh();
+    this.store.registry.onKeys((id) => this.grants.refreshDevice(id));
     this.store.registry.onRevoke((e) => {
       this.grants.withdraw(e.deviceId);
       this.handoff.forget(e.deviceId).catch((err) => log.error("forgetting a device's sessions failed", { device: e.deviceId, error: String(err) }));

@@ -34,6 +34,8 @@ export type Provisioned = { device: DeviceRecord; config: string };
 /** Why a device's live sessions must end. */
 export type RevokeEvent = { deviceId: string; reason: "revoked" | "rotated" };
 export type RevokeListener = (e: RevokeEvent) => void | Promise<void>;
+/** A device's keys were made (provisioned) or replaced (rotated). */
+export type KeysListener = (deviceId: string) => void | Promise<void>;
 
 /** A psk device's key store as the handshake uses it (firmware/handshake/psk.ts PskKeys). */
 export type PskKeyStore = { current: Uint8Array; previous: Uint8Array | undefined };
@@ -72,6 +74,7 @@ function unpackStore(b: Uint8Array): PskKeyStore {
 
 export class Registry {
   private readonly listeners = new Set<RevokeListener>();
+  private readonly keyListeners = new Set<KeysListener>();
 
   constructor(
     private readonly db: Db,
@@ -84,6 +87,16 @@ export class Registry {
   onRevoke(cb: RevokeListener): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /**
+   * Calls `cb` after a device is provisioned or rotated, before the call that did it returns: whoever hands
+   * keys out (this controller's grants to its gateways) does so before the caller is told the device is ready.
+   * A failing listener does not fail the change; the controllers' periodic registry read catches up.
+   */
+  onKeys(cb: KeysListener): () => void {
+    this.keyListeners.add(cb);
+    return () => this.keyListeners.delete(cb);
   }
 
   board(name: string): BoardProfile {
@@ -99,13 +112,15 @@ export class Registry {
       throw new RegistryError("bad-request", `mode: ${board.name} can only be provisioned in ${boardModes(board).join(" or ")} (its handshake is ${board.handshake})`);
     }
     const id = newDeviceId();
-    return this.writeCredentials(board, mode, id, async (tx, cols) => {
+    const out = await this.writeCredentials(board, mode, id, async (tx, cols) => {
       await tx.query(
         `INSERT INTO devices (id, name, board, mode, kid, public_key, wrapped_key, wrap_version, pid)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
         [id, req.name ?? "", board.name, mode, cols.kid, cols.publicKey, cols.wrapped, cols.version, cols.pid],
       );
     });
+    await this.keysChanged(id);
+    return out;
   }
 
   /** New credentials for a live device (its sessions end); returns the configuration to flash again. */
@@ -123,6 +138,7 @@ export class Registry {
       await closeSessionsOf(tx, id, "keys rotated");
     });
     await this.notify({ deviceId: id, reason: "rotated" });
+    await this.keysChanged(id);
     return out;
   }
 
@@ -256,6 +272,10 @@ export class Registry {
         c.secret.fill(0);
       }
     }
+  }
+
+  private async keysChanged(id: string): Promise<void> {
+    await Promise.allSettled([...this.keyListeners].map(async (cb) => cb(id)));
   }
 
   private async notify(e: RevokeEvent): Promise<number> {

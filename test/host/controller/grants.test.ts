@@ -1,0 +1,58 @@
+// Key grants (host/controller/grants.ts): a device provisioned or rotated through the admin API has its keys at
+// the controller's terminate gateways when the call answers, not at the next periodic registry read. Before,
+// a board switched on right after provisioning (as `npm start` does) sent its first hello to a gateway that
+// did not know it yet: a failed handshake, counted as an error, and a retry seconds later.
+import assert from "node:assert/strict";
+import { BleBoard } from "../../harness/ble-board";
+import { startStack } from "../../harness/stack";
+import { until } from "../../harness/until";
+
+/** The periodic read of the registry is an hour away: only the immediate grant can bring the keys. */
+const NO_REFRESH = { refreshMs: 3_600_000 };
+
+describe("controller: key grants follow the admin API at once", function () {
+  this.timeout(60_000);
+
+  it("a device provisioned through the admin API is at the gateway, and its first hello gets a session", async () => {
+    const s = await startStack("terminate", undefined, NO_REFRESH);
+    let board: BleBoard | undefined;
+    try {
+      await until(() => s.controller.stats.grantsSent > 0, "the gateway connected and got the responder's grant");
+      const post = async (path: string, body: unknown) => {
+        const r = await fetch(`http://127.0.0.1:${s.ports.admin}${path}`, {
+          method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body),
+        });
+        assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
+        return (await r.json()) as { device: { id: string }; config: string };
+      };
+      const p = await post("/v1/devices", { board: "puckjs" });
+      await until(() => s.gateway.keys.has(p.device.id), "the provisioned device's keys at the gateway");
+      const first = s.gateway.keys.grant(p.device.id);
+
+      s.gateway.removeAllListeners("output");
+      board = new BleBoard("granted", p.config + ";rto=400;tries=3;retry=1000");
+      const link = {
+        attached: true, input: (l: string, b: Uint8Array) => s.gateway.input(l, b), connected: (l: string) => s.gateway.connected(l),
+        disconnected: () => {}, takeOutput: () => s.gateway.takeOutput(),
+      };
+      board.attach(link);
+      const b = board;
+      const id = b.send(Buffer.from("first"));
+      await until(() => {
+        for (const o of s.gateway.takeOutput()) if (o.link === b.link) b.hear(o.bytes);
+        return b.acknowledged().includes(id);
+      }, "the first reading acknowledged");
+      assert.equal(b.rt.restarts, 1, "one handshake, on the first hello");
+      assert.equal(b.rt.ep.failures, 0, "no hello went unanswered");
+      const hs = (await s.gateway.metrics.text()).split("\n").filter((l) => l.startsWith("sesame_handshakes_total"));
+      assert.deepEqual(hs, ['sesame_handshakes_total{mode="psk",outcome="ok"} 1'], "the gateway counted one handshake, and no failure");
+
+      // Rotated: the new keys replace the old at the gateway, again without waiting for the periodic read.
+      await post(`/v1/devices/${p.device.id}/rotate`, {});
+      await until(() => s.gateway.keys.grant(p.device.id) !== "" && s.gateway.keys.grant(p.device.id) !== first, "the rotated keys at the gateway");
+    } finally {
+      board?.stop();
+      await s.close();
+    }
+  });
+});
