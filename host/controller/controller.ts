@@ -228,7 +228,7 @@ export class Controller {
     this.reports.register(this.metrics.registry, ONLINE_WINDOW_MS);
 
     this.timers.push(setInterval(() => this.tick(), 50));
-    this.timers.push(setInterval(() => void this.grants.refresh().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
+    this.timers.push(setInterval(() => void this.grants.refreshChanged().catch((e) => log.error("registry refresh failed", { error: String(e) })), this.opts.refreshMs ?? 2000));
     log.info("controller started", { id: this.id, backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl });
     return { backbone: bb.port, admin: admin.port, mqtt: this.delivery.brokerUrl };
   }

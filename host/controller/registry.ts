@@ -160,6 +160,18 @@ export class Registry {
     return rows.length === 0 ? undefined : record(rows[0]);
   }
 
+  /** The database's clock (ms since the epoch): where a changedSince() read can start from next time. */
+  async clock(): Promise<number> {
+    const rows = await this.db.query<{ at: Date }>("SELECT clock_timestamp() AS at");
+    return rows[0].at.getTime();
+  }
+
+  /** Devices whose row changed at or after `sinceMs` on the database's clock, revoked ones too (migrations/005). */
+  async changedSince(sinceMs: number): Promise<DeviceRecord[]> {
+    const rows = await this.db.query<Row>(`SELECT ${COLUMNS} FROM devices WHERE changed_at >= $1 ORDER BY changed_at, id`, [new Date(sinceMs)]);
+    return rows.map(record);
+  }
+
   async list(opts: { includeRevoked?: boolean } = {}): Promise<DeviceRecord[]> {
     const rows = await this.db.query<Row>(
       `SELECT ${COLUMNS} FROM devices WHERE ($1::boolean OR revoked_at IS NULL) ORDER BY created_at, id`,

@@ -3,6 +3,11 @@
 // a board switched on right after provisioning (as `npm start` does) sent its first hello to a gateway that
 // did not know it yet: a failed handshake, counted as an error, and a retry seconds later.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { KeyGrants, LOOKBACK_MS } from "../../../host/controller/grants";
+import { MasterKey } from "../../../host/controller/masterkey";
+import { openControllerStore } from "../../../host/controller/store";
+import { KeyTable } from "../../../host/gateway/keytable";
 import { BleBoard } from "../../harness/ble-board";
 import { startStack } from "../../harness/stack";
 import { until } from "../../harness/until";
@@ -53,6 +58,45 @@ describe("controller: key grants follow the admin API at once", function () {
     } finally {
       board?.stop();
       await s.close();
+    }
+  });
+
+  it("the periodic read takes only the rows changed since the last one, looking back for late commits", async () => {
+    const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await store.registry.provision({ board: i % 2 ? "puckjs" : "esp32-espruino" })).device.id);
+      // As if provisioned an hour ago (the trigger would stamp this update itself).
+      const age = async (sql: string) => store.db.exec(`ALTER TABLE devices DISABLE TRIGGER devices_changed; ${sql}; ALTER TABLE devices ENABLE TRIGGER devices_changed`);
+      await age("UPDATE devices SET changed_at = now() - interval '1 hour'");
+      const keys = new KeyTable();
+      const sent: string[] = [];
+      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: (_gw, device) => sent.push(device), ending: () => {} });
+      await g.refresh();
+      assert.deepEqual({ ...g.stats }, { wholeReads: 1, changedReads: 0, rowsRead: 6 });
+      assert.equal(sent.length, 6);
+
+      await g.refreshChanged();
+      assert.deepEqual({ ...g.stats }, { wholeReads: 1, changedReads: 1, rowsRead: 6 }, "nothing changed: no row read");
+
+      // Revoked, and a psk key evolved: the next read takes those two rows and follows them.
+      await store.registry.revoke(ids[0]);
+      const before = keys.grant(ids[1]);
+      await store.registry.savePsk(ids[1], { current: randomBytes(32), previous: (await store.registry.lookupPsk(ids[1]))!.current });
+      sent.length = 0;
+      await g.refreshChanged();
+      assert.equal(g.stats.rowsRead, 8);
+      assert.equal(keys.has(ids[0]), false, "the revoked device is withdrawn");
+      assert.notEqual(keys.grant(ids[1]), before, "the evolved keys are granted");
+      assert.deepEqual(sent.sort(), [ids[0], ids[1]].sort());
+
+      // A change stamped before the last read but committed after it (a slow transaction) is still seen.
+      await age(`UPDATE devices SET generation = generation + 1, changed_at = clock_timestamp() - interval '${LOOKBACK_MS / 2} milliseconds' WHERE id = '${ids[2]}'`);
+      sent.length = 0;
+      await g.refreshChanged();
+      assert.ok(sent.includes(ids[2]), "a late commit within the look-back is granted");
+    } finally {
+      await store.close();
     }
   });
 });
