@@ -5,7 +5,7 @@
 //                                 0x02 | 0 or 1              LED off / on
 // Both travel as acknowledged messages (firmware/runtime/messages.ts): each reading reaches the gateway's
 // application once, or its id is reported lost.
-import { alloc, Bytes, shl, shr } from "#target";
+import { alloc, Bytes, fdiv, shl, shr } from "#target";
 import { Runtime, rtSend } from "../runtime/runtime";
 
 export const CMD_PERIOD = 1;
@@ -45,9 +45,15 @@ function sensorTick(a: Sensor): void {
   rtSend(a.rt, encodeReading(a.rt.hal.sensor(), a.count));
 }
 
-/** Starts reporting every `periodS` seconds; the first reading goes after one period. */
+/**
+ * Starts reporting every `periodS` seconds. The first reading goes after a random part of one period:
+ * boards switched on together (a site's power coming back) would otherwise report in the same second
+ * forever, and on LoRa, where every frame is seconds on air, their readings and every retry would collide.
+ */
 export function sensorStart(rt: Runtime, periodS: number): Sensor {
-  const a: Sensor = { rt: rt, periodMs: periodS * 1000, next: rt.hal.now() + periodS * 1000, count: 0, led: false };
+  const periodMs = periodS * 1000;
+  const phase = fdiv(periodMs, 256) * rt.hal.provider.random(1)[0];
+  const a: Sensor = { rt: rt, periodMs: periodMs, next: rt.hal.now() + phase, count: 0, led: false };
   rt.onCommand = (cmd: Bytes) => sensorCommand(a, cmd);
   rt.hal.every(1000, () => sensorTick(a));
   return a;
