@@ -11,7 +11,7 @@
 //   - Power cycles: the session is saved to storage once confirmed and after each rekey, and resumed at
 //     boot; sequence numbers and message ids come from reservations, so nothing is ever sent twice under
 //     one key and nonce, and no id is reused.
-import { Bytes } from "#target";
+import { Bytes, fdiv } from "#target";
 import { fromHex, toHex } from "../bytes";
 import { Hal } from "../hw/hal";
 import { Endpoint, EP_CLOSED, EP_WAIT, epAdopt, epInput, epPoll, epReady, epSession, epStart, epTakeInbox, epTakeOutput } from "../session/endpoint";
@@ -49,6 +49,8 @@ export type Runtime = {
   savedSession: Session | undefined;
   saved: string;
   lostInRow: number;
+  /** Messages acknowledged (sender.acked) when the current session was adopted: none since means it may be dead at the gateway. */
+  ackedAtSession: number;
   onCommand: ((this: void, body: Bytes) => void) | undefined;
   lostIds: number[];
   commands: number;
@@ -63,6 +65,15 @@ export type Runtime = {
   rto: number[];
   retry: number[];
 };
+
+/**
+ * `ms` and up to half as much again, drawn once per boot. LoRa boards share a channel and hear no carrier
+ * before they send: boards switched on together, with the same provisioned timeouts, would retry together
+ * and collide every time.
+ */
+function spread(ms: number, hal: Hal): number {
+  return SESAME_LORA ? ms + fdiv(ms, 512) * hal.provider.random(1)[0] : ms;
+}
 
 function num(f: Fields, k: string, d: number): number {
   const n = f[k] === undefined ? -1 : parseDecimal(f[k]);
@@ -95,9 +106,9 @@ export function rtNew(hal: Hal, conf: string): Runtime {
     hal: hal, ep: ep, ble: !SESAME_BLE || hal.ble === undefined ? undefined : bleLinkNew(hal.ble, 256),
     lora: !SESAME_LORA || hal.lora === undefined ? undefined : loraLinkNew(hal.lora, 4, hal.clockStepMs),
     sender: senderNew(hal.storage, "sesame.ids", num(f, "queue", 8), num(f, "tries", 4), num(f, "rto", 4000)),
-    receiver: receiverNew(), acks: [], arranged: undefined, savedSession: undefined, saved: "", lostInRow: 0, onCommand: undefined, lostIds: [], commands: 0,
+    receiver: receiverNew(), acks: [], arranged: undefined, savedSession: undefined, saved: "", lostInRow: 0, ackedAtSession: 0, onCommand: undefined, lostIds: [], commands: 0,
     restarts: 0, queued: 0, who: "", bleGrace: 0,
-    rto: [num(f, "rto", 4000), num(f, "rtolora", 30000)], retry: [num(f, "retry", 5000), num(f, "retrylora", 30000)],
+    rto: [num(f, "rto", 4000), spread(num(f, "rtolora", 30000), hal)], retry: [num(f, "retry", 5000), spread(num(f, "retrylora", 30000), hal)],
   };
   // Saved state belongs to the identity it was saved under: a board provisioned again starts afresh.
   // The identity and the start of the provisioned key: a rotated key (same id) also starts afresh.
@@ -145,6 +156,7 @@ function arrange(rt: Runtime, s: Session): void {
   }
   if (rt.lora !== undefined) addTransport(s, TID_LORA, "lora");
   rt.arranged = s;
+  rt.ackedAtSession = rt.sender.acked;
 }
 
 function restart(rt: Runtime, now: number): void {
@@ -253,7 +265,10 @@ function flush(rt: Runtime, now: number): void {
     const lost = senderTakeLost(rt.sender);
     for (let i = 0; i < lost.length; i++) rt.lostIds.push(lost[i]);
     rt.lostInRow = rt.lostInRow + lost.length;
-    if (rt.lostInRow >= 2) {
+    // A message lost before the session carried any acknowledgement: the gateway most likely never
+    // confirmed it (our confirmation was lost, and it forgets an unconfirmed session after a minute), so
+    // waiting for a second loss would only lose one more reading.
+    if (rt.lostInRow >= 2 || (lost.length > 0 && rt.sender.acked === rt.ackedAtSession)) {
       rt.lostInRow = 0;
       restart(rt, now);
     }
