@@ -81,13 +81,20 @@ export type Endpoint = {
   transport: number;
   /** A record that came while our X25519 work was still running (the responder's CONFIRM in order I): taken up once the session exists. */
   early: Bytes | undefined;
+  /**
+   * An R2 that came on the handshake's link while X25519 work on another R2 was running, tried if that one
+   * fails. A LoRa board hears every device's R2 and cannot tell its own by the bytes, and a sliced check
+   * takes seconds (esp32-espruino: about 13 s): without this, its own R2 arriving meanwhile was dropped.
+   * One is enough: the gateway's 10 % downlink duty cycle puts its R2s about 25 s apart on the air.
+   */
+  held: Bytes | undefined;
 };
 
 export function epNew(cfg: EndpointConfig): Endpoint {
   return {
     cfg: cfg, state: EP_IDLE, since: 0, spi: 0, eph: undefined, dhPending: undefined, pskPending: undefined, work: undefined,
     workMsg: undefined, pskKey: undefined, session: undefined, old: undefined, confirmed: false, tries: 0, out: [], handshakes: 0,
-    failures: 0, transport: 1, early: undefined,
+    failures: 0, transport: 1, early: undefined, held: undefined,
   };
 }
 
@@ -128,6 +135,7 @@ export function epStart(ep: Endpoint, now: number): void {
   ep.session = undefined;
   ep.old = undefined;
   ep.work = undefined;
+  ep.held = undefined;
   ep.spi = freshSpi(ep);
   if (c.initiator) {
     ep.eph = (SESAME_DH && (!SESAME_PSK || c.dh)) ? c.p.keyPair() : undefined;
@@ -188,8 +196,11 @@ function afterWork(ep: Endpoint, now: number): void {
     open(ep, r.est, now);
   } else {
     const r = dhI1Finish(c.dhI!, ep.dhPending!, msg, dhs);
-    if (typeof r === "number") return fail(ep);
-    open(ep, r, now);
+    const held = ep.held;
+    ep.held = undefined;
+    if (typeof r !== "number") return open(ep, r, now);
+    fail(ep);
+    if (held !== undefined) begin(ep, dhI1FinishNeeds(c.dhI!, ep.dhPending!, held), held, now);
   }
 }
 
@@ -233,6 +244,10 @@ function answer(ep: Endpoint, msg: Bytes, type: number, now: number): void {
   const c = ep.cfg;
   // A fresh R1 while open: the responder lost our session (or our confirmation) and starts again.
   if (ep.state === EP_OPEN && c.responderFirst && (type === MSG_DH_R1 || type === MSG_PSK_R1)) epStart(ep, now);
+  if (SESAME_DH && type === MSG_DH_R2 && !c.responderFirst && ep.state === EP_WAIT && ep.work !== undefined && ep.workMsg !== undefined) {
+    ep.held = msg; // the newest: the older one waited longest for a check it would not get before this one's
+    return;
+  }
   if (ep.state !== EP_WAIT || ep.work !== undefined) return fail(ep);
   if (SESAME_DH && type === MSG_DH_R1 && c.responderFirst) return begin(ep, dhI2Needs(c.dhI!, ep.eph!, msg), msg, now);
   if (SESAME_DH && type === MSG_DH_R2 && !c.responderFirst && ep.dhPending !== undefined) {
@@ -307,9 +322,12 @@ export function epPoll(ep: Endpoint, now: number): boolean {
   if (SESAME_DH && ep.work !== undefined) {
     if (workStep(ep.work, c.sliceSteps > 0 ? c.sliceSteps : 255)) {
       afterWork(ep, now);
-      const early = ep.early;
-      ep.early = undefined;
-      if (early !== undefined && ep.session !== undefined) epInput(ep, early, ep.transport, now);
+      // (Kept while a held R2 is being worked out: the CONFIRM may be its.)
+      if (ep.work === undefined) {
+        const early = ep.early;
+        ep.early = undefined;
+        if (early !== undefined && ep.session !== undefined) epInput(ep, early, ep.transport, now);
+      }
     }
     return ep.work !== undefined;
   }

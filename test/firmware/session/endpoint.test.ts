@@ -117,6 +117,30 @@ describe("endpoint", () => {
     assert.deepEqual(epTakeOutput(a.i).map((o) => o.transport), [BLE], "A's CONFIRM goes out on BLE");
   });
 
+  it("on LoRa, holds its own R2 that comes while it works out another device's, and tries it next", () => {
+    const LORA = 2;
+    // A and B handshake on LoRa (order I), A with its X25519 in slices. A hears B's R2 first and spends its
+    // slices on it; its own R2 and CONFIRM come meanwhile.
+    const a = pairOf(true, false, portable, 8), b = pairOf(true, false);
+    a.i.transport = LORA;
+    epStart(a.i, 0);
+    for (let t = 0; t < 200 && a.i.work !== undefined; t++) epPoll(a.i, t);
+    for (const o of epTakeOutput(a.i)) epInput(a.r, o.bytes, LORA, 0);
+    b.i.transport = LORA;
+    epStart(b.i, 0);
+    for (const o of epTakeOutput(b.i)) epInput(b.r, o.bytes, LORA, 0);
+    const fromA = epTakeOutput(a.r), fromB = epTakeOutput(b.r);
+    epInput(a.i, fromB[0].bytes, LORA, 1); // B's R2: A's slices go to it
+    assert.ok(a.i.work !== undefined);
+    for (const o of fromA) epInput(a.i, o.bytes, LORA, 2); // A's own R2 and CONFIRM, while A works
+    const failures = a.i.failures;
+    for (let t = 3; t < 800 && !epReady(a.i); t++) epPoll(a.i, t);
+    assert.equal(a.i.failures, failures + 1, "B's R2 failed");
+    assert.ok(epReady(a.i), "A's own R2, held, then its CONFIRM, kept, made the session");
+    assert.equal(a.i.handshakes, 1);
+    assert.equal(a.i.session!.out.spi, a.r.session!.inb.spi);
+  });
+
   it("recovers from lost handshake messages and lost confirmations by starting again", () => {
     for (const [dh, rf] of [[true, true], [true, false], [false, true], [false, false]] as const) {
       const { i, r } = pairOf(dh, rf);
