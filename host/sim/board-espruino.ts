@@ -7,7 +7,7 @@
 import * as vm from "node:vm";
 import type { BoardProfile } from "../../firmware/board";
 import { BLE_NOTIFY_UUID, BLE_SERVICE_UUID, BLE_WRITE_UUID } from "../../firmware/link/ble";
-import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
+import { BoardMemory, BoardWorld, hardwareRandom, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadEspruino, EspruinoSandbox } from "./espruino-sandbox";
 import { codeJsVars, EVENT_JSVARS, valueJsVars } from "./espruino-jsvars";
 import { ESPRUINO_MODULES } from "../../scripts/lib/espruino-modules";
@@ -50,7 +50,10 @@ export class EspruinoBoard implements SimBoard {
     }
     this.files.set("sesame.cfg", config);
     this.meter = new MemoryMeter("JsVars", profile.memory.jsVars, "JsVars");
+    this.hwRand = hardwareRandom(world);
   }
+
+  private readonly hwRand: () => number;
 
   async prepare(): Promise<void> {}
 
@@ -94,7 +97,7 @@ export class EspruinoBoard implements SimBoard {
         setInterval: (fn: () => void, ms: number) => clock.every(ms, guard(fn), () => !alive()),
         LED1: { write: () => {} },
       },
-      E: { getTemperature: () => 21 + Math.round(this.world.rand() * 400) / 100 },
+      E: { getTemperature: () => 21 + Math.round(this.world.rand() * 400) / 100, hwRand: this.hwRand },
     });
     this.sandbox = sandbox;
     const toBoard = vm.runInContext("(function (b) { var u = new Uint8Array(b.length); for (var i = 0; i < b.length; i++) u[i] = b[i]; return u; })", sandbox.context) as (b: Uint8Array) => Uint8Array;

@@ -5,7 +5,7 @@
 // SX127x binding. Memory is the Lua heap as collectgarbage("count") reports it, less the loaded code (which
 // NodeMCU keeps in flash, in LFS).
 import type { BoardProfile } from "../../firmware/board";
-import { BoardMemory, BoardWorld, MemoryMeter, parseReport, SimBoard } from "./board";
+import { BoardMemory, BoardWorld, hardwareRandom, MemoryMeter, parseReport, SimBoard } from "./board";
 import { loadFengari, loadWasmoon, LuaRuntime } from "./lua-runtime";
 
 const NODEMCU_SIM = `
@@ -74,7 +74,7 @@ export class LuaBoard implements SimBoard {
   }
 
   async prepare(): Promise<void> {
-    const opts = { nodemcu: true, chunkName: `${this.profile.name}.lua` };
+    const opts = { nodemcu: true, chunkName: `${this.profile.name}.lua`, random: hardwareRandom(this.world) };
     this.lua = this.engine === "wasmoon" ? await loadWasmoon(this.code, opts) : loadFengari(this.code, opts);
     if (this.code.includes("]=====]")) throw new Error("the Lua bundle contains the long-string closer the simulator uses");
     this.lua.eval(`__sim_code = [=====[${this.code}]=====]; return ""`);

@@ -3,8 +3,19 @@ import type { BoardProfile } from "../../firmware/board";
 import type { VirtualClock } from "./clock";
 import type { BleMedium } from "./radio-ble";
 import type { LoraChannel } from "./radio-lora";
+import { prng } from "./random";
 
 export type BoardWorld = { clock: VirtualClock; ble: BleMedium | undefined; lora: LoraChannel | undefined; rand: () => number };
+
+/**
+ * A board's hardware random source (E.hwRand, sodium.random.random: signed 32-bit values), seeded from the
+ * run's: the firmware draws its timing from it (the first reading's phase, its LoRa timeouts, its handshake
+ * backoff), so a run replays exactly from its seed only if these do too.
+ */
+export function hardwareRandom(world: BoardWorld): () => number {
+  const r = prng(Math.floor(world.rand() * 2 ** 32));
+  return () => Math.floor(r() * 2 ** 32) | 0;
+}
 
 /** Memory in the board's own unit: JsVars on Espruino, bytes of Lua heap on NodeMCU. */
 export type BoardMemory = { unit: "JsVars" | "bytes"; used: number; peak: number; budget: number };

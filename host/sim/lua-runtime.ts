@@ -16,6 +16,8 @@ export type LuaRuntimeOptions = {
   nodemcu?: boolean;
   /** Chunk name in Lua error messages. */
   chunkName?: string;
+  /** sodium.random.random(): a signed 32-bit value; the CSPRNG by default (a simulated board's is seeded). */
+  random?: () => number;
 };
 
 export type LuaRuntime = {
@@ -87,6 +89,10 @@ const NODEMCU_JS = {
   },
 };
 
+function nodemcuJs(opts: LuaRuntimeOptions): typeof NODEMCU_JS {
+  return opts.random === undefined ? NODEMCU_JS : { ...NODEMCU_JS, __js_random: opts.random };
+}
+
 function unwrap(tagged: unknown): string {
   if (typeof tagged !== "string") throw new LuaError(`Lua wrapper returned ${typeof tagged}`);
   if (tagged.startsWith("S")) return tagged.slice(1);
@@ -101,7 +107,7 @@ export async function loadWasmoon(luaCode: string, opts: LuaRuntimeOptions = {})
   try {
     engine.doStringSync(PRELUDE);
     if (opts.nodemcu) {
-      for (const [name, fn] of Object.entries(NODEMCU_JS)) engine.global.set(name, fn);
+      for (const [name, fn] of Object.entries(nodemcuJs(opts))) engine.global.set(name, fn);
       engine.doStringSync(NODEMCU_PRELUDE);
     }
     const load = engine.global.get("__sesame_load") as (src: string, name: string) => void;
@@ -162,7 +168,7 @@ export function loadFengari(luaCode: string, opts: LuaRuntimeOptions = {}): LuaR
   };
   run(PRELUDE, "prelude");
   if (opts.nodemcu) {
-    for (const [name, fn] of Object.entries(NODEMCU_JS)) {
+    for (const [name, fn] of Object.entries(nodemcuJs(opts))) {
       lua.lua_pushjsfunction(L, (state: LuaState) => {
         const args = [1, 2, 3].map((i) => i <= fn.length ? f.to_jsstring(lauxlib.luaL_checkstring(state, i)) : "");
         const r = (fn as (...a: string[]) => string | number)(...args);
