@@ -6,10 +6,11 @@
 //   responder: IDLE -> WAIT (order R: R1 sent) -> OPEN (sends CONFIRM) ; order I: on I1 -> OPEN
 //
 // A handshake that does not complete within retryMs starts again with fresh keys and nonces; a session
-// whose peer never confirms is abandoned the same way. Each side confirms a new session with an
+// whose peer never confirms is abandoned the same way. An initiator's later tries wait longer, up to 8 times
+// retryMs, each a random share of that (binary exponential backoff, as on any shared channel). Each side confirms a new session with an
 // authenticated CONFIRM control record (the responder at once, the initiator on the responder's), so
 // neither sends for long into a session the other does not have.
-import { Bytes, shl } from "#target";
+import { Bytes, fdiv, shl } from "#target";
 import { CryptoProvider, KeyPair } from "../crypto/provider";
 import {
   dhI1, dhI1Finish, dhI1FinishNeeds, dhI1Needs, dhI2, dhI2Needs, dhR1, dhR1Finish, dhR2, DhInitiator, DhNeed, DhPending, DhResponder,
@@ -88,6 +89,8 @@ export type Endpoint = {
    * One is enough: the gateway's 10 % downlink duty cycle puts its R2s about 25 s apart on the air.
    */
   held: Bytes | undefined;
+  /** How long this try waits before the next (the initiator's backoff; retryMs on the responder). */
+  retryAfter: number;
 };
 
 export function epNew(cfg: EndpointConfig): Endpoint {
@@ -95,6 +98,7 @@ export function epNew(cfg: EndpointConfig): Endpoint {
     cfg: cfg, state: EP_IDLE, since: 0, spi: 0, eph: undefined, dhPending: undefined, pskPending: undefined, work: undefined,
     workMsg: undefined, pskKey: undefined, session: undefined, old: undefined, confirmed: false, tries: 0, out: [], handshakes: 0,
     failures: 0, transport: 1, early: undefined, held: undefined,
+    retryAfter: cfg.retryMs,
   };
 }
 
@@ -138,6 +142,10 @@ export function epStart(ep: Endpoint, now: number): void {
   ep.held = undefined;
   ep.spi = freshSpi(ep);
   if (c.initiator) {
+    // Boards that failed together (a LoRa boot storm: twelve hellos of 2.5 s on three channels) must not
+    // keep retrying together, nor as often as when the channel was free.
+    const span = c.retryMs * (shl(1, ep.tries < 3 ? ep.tries : 3) - 1);
+    ep.retryAfter = c.retryMs + fdiv(span, 256) * c.p.random(1)[0];
     ep.eph = (SESAME_DH && (!SESAME_PSK || c.dh)) ? c.p.keyPair() : undefined;
     if (!(SESAME_DH && (!SESAME_PSK || c.dh))) {
       // Resynchronisation: when handshakes with the current key go unanswered, the gateway may still be
@@ -331,7 +339,7 @@ export function epPoll(ep: Endpoint, now: number): boolean {
     }
     return ep.work !== undefined;
   }
-  const stale = (ep.state === EP_WAIT || (ep.state === EP_OPEN && !ep.confirmed)) && now - ep.since >= c.retryMs;
+  const stale = (ep.state === EP_WAIT || (ep.state === EP_OPEN && !ep.confirmed)) && now - ep.since >= (c.initiator ? ep.retryAfter : c.retryMs);
   if (stale && (c.initiator || c.responderFirst)) {
     ep.tries = ep.tries + 1;
     epStart(ep, now);

@@ -141,6 +141,25 @@ describe("endpoint", () => {
     assert.equal(a.i.session!.out.spi, a.r.session!.inb.spi);
   });
 
+  it("backs off: each unanswered try waits a random share of up to 8 times the retry time longer than the first", () => {
+    const { i } = pairOf(false, false);
+    epStart(i, 0);
+    const waits: number[] = [];
+    let t = 0, last = 0;
+    for (let k = 0; k < 40; t++) {
+      epPoll(i, t);
+      if (epTakeOutput(i).length > 0) {
+        if (t > 0) (waits.push(t - last), k++);
+        last = t;
+      }
+    }
+    const retry = 2000; // pairOf's
+    assert.equal(waits[0], retry, "the first retry waits the retry time");
+    for (const w of waits) assert.ok(w >= retry && w <= 8 * retry, `${w} ms`);
+    assert.ok(waits.slice(3).some((w) => w > 4 * retry), "later tries should sometimes wait far longer");
+    assert.ok(new Set(waits.slice(3)).size > 10, "and by random amounts");
+  });
+
   it("recovers from lost handshake messages and lost confirmations by starting again", () => {
     for (const [dh, rf] of [[true, true], [true, false], [false, true], [false, false]] as const) {
       const { i, r } = pairOf(dh, rf);
