@@ -6,10 +6,10 @@
 //   responder: IDLE -> WAIT (order R: R1 sent) -> OPEN (sends CONFIRM) ; order I: on I1 -> OPEN
 //
 // A handshake that does not complete within retryMs starts again with fresh keys and nonces; a session
-// whose peer never confirms is abandoned the same way. An initiator's later tries wait longer, up to 8 times
-// retryMs, each a random share of that (binary exponential backoff, as on any shared channel). Each side confirms a new session with an
-// authenticated CONFIRM control record (the responder at once, the initiator on the responder's), so
-// neither sends for long into a session the other does not have.
+// whose peer never confirms is abandoned the same way. An initiator's later tries wait longer, up to 8
+// times retryMs, each by a random share (binary exponential backoff, as on any shared channel). Each side
+// confirms a new session with an authenticated CONFIRM control record (the responder at once, the initiator
+// on the responder's), so neither sends for long into a session the other does not have.
 import { Bytes, fdiv, shl } from "#target";
 import { CryptoProvider, KeyPair } from "../crypto/provider";
 import {
