@@ -56,10 +56,7 @@ export class KeyGrants {
       const changed = await this.o.registry.changedSince(this.since);
       this.stats.changedReads++;
       this.stats.rowsRead += changed.length;
-      for (const d of changed) {
-        if (d.revokedAt === null) await this.follow(d);
-        else if (this.known.has(d.id)) this.withdraw(d.id);
-      }
+      for (const d of changed) await this.followRow(d.id, d);
       this.since = at - LOOKBACK_MS;
     });
   }
@@ -78,17 +75,19 @@ export class KeyGrants {
 
   /** The same for one device (provisioned or rotated here): its grant goes out now, not at the next refresh. */
   refreshDevice(id: string): Promise<void> {
-    return this.serially(async () => {
-      const d = await this.o.registry.get(id);
-      if (d !== undefined && d.revokedAt === null) await this.follow(d);
-      else if (this.known.has(id)) this.withdraw(id);
-    });
+    return this.serially(async () => this.followRow(id, await this.o.registry.get(id)));
   }
 
   private serially(run: () => Promise<void>): Promise<void> {
     const next = this.running.then(run);
     this.running = next.catch(() => {});
     return next;
+  }
+
+  /** A device's row as read (undefined: not found): followed while live, withdrawn once revoked or gone. */
+  private async followRow(id: string, d: DeviceRecord | undefined): Promise<void> {
+    if (d !== undefined && d.revokedAt === null) await this.follow(d);
+    else if (this.known.has(id)) this.withdraw(id);
   }
 
   /** Grants a live device's keys if they changed since it was last granted. */
