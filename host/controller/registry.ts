@@ -73,7 +73,7 @@ function unpackStore(b: Uint8Array): PskKeyStore {
 }
 
 export class Registry {
-  private readonly listeners = new Set<RevokeListener>();
+  private readonly revokeListeners = new Set<RevokeListener>();
   private readonly keyListeners = new Set<KeysListener>();
 
   constructor(
@@ -85,8 +85,8 @@ export class Registry {
 
   /** Calls `cb` after a device is revoked or its keys rotated, so whoever holds its sessions ends them. */
   onRevoke(cb: RevokeListener): () => void {
-    this.listeners.add(cb);
-    return () => this.listeners.delete(cb);
+    this.revokeListeners.add(cb);
+    return () => this.revokeListeners.delete(cb);
   }
 
   /**
@@ -119,7 +119,7 @@ export class Registry {
         [id, req.name ?? "", board.name, mode, cols.kid, cols.publicKey, cols.wrapped, cols.version, cols.pid],
       );
     });
-    await this.keysChanged(id);
+    await callAll(this.keyListeners, id);
     return out;
   }
 
@@ -137,8 +137,8 @@ export class Registry {
       if (rows.length === 0) throw new RegistryError("conflict", `device ${id} was revoked meanwhile`);
       await closeSessionsOf(tx, id, "keys rotated");
     });
-    await this.notify({ deviceId: id, reason: "rotated" });
-    await this.keysChanged(id);
+    await callAll(this.revokeListeners, { deviceId: id, reason: "rotated" });
+    await callAll(this.keyListeners, id);
     return out;
   }
 
@@ -151,7 +151,7 @@ export class Registry {
       await closeSessionsOf(tx, id, "device revoked");
       return rows[0];
     });
-    const listenerFailures = await this.notify({ deviceId: id, reason: "revoked" });
+    const listenerFailures = await callAll(this.revokeListeners, { deviceId: id, reason: "revoked" });
     return { device: record(row), listenerFailures };
   }
 
@@ -285,13 +285,10 @@ export class Registry {
       }
     }
   }
+}
 
-  private async keysChanged(id: string): Promise<void> {
-    await Promise.allSettled([...this.keyListeners].map(async (cb) => cb(id)));
-  }
-
-  private async notify(e: RevokeEvent): Promise<number> {
-    const results = await Promise.allSettled([...this.listeners].map(async (cb) => cb(e)));
-    return results.filter((r) => r.status === "rejected").length;
-  }
+/** Calls every listener with `arg`, each to the end whatever the others do; how many failed. */
+async function callAll<T>(listeners: Set<(arg: T) => void | Promise<void>>, arg: T): Promise<number> {
+  const results = await Promise.allSettled([...listeners].map(async (cb) => cb(arg)));
+  return results.filter((r) => r.status === "rejected").length;
 }
