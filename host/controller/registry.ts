@@ -52,6 +52,10 @@ type Row = {
 };
 const COLUMNS = "id, name, board, mode, kid, public_key, generation, created_at, rotated_at, revoked_at";
 
+type PskRow = { id: string; wrapped_key: unknown; wrap_version: number };
+/** Devices whose psk keys one query reads at most (lookupPskMany). */
+const PSK_READ_MANY = 1000;
+
 function record(r: Row): DeviceRecord {
   return {
     id: r.id, name: r.name, board: r.board, mode: r.mode, kid: r.kid,
@@ -195,6 +199,31 @@ export class Registry {
     return this.readPsk("id = $1", deviceId).then((r) => r?.keys);
   }
 
+  /**
+   * psk: the key stores of these live devices, unwrapped, PSK_READ_MANY to a query (a gateway's grants for a
+   * whole fleet in a few queries, not one per device). A device not in the map is not a live psk device.
+   */
+  async lookupPskMany(deviceIds: readonly string[]): Promise<Map<string, PskKeyStore>> {
+    const out = new Map<string, PskKeyStore>();
+    for (let at = 0; at < deviceIds.length; at += PSK_READ_MANY) {
+      const rows = await this.db.query<PskRow>(
+        "SELECT id, wrapped_key, wrap_version FROM devices WHERE id = ANY($1::text[]) AND mode = 'psk' AND revoked_at IS NULL",
+        [deviceIds.slice(at, at + PSK_READ_MANY)]);
+      for (const r of rows) {
+        let keys: PskKeyStore | undefined;
+        try {
+          keys = this.unwrapPsk(r);
+        } catch (e) {
+          // A rotation re-wrapped the row and retired its version since the read: read on its own again.
+          if (!(e instanceof StaleVersionError)) throw e;
+          keys = await this.lookupPsk(r.id);
+        }
+        if (keys !== undefined) out.set(r.id, keys);
+      }
+    }
+    return out;
+  }
+
   /** psk: the live device whose current or previous key shows this pid, and that key. */
   async findPskByPid(pid: Uint8Array | string): Promise<{ deviceId: string; key: Uint8Array } | undefined> {
     const p = typeof pid === "string" ? pid.toLowerCase() : hex(pid);
@@ -241,20 +270,23 @@ export class Registry {
 
   private async readPsk(where: string, arg: string): Promise<{ id: string; keys: PskKeyStore } | undefined> {
     for (let attempt = 0; ; attempt++) {
-      const rows = await this.db.query<{ id: string; wrapped_key: unknown; wrap_version: number }>(
+      const rows = await this.db.query<PskRow>(
         `SELECT id, wrapped_key, wrap_version FROM devices WHERE ${where} AND mode = 'psk' AND revoked_at IS NULL LIMIT 1`, [arg]);
       if (rows.length === 0) return undefined;
-      const r = rows[0];
       try {
-        const packed = this.ring.unwrap("device", r.id, { wrapped: bytes(r.wrapped_key), version: r.wrap_version });
-        const keys = unpackStore(packed);
-        packed.fill(0);
-        return { id: r.id, keys };
+        return { id: rows[0].id, keys: this.unwrapPsk(rows[0]) };
       } catch (e) {
         // A rotation re-wrapped the row and retired its version between the read and the unwrap.
         if (!(e instanceof StaleVersionError) || attempt > 2) throw e;
       }
     }
+  }
+
+  private unwrapPsk(r: PskRow): PskKeyStore {
+    const packed = this.ring.unwrap("device", r.id, { wrapped: bytes(r.wrapped_key), version: r.wrap_version });
+    const keys = unpackStore(packed);
+    packed.fill(0);
+    return keys;
   }
 
   private async writeCredentials(

@@ -99,4 +99,35 @@ describe("controller: key grants follow the admin API at once", function () {
       await store.close();
     }
   });
+
+  it("a whole read takes every psk device's keys in one query, not one query per device", async () => {
+    const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+    try {
+      const psk: string[] = [];
+      for (let i = 0; i < 12; i++) psk.push((await store.registry.provision({ board: "puckjs" })).device.id);
+      const dh = (await store.registry.provision({ board: "esp32-espruino" })).device.id;
+      await store.registry.revoke(psk[11]);
+      const queries: string[] = [];
+      const query = store.db.query.bind(store.db);
+      store.db.query = ((sql: string, params?: unknown[]) => (queries.push(sql), query(sql, params))) as typeof store.db.query;
+      const keys = new KeyTable();
+      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: () => {}, ending: () => {} });
+      await g.refresh();
+      store.db.query = query;
+      assert.equal(queries.filter((q) => /wrapped_key/.test(q)).length, 1, `one read of psk keys: ${queries.join(" | ")}`);
+      // Each live psk device holds exactly the keys the registry has for it; the revoked one holds none.
+      for (const id of psk.slice(0, 11)) {
+        const want = (await store.registry.lookupPsk(id))!;
+        const many = (await store.registry.lookupPskMany([id])).get(id)!;
+        assert.deepEqual(many, want);
+        assert.ok(keys.has(id), `psk device ${id} granted`);
+      }
+      assert.equal(keys.has(psk[11]), false, "the revoked device is not granted");
+      assert.ok(keys.has(dh), "the dh device is granted");
+      const many = await store.registry.lookupPskMany([...psk, dh, "00000000deadbeef"]);
+      assert.deepEqual([...many.keys()].sort(), psk.slice(0, 11).sort(), "only live psk devices have keys");
+    } finally {
+      await store.close();
+    }
+  });
 });

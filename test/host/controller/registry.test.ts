@@ -90,6 +90,10 @@ for (const b of BACKENDS) {
       const s1 = await store.sessions.recordOpen({ deviceId: psk.device.id, spi: 0x010203, gateway: "gw-1" });
       await store.sessions.recordOpen({ deviceId: dh.device.id, spi: 0x040506, gateway: "gw-1" });
       assert.equal((await store.sessions.list({ openOnly: true })).length, 2);
+      // Many devices' psk keys in one query: a live psk device's, as lookupPsk gives them; none for dh or unknown ids.
+      const many = await store.registry.lookupPskMany([psk.device.id, dh.device.id, "00000000deadbeef"]);
+      assert.deepEqual([...many.keys()], [psk.device.id]);
+      assert.deepEqual(many.get(psk.device.id), await store.registry.lookupPsk(psk.device.id));
 
       const failing = store.registry.onRevoke(() => { throw new Error("listener broke"); });
       const r = await store.registry.revoke(psk.device.id);
@@ -98,6 +102,7 @@ for (const b of BACKENDS) {
       assert.equal(r.listenerFailures, 1); // one listener failing does not stop the others
       assert.deepEqual(events, [{ deviceId: psk.device.id, reason: "revoked" }]);
       assert.equal(await store.registry.lookupPsk(psk.device.id), undefined);
+      assert.equal((await store.registry.lookupPskMany([psk.device.id])).size, 0);
       assert.equal(await store.registry.findPskByPid(pidOf(key)), undefined);
       const open = await store.sessions.list({ openOnly: true });
       assert.deepEqual(open.map((s) => s.deviceId), [dh.device.id]);
