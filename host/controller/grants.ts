@@ -3,12 +3,12 @@
 // (provisioned, rotated, evolved, revoked: by whichever controller of a cluster, read every refreshMs; a
 // device this controller provisioned or rotated at once, before its admin call answers).
 //
-// The periodic read takes only the rows changed since the last one (devices.changed_at, migrations/005),
-// looking back LOOKBACK_MS further: a change becomes visible when its transaction commits, which can be
-// after its time stamp. A whole read still comes every FULL_EVERY_MS, and whenever a gateway connects.
+// The periodic read takes only the rows changed since the last one (./registry-changes.ts); a whole read
+// still comes every FULL_EVERY_MS, and whenever a gateway connects.
 import type { KeyTable } from "../gateway/keytable";
 import { RESPONDER_GRANT } from "../gateway/gateway";
 import type { DeviceRecord, PskKeyStore, Registry } from "./registry";
+import { RegistryChanges } from "./registry-changes";
 
 export type KeyGrantsOptions = {
   registry: Registry;
@@ -22,55 +22,45 @@ export type KeyGrantsOptions = {
   ending: (device: string) => void;
 };
 
-/** How far before its last read a changed-rows read starts: longer than any transaction that changes a device. */
-export const LOOKBACK_MS = 60_000;
-/** A whole read of the registry at least this often, whatever the changed-rows reads found. */
-export const FULL_EVERY_MS = 10 * 60_000;
-
 export class KeyGrants {
   /** Devices granted, with the key generation and rotation they were granted at. */
   private readonly known = new Map<string, { generation: number; rotatedAt: string | null }>();
   /** Reads of the registry run one at a time: two would interleave their awaits on the same `known` entry. */
   private running: Promise<void> = Promise.resolve();
-  /** Where the next changed-rows read starts (the database's clock, ms), and when the last whole read was (Date.now()). */
-  private since: number | undefined;
-  private wholeAt = 0;
+  private readonly changes: RegistryChanges;
   /** Rows the reads returned, for tests and reports: a changed-rows read returns only what changed. */
   readonly stats = { wholeReads: 0, changedReads: 0, rowsRead: 0 };
 
-  constructor(private readonly o: KeyGrantsOptions) {}
+  constructor(private readonly o: KeyGrantsOptions) {
+    this.changes = new RegistryChanges(o.registry, false);
+  }
 
   /**
    * Grants what the registry has and the table lacks (provisioned, rotated, evolved since), and withdraws what
    * it no longer has (revoked): by whichever controller, so every controller's gateways follow.
    */
   refresh(): Promise<void> {
-    return this.serially(() => this.readWhole());
+    return this.serially(() => this.read(true));
   }
 
   /** The periodic read: the rows changed since the last read (a whole read when one is due). */
   refreshChanged(): Promise<void> {
-    return this.serially(async () => {
-      if (this.since === undefined || Date.now() - this.wholeAt >= FULL_EVERY_MS) return this.readWhole();
-      const at = await this.o.registry.clock();
-      const changed = await this.o.registry.changedSince(this.since);
-      this.stats.changedReads++;
-      this.stats.rowsRead += changed.length;
-      await this.followRows(changed);
-      this.since = at - LOOKBACK_MS;
-    });
+    return this.serially(() => this.read(false));
   }
 
-  private async readWhole(): Promise<void> {
-    const at = await this.o.registry.clock();
-    const live = await this.o.registry.list({ includeRevoked: false });
-    this.stats.wholeReads++;
-    this.stats.rowsRead += live.length;
-    const ids = new Set(live.map((d) => d.id));
-    for (const id of [...this.known.keys()]) if (!ids.has(id)) this.withdraw(id);
-    await this.followRows(live);
-    this.since = at - LOOKBACK_MS;
-    this.wholeAt = Date.now();
+  private read(whole: boolean): Promise<void> {
+    return this.changes.read(async (rows, wasWhole) => {
+      if (wasWhole) {
+        this.stats.wholeReads++;
+        // A whole read holds only live devices: any other granted one was revoked.
+        const ids = new Set(rows.map((d) => d.id));
+        for (const id of [...this.known.keys()]) if (!ids.has(id)) this.withdraw(id);
+      } else {
+        this.stats.changedReads++;
+      }
+      this.stats.rowsRead += rows.length;
+      await this.followRows(rows);
+    }, whole);
   }
 
   /** The same for one device (provisioned or rotated here): its grant goes out now, not at the next refresh. */

@@ -5,11 +5,14 @@
 // the last readings, the last commands and what became of them, and the reading ids never received.
 //
 // The fleet table is computed once per tick for all streams (registry and open sessions re-read when they
-// changed, or every few seconds for writers elsewhere), and only rows that changed go out.
+// changed, or every few seconds for writers elsewhere), and only rows that changed go out. The registry is
+// read whole only now and then, in between only the rows changed since (../registry-changes.ts), so a
+// console open on a large fleet does not read every device each time.
 import type { DeviceStatusBook } from "../device-status";
 import { ONLINE_WINDOW_MS } from "../device-status";
 import { sees, type Principal } from "../principal";
 import type { DeviceRecord } from "../registry";
+import { RegistryChanges } from "../registry-changes";
 import type { SessionRecord } from "../sessions";
 import type { ControllerStore } from "../store";
 import type { GatewayQueues, SignalRow } from "./reports";
@@ -74,7 +77,9 @@ export class LiveFeed {
   /** Readings carried per gateway (this run). */
   private readonly perGateway = new Map<string, number>();
   private readonly now: () => number;
-  private devices: DeviceRecord[] = [];
+  /** The registry as last read, in its order (created first, first). */
+  private devices = new Map<string, DeviceRecord>();
+  private readonly changes: RegistryChanges;
   private open = new Map<string, SessionRecord>();
   private readAt = { devices: -Infinity, sessions: -Infinity };
   private rows = new Map<string, string>();
@@ -86,6 +91,7 @@ export class LiveFeed {
 
   constructor(private readonly src: FeedSources, streams = new EventStreams(), private readonly maxDevices = 20_000) {
     this.now = src.now ?? Date.now;
+    this.changes = new RegistryChanges(src.store.registry, true, this.now);
     this.streams = streams;
     this.timer = setInterval(() => void this.tick().catch(() => {}), TICK_MS);
     this.timer.unref();
@@ -208,10 +214,13 @@ export class LiveFeed {
     const now = this.now();
     if (now - this.readAt.devices < REREAD_MS && now - this.readAt.sessions < REREAD_MS) return;
     this.rereading = (async () => {
-      const { registry, sessions } = this.src.store;
+      const { sessions } = this.src.store;
       if (now - this.readAt.devices >= REREAD_MS) {
         this.readAt.devices = now;
-        this.devices = await registry.list({ includeRevoked: true });
+        await this.changes.read((rows, whole) => {
+          if (whole) this.devices = new Map(rows.map((d) => [d.id, d]));
+          else for (const d of rows) this.devices.set(d.id, d); // a changed row replaces the one held, a new one goes last
+        });
       }
       if (now - this.readAt.sessions >= REREAD_MS) {
         this.readAt.sessions = now;
@@ -229,7 +238,9 @@ export class LiveFeed {
 
   private table(): FleetRow[] {
     const now = this.now();
-    return this.devices.map((d) => this.row(d, this.open.get(d.id), now));
+    const rows: FleetRow[] = [];
+    for (const d of this.devices.values()) rows.push(this.row(d, this.open.get(d.id), now));
+    return rows;
   }
 
   private row(d: DeviceRecord, open: SessionRecord | undefined, now: number): FleetRow {

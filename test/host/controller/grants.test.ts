@@ -4,7 +4,8 @@
 // did not know it yet: a failed handshake, counted as an error, and a retry seconds later.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { KeyGrants, LOOKBACK_MS } from "../../../host/controller/grants";
+import { KeyGrants } from "../../../host/controller/grants";
+import { LOOKBACK_MS } from "../../../host/controller/registry-changes";
 import { MasterKey } from "../../../host/controller/masterkey";
 import { openControllerStore } from "../../../host/controller/store";
 import { KeyTable } from "../../../host/gateway/keytable";
