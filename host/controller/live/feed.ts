@@ -224,8 +224,10 @@ export class LiveFeed {
       }
       if (now - this.readAt.sessions >= REREAD_MS) {
         this.readAt.sessions = now;
+        const held = new Map<string, SessionRecord>();
+        for (const s of this.open.values()) held.set(s.id, s);
         const open = new Map<string, SessionRecord>();
-        for (const s of await sessions.list({ openOnly: true, limit: 100_000 })) if (!open.has(s.deviceId)) open.set(s.deviceId, s);
+        for (const s of await sessions.listOpen(held)) if (!open.has(s.deviceId)) open.set(s.deviceId, s);
         this.open = open;
       }
     })().finally(() => (this.rereading = undefined));

@@ -90,6 +90,11 @@ for (const b of BACKENDS) {
       const s1 = await store.sessions.recordOpen({ deviceId: psk.device.id, spi: 0x010203, gateway: "gw-1" });
       await store.sessions.recordOpen({ deviceId: dh.device.id, spi: 0x040506, gateway: "gw-1" });
       assert.equal((await store.sessions.list({ openOnly: true })).length, 2);
+      // The open sessions by their ids: a row held already is given back as held, the others are read whole.
+      const whole = await store.sessions.list({ openOnly: true });
+      const light = await store.sessions.listOpen(new Map([[whole[1].id, whole[1]]]));
+      assert.deepEqual(light, whole);
+      assert.equal(light[1], whole[1]);
       // Many devices' psk keys in one query: a live psk device's, as lookupPsk gives them; none for dh or unknown ids.
       const many = await store.registry.lookupPskMany([psk.device.id, dh.device.id, "00000000deadbeef"]);
       assert.deepEqual([...many.keys()], [psk.device.id]);
@@ -106,6 +111,7 @@ for (const b of BACKENDS) {
       assert.equal(await store.registry.findPskByPid(pidOf(key)), undefined);
       const open = await store.sessions.list({ openOnly: true });
       assert.deepEqual(open.map((s) => s.deviceId), [dh.device.id]);
+      assert.deepEqual(await store.sessions.listOpen(new Map(whole.map((s) => [s.id, s]))), open, "a closed session leaves, though held");
       const closed = (await store.sessions.list({ deviceId: psk.device.id }))[0];
       assert.equal(closed.closeReason, "device revoked");
       assert.equal(await store.sessions.recordClose(s1), false); // already closed by the revocation
