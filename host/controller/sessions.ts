@@ -100,7 +100,7 @@ export class SessionLog {
    */
   async listOpen(held: ReadonlyMap<string, SessionRecord>, limit = 100_000): Promise<SessionRecord[]> {
     const open = await this.db.query<{ id: string }>(
-      "SELECT id::text AS id FROM sessions WHERE closed_at IS NULL ORDER BY id DESC LIMIT $1", [limit]);
+      "SELECT id::text AS id FROM sessions WHERE closed_at IS NULL ORDER BY sessions.id DESC LIMIT $1", [limit]);
     const unknown = open.filter((r) => !held.has(r.id)).map((r) => r.id);
     const fresh = new Map<string, SessionRecord>();
     if (unknown.length > 0) {

@@ -53,6 +53,12 @@ describe("console fleet view: the registry read by its changes", function () {
       assert.deepEqual(fleet.slice(0, 2).map((r) => r.session?.spi ?? null), [null, 0x0d0e0f]);
       assert.equal(sessionRows(), before + 1, "a session held is not read again");
 
+      // A device with several open sessions shows its newest (ids 9 and 10 and on: ordered as numbers).
+      for (let spi = 1; spi <= 12; spi++) await store.sessions.recordOpen({ deviceId: ids[3], spi, gateway: "gw-2" });
+      feed.sessionChanged({ event: "open", gateway: "gw-2" });
+      now += 5_000;
+      assert.equal((await feed.fleet(ADMIN)).devices[3].session?.spi, 12);
+
       // A whole read still comes every FULL_EVERY_MS.
       now += FULL_EVERY_MS;
       assert.deepEqual((await feed.fleet(ADMIN)).devices.map((r) => r.id), ids);
