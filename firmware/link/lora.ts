@@ -111,18 +111,17 @@ export function loraFrameAirtimeUs(payloadBytes: number, dr: number, region: Reg
 }
 
 /**
- * Duty-cycle gate over a sliding window: the air time of transmissions that started within the last
- * `windowMs`, plus the next one, must not exceed `budgetMs`. Entries are kept oldest first in two parallel
+ * Duty-cycle gate over a sliding one-hour window: the air time of transmissions that started within the
+ * last hour, plus the next one, must not exceed `budgetMs`. Entries are kept oldest first in two parallel
  * arrays (no per-entry objects). Times are ms below 2^31 (~24.8 days): the caller rebases its clock before
  * then, as 32-bit Lua has nothing wider.
  *
  * The caller's clock may count in steps (NodeMCU's counts 100 ms alarm ticks), and a frame sent between two
  * steps carries the earlier one, so two recorded starts can be up to one step closer together than the
- * frames really were. An entry therefore counts for `windowMs + clockStepMs` (`keepMs`):
+ * frames really were. An entry therefore counts for an hour plus `clockStepMs` (`keepMs`):
  * frames whose true starts lie within any one-hour window never exceed the budget, whatever their phase.
  */
 export type DutyCycle = {
-  windowMs: number;
   keepMs: number;
   permille: number;
   budgetMs: number;
@@ -138,7 +137,7 @@ export function dutyNew(permille: number, clockStepMs: number): DutyCycle {
   const windowMs = 3600000;
   // windowMs * permille can pass 2^31, so split windowMs into thousands and remainder.
   const budgetMs = fdiv(windowMs, 1000) * permille + fdiv((windowMs % 1000) * permille, 1000);
-  return { windowMs: windowMs, keepMs: windowMs + clockStepMs, permille: permille, budgetMs: budgetMs, starts: [], airtimes: [] };
+  return { keepMs: windowMs + clockStepMs, permille: permille, budgetMs: budgetMs, starts: [], airtimes: [] };
 }
 
 /** Air time (ms) of recorded transmissions that still count at nowMs. */
