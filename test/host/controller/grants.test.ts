@@ -10,6 +10,7 @@ import { MasterKey } from "../../../host/controller/masterkey";
 import { openControllerStore } from "../../../host/controller/store";
 import { KeyTable } from "../../../host/gateway/keytable";
 import { BleBoard } from "../../harness/ble-board";
+import { recordQueries } from "../../harness/queries";
 import { startStack } from "../../harness/stack";
 import { until } from "../../harness/until";
 
@@ -108,13 +109,11 @@ describe("controller: key grants follow the admin API at once", function () {
       for (let i = 0; i < 12; i++) psk.push((await store.registry.provision({ board: "puckjs" })).device.id);
       const dh = (await store.registry.provision({ board: "esp32-espruino" })).device.id;
       await store.registry.revoke(psk[11]);
-      const queries: string[] = [];
-      const query = store.db.query.bind(store.db);
-      store.db.query = ((sql: string, params?: unknown[]) => (queries.push(sql), query(sql, params))) as typeof store.db.query;
+      const { queries, stop } = recordQueries(store.db);
       const keys = new KeyTable();
       const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: () => {}, ending: () => {} });
       await g.refresh();
-      store.db.query = query;
+      stop();
       assert.equal(queries.filter((q) => /wrapped_key/.test(q)).length, 1, `one read of psk keys: ${queries.join(" | ")}`);
       // Each live psk device holds exactly the keys the registry has for it; the revoked one holds none.
       for (const id of psk.slice(0, 11)) {

@@ -9,6 +9,7 @@ import { LiveFeed } from "../../../../host/controller/live/feed";
 import { MasterKey } from "../../../../host/controller/masterkey";
 import { FULL_EVERY_MS } from "../../../../host/controller/registry-changes";
 import { openControllerStore } from "../../../../host/controller/store";
+import { recordQueries } from "../../../harness/queries";
 
 const ADMIN = { actor: "test", devices: "all" as const, actions: "all" as const };
 
@@ -19,9 +20,7 @@ describe("console fleet view: the registry read by its changes", function () {
     const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
     let now = Date.now();
     const feed = new LiveFeed({ store, status: new MemoryDeviceStatus(), gateways: () => [], queues: () => ({}), now: () => now });
-    const queries: string[] = [];
-    const query = store.db.query.bind(store.db);
-    store.db.query = ((sql: string, params?: unknown[]) => (queries.push(sql), query(sql, params))) as typeof store.db.query;
+    const { queries, stop } = recordQueries(store.db);
     const lists = () => queries.filter((q) => /FROM devices WHERE \(\$1::boolean/.test(q)).length;
     try {
       const ids: string[] = [];
@@ -64,7 +63,7 @@ describe("console fleet view: the registry read by its changes", function () {
       assert.deepEqual((await feed.fleet(ADMIN)).devices.map((r) => r.id), ids);
       assert.equal(lists(), 2);
     } finally {
-      store.db.query = query;
+      stop();
       feed.close();
       await store.close();
     }
