@@ -3,7 +3,7 @@ import { parseFields, deviceEndpoint } from "../../../firmware/runtime/config";
 import { hostProvider } from "../../../host/crypto/provider";
 import { hex, pidOf } from "../../../host/controller/credentials";
 import { MasterKey } from "../../../host/controller/masterkey";
-import { RegistryError, type RevokeEvent } from "../../../host/controller/registry";
+import { LIST_PAGE, RegistryError, type RevokeEvent } from "../../../host/controller/registry";
 import { openControllerStore, type ControllerStore } from "../../../host/controller/store";
 import { policy } from "../../harness/sessions";
 import { assertHandshake as handshake } from "./handshake";
@@ -166,6 +166,42 @@ for (const b of BACKENDS) {
       assert.equal(hex((await store.registry.findPskByPid(pidOf(next)))!.key), hex(next));
       assert.equal((await store.registry.get(p.device.id))!.generation, 2);
       await assert.rejects(store.registry.savePsk(p.device.id, { current: next.subarray(0, 16), previous: undefined }), /must be 32 bytes/);
+    });
+  });
+}
+
+for (const b of BACKENDS) {
+  describe(`device registry: a whole read goes a page at a time (${b.name})`, function () {
+    this.timeout(120_000);
+
+    it("list() gives every device once, in the registry's order, revoked ones as asked, and lets the event loop run between pages", async () => {
+      const store = await openControllerStore({ db: await b.options(), masterKeys: [MasterKey.generate()] });
+      try {
+        // 2.5 pages of devices made in one millisecond, a microsecond apart (a Date cursor would read some twice),
+        // numbered against their order, and one in 7 revoked.
+        const n = Math.floor(2.5 * LIST_PAGE);
+        await store.db.exec(`INSERT INTO devices (id, board, mode, kid, public_key, created_at, revoked_at)
+          SELECT lpad(to_hex(${n} - g), 16, '0'), 'puckjs', 'dh', lpad(to_hex(g), 8, '0'), decode(repeat('ab', 32), 'hex'),
+                 timestamptz '2026-01-01 00:00:00.000' + g * interval '1 microsecond', CASE WHEN g % 7 = 0 THEN now() END
+          FROM generate_series(1, ${n}) g`);
+        const order = Array.from({ length: n }, (_, i) => (n - 1 - i).toString(16).padStart(16, "0"));
+        let turns = 0;
+        let counting = true;
+        const count = () => {
+          turns++;
+          if (counting) setImmediate(count);
+        };
+        setImmediate(count);
+        const all = await store.registry.list();
+        counting = false;
+        assert.deepEqual(all.map((d) => d.id), order);
+        assert.ok(turns >= 2, `the event loop turned ${turns} times during a read of ${n} devices`);
+        const live = await store.registry.list({ includeRevoked: false });
+        assert.deepEqual(live.map((d) => d.id), order.filter((_, i) => (i + 1) % 7 !== 0));
+        assert.ok(live.every((d) => d.revokedAt === null));
+      } finally {
+        await store.close();
+      }
     });
   });
 }
