@@ -14,6 +14,7 @@ import { benchBridge } from "./bench/bridge";
 import { benchScaling } from "./bench/scaling";
 import { benchOutbox } from "./bench/outbox";
 import { benchLiveFeed } from "./bench/live-feed";
+import { benchGrants } from "./bench/grants";
 import { benchClusterDrill } from "./bench/cluster";
 
 const sections: [string, () => string | Promise<string>][] = [
@@ -29,6 +30,7 @@ const sections: [string, () => string | Promise<string>][] = [
   ["Backbone bulk throughput: sesame extreme-format session next to TLS 1.3 on loopback (MB/s)", benchBackbone],
   ["Readings outbox: what storing each reading once costs, on PGlite and Postgres, and readings/s through a controller", benchOutbox],
   ["Live feed for the web console: cost per reading and of the fleet table", benchLiveFeed],
+  ["Key grants to a connecting gateway: the controller's and the gateway's work, by fleet size", benchGrants],
   ["Cluster failure drill: kill -9 of each controller, gateway and Postgres under a 200-board load (real processes)", benchClusterDrill],
 ];
 

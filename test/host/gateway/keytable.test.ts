@@ -169,3 +169,67 @@ describe("KeyTable psk index", () => {
     assert.equal(t.findPsk(pid(psk)), undefined, "two evolutions later the provisioned key is gone");
   });
 });
+
+describe("KeyTable dh keys", () => {
+  type DhOp = { op: "set"; device: number; kid: number; key: Uint8Array } | { op: "grant"; device: number; kid: number; key: Uint8Array } | { op: "remove"; device: number };
+  const kidName = (n: number) => `0000aa0${n}`;
+  const dhOp: fc.Arbitrary<DhOp> = fc.oneof(
+    fc.record({ op: fc.constant("set" as const), device, kid: fc.nat({ max: 3 }), key }),
+    fc.record({ op: fc.constant("grant" as const), device, kid: fc.nat({ max: 3 }), key }),
+    fc.record({ op: fc.constant("remove" as const), device }),
+  );
+
+  it("holds one kid per device and one device per kid, through grants, re-grants under another kid, a kid taken over and withdrawals", () => {
+    fc.assert(fc.property(fc.array(dhOp, { maxLength: 40 }), (ops) => {
+      const t = new KeyTable();
+      // device -> [kid, public key hex]; a kid granted to another device leaves the one that had it.
+      const model = new Map<string, [string, string]>();
+      for (const o of ops) {
+        const d = name(o.device);
+        if (o.op === "remove") {
+          t.remove(d);
+          model.delete(d);
+          continue;
+        }
+        const kid = kidName(o.kid);
+        if (o.op === "set") t.setDh(d, kid, o.key);
+        else assert.equal(t.applyGrant(d, `mode=dh;kid=${kid};public=${hex(o.key)}`), "");
+        for (const [other, [k]] of model) if (k === kid) model.delete(other);
+        model.set(d, [kid, hex(o.key)]);
+      }
+      for (let n = 0; n <= 5; n++) {
+        const d = name(n);
+        const m = model.get(d);
+        assert.equal(t.has(d), m !== undefined);
+        assert.equal(t.grant(d), m === undefined ? "" : `mode=dh;kid=${m[0]};public=${m[1]}`);
+        assert.equal(t.peerOf(d), m?.[0] ?? d);
+      }
+      for (let k = 0; k <= 3; k++) {
+        const holder = [...model].find(([, [kid]]) => kid === kidName(k));
+        assert.equal(t.deviceOfPeer(kidName(k)), holder?.[0] ?? kidName(k));
+        assert.equal(hex(t.lookupKid(Buffer.from(kidName(k), "hex")) ?? new Uint8Array(0)), holder?.[1][1] ?? "");
+      }
+      assert.equal(t.size, model.size);
+    }));
+  });
+
+  it("grants, withdraws and names one device without walking the table (a gateway connecting is granted every device)", () => {
+    const t = new KeyTable();
+    for (let i = 0; i < 2000; i++) t.setDh(i.toString(16).padStart(16, "0"), i.toString(16).padStart(8, "0"), randomBytes(32));
+    const dh = (t as unknown as { dh: Map<string, unknown> }).dh;
+    let walks = 0;
+    for (const m of ["entries", "values", "keys", "forEach", Symbol.iterator] as const) {
+      const f = (dh as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[m];
+      Object.defineProperty(dh, m, { value: (...a: unknown[]) => (walks++, f.apply(dh, a)) });
+    }
+    const d = (1234).toString(16).padStart(16, "0");
+    const grant = t.grant(d);
+    assert.match(grant, /^mode=dh;kid=000004d2;public=[0-9a-f]{64}$/);
+    assert.ok(t.has(d));
+    assert.equal(t.peerOf(d), "000004d2");
+    t.remove(d);
+    assert.equal(t.applyGrant(d, grant), "");
+    assert.equal(t.grant(d), grant);
+    assert.equal(walks, 0, "no walk over the dh keys");
+  });
+});
