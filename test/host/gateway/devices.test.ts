@@ -347,3 +347,37 @@ describe("DeviceGateway: a receiving key retired at the forgery limit", () => {
     assert.equal(s.out.epoch.index, 1, "on the next key, one step on");
   });
 });
+
+describe("DeviceGateway.end: a device revoked or rotated", () => {
+  it("ends the device's sessions on every endpoint it has, and no other device's, without a walk over every SPI", () => {
+    const w = world("end", true, 6);
+    const [a, b] = [w.devs[1], w.devs[4]];
+    // Device a handshakes again on another link (its first session stays until superseded), and one of its
+    // hellos is replayed from elsewhere (a session of its own that never confirms): three endpoints in all.
+    const again: Dev = { ep: epNew(a.ep.cfg), link: "ble:d1-again", next: 1, name: a.name, hello: [] };
+    epStart(again.ep, 1);
+    for (let r = 0; r < 4; r++) {
+      for (const o of epTakeOutput(again.ep)) w.gw.input(again.link, o.bytes, 1);
+      for (const o of w.gw.takeOutput()) if (o.link === again.link) epInput(again.ep, o.bytes, 1, 1);
+    }
+    assert.ok(again.ep.confirmed);
+    for (const h of a.hello) w.gw.input("ble:elsewhere", h, 1);
+    w.gw.takeOutput();
+    const bySpi = (w.gw as unknown as { bySpi: Map<number, { ep: Endpoint }> }).bySpi;
+    const ofA = [...bySpi.values()].filter((e) => e.ep.session !== undefined && hex(e.ep.session.peer) === a.name).length;
+    assert.equal(ofA, 3);
+    let walks = 0;
+    for (const m of ["entries", "values", "keys", "forEach", Symbol.iterator] as const) {
+      const f = (bySpi as unknown as Record<PropertyKey, (...x: unknown[]) => unknown>)[m];
+      Object.defineProperty(bySpi, m, { value: (...x: unknown[]) => (walks++, f.apply(bySpi, x)) });
+    }
+    assert.equal(w.gw.end(a.name, 2), 3, "three open sessions ended");
+    assert.equal(walks, 0, "no walk over the SPIs");
+    const unknown = w.gw.stats.unknownSpi;
+    w.gw.input(a.link, data(a, a.next++, "old"), 3);
+    w.gw.input(again.link, data(again, again.next++, "new"), 3);
+    w.gw.input(b.link, data(b, b.next++, "other"), 3);
+    assert.equal(w.gw.stats.unknownSpi, unknown + 2, "neither of a's sessions takes a record");
+    assert.deepEqual(w.gw.takeUplinks().map((u) => `${u.device}:${Buffer.from(u.body).toString()}`), [`${b.name}:other`]);
+  });
+});
