@@ -123,8 +123,9 @@ export class Controller {
       registry: this.store.registry, keys: this.keys, responderGrant: `public=${hex(rk.publicKey)};secret=${hex(rk.secret)}`,
       gateways: () => this.server === undefined ? [] : this.server.connected().filter((gw) => this.gateways.get(gw)?.mode === "terminate"),
       send: (gw, device, grant) => {
-        this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) });
+        if (!this.server.send(gw, { kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) })) return false;
         this.stats.grantsSent++;
+        return true;
       },
       ending: (device) => {
         this.relay.end(this.keys.peerOf(device), Date.now());
@@ -168,6 +169,7 @@ export class Controller {
       this.fromGateway(m, gw, () => this.durable(gw, acks, seq));
     });
     this.server.on("gateway-up", (gw: string) => void this.gatewayUp(gw));
+    this.server.on("drain", (gw: string) => this.grants.drained(gw));
     this.server.on("gateway-down", (gw: string, reason: string) => {
       log.warn("gateway disconnected", { gateway: gw, reason });
       void this.cluster.dispatch.run(() => this.cluster.leases.down(gw));

@@ -17,7 +17,8 @@ export type KeyGrantsOptions = {
   responderGrant: string;
   /** The terminate gateways connected here now (the others get everything when they connect). */
   gateways: () => string[];
-  send: (gateway: string, device: string, grant: string) => void;
+  /** Queues a grant for a gateway; false when its backbone queue is full (then drained(gateway) says when to go on). */
+  send: (gateway: string, device: string, grant: string) => boolean;
   /** A device revoked or rotated: the sessions this controller ends itself go now (told before its keys go). */
   ending: (device: string) => void;
 };
@@ -28,6 +29,14 @@ export class KeyGrants {
   /** Reads of the registry run one at a time: two would interleave their awaits on the same `known` entry. */
   private running: Promise<void> = Promise.resolve();
   private readonly changes: RegistryChanges;
+  /**
+   * Per gateway, the devices whose grant its backbone queue refused, in order (RESPONDER_GRANT among them when
+   * that one was): sent, as they are then, when the queue has room again. A gateway is granted every device when
+   * it connects, 100,000 messages at 100,000 devices, and its queue (DEFAULT_QUEUE: 262,144 messages) may still
+   * hold those of the connection before: refused grants were lost, and their devices could not get a session
+   * through that gateway until their keys changed.
+   */
+  private readonly owed = new Map<string, Set<string>>();
   /** Rows the reads returned, for tests and reports: a changed-rows read returns only what changed. */
   readonly stats = { wholeReads: 0, changedReads: 0, rowsRead: 0 };
 
@@ -116,11 +125,40 @@ export class KeyGrants {
 
   /** Everything, to a gateway that connected. */
   grantGateway(gw: string): void {
-    this.o.send(gw, RESPONDER_GRANT, this.o.responderGrant);
-    for (const id of this.known.keys()) this.o.send(gw, id, this.o.keys.grant(id));
+    this.owed.delete(gw);
+    this.sendAll(gw, [RESPONDER_GRANT, ...this.known.keys()]);
+  }
+
+  /** A gateway's backbone queue has room again: the grants it refused go now. */
+  drained(gw: string): void {
+    const owed = this.owed.get(gw);
+    if (owed === undefined) return;
+    this.owed.delete(gw);
+    this.sendAll(gw, owed);
+  }
+
+  /** Grants owed to gateways, waiting for room in their queues (for tests and reports). */
+  get owedCount(): number {
+    let n = 0;
+    for (const o of this.owed.values()) n += o.size;
+    return n;
   }
 
   private grantAll(device: string): void {
-    for (const gw of this.o.gateways()) this.o.send(gw, device, this.o.keys.grant(device));
+    for (const gw of this.o.gateways()) {
+      const owed = this.owed.get(gw);
+      if (owed !== undefined) owed.add(device); // after the ones refused before it, in order
+      else this.sendAll(gw, [device]);
+    }
+  }
+
+  /** Sends `ids`' grants to gw in order, until its queue refuses one: that one and the rest are owed. */
+  private sendAll(gw: string, ids: Iterable<string>): void {
+    let owed = this.owed.get(gw);
+    for (const id of ids) {
+      if (owed === undefined && this.o.send(gw, id, id === RESPONDER_GRANT ? this.o.responderGrant : this.o.keys.grant(id))) continue;
+      if (owed === undefined) this.owed.set(gw, (owed = new Set()));
+      owed.add(id);
+    }
   }
 }

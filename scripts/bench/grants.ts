@@ -34,8 +34,9 @@ export async function benchGrants(): Promise<string> {
       const grants = new KeyGrants({
         registry: store.registry, keys, responderGrant: "public=00;secret=00", gateways: () => [], ending: () => {},
         send: (_gw, device, grant) => {
-          if (!peer.send({ kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) })) refused++;
+          if (!peer.send({ kind: KIND_KEYS, device: Buffer.from(device), payload: Buffer.from(grant) })) return (refused++, false);
           sent.push([device, grant]);
+          return true;
         },
       });
       const read: number[] = [], grant: number[] = [], apply: number[] = [], again: number[] = [];

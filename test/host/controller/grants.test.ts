@@ -73,7 +73,7 @@ describe("controller: key grants follow the admin API at once", function () {
       await age("UPDATE devices SET changed_at = now() - interval '1 hour'");
       const keys = new KeyTable();
       const sent: string[] = [];
-      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: (_gw, device) => sent.push(device), ending: () => {} });
+      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: (_gw, device) => sent.push(device) > 0, ending: () => {} });
       await g.refresh();
       assert.deepEqual({ ...g.stats }, { wholeReads: 1, changedReads: 0, rowsRead: 6 });
       assert.equal(sent.length, 6);
@@ -111,7 +111,7 @@ describe("controller: key grants follow the admin API at once", function () {
       await store.registry.revoke(psk[11]);
       const { queries, stop } = recordQueries(store.db);
       const keys = new KeyTable();
-      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: () => {}, ending: () => {} });
+      const g = new KeyGrants({ registry: store.registry, keys, responderGrant: "", gateways: () => ["gw"], send: () => true, ending: () => {} });
       await g.refresh();
       stop();
       assert.equal(queries.filter((q) => /wrapped_key/.test(q)).length, 1, `one read of psk keys: ${queries.join(" | ")}`);
@@ -126,6 +126,48 @@ describe("controller: key grants follow the admin API at once", function () {
       assert.ok(keys.has(dh), "the dh device is granted");
       const many = await store.registry.lookupPskMany([...psk, dh, "00000000deadbeef"]);
       assert.deepEqual([...many.keys()].sort(), psk.slice(0, 11).sort(), "only live psk devices have keys");
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("grants a full backbone queue refuses are sent when it drains, as the devices are then, and none is lost", async () => {
+    const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) ids.push((await store.registry.provision({ board: i % 2 ? "puckjs" : "esp32-espruino" })).device.id);
+      // In the registry's order: two made in one tick of PGlite's clock (milliseconds) go by id.
+      ids.splice(0, ids.length, ...(await store.registry.list()).map((d) => d.id));
+      const keys = new KeyTable();
+      let room = 0;
+      const queued: [string, string][] = []; // what the gateway's queue took, in order
+      const g = new KeyGrants({
+        registry: store.registry, keys, responderGrant: "public=ab;secret=cd", gateways: () => ["gw"], ending: () => {},
+        send: (_gw, device, grant) => room > 0 && (room--, queued.push([device, grant]), true),
+      });
+      await g.refresh(); // every grant refused: the gateway's queue is full
+      assert.equal(queued.length, 0);
+      g.grantGateway("gw"); // it (re)connected: everything is owed, its earlier refusals replaced
+      assert.equal(g.owedCount, 9);
+      room = 4;
+      g.drained("gw");
+      assert.deepEqual(queued.map(([d]) => d), ["*responder*", ...ids.slice(0, 3)], "in order, as far as there is room");
+      assert.equal(g.owedCount, 5);
+      // Meanwhile one device is revoked and one provisioned: the revoked one's owed grant goes as a withdrawal,
+      // the new device's grant after those owed before it.
+      await store.registry.revoke(ids[5]);
+      await g.refreshDevice(ids[5]);
+      const late = (await store.registry.provision({ board: "puckjs" })).device.id;
+      await g.refreshDevice(late);
+      assert.equal(g.owedCount, 6);
+      room = 100;
+      g.drained("gw");
+      assert.equal(g.owedCount, 0);
+      assert.deepEqual(queued.map(([d]) => d), ["*responder*", ...ids, late]);
+      const grants = new Map(queued);
+      assert.equal(grants.get(ids[5]), "", "the revoked device's grant is its withdrawal");
+      for (const id of [...ids.filter((d) => d !== ids[5]), late]) assert.equal(grants.get(id), keys.grant(id));
+      assert.match(grants.get(late)!, /^mode=psk;current=[0-9a-f]{64}$/);
     } finally {
       await store.close();
     }
