@@ -429,7 +429,9 @@ export class Controller {
       const body = Buffer.allocUnsafe(COMMAND_HEAD + payload.length);
       body.writeUIntBE(id, 0, COMMAND_HEAD);
       body.set(payload, COMMAND_HEAD);
-      this.server.send(gw, { kind: KIND_DOWNLINK, device: Buffer.from(peer, "hex"), payload: body });
+      // A full queue refuses it: it then waits for the device's next reading (as a relay's refusal does), where
+      // counted as handed it was marked sent and went again only when the gateway reconnected.
+      if (!this.server.send(gw, { kind: KIND_DOWNLINK, device: Buffer.from(peer, "hex"), payload: body })) return "refused";
     }
     this.metrics.message("down", this.gateways.get(gw)?.mode ?? "terminate", payload.length);
     return "handed";
