@@ -172,10 +172,13 @@ export class Registry {
     return rows[0].at.getTime();
   }
 
-  /** Devices whose row changed at or after `sinceMs` on the database's clock, revoked ones too (migrations/005). */
+  /**
+   * Devices whose row changed at or after `sinceMs` on the database's clock, revoked ones too (migrations/005),
+   * oldest change first: a page at a time, as list() (a rotation of the whole fleet changes every row). A row
+   * changed again during the read may come twice; none is missed.
+   */
   async changedSince(sinceMs: number): Promise<DeviceRecord[]> {
-    const rows = await this.db.query<Row>(`SELECT ${COLUMNS} FROM devices WHERE changed_at >= $1 ORDER BY changed_at, id`, [new Date(sinceMs)]);
-    return rows.map(record);
+    return this.pages("changed_at", "changed_at >= $2", [new Date(sinceMs)], () => true);
   }
 
   /**
@@ -188,19 +191,28 @@ export class Registry {
    */
   async list(opts: { includeRevoked?: boolean } = {}): Promise<DeviceRecord[]> {
     const all = opts.includeRevoked ?? true;
+    // (Revoked rows are left out here, not in the query: with its filter the planner was seen to leave the index.)
+    return this.pages("created_at", "true", [], (r) => all || r.revoked_at === null);
+  }
+
+  /**
+   * The devices `where` (its parameters from $2) in the order (`at`, id), LIST_PAGE to a query, a turn of the
+   * event loop between queries, those `keep` keeps. The cursor is `at` as the database writes it (microseconds,
+   * where a Date keeps milliseconds) and the id.
+   */
+  private async pages(at: "created_at" | "changed_at", where: string, params: unknown[], keep: (r: Row) => boolean): Promise<DeviceRecord[]> {
     const out: DeviceRecord[] = [];
-    // created_at as the database writes it: microseconds, where a Date keeps milliseconds.
+    const n = params.length;
     let after: [string, string] | undefined;
     for (;;) {
-      // (Revoked rows are left out here, not in the query: with its filter the planner was seen to leave the index.)
-      const rows = await this.db.query<Row & { created_key: string }>(
-        `SELECT ${COLUMNS}, created_at::text AS created_key FROM devices` +
-          `${after === undefined ? "" : " WHERE (created_at, id) > ($2::timestamptz, $3)"} ORDER BY created_at, id LIMIT $1`,
-        after === undefined ? [LIST_PAGE] : [LIST_PAGE, ...after],
+      const rows = await this.db.query<Row & { at_key: string }>(
+        `SELECT ${COLUMNS}, ${at}::text AS at_key FROM devices WHERE ${where}` +
+          `${after === undefined ? "" : ` AND (${at}, id) > ($${n + 2}::timestamptz, $${n + 3})`} ORDER BY ${at}, id LIMIT $1`,
+        after === undefined ? [LIST_PAGE, ...params] : [LIST_PAGE, ...params, ...after],
       );
-      for (const r of rows) if (all || r.revoked_at === null) out.push(record(r));
+      for (const r of rows) if (keep(r)) out.push(record(r));
       if (rows.length < LIST_PAGE) return out;
-      after = [rows[rows.length - 1].created_key, rows[rows.length - 1].id];
+      after = [rows[rows.length - 1].at_key, rows[rows.length - 1].id];
       await new Promise((r) => setImmediate(r));
     }
   }

@@ -199,6 +199,19 @@ for (const b of BACKENDS) {
         const live = await store.registry.list({ includeRevoked: false });
         assert.deepEqual(live.map((d) => d.id), order.filter((_, i) => (i + 1) % 7 !== 0));
         assert.ok(live.every((d) => d.revokedAt === null));
+        // The rows changed since a time (a rotation of the whole fleet changes every row): the same pages, in the
+        // order of their changes (here the reverse of their making, again a microsecond apart), revoked ones too.
+        await store.db.exec(`ALTER TABLE devices DISABLE TRIGGER devices_changed;
+          UPDATE devices SET changed_at = timestamptz '2026-02-01 00:00:00' + ('x' || id)::bit(64)::bigint * interval '1 microsecond';
+          ALTER TABLE devices ENABLE TRIGGER devices_changed`);
+        turns = 0;
+        counting = true;
+        setImmediate(count);
+        const changed = await store.registry.changedSince(Date.parse("2026-01-15T00:00:00Z"));
+        counting = false;
+        assert.deepEqual(changed.map((d) => d.id), order.slice().reverse());
+        assert.ok(turns >= 2, `the event loop turned ${turns} times during a read of ${n} changed devices`);
+        assert.deepEqual(await store.registry.changedSince(Date.parse("2026-02-02T00:00:00Z")), [], "none changed since");
       } finally {
         await store.close();
       }
