@@ -15,15 +15,14 @@
 //     from the session's inbox; anything else goes through drain(), which looks at everything.
 //   - Acknowledgements are sealed when the output is taken (takeOutput, poll), one ACK record per device
 //     for all its ids due by then; a device whose ACKs go in step has its next ones sealed ahead in one
-//     batch (ReusedCcm.sealAhead), which the session's own seal then hands out.
+//     batch (ReusedCcm.sealAhead), which the session's own seal then hands out (./acks.ts).
 import { epAdopt, epInput, epNew, epPoll, epTakeInbox, epTakeOutput, Endpoint, EndpointConfig, epReady, epSession, EP_OPEN } from "../../firmware/session/endpoint";
 import { messageType, MSG_DH_I1, MSG_DH_I2 } from "../../firmware/handshake/wire";
-import { FLAG_KEY_PHASE, FORMAT_COMPACT, writeHeader } from "../../firmware/record/header";
 import { RX_CONTROL, RX_DATA, sessionAbort, sessionSend, Session, STATE_OPEN } from "../../firmware/session/session";
 import { addTransport, deleteTransport } from "../../firmware/session/session";
-import { ackCount, encodeAck, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, type Sender, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
+import { ackCount, messageId, messageKind, MSG_ACK, MSG_DATA, MSG_ID_MAX, type Sender, senderAck, senderDue, senderQueue, senderTakeLost } from "../../firmware/runtime/messages";
 import { SeqStorage } from "../../firmware/session/seqstore";
-import { ReusedCcm } from "../crypto/ccm";
+import { sendAcks } from "./acks";
 import { confirmReading, DeviceState, deviceNew, READING_NEW, releaseReading, takeReading } from "./device-state";
 import { addBusiest, CommandSink, DATA_BODY_AT, DeviceQueues, DeviceRef, DeviceSide, DownPacket, LinkAddress, LORA, UplinkSink } from "./device-side";
 import { ResponderLimits, ResponderTable, DEFAULT_LIMITS } from "./responders";
@@ -62,20 +61,6 @@ export type DeviceGatewayOptions = {
   handoff?: SessionHandoff;
 };
 
-
-/** One-id ACKs sealed ahead at most, per device. */
-const ACKS_AHEAD = 16;
-/** An ACK of one id, and the headers and ACKs sealed ahead (their bytes are copied). */
-const ackScratch = encodeAck([0]);
-/** The ACK of one id, in a scratch buffer valid until the next call (sealing copies it). */
-function ackOf(id: number): Uint8Array {
-  ackScratch[1] = (id >>> 16) & 0xff;
-  ackScratch[2] = (id >>> 8) & 0xff;
-  ackScratch[3] = id & 0xff;
-  return ackScratch;
-}
-const aheadHeaders = new Uint8Array(8 * ACKS_AHEAD);
-const aheadAcks = new Uint8Array(4 * ACKS_AHEAD);
 
 /**
  * What an SPI leads to, and the device of the session the record path last found there (looked up once).
@@ -476,7 +461,7 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
       // look-ups and the endpoint-wide steps of drain(), which would find nothing else to do.
       if (s !== undefined && this.opts.handoff?.maySeal(s, d.handed) === false) continue; // woken by the grant
       if (s !== undefined && s === d.session && ep.old === undefined && ep.state === EP_OPEN && ep.confirmed && ep.work === undefined && ep.out.length === 0 && s.inbox.length === 0) {
-        this.sendAcks(d, s, now);
+        sendAcks(d, s, now);
         if (d.sender.pending.length > 0 || d.sender.lost.length > 0) this.drain(ep, now);
         else this.output(d, s);
       } else this.drain(ep, now);
@@ -504,7 +489,7 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
       if (d.ep === undefined) d.ep = ep;
       if (s.inbox.length > 0 || ep.old !== undefined) for (const m of epTakeInbox(ep)) this.take(d, m, now);
       if (d.ep === ep && epReady(ep) && this.opts.handoff?.maySeal(s, d.handed) !== false) {
-        this.sendAcks(d, s, now);
+        sendAcks(d, s, now);
         if (d.sender.pending.length > 0) for (const m of senderDue(d.sender, now, 4)) sessionSend(s, m, now);
         if (d.sender.lost.length > 0) this.commandsLost(d.name, senderTakeLost(d.sender));
       }
@@ -516,50 +501,6 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
       }
     }
     if (ep.session !== undefined && !this.bySpi.has(ep.session.inb.spi)) this.hold(ep.session, ep, "", now);
-  }
-
-  /**
-   * The device's ACKs due, sealed on its session: one record for all of them (up to 60 ids: on LoRa each
-   * downlink costs the gateway's duty cycle too). An ACK of one id is the ACK of each reading while they
-   * come one at a time; if its device's ids and its session's sequence numbers go in step, the next ones
-   * are sealed ahead in one batch on the key's contexts.
-   */
-  private sendAcks(d: DeviceState, s: Session, now: number): void {
-    const acks = d.acks;
-    if (acks.length === 1) {
-      const id = acks.pop()!; // (pop, not length = 0: that would drop the array's storage every time)
-      const seq = s.out.seq.next;
-      this.sealAhead(d, s, id, seq);
-      if (!sessionSend(s, ackOf(id), now)) return;
-      d.ackSeq = seq;
-      d.ackId = id;
-      return;
-    }
-    while (acks.length > 0) if (!sessionSend(s, encodeAck(acks.splice(0, 60)), now)) break;
-  }
-
-  /**
-   * Seals the ACKs of ids id, id + 1, ... as sequence numbers seq, seq + 1, ... ahead, when the device's
-   * last ACKs went in step (twice as many each time, up to ACKS_AHEAD) and seq is not already among them.
-   * Only a guess: sessionSend seals what it is given, and takes the bytes from here only when they match.
-   */
-  private sealAhead(d: DeviceState, s: Session, id: number, seq: number): void {
-    const o = s.out;
-    const aead = o.aead;
-    if (!(aead instanceof ReusedCcm) || aead.sealedAhead(o.epoch.iv, seq) || o.policy.suite.format !== FORMAT_COMPACT) return;
-    d.aheadCount = seq === d.ackSeq + 1 && id === d.ackId + 1 ? Math.min(ACKS_AHEAD, d.aheadCount * 2) : 1;
-    const count = Math.min(d.aheadCount, o.seq.max - seq + 1, MSG_ID_MAX - id + 1);
-    if (count <= 1) return;
-    const flags = (o.epoch.index & 1) === 1 ? FLAG_KEY_PHASE : 0;
-    for (let e = 0; e < count; e++) {
-      writeHeader(FORMAT_COMPACT, { spi: o.spi, flags, length: 4, seqHi: 0, seq: seq + e }, aheadHeaders, 8 * e);
-      const v = id + e;
-      aheadAcks[4 * e] = MSG_ACK;
-      aheadAcks[4 * e + 1] = (v >>> 16) & 0xff;
-      aheadAcks[4 * e + 2] = (v >>> 8) & 0xff;
-      aheadAcks[4 * e + 3] = v & 0xff;
-    }
-    aead.sealAhead(o.epoch.iv, seq, count, aheadHeaders, 8, aheadAcks, 4);
   }
 
   /** A message from a device: a reading taken in (its id returned, when it is new and carried on), or an ACK of a command. */
