@@ -22,6 +22,11 @@ export interface Db extends Queryable {
    * so a listener must also look for its work by itself now and then.
    */
   listen(channel: string, fn: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Brings the query planner's statistics up to date now, where the backend does not by itself (PGlite runs
+   * no autovacuum: ./pglite.ts does it every STATS_EVERY_MS); Postgres's autovacuum does, and has none.
+   */
+  refreshStats?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { migrate, readMigrations } from "../../../host/controller/db/migrate";
 import { openDb } from "../../../host/controller/db/open";
+import { openPglite } from "../../../host/controller/db/pglite";
 import { until } from "../../harness/until";
 import { BACKENDS, freshDb, stopSharedPostgres } from "./backends";
 
@@ -115,6 +116,24 @@ describe("controller database: one schema on PGlite and on a real Postgres", fun
       await b.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("PGlite's planner statistics are kept up to date (it runs no autovacuum): a page of open sessions is an index scan, not a sort of all", async () => {
+    const db = await openPglite(undefined, undefined, 100);
+    try {
+      await migrate(db);
+      await db.exec(`INSERT INTO devices (id, board, mode, kid, public_key) SELECT lpad(to_hex(g), 16, '0'), 'puckjs', 'dh', lpad(to_hex(g), 8, '0'), decode(repeat('ab', 32), 'hex') FROM generate_series(1, 2000) g;
+        INSERT INTO sessions (device_id, spi, gateway, closed_at) SELECT lpad(to_hex(g % 2000 + 1), 16, '0'), g, 'gw', CASE WHEN g % 4 = 0 THEN NULL ELSE now() END FROM generate_series(1, 40000) g`);
+      // The query SessionLog.listOpen pages with.
+      const plan = async () => (await db.query<Record<string, string>>("EXPLAIN SELECT id::text AS id FROM sessions WHERE closed_at IS NULL AND id < 30000::bigint ORDER BY sessions.id DESC LIMIT 2000")).map((r) => Object.values(r)[0]).join("\n");
+      const tuples = async () => (await db.query<{ n: number }>("SELECT reltuples::int AS n FROM pg_class WHERE relname = 'sessions'"))[0].n;
+      assert.match(await plan(), /Sort/, "with the statistics of an empty table");
+      await until(async () => (await tuples()) === 40000, "the statistics refreshed by the timer");
+      assert.doesNotMatch(await plan(), /Sort/);
+      assert.match(await plan(), /Index (Only )?Scan Backward using sessions_open_id/);
+    } finally {
+      await db.close();
     }
   });
 
