@@ -185,7 +185,7 @@ export class Registry {
    * Every device (revoked ones too unless told otherwise) in the registry's order, created first, first. Read a
    * page at a time along that order (migrations/006), a turn of the event loop between pages: PGlite runs in
    * the controller's own thread, and at 50,000 devices one query for all of them kept it from anything else
-   * for 0.7-1.0 s (the key grants read whole every 10 minutes and when a gateway connects); pages of
+   * for 0.8-1.0 s (the key grants read whole every 10 minutes and when a gateway connects); pages of
    * LIST_PAGE take as long in all, 11-15 ms at a time. The key (created_at, id) never changes, so no row is
    * read twice or missed; a row written meanwhile is seen or not, as if written just before or after.
    */
