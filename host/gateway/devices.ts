@@ -79,11 +79,12 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
   private readonly tables: { dh: ResponderTable; psk: ResponderTable };
   private readonly bySpi = new Map<number, SpiEntry>();
   /**
-   * Each device's SPIs in bySpi, by name: end() finds a device's sessions here, not by a walk over every SPI,
-   * which took 1.4 ms a device at 10,000 devices (so a controller rotating every device's keys held the
-   * gateway 14 s at 10,000 devices, and the square of the fleet's size for more).
+   * Each device's SPIs in bySpi, by name (one number, the common case, or a list): end() finds a device's
+   * sessions here, not by a walk over every SPI, which took 1.4 ms a device at 10,000 devices (so a controller
+   * rotating every device's keys held the gateway 14 s at 10,000 devices, and the square of the fleet's size
+   * for more). A Set per device cost 0.2 KiB a device.
    */
-  private readonly spisOf = new Map<string, Set<number>>();
+  private readonly spisOf = new Map<string, number | number[]>();
   private readonly devices = new Map<string, DeviceState>();
   /** poll() visits devices and SPIs a slice at a time. */
   private readonly deviceSweep = new MapSweep(this.devices);
@@ -296,7 +297,8 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
   end(device: string, now: number): number {
     let n = 0;
     const mine = (x: Session | undefined): x is Session => x !== undefined && this.nameOf(x) === device;
-    for (const spi of [...(this.spisOf.get(device) ?? [])]) {
+    const spis = this.spisOf.get(device);
+    for (const spi of spis === undefined ? [] : typeof spis === "number" ? [spis] : spis.slice()) {
       const e = this.bySpi.get(spi);
       if (e === undefined) continue;
       const live = [e.ep.session, e.ep.old].filter(mine);
@@ -380,9 +382,10 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
     this.drop(spi);
     const name = this.nameOf(s);
     this.bySpi.set(spi, { ep, source, at: now, s: undefined, d: undefined, name });
-    let spis = this.spisOf.get(name);
-    if (spis === undefined) this.spisOf.set(name, (spis = new Set()));
-    spis.add(spi);
+    const spis = this.spisOf.get(name);
+    if (spis === undefined) this.spisOf.set(name, spi);
+    else if (typeof spis === "number") this.spisOf.set(name, [spis, spi]); // (drop() above took spi out if it was in)
+    else spis.push(spi);
   }
 
   /** Forgets an SPI. */
@@ -391,9 +394,12 @@ export class DeviceGateway implements DeviceSide, HandoffHost {
     if (e === undefined) return;
     this.bySpi.delete(spi);
     const spis = this.spisOf.get(e.name);
-    if (spis === undefined) return;
-    spis.delete(spi);
-    if (spis.size === 0) this.spisOf.delete(e.name);
+    if (spis === spi) this.spisOf.delete(e.name);
+    else if (typeof spis === "object") {
+      const i = spis.indexOf(spi);
+      if (i >= 0) spis.splice(i, 1);
+      if (spis.length === 1) this.spisOf.set(e.name, spis[0]);
+    }
   }
 
   private stateOf(device: string): DeviceState {
