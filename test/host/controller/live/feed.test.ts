@@ -4,8 +4,9 @@
 // every 5 s took 200-219 ms before, 85-111 ms after). The open sessions likewise: their ids are read, and
 // whole only the rows it does not hold yet (30-41 ms a fleet() with both).
 import assert from "node:assert/strict";
-import { MemoryDeviceStatus } from "../../../../host/controller/device-status";
-import { LiveFeed } from "../../../../host/controller/live/feed";
+import { MemoryDeviceStatus, ONLINE_WINDOW_MS } from "../../../../host/controller/device-status";
+import { LiveFeed, type FleetRow } from "../../../../host/controller/live/feed";
+import type { EventStreams } from "../../../../host/controller/live/streams";
 import { MasterKey } from "../../../../host/controller/masterkey";
 import { FULL_EVERY_MS } from "../../../../host/controller/registry-changes";
 import { openControllerStore } from "../../../../host/controller/store";
@@ -67,6 +68,55 @@ describe("console fleet view: the registry read by its changes", function () {
       assert.equal(lists(), 2);
     } finally {
       stop();
+      feed.close();
+      await store.close();
+    }
+  });
+
+  it("a tick makes the rows of the devices something happened to and a tenth of the others: a change with time alone arrives within ten ticks", async () => {
+    const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
+    let now = Date.now();
+    const status = new MemoryDeviceStatus();
+    let made = 0;
+    const get = status.get.bind(status);
+    status.get = (device, at) => (made++, get(device, at));
+    const sent: FleetRow[] = [];
+    // One stream open, taking every row update (what EventStreams.each would write to it).
+    const streams = {
+      size: 1, watched: () => new Set<string>(), follows: () => false, send: () => {}, closeAll: () => {},
+      each: (_event: string, data: (s: { principal: typeof ADMIN }) => { devices: FleetRow[] } | undefined) => void sent.push(...(data({ principal: ADMIN })?.devices ?? [])),
+    } as unknown as EventStreams;
+    const feed = new LiveFeed({ store, status, gateways: () => [], queues: () => ({}), now: () => now }, streams);
+    const tick = () => (feed as unknown as { tick(): Promise<void> }).tick();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push((await store.registry.provision({ board: "puckjs" })).device.id);
+      for (const id of ids) status.heard(id, { gateway: "0a0b0c0d", peer: id }, now);
+      await feed.fleet(ADMIN);
+      for (let k = 0; k < 10; k++) await tick(); // one sweep: every row sent once
+      assert.deepEqual(sent.map((r) => r.id).sort(), ids.slice().sort());
+      sent.length = 0;
+      made = 0;
+      await tick();
+      assert.equal(made, 3, "nothing happened: a tenth of the rows made");
+      assert.equal(sent.length, 0);
+
+      // A reading: its device's row goes at the next tick.
+      now += 1000;
+      status.heard(ids[17], { gateway: "0a0b0c0d", peer: ids[17] }, now);
+      feed.reading(ids[17], 1, new Uint8Array(4), "0a0b0c0d", now);
+      made = 0;
+      await tick();
+      assert.ok(made <= 4, `${made} rows made`);
+      assert.deepEqual(sent.map((r) => [r.id, r.perMinute]), [[ids[17], 2]]);
+      sent.length = 0;
+
+      // Nothing heard for the online window: every device goes offline, each row once, within ten ticks.
+      now += ONLINE_WINDOW_MS;
+      for (let k = 0; k < 10; k++) await tick();
+      assert.deepEqual(sent.map((r) => r.id).sort(), ids.slice().sort());
+      assert.ok(sent.every((r) => !r.online));
+    } finally {
       feed.close();
       await store.close();
     }
