@@ -123,7 +123,7 @@ export class LiveFeed {
     const raw: RawReading = { id, at, gateway, bytes: payload.length, payload: payload.length <= PAYLOAD_SHOWN ? payload : payload.subarray(0, PAYLOAD_SHOWN) };
     push(r.readings, raw, KEEP_READINGS);
     this.numbered(r, id);
-    this.dirty.add(device);
+    this.touched(device);
     if (this.streams.follows(device)) this.streams.send(watching(device), "reading", { device, ...formatted(raw), missing: r.missing });
   }
 
@@ -134,7 +134,7 @@ export class LiveFeed {
     if (reason !== undefined) entry.reason = reason;
     push(r.commands, entry, KEEP_COMMANDS);
     r.counts[state]++;
-    this.dirty.add(device);
+    this.touched(device);
     this.streams.send(watching(device), "command", { device, ...entry });
   }
 
@@ -146,7 +146,7 @@ export class LiveFeed {
     r.counts.sent--;
     entry.state = state;
     r.counts[state]++;
-    this.dirty.add(device);
+    this.touched(device);
     this.streams.send(watching(device), "command", { device, ...entry });
   }
 
@@ -300,6 +300,11 @@ export class LiveFeed {
       commands: r === undefined ? { sent: 0, acked: 0, lost: 0, rejected: 0 } : { ...r.counts },
       missing: r?.missing.length ?? 0, signal: this.src.signal?.(d.id) ?? null,
     };
+  }
+
+  /** Something happened to `device`: its row is made again at the next tick (while nobody watches, a stream opened later has the fleet). */
+  private touched(device: string): void {
+    if (this.streams.size > 0) this.dirty.add(device);
   }
 
   private of(device: string): Recent {
