@@ -56,9 +56,13 @@ export function adminRoutes({ store }: RouteDeps): Route[] {
     {
       method: "GET", path: /^\/v1\/devices$/, action: "device.list",
       async handle(c) {
-        query(c.query, ["revoked"]);
+        query(c.query, ["revoked", "limit", "after"]);
         const withRevoked = boolParam(c.query, "revoked") ?? true;
-        return { status: 200, body: { devices: await registry.list({ includeRevoked: withRevoked }) } };
+        const limit = limitParam(c.query, 10_000);
+        const after = c.query.get("after") ?? undefined;
+        // Pages on request (limit, then after = the `next` of the page before); without, the whole fleet in one answer.
+        if (limit === undefined && after === undefined) return { status: 200, body: { devices: await registry.list({ includeRevoked: withRevoked }) } };
+        return { status: 200, body: await registry.listPage({ includeRevoked: withRevoked, limit: limit ?? 1000, after }) };
       },
     },
     {

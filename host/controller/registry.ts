@@ -196,25 +196,54 @@ export class Registry {
   }
 
   /**
+   * One page of list(): the devices after `after` (the `next` of the page before; the first page without it),
+   * `limit` at most (fewer where revoked ones are left out), and `next` while more may follow. A RegistryError
+   * for a cursor no page gave.
+   */
+  async listPage(opts: { includeRevoked?: boolean; limit: number; after?: string }): Promise<{ devices: DeviceRecord[]; next?: string }> {
+    const all = opts.includeRevoked ?? true;
+    let after: [string, string] | undefined;
+    if (opts.after !== undefined) {
+      const c = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)\|([0-9a-f]{8,64})$/.exec(Buffer.from(opts.after, "base64url").toString());
+      if (c === null) throw new RegistryError("bad-request", "after: not a cursor this API gave; pass the `next` of the page before");
+      after = [c[1], c[2]];
+    }
+    const page = await this.page("created_at", "true", [], opts.limit, after);
+    const devices = page.rows.filter((r) => all || r.revoked_at === null).map(record);
+    return page.last === undefined ? { devices } : { devices, next: Buffer.from(`${page.last[0]}|${page.last[1]}`).toString("base64url") };
+  }
+
+  /**
    * The devices `where` (its parameters from $2) in the order (`at`, id), LIST_PAGE to a query, a turn of the
-   * event loop between queries, those `keep` keeps. The cursor is `at` as the database writes it (microseconds,
-   * where a Date keeps milliseconds) and the id.
+   * event loop between queries, those `keep` keeps.
    */
   private async pages(at: "created_at" | "changed_at", where: string, params: unknown[], keep: (r: Row) => boolean): Promise<DeviceRecord[]> {
     const out: DeviceRecord[] = [];
-    const n = params.length;
     let after: [string, string] | undefined;
     for (;;) {
-      const rows = await this.db.query<Row & { at_key: string }>(
-        `SELECT ${COLUMNS}, ${at}::text AS at_key FROM devices WHERE ${where}` +
-          `${after === undefined ? "" : ` AND (${at}, id) > ($${n + 2}::timestamptz, $${n + 3})`} ORDER BY ${at}, id LIMIT $1`,
-        after === undefined ? [LIST_PAGE, ...params] : [LIST_PAGE, ...params, ...after],
-      );
-      for (const r of rows) if (keep(r)) out.push(record(r));
-      if (rows.length < LIST_PAGE) return out;
-      after = [rows[rows.length - 1].at_key, rows[rows.length - 1].id];
+      const page = await this.page(at, where, params, LIST_PAGE, after);
+      for (const r of page.rows) if (keep(r)) out.push(record(r));
+      if (page.last === undefined) return out;
+      after = page.last;
       await new Promise((r) => setImmediate(r));
     }
+  }
+
+  /**
+   * Up to `limit` devices `where`, after the cursor `after` in the order (`at`, id), and the cursor of the last
+   * when the page is full (more may follow): `at` in ISO 8601, UTC, to the microsecond (a Date keeps
+   * milliseconds; the text a timestamptz casts to depends on the server's DateStyle), and the id.
+   */
+  private async page(at: "created_at" | "changed_at", where: string, params: unknown[], limit: number, after: [string, string] | undefined): Promise<{ rows: Row[]; last?: [string, string] }> {
+    const n = params.length;
+    const rows = await this.db.query<Row & { at_key: string }>(
+      `SELECT ${COLUMNS}, to_char(${at} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_key FROM devices WHERE ${where}` +
+        `${after === undefined ? "" : ` AND (${at}, id) > ($${n + 2}::timestamptz, $${n + 3})`} ORDER BY ${at}, id LIMIT $1`,
+      after === undefined ? [limit, ...params] : [limit, ...params, ...after],
+    );
+    if (rows.length < limit) return { rows };
+    const last = rows[rows.length - 1];
+    return { rows, last: [last.at_key, last.id] };
   }
 
   // ---- lookups for handshake responders; revoked devices are never returned ----

@@ -172,7 +172,7 @@ for (const b of BACKENDS) {
       const missing = await call("GET", `/v1/devices/${"ab".repeat(16)}`);
       assert.deepEqual([missing.status, missing.body.message], [404, `device ${"ab".repeat(16)} not found`]);
       assert.equal((await call("POST", `/v1/devices/${"ab".repeat(16)}/revoke`)).status, 404);
-      assert.equal((await call("GET", "/v1/devices?colour=red")).body.message, 'unknown query parameter "colour"; allowed: revoked');
+      assert.equal((await call("GET", "/v1/devices?colour=red")).body.message, 'unknown query parameter "colour"; allowed: revoked, limit, after');
       assert.equal((await call("GET", "/v1/sessions?limit=0")).body.message, "limit: must be an integer from 1 to 10000");
       const rows = await auditSince(since);
       assert.deepEqual(rows.map((r) => [r.action, r.outcome, r.detail.status]), [
@@ -209,6 +209,30 @@ for (const b of BACKENDS) {
       const live = (await call("GET", "/v1/devices?revoked=false")).body.devices as { id: string }[];
       const all = (await call("GET", "/v1/devices")).body.devices as { id: string }[];
       assert.ok(!live.some((d) => d.id === id) && all.some((d) => d.id === id));
+    });
+
+    it("lists devices a page at a time on request: limit, then after = the page before's next, until there is none", async () => {
+      for (let i = 0; i < 5; i++) assert.equal((await call("POST", "/v1/devices", { body: { board: "puckjs" } })).status, 201);
+      const whole = ((await call("GET", "/v1/devices")).body.devices as { id: string }[]).map((d) => d.id);
+      assert.ok(whole.length >= 5);
+      const paged: string[] = [];
+      let next: string | undefined;
+      let pages = 0;
+      do {
+        const r = await call("GET", `/v1/devices?limit=2${next === undefined ? "" : `&after=${next}`}`);
+        assert.equal(r.status, 200);
+        const devices = (r.body.devices as { id: string }[]).map((d) => d.id);
+        assert.ok(devices.length <= 2);
+        paged.push(...devices);
+        next = r.body.next as string | undefined;
+        pages++;
+      } while (next !== undefined && pages < 100);
+      assert.deepEqual(paged, whole, "every device once, in the registry's order");
+      assert.equal(pages, Math.floor(whole.length / 2) + 1);
+      const bad = await call("GET", "/v1/devices?limit=2&after=bm90LWEtY3Vyc29y");
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.message as string, /after: not a cursor this API gave/);
+      assert.match((await call("GET", "/v1/devices?limit=0")).body.message as string, /limit: must be an integer from 1 to 10000/);
     });
 
     it("rotates the master key through the API (generated, or from a key file) and keeps every key readable", async () => {
