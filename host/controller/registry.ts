@@ -4,7 +4,7 @@
 // secret goes into its configuration and nowhere else; the registry keeps its public key and kid.
 import type { BoardProfile } from "../../firmware/board";
 import type { Db, Queryable } from "./db/db";
-import { bytes } from "./db/db";
+import { betweenQueries, bytes } from "./db/db";
 import { boardModes, type Boards } from "./boards";
 import { dhConfig, hex, newDeviceId, newDhKeys, newPsk, pidOf, pskConfig, PSK_SIZE } from "./credentials";
 import { StaleVersionError, type Keyring } from "./keyring";
@@ -225,7 +225,7 @@ export class Registry {
       for (const r of page.rows) if (keep(r)) out.push(record(r));
       if (page.last === undefined) return out;
       after = page.last;
-      await new Promise((r) => setImmediate(r));
+      await betweenQueries();
     }
   }
 

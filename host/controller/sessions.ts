@@ -1,7 +1,7 @@
 // Sessions as the parties that hold them report them: a gateway (terminate mode) or the controller's own
 // responders (relay mode) call recordOpen when a device session is established and recordClose when it
 // ends. Revoking a device closes its open rows here; ending the live sessions is up to the revoke listeners.
-import type { Db, Queryable } from "./db/db";
+import { betweenQueries, type Db, type Queryable } from "./db/db";
 
 export type SessionRecord = {
   id: string;
@@ -18,7 +18,6 @@ type Row = { id: string; device_id: string; spi: number; gateway: string; opened
 const COLUMNS = "id::text AS id, device_id, spi, gateway, opened_at, closed_at, close_reason";
 /** Open sessions a query of listOpen reads at most. */
 const OPEN_PAGE = 2000;
-const turn = () => new Promise<void>((r) => setImmediate(r));
 
 function record(r: Row): SessionRecord {
   return {
@@ -115,12 +114,12 @@ export class SessionLog {
       for (const r of page) ids.push(r.id);
       if (page.length < n) break;
       below = page[page.length - 1].id;
-      await turn();
+      await betweenQueries();
     }
     const unknown = ids.filter((id) => !held.has(id));
     const fresh = new Map<string, SessionRecord>();
     for (let at = 0; at < unknown.length; at += OPEN_PAGE) {
-      if (at > 0) await turn();
+      if (at > 0) await betweenQueries();
       const rows = await this.db.query<Row>(`SELECT ${COLUMNS} FROM sessions WHERE id = ANY($1::bigint[])`, [unknown.slice(at, at + OPEN_PAGE)]);
       for (const r of rows) fresh.set(r.id, record(r));
     }

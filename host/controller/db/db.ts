@@ -30,6 +30,12 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/**
+ * A turn of the event loop between the queries of a long read: PGlite runs in the controller's own thread, so
+ * without one the other work (MQTT, the backbone, admin calls) waits for the whole read.
+ */
+export const betweenQueries = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /** A bytea column's value as a Uint8Array (PGlite gives one, node-postgres a Buffer). */
 export function bytes(v: unknown): Uint8Array {
   if (v instanceof Uint8Array) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);

@@ -7,7 +7,7 @@
 // and an older sesame left them so: both are tightened here (the files Postgres makes later are 0600 by itself).
 import { PGlite } from "@electric-sql/pglite";
 import { privateDir, tightenTree } from "../private-files";
-import type { Db, Queryable } from "./db";
+import { betweenQueries, type Db, type Queryable } from "./db";
 
 type Runner = { query<T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }>; exec(sql: string): Promise<unknown> };
 
@@ -47,7 +47,7 @@ export async function openPglite(dataDir?: string, onTightened?: (entries: numbe
   const analyze = async () => {
     for (const { t } of await base.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")) {
       await base.exec(`ANALYZE "${t}"`);
-      await new Promise((r) => setImmediate(r));
+      await betweenQueries();
     }
   };
   const refreshStats = () => (analyzing ??= analyze().finally(() => (analyzing = undefined)));
