@@ -11,6 +11,7 @@ import { openControllerStore } from "../../../host/controller/store";
 import { KeyTable } from "../../../host/gateway/keytable";
 import { BleBoard } from "../../harness/ble-board";
 import { recordQueries } from "../../harness/queries";
+import { restamp } from "../../harness/restamp";
 import { startStack } from "../../harness/stack";
 import { until } from "../../harness/until";
 
@@ -69,7 +70,7 @@ describe("controller: key grants follow the admin API at once", function () {
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) ids.push((await store.registry.provision({ board: i % 2 ? "puckjs" : "esp32-espruino" })).device.id);
       // As if provisioned an hour ago (the trigger would stamp this update itself).
-      const age = async (sql: string) => store.db.exec(`ALTER TABLE devices DISABLE TRIGGER devices_changed; ${sql}; ALTER TABLE devices ENABLE TRIGGER devices_changed`);
+      const age = (sql: string) => restamp(store.db, sql);
       await age("UPDATE devices SET changed_at = now() - interval '1 hour'");
       const keys = new KeyTable();
       const sent: string[] = [];

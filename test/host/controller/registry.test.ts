@@ -8,6 +8,7 @@ import { openControllerStore, type ControllerStore } from "../../../host/control
 import { policy } from "../../harness/sessions";
 import { assertHandshake as handshake } from "./handshake";
 import { BACKENDS, stopSharedPostgres } from "./backends";
+import { restamp } from "../../harness/restamp";
 
 after(stopSharedPostgres);
 
@@ -201,9 +202,7 @@ for (const b of BACKENDS) {
         assert.ok(live.every((d) => d.revokedAt === null));
         // The rows changed since a time (a rotation of the whole fleet changes every row): the same pages, in the
         // order of their changes (here the reverse of their making, again a microsecond apart), revoked ones too.
-        await store.db.exec(`ALTER TABLE devices DISABLE TRIGGER devices_changed;
-          UPDATE devices SET changed_at = timestamptz '2026-02-01 00:00:00' + ('x' || id)::bit(64)::bigint * interval '1 microsecond';
-          ALTER TABLE devices ENABLE TRIGGER devices_changed`);
+        await restamp(store.db, "UPDATE devices SET changed_at = timestamptz '2026-02-01 00:00:00' + ('x' || id)::bit(64)::bigint * interval '1 microsecond'");
         turns = 0;
         counting = true;
         setImmediate(count);
