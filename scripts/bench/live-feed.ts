@@ -71,6 +71,7 @@ export async function benchLiveFeed(): Promise<string> {
   }
   await store.close();
   return `${table(["per reading", "per second", "ns each"], rows)}\n\n${table(["devices (a session each)", "fleet table, first read (ms)", "every 5 s after (ms)", "as JSON (KiB)"], sizes)}\n` +
-    "The fleet table is made once a second for all open streams together, and only while one is open; the database is read" +
-    "\nagain every 5 s or after a change: the registry's rows changed since (whole every 10 minutes), the open sessions' ids.";
+    "While a stream is open, each second the rows of the devices the feed was told of, and a tenth of the others in turn, are made" +
+    "\nagain for all streams together; the database is read again every 5 s or after a change: the registry's rows changed since" +
+    "\n(whole every 10 minutes), the open sessions' ids.";
 }
