@@ -10,7 +10,7 @@ import { sees, type Principal } from "../principal";
 import type { Route } from "../admin-routes";
 import type { ControllerStore } from "../store";
 import { deviceId, fields, query } from "../validate";
-import type { LiveFeed } from "./feed";
+import { FLEET_PAGE, FLEET_PAGE_MAX, type FleetView, type LiveFeed } from "./feed";
 
 /** What sending a command did: its id (numbered per device in the database: what its events name), or why not. */
 export type CommandOutcome = { id: number } | { rejected: string };
@@ -51,8 +51,9 @@ export function liveRoutes({ store, feed, command }: LiveRouteDeps): Route[] {
     {
       method: "GET", path: /^\/v1\/fleet$/, action: "fleet.list",
       async handle(c) {
-        query(c.query, []);
-        return { status: 200, body: await feed.fleet(c.principal) };
+        query(c.query, VIEW_PARAMS);
+        const asked = VIEW_PARAMS.some((k) => c.query.has(k));
+        return { status: 200, body: await feed.fleet(c.principal, asked ? fleetView(c.query) : undefined) };
       },
     },
     {
@@ -85,15 +86,29 @@ export function liveRoutes({ store, feed, command }: LiveRouteDeps): Route[] {
     {
       method: "GET", path: /^\/v1\/events$/, action: "events.stream",
       async handle(c) {
-        query(c.query, ["device"]);
+        query(c.query, ["device", ...VIEW_PARAMS]);
+        const view = fleetView(c.query);
         const raw = c.query.get("device");
         const device = raw === null ? undefined : visible(c.principal, raw);
         if (device !== undefined) c.target(device);
         feed.streams.admit(c.principal);
-        return { status: 200, body: undefined, stream: (res) => feed.startStream(c.principal, device, res) };
+        return { status: 200, body: undefined, stream: (res) => feed.startStream(c.principal, device, res, view) };
       },
     },
   ];
+}
+
+const VIEW_PARAMS = ["q", "from", "size"];
+const Q_MAX = 64;
+
+/** ?q=&from=&size=: the rows matching q (in the id or name), from the from-th (0 first), size of them (FLEET_PAGE unless given). */
+function fleetView(q: URLSearchParams): FleetView {
+  const text = q.get("q") ?? "";
+  if (text.length > Q_MAX) throw badRequest(`q: at most ${Q_MAX} characters (a part of a device's id or name)`);
+  const from = q.get("from") ?? "0", size = q.get("size") ?? String(FLEET_PAGE);
+  if (!/^\d{1,9}$/.test(from)) throw badRequest("from: must be a whole number, the first row to show (0 is the first)");
+  if (!/^\d{1,4}$/.test(size) || Number(size) < 1 || Number(size) > FLEET_PAGE_MAX) throw badRequest(`size: must be a whole number from 1 to ${FLEET_PAGE_MAX}, the rows to show`);
+  return { q: text, from: Number(from), size: Number(size) };
 }
 
 /** {"payload": base64}: 1 to 4095 bytes (a compact record's most). */

@@ -11,13 +11,14 @@
 import type { ServerResponse } from "node:http";
 import { HttpError } from "../http";
 import type { Principal } from "../principal";
+import type { FleetView } from "./feed";
 
 export type StreamLimits = { perActor: number; total: number; heartbeatMs: number; lifetimeMs: number; maxBufferedBytes: number };
 
 export const STREAM_LIMITS: StreamLimits = { perActor: 4, total: 64, heartbeatMs: 15_000, lifetimeMs: 600_000, maxBufferedBytes: 1 << 20 };
 
-/** Which events a stream wants: every device's fleet changes, or also one device's readings and commands. */
-export type StreamFilter = { device?: string };
+/** Which events a stream wants: the fleet's changes (the rows of its view), and with `device` that device's readings and commands. */
+export type StreamFilter = { device?: string; view?: FleetView };
 
 export type Stream = { principal: Principal; filter: StreamFilter; res: ServerResponse; opened: number };
 

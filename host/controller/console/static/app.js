@@ -9,7 +9,14 @@ import { drawDevice, drawFleet, drawGateways, tickAgo } from "./views.js";
 const SECTIONS = ["signin", "fleet", "device", "gateways", "provision"];
 const READINGS_KEPT = 10;
 
-const state = { who: null, fleet: new Map(), gateways: [], queues: {}, device: null, view: "fleet", deviceId: null, stop: null, streamFor: undefined };
+const PAGE = 100;
+
+// fleet: the rows of the page shown (`page`: the search and the first row asked for); summary and total: the
+// whole fleet in numbers, and how many rows match the search; from: the first row the server sent.
+const state = {
+  who: null, fleet: new Map(), summary: null, total: 0, from: 0, page: { q: "", from: 0, size: PAGE },
+  gateways: [], queues: {}, device: null, view: "fleet", deviceId: null, stop: null, streamFor: undefined,
+};
 
 const may = (action) => state.who !== null && (state.who.actions === "all" || state.who.actions.includes(action));
 
@@ -31,13 +38,16 @@ function setLive(s) {
 const handlers = {
   fleet(d) {
     state.fleet = new Map(d.devices.map((r) => [r.id, r]));
+    state.summary = d.summary;
+    state.total = d.total;
+    state.from = d.from;
     state.gateways = d.gateways;
     state.queues = d.queues;
     redraw();
   },
   devices(d) {
-    for (const r of d.devices) state.fleet.set(r.id, r);
-    if (state.view === "fleet") drawFleet(state, openDevice);
+    for (const r of d.devices) if (state.fleet.has(r.id)) state.fleet.set(r.id, r);
+    if (state.view === "fleet") drawFleetView();
     if (state.device !== null) {
       const mine = d.devices.find((r) => r.id === state.deviceId);
       if (mine !== undefined) {
@@ -46,11 +56,16 @@ const handlers = {
       }
     }
   },
+  summary(d) {
+    state.summary = d.summary;
+    state.total = d.total;
+    if (state.view === "fleet") drawFleetView();
+  },
   gateways(d) {
     state.gateways = d.gateways;
     state.queues = d.queues;
     if (state.view === "gateways") drawGateways(state);
-    if (state.view === "fleet") drawFleet(state, openDevice);
+    if (state.view === "fleet") drawFleetView();
   },
   device(d) {
     if (d.device.id !== state.deviceId) return;
@@ -73,13 +88,27 @@ const handlers = {
   },
 };
 
-/** One stream at a time: the fleet's, or the fleet's and one device's. */
+/** One stream at a time: the fleet's page, or that and one device's events. */
 function stream(device) {
-  if (state.stop !== null && state.streamFor === device) return;
+  const q = new URLSearchParams();
+  if (device !== undefined) q.set("device", device);
+  if (state.page.q !== "") q.set("q", state.page.q);
+  q.set("from", String(state.page.from));
+  q.set("size", String(state.page.size));
+  const path = `/v1/events?${q}`;
+  if (state.stop !== null && state.streamFor === path) return;
   state.stop?.();
-  state.streamFor = device;
-  state.stop = follow(device === undefined ? "/v1/events" : `/v1/events?device=${encodeURIComponent(device)}`, handlers, setLive);
+  state.streamFor = path;
+  state.stop = follow(path, handlers, setLive);
 }
+
+/** Another page of the fleet, or a search: the stream is opened again for it. */
+function turnPage(change) {
+  state.page = { ...state.page, ...change };
+  stream(state.view === "device" ? state.deviceId : undefined);
+}
+
+const drawFleetView = () => drawFleet(state, openDevice, turnPage);
 
 // ---- views ----
 
@@ -100,7 +129,7 @@ function openDevice(id) {
 }
 
 function redraw() {
-  if (state.view === "fleet") drawFleet(state, openDevice);
+  if (state.view === "fleet") drawFleetView();
   else if (state.view === "gateways") drawGateways(state);
   else if (state.view === "device") drawDevice(state, actionsFor);
 }
@@ -147,6 +176,8 @@ function signOut(message = "") {
   token.clear();
   state.who = null;
   state.fleet = new Map();
+  state.summary = null;
+  state.page = { q: "", from: 0, size: PAGE };
   for (const s of ["fleet", "device", "gateways", "provision"]) fill($(s));
   $("who").textContent = "";
   $("nav").hidden = true;

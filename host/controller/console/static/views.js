@@ -5,37 +5,57 @@ import { $, ago, cell, fill, h, short, table, time } from "./dom.js";
 
 const FLEET_HEADERS = ["Name", "Device", "Board", "Mode", "Online", "Last seen", "Link", "RSSI", "Readings/min", "Session", "Commands"];
 
-/** The fleet table, or an update of the one on the page. */
-export function drawFleet(state, go) {
+/**
+ * The fleet: the whole of it in numbers (state.summary, from the server), then the page of rows the stream
+ * sends (state.fleet, in the registry's order), a search box and the pager. `turn` asks for another page:
+ * turn({ q }) or turn({ from }).
+ */
+export function drawFleet(state, go, turn) {
   const el = $("fleet");
-  const rows = [...state.fleet.values()];
-  const live = rows.filter((r) => !r.revoked);
-  const online = live.filter((r) => r.online).length;
-  const perMinute = live.reduce((a, r) => a + r.perMinute, 0);
+  const s = state.summary;
   const summary = h("p", { class: "summary", id: "fleet-summary" },
-    h("span", {}, h("b", { id: "online-count" }, `${online}/${live.length}`), " online"),
-    h("span", {}, h("b", {}, String(perMinute)), " readings/min"),
-    h("span", {}, h("b", {}, String(state.gateways.filter((g) => g.connected).length)), ` of ${state.gateways.length} gateways up`));
+    h("span", {}, h("b", { id: "online-count" }, s === null ? "…" : `${s.online}/${s.devices}`), " online"),
+    h("span", {}, h("b", {}, s === null ? "…" : String(s.perMinute)), " readings/min"),
+    h("span", {}, h("b", {}, String(state.gateways.filter((g) => g.connected).length)), ` of ${state.gateways.length} gateways up`),
+    s !== null && s.revoked > 0 ? h("span", {}, h("b", {}, String(s.revoked)), " revoked") : null);
   let tbody = el.querySelector("tbody");
   if (tbody === null) {
-    fill(el, h("h1", {}, "Fleet"), summary, table(FLEET_HEADERS, [], { id: "fleet-table" }),
+    let typing;
+    const search = h("input", {
+      type: "search", id: "fleet-search", placeholder: "Search names and ids", "aria-label": "Search the fleet by name or id", maxlength: "64",
+      on: { input: (e) => { clearTimeout(typing); typing = setTimeout(() => turn({ q: e.target.value.trim(), from: 0 }), 300); } },
+    });
+    search.value = state.page.q;
+    const pager = h("div", { class: "pager" },
+      h("button", { type: "button", class: "plain", id: "fleet-prev", on: { click: () => turn({ from: Math.max(0, state.page.from - state.page.size) }) } }, "‹ Previous"),
+      h("span", { id: "fleet-range" }),
+      h("button", { type: "button", class: "plain", id: "fleet-next", on: { click: () => turn({ from: state.page.from + state.page.size }) } }, "Next ›"));
+    fill(el, h("h1", {}, "Fleet"), summary, h("div", { class: "toolbar" }, search, pager), table(FLEET_HEADERS, [], { id: "fleet-table" }),
       h("p", { class: "hint" }, "Live: rows change as readings and sessions come in. Select a device for its sessions, readings and commands."));
     tbody = el.querySelector("tbody");
   } else {
     el.querySelector("#fleet-summary").replaceWith(summary);
   }
-  const seen = new Set();
-  for (const r of rows) {
-    seen.add(r.id);
+  const first = state.fleet.size === 0 ? 0 : state.from + 1;
+  $("fleet-range").textContent = state.total === 0 ? (state.page.q === "" ? "no devices" : "none match") : `${first}–${state.from + state.fleet.size} of ${state.total}`;
+  $("fleet-prev").disabled = state.from === 0;
+  $("fleet-next").disabled = state.from + state.fleet.size >= state.total;
+  const held = new Map([...tbody.querySelectorAll("tr[data-id]")].map((tr) => [tr.dataset.id, tr]));
+  let i = 0;
+  for (const r of state.fleet.values()) {
     const text = JSON.stringify(r);
-    let tr = tbody.querySelector(`tr[data-id="${r.id}"]`);
-    if (tr !== null && tr.dataset.row === text) continue;
-    const fresh = fleetRow(r, go);
-    fresh.dataset.row = text;
-    if (tr === null) tbody.append(fresh);
-    else tr.replaceWith(fresh);
+    let tr = held.get(r.id);
+    held.delete(r.id);
+    if (tr === undefined || tr.dataset.row !== text) {
+      const fresh = fleetRow(r, go);
+      fresh.dataset.row = text;
+      if (tr !== undefined) tr.replaceWith(fresh);
+      tr = fresh;
+    }
+    if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] ?? null);
+    i++;
   }
-  for (const tr of [...tbody.querySelectorAll("tr[data-id]")]) if (!seen.has(tr.dataset.id)) tr.remove();
+  for (const tr of held.values()) tr.remove();
 }
 
 function fleetRow(r, go) {

@@ -165,6 +165,27 @@ describe("web console in headless Chromium", function () {
       const actions = audit.map((a) => a.action);
       for (const a of ["whoami", "device.provision", "device.command", "device.revoke", "fleet.device", "events.stream"]) assert.ok(actions.includes(a), `audited: ${a}`);
       assert.ok(actions.filter((a) => a === "events.stream").length <= 6, `event streams audited per connection: ${actions.filter((a) => a === "events.stream").length}`);
+
+      // A large fleet: the console shows the whole in numbers and a page of rows; the pager and the search reach any device.
+      if (mode === "terminate") {
+        await s.controller.store.db.query(
+          "INSERT INTO devices (id, name, board, mode, kid, public_key) SELECT lpad(to_hex(g), 16, '0'), 'sensor-' || g, 'puckjs', 'dh', lpad(to_hex(g), 8, '0'), decode(repeat('ab', 32), 'hex') FROM generate_series(1, 20000) g",
+        );
+        await page.setViewportSize({ width: 1280, height: 900 });
+        await page.reload();
+        await page.waitForFunction(() => document.getElementById("fleet-range")?.textContent === "1–100 of 20004", undefined, { timeout: 30_000 });
+        const order = (await s.controller.store.db.query<{ id: string }>("SELECT id FROM devices ORDER BY created_at, id")).map((d) => d.id);
+        const shown = () => page.$$eval("#fleet-table tbody tr", (trs) => trs.map((tr: any) => tr.dataset.id));
+        assert.deepEqual(await shown(), order.slice(0, 100));
+        assert.equal(await page.textContent("#online-count"), "3/20003", "the numbers are the whole fleet's (the revoked device left out)");
+        await page.click("#fleet-next");
+        await page.waitForFunction(() => document.getElementById("fleet-range")?.textContent === "101–200 of 20004");
+        assert.deepEqual(await shown(), order.slice(100, 200));
+        await page.fill("#fleet-search", "sensor-12345");
+        await page.waitForFunction(() => document.getElementById("fleet-range")?.textContent === "1–1 of 1");
+        assert.deepEqual(await page.$$eval("#fleet-table tbody tr td:first-child", (tds) => tds.map((td: any) => td.textContent)), ["sensor-12345"]);
+        await page.screenshot({ path: shot("large-fleet"), fullPage: true });
+      }
     } finally {
       stops.a = stops.b = true;
       await Promise.all(fleets).catch(() => {});

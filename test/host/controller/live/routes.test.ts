@@ -156,6 +156,65 @@ describe("admin API: fleet routes and the event stream", function () {
     sock.destroy();
   });
 
+  it("a stream shows a page of the fleet, by a search, and the whole of it in numbers; rows outside its page never go to it", async () => {
+    await start({});
+    // 2,500 devices in all (inserted as a large registry would hold them), 40 of them heard just now.
+    await store.db.query(
+      "INSERT INTO devices (id, name, board, mode, kid, public_key) SELECT lpad(to_hex(g), 16, '0'), CASE WHEN g = 1234 THEN 'greenhouse-7' ELSE 'sensor-' || g END, " +
+      "'puckjs', 'dh', lpad(to_hex(g), 8, '0'), decode(repeat('ab', 32), 'hex') FROM generate_series(1, 2498) g",
+    );
+    feed.registryChanged(ids[0], "provisioned");
+    const order = (await store.db.query<{ id: string }>("SELECT id FROM devices ORDER BY created_at, id")).map((d) => d.id);
+    const now = Date.now();
+    for (const id of order.slice(100, 140)) status.heard(id, { gateway: "0a0b0c0d", peer: id }, now);
+    const online = (await get("/v1/fleet")).body.devices.filter((r: { online: boolean }) => r.online).length;
+
+    const page = follow(`${base}/v1/events?from=100&size=50`, admin.token);
+    const search = follow(`${base}/v1/events?q=GREENHOUSE`, admin.token);
+    await until(() => page.events.length > 0 && search.events.length > 0, "both opening events");
+    const first = page.events[0];
+    assert.equal(first.event, "fleet");
+    assert.deepEqual(first.data.devices.map((r: { id: string }) => r.id), order.slice(100, 150));
+    assert.deepEqual([first.data.total, first.data.from], [2500, 100]);
+    assert.deepEqual(first.data.summary, { devices: 2499, revoked: 1, online, perMinute: first.data.summary.perMinute, sessions: 0 });
+    assert.ok(online >= 40);
+    assert.deepEqual(search.events[0].data.devices.map((r: { name: string }) => r.name), ["greenhouse-7"]);
+    assert.equal(search.events[0].data.total, 1);
+    assert.equal(search.events[0].data.summary.devices, 2499, "the numbers are the whole fleet's, not the search's");
+
+    // A reading inside the page goes to it as its row; one outside never does. The whole in numbers follows.
+    const inside = order[120], outside = order[400];
+    for (const id of [outside, inside]) {
+      status.heard(id, { gateway: "0a0b0c0d", peer: id }, Date.now());
+      feed.reading(id, 1, Uint8Array.of(1), "0a0b0c0d", Date.now());
+    }
+    await until(() => page.events.some((e) => e.event === "devices" && e.data.devices.some((r: { id: string }) => r.id === inside)), "the row inside the page");
+    await until(() => page.events.some((e) => e.event === "summary" && e.data.summary.online === online + 1), "one more online in the numbers");
+    const sent = page.events.filter((e) => e.event === "devices").flatMap((e) => e.data.devices.map((r: { id: string }) => r.id));
+    assert.ok(sent.every((id: string) => order.slice(100, 150).includes(id)), "only the page's rows");
+
+    // A device made that the search matches: the searching stream gets its page again, now with both.
+    await store.db.query("INSERT INTO devices (id, name, board, mode, kid, public_key) VALUES ('00000000000fffff', 'Greenhouse-8', 'puckjs', 'dh', '000fffff', decode(repeat('ab', 32), 'hex'))");
+    feed.registryChanged("00000000000fffff", "provisioned");
+    await until(() => search.events.filter((e) => e.event === "fleet").length === 2, "the search's page again");
+    const again = search.events.filter((e) => e.event === "fleet")[1].data;
+    assert.deepEqual([again.devices.map((r: { name: string }) => r.name), again.total], [["greenhouse-7", "Greenhouse-8"], 2]);
+    // The opening event is the page, not the fleet: 50 rows against 2,501.
+    const bytes = (x: unknown) => JSON.stringify(x).length;
+    assert.ok(bytes(first.data) * 20 < bytes((await get("/v1/fleet")).body), "a page is a small part of the whole table");
+    page.stop();
+    search.stop();
+    await Promise.all([page.ended, search.ended]);
+
+    // The last page holds what is left; a view out of bounds is a 400 that says what is allowed.
+    assert.deepEqual((await get("/v1/fleet?from=2480&size=100")).body.devices.length, 21);
+    for (const [q, says] of [["size=0", /size: must be a whole number from 1 to 1000/], ["size=1001", /size/], ["from=-1", /from: must be a whole number/], [`q=${"x".repeat(65)}`, /q: at most 64/], ["page=2", /unknown query parameter "page"/]] as const) {
+      const r = await get(`/v1/events?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.match(r.body.message, says);
+    }
+  });
+
   it("a scoped credential sees only its devices and may do only its actions (403, audited)", async () => {
     await start({}, { devices: new Set([ids[0]]), actions: new Set(["whoami", "fleet.list", "fleet.device", "events.stream"]) });
     const who = await get("/v1/whoami", app.token);
