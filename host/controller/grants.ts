@@ -6,7 +6,7 @@
 // The periodic read takes only the rows changed since the last one (./registry-changes.ts); a whole read
 // still comes every FULL_EVERY_MS, and whenever a gateway connects.
 import type { KeyTable } from "../gateway/keytable";
-import { RESPONDER_GRANT } from "../gateway/gateway";
+import { GRANTS_BEGIN, GRANTS_END, RESPONDER_GRANT } from "../gateway/gateway";
 import type { DeviceRecord, PskKeyStore, Registry } from "./registry";
 import { RegistryChanges } from "./registry-changes";
 
@@ -123,10 +123,13 @@ export class KeyGrants {
     this.grantAll(device);
   }
 
-  /** Everything, to a gateway that connected. */
+  /**
+   * Everything, to a gateway that connected, between GRANTS_BEGIN and GRANTS_END: what it holds and was not
+   * granted again was withdrawn while it was away (a withdrawal goes only to the gateways connected then).
+   */
   grantGateway(gw: string): void {
     this.owed.delete(gw);
-    this.sendAll(gw, [RESPONDER_GRANT, ...this.known.keys()]);
+    this.sendAll(gw, [GRANTS_BEGIN, RESPONDER_GRANT, ...this.known.keys(), GRANTS_END]);
   }
 
   /** A gateway's backbone queue has room again: the grants it refused go now. */
@@ -152,11 +155,16 @@ export class KeyGrants {
     }
   }
 
+  private grantOf(id: string): string {
+    if (id === RESPONDER_GRANT) return this.o.responderGrant;
+    return id === GRANTS_BEGIN || id === GRANTS_END ? "" : this.o.keys.grant(id);
+  }
+
   /** Sends `ids`' grants to gw in order, until its queue refuses one: that one and the rest are owed. */
   private sendAll(gw: string, ids: Iterable<string>): void {
     let owed = this.owed.get(gw);
     for (const id of ids) {
-      if (owed === undefined && this.o.send(gw, id, id === RESPONDER_GRANT ? this.o.responderGrant : this.o.keys.grant(id))) continue;
+      if (owed === undefined && this.o.send(gw, id, this.grantOf(id))) continue;
       if (owed === undefined) this.owed.set(gw, (owed = new Set()));
       owed.add(id);
     }

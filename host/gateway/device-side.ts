@@ -74,6 +74,14 @@ export interface DeviceSide {
 /** The KEYS grant that carries the responder's static key pair (dh devices pin its public key). */
 export const RESPONDER_GRANT = "*responder*";
 
+/**
+ * The KEYS messages around a connection's whole set of grants: every device the controller grants comes
+ * between them, so a device a gateway holds that did not was revoked while it was away (a withdrawal goes
+ * only to the gateways connected then), and is withdrawn there at the end.
+ */
+export const GRANTS_BEGIN = "*grants*";
+export const GRANTS_END = "*granted*";
+
 /** The responder's key pair from its grant text, or undefined for a text that is not one. */
 export function responderGrant(grant: string): { S: Uint8Array; s: Uint8Array } | undefined {
   const f = /^public=([0-9a-f]{64});secret=([0-9a-f]{64})$/.exec(grant);

@@ -22,7 +22,7 @@ import { hostProvider, nodeKeyPair } from "../crypto/provider";
 import { hostCodec } from "../record/gpcomp";
 import type { Logger } from "../telemetry/log";
 import { Metrics } from "../telemetry/metrics";
-import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, RESPONDER_GRANT, responderGrant } from "./device-side";
+import { applyDeviceGrant, DeviceRef, DeviceSide, DownPacket, GRANTS_BEGIN, GRANTS_END, RESPONDER_GRANT, responderGrant } from "./device-side";
 import { DeviceGateway } from "./devices";
 import { DeviceShards } from "./shards";
 import { KeyTable } from "./keytable";
@@ -32,7 +32,7 @@ import type { RadioSignal } from "./radio-signal";
 import { StatusReporter } from "./status";
 
 export type GatewayMode = "terminate" | "relay";
-export { RESPONDER_GRANT };
+export { GRANTS_BEGIN, GRANTS_END, RESPONDER_GRANT };
 /** An UPLINK's payload: message id (3 bytes) | gateway receive time, ms since the epoch (6) | the reading. */
 export const UPLINK_HEAD = 9;
 /** A DOWNLINK's payload: the command's id, the controller's per-device number (3 bytes) | the command. */
@@ -80,6 +80,8 @@ class ByteNames {
 export class Gateway extends EventEmitter {
   readonly stats: GatewayStats = { up: 0, down: 0, upBytes: 0, downBytes: 0, dropped: 0, relayedUp: 0, relayedDown: 0, grants: 0 };
   readonly keys = new KeyTable();
+  /** The devices granted since GRANTS_BEGIN, while a connection's whole set of grants comes in. */
+  private regranted: Set<string> | undefined;
   /** The device side (terminate mode): on this thread, or over worker threads (`shards`). */
   readonly devices: DeviceSide | undefined;
   readonly shards: DeviceShards | undefined;
@@ -309,23 +311,42 @@ export class Gateway extends EventEmitter {
       if (problem) this.opts.log.warn("ignored a session answer", { problem });
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
-      const device = text(m.device), grant = text(m.payload);
-      this.stats.grants++;
-      this.shards?.grant(device, grant); // the workers keep their own tables (and the responder's key)
-      if (device === RESPONDER_GRANT) {
-        this.responder = responderGrant(grant) ?? this.responder;
-        return;
-      }
-      // Withdrawn (revoked, or rotated: the new keys follow): the device's live sessions end. A grant that
-      // only carries evolved psk keys leaves them alone.
-      if (grant === "") this.opts.log.info("a device's keys were withdrawn: its sessions end", { device });
-      const problem = applyDeviceGrant(this.keys, this.shards !== undefined ? { end: () => {} } : this.devices, device, grant, Date.now());
-      if (grant === "") this.pump();
-      if (problem) this.opts.log.warn("ignored a key grant", { device, problem });
+      this.granted(text(m.device), text(m.payload));
     } else if (m.kind === KIND_KEYS && !this.devices) {
       // A relay gateway must never hold device keys: refuse, loudly.
       this.opts.log.error("refused device keys: this gateway relays", { device: text(m.device) });
     }
+  }
+
+  /** A KEYS message: a device's grant, the responder's, or one of the two around a connection's whole set. */
+  private granted(device: string, grant: string): void {
+    this.stats.grants++;
+    if (device === GRANTS_BEGIN) {
+      this.regranted = new Set();
+      return;
+    }
+    if (device === GRANTS_END) {
+      const whole = this.regranted;
+      this.regranted = undefined;
+      if (whole === undefined) return;
+      const away = this.keys.devices().filter((d) => !whole.has(d));
+      if (away.length > 0) this.opts.log.info("devices withdrawn while this gateway was away: their keys go", { devices: away.length });
+      for (const d of away) this.granted(d, "");
+      return;
+    }
+    if (grant === "") this.regranted?.delete(device);
+    else this.regranted?.add(device);
+    this.shards?.grant(device, grant); // the workers keep their own tables (and the responder's key)
+    if (device === RESPONDER_GRANT) {
+      this.responder = responderGrant(grant) ?? this.responder;
+      return;
+    }
+    // Withdrawn (revoked, or rotated: the new keys follow): the device's live sessions end. A grant that
+    // only carries evolved psk keys leaves them alone.
+    if (grant === "") this.opts.log.info("a device's keys were withdrawn: its sessions end", { device });
+    const problem = applyDeviceGrant(this.keys, this.shards !== undefined ? { end: () => {} } : this.devices!, device, grant, Date.now());
+    if (grant === "") this.pump();
+    if (problem) this.opts.log.warn("ignored a key grant", { device, problem });
   }
 }
 

@@ -61,6 +61,11 @@ export class KeyTable {
     this.removeDh(device);
   }
 
+  /** Every device with keys here. */
+  devices(): string[] {
+    return [...this.psk.keys(), ...this.kidOf.keys()];
+  }
+
   has(device: string): boolean {
     return this.psk.has(device) || this.kidOf.has(device);
   }

@@ -4,11 +4,15 @@
 // did not know it yet: a failed handshake, counted as an error, and a retry seconds later.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import * as net from "node:net";
 import { KeyGrants } from "../../../host/controller/grants";
 import { LOOKBACK_MS } from "../../../host/controller/registry-changes";
 import { MasterKey } from "../../../host/controller/masterkey";
 import { openControllerStore } from "../../../host/controller/store";
+import { Gateway } from "../../../host/gateway/gateway";
 import { KeyTable } from "../../../host/gateway/keytable";
+import { silentLogger } from "../../../host/telemetry/log";
 import { BleBoard } from "../../harness/ble-board";
 import { recordQueries } from "../../harness/queries";
 import { restamp } from "../../harness/restamp";
@@ -132,6 +136,73 @@ describe("controller: key grants follow the admin API at once", function () {
     }
   });
 
+  for (const threads of [1, 2])
+  it(`a device revoked while a gateway is away is withdrawn there when it comes back: its keys and its session go (${threads === 1 ? "one thread" : "device side on two worker threads"})`, async () => {
+    const s = await startStack("terminate", undefined, NO_REFRESH);
+    // A gateway of the stack's identity behind a cable that can be pulled: while pulled, every connection through it is cut.
+    let pulled = false;
+    const through = new Set<net.Socket>();
+    const cable = net.createServer((a) => {
+      if (pulled) return void a.destroy();
+      const b = net.connect(s.ports.backbone, "127.0.0.1");
+      for (const x of [a, b]) {
+        through.add(x);
+        x.on("error", () => {});
+        x.on("close", () => (a.destroy(), b.destroy(), through.delete(x)));
+      }
+      a.pipe(b).pipe(a);
+    });
+    cable.listen(0, "127.0.0.1");
+    await once(cable, "listening");
+    await s.gateway.close(); // the stack's own: this one takes its place
+    const key = s.gatewayKey;
+    const gw = new Gateway({
+      mode: "terminate", identity: { kid: Buffer.from(key.kid, "hex"), keys: { S: Buffer.from(key.public, "hex"), s: Buffer.from(key.secret, "hex") } },
+      controller: { host: "127.0.0.1", port: (cable.address() as net.AddressInfo).port, publicKey: Buffer.from(s.controllerKey, "hex") }, log: silentLogger(), deviceThreads: threads,
+    });
+    gw.start();
+    let board: BleBoard | undefined;
+    try {
+      const admin = async (path: string, body: unknown) => {
+        const r = await fetch(`http://127.0.0.1:${s.ports.admin}${path}`, {
+          method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body),
+        });
+        assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
+        return (await r.json()) as { device: { id: string }; config: string };
+      };
+      const kept = await admin("/v1/devices", { board: "puckjs" });
+      const gone = await admin("/v1/devices", { board: "puckjs" });
+      await until(() => gw.keys.has(gone.device.id) && gw.keys.has(kept.device.id), "both devices' keys at the gateway");
+      // The device to be revoked has a session there.
+      const b = (board = new BleBoard("away", gone.config + ";rto=400;tries=3;retry=1000"));
+      b.attach({ attached: true, input: (l: string, x: Uint8Array) => gw.input(l, x), connected: (l: string) => gw.connected(l), disconnected: () => {}, takeOutput: () => gw.takeOutput() });
+      const id = b.send(Buffer.from("before"));
+      await until(() => {
+        for (const o of gw.takeOutput()) if (o.link === b.link) b.hear(o.bytes);
+        return b.acknowledged().includes(id);
+      }, "a reading acknowledged through the gateway");
+      await until(() => gw.devices!.onlineCount() === 1, "its session counted online");
+      b.stop();
+
+      // The cable is pulled; the device is revoked meanwhile; the cable goes back.
+      pulled = true;
+      for (const x of through) x.destroy();
+      await until(() => !s.controller.server.connected().includes(key.kid), "the controller saw the gateway go");
+      const r = await fetch(`http://127.0.0.1:${s.ports.admin}/v1/devices/${gone.device.id}/revoke`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}` } });
+      assert.equal(r.status, 200);
+      assert.ok(gw.keys.has(gone.device.id), "the gateway away has not heard of it");
+      pulled = false;
+      await until(() => !gw.keys.has(gone.device.id), "the revoked device's keys withdrawn at the gateway once it is back");
+      await until(() => gw.devices!.onlineCount() === 0, "and its session ended");
+      assert.ok(gw.keys.has(kept.device.id), "the other device's keys stay");
+    } finally {
+      board?.stop();
+      await gw.close();
+      cable.close();
+      await s.close();
+    }
+  });
+
   it("grants a full backbone queue refuses are sent when it drains, as the devices are then, and none is lost", async () => {
     const store = await openControllerStore({ db: {}, masterKeys: [MasterKey.generate()] });
     try {
@@ -149,22 +220,22 @@ describe("controller: key grants follow the admin API at once", function () {
       await g.refresh(); // every grant refused: the gateway's queue is full
       assert.equal(queued.length, 0);
       g.grantGateway("gw"); // it (re)connected: everything is owed, its earlier refusals replaced
-      assert.equal(g.owedCount, 9);
+      assert.equal(g.owedCount, 11, "the responder's and 8 devices', between the whole set's two markers");
       room = 4;
       g.drained("gw");
-      assert.deepEqual(queued.map(([d]) => d), ["*responder*", ...ids.slice(0, 3)], "in order, as far as there is room");
-      assert.equal(g.owedCount, 5);
+      assert.deepEqual(queued.map(([d]) => d), ["*grants*", "*responder*", ...ids.slice(0, 2)], "in order, as far as there is room");
+      assert.equal(g.owedCount, 7);
       // Meanwhile one device is revoked and one provisioned: the revoked one's owed grant goes as a withdrawal,
       // the new device's grant after those owed before it.
       await store.registry.revoke(ids[5]);
       await g.refreshDevice(ids[5]);
       const late = (await store.registry.provision({ board: "puckjs" })).device.id;
       await g.refreshDevice(late);
-      assert.equal(g.owedCount, 6);
+      assert.equal(g.owedCount, 8);
       room = 100;
       g.drained("gw");
       assert.equal(g.owedCount, 0);
-      assert.deepEqual(queued.map(([d]) => d), ["*responder*", ...ids, late]);
+      assert.deepEqual(queued.map(([d]) => d), ["*grants*", "*responder*", ...ids, "*granted*", late]);
       const grants = new Map(queued);
       assert.equal(grants.get(ids[5]), "", "the revoked device's grant is its withdrawal");
       for (const id of [...ids.filter((d) => d !== ids[5]), late]) assert.equal(grants.get(id), keys.grant(id));
