@@ -107,10 +107,12 @@ export class KeyGrants {
     // Rotated elsewhere: its sessions end first, as the controller that rotated it ended its own.
     if (k !== undefined && k.rotatedAt !== d.rotatedAt) this.withdraw(d.id);
     this.known.set(d.id, { generation: d.generation, rotatedAt: d.rotatedAt });
+    // The rotation's time goes with the keys: a gateway away when they were withdrawn ends the old sessions by it.
+    const rotated = d.rotatedAt === null ? 0 : Date.parse(d.rotatedAt);
     if (d.mode === "psk") {
-      if (psk) this.o.keys.setPsk(d.id, { current: psk.current, previous: psk.previous });
+      if (psk) this.o.keys.setPsk(d.id, { current: psk.current, previous: psk.previous }, rotated);
     } else if (d.kid && d.publicKey) {
-      this.o.keys.setDh(d.id, d.kid, Uint8Array.from(Buffer.from(d.publicKey, "hex")));
+      this.o.keys.setDh(d.id, d.kid, Uint8Array.from(Buffer.from(d.publicKey, "hex")), rotated);
     }
     this.grantAll(d.id);
   }

@@ -90,9 +90,10 @@ export function responderGrant(grant: string): { S: Uint8Array; s: Uint8Array } 
 
 /**
  * A device's KEYS grant applied to `keys` and `side`: withdrawn (an empty grant: revoked, or rotated and the
- * new keys follow), the device's live sessions end first. What is wrong with the grant's text, or "".
+ * new keys follow), or keys rotated since those held (the withdrawal came while this gateway was away), the
+ * device's live sessions end first. What is wrong with the grant's text, or "".
  */
 export function applyDeviceGrant(keys: KeyTable, side: Pick<DeviceSide, "end">, device: string, grant: string, now: number): string {
-  if (grant === "") side.end(keys.peerOf(device), now);
+  if (grant === "" || keys.rotatedAway(device, grant)) side.end(keys.peerOf(device), now);
   return keys.applyGrant(device, grant);
 }

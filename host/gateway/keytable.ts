@@ -1,7 +1,10 @@
 // The device keys a handshake responder needs, in memory, because handshake lookups are synchronous: psk
 // key stores by device id (evolved in place by the responder as sessions confirm) and dh public keys by kid.
 // The controller fills it from its registry; a terminate-mode gateway from the controller's KEYS grants.
-// Grants travel as text: "mode=psk;current=<hex>;previous=<hex>" or "mode=dh;kid=<hex>;public=<hex>".
+// Grants travel as text: "mode=psk;current=<hex>;previous=<hex>" or "mode=dh;kid=<hex>;public=<hex>", and
+// from the controller ";rotated=<ms>": when the device's keys were last rotated (0: never). A grant that
+// rotates keys comes after a withdrawal that ends the device's sessions; a gateway away at the time gets the
+// new keys alone, and tells the rotation by that stamp (rotatedAway).
 //
 // A psk hello names its device only by a pseudonym (pid) of the key it used, so the table keeps an index
 // from pid to device for both keys of every device: a hello, junk or genuine, costs one map lookup whatever
@@ -21,7 +24,7 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const pidKey = (pid: Uint8Array) => pid.length === 4 ? ((pid[0] << 24) | (pid[1] << 16) | (pid[2] << 8) | pid[3]) >>> 0 : -1;
 
 /** `pids`: the index keys this entry is filed under (of its current and previous key), as last indexed. */
-type PskEntry = { keys: PskKeys; pids: number[]; saved: string };
+type PskEntry = { keys: PskKeys; pids: number[]; saved: string; rotated: number | undefined };
 
 export class KeyTable {
   private readonly psk = new Map<string, PskEntry>();
@@ -30,7 +33,7 @@ export class KeyTable {
   /** Devices whose store a responder evolved in place: to re-index before the next lookup, and to report. */
   private readonly evolvedInPlace = new Set<string>();
   private readonly unreported = new Set<string>();
-  private readonly dh = new Map<string, { device: string; publicKey: Uint8Array }>();
+  private readonly dh = new Map<string, { device: string; publicKey: Uint8Array; rotated: number | undefined }>();
   /**
    * device -> its kid: a grant, a withdrawal or a peer name for one device is one lookup. Walking `dh` for them
    * made a gateway's connection to a controller of 50,000 dh devices cost the controller 17 s (its grant of
@@ -38,20 +41,20 @@ export class KeyTable {
    */
   private readonly kidOf = new Map<string, string>();
 
-  setPsk(device: string, keys: PskKeys): void {
+  setPsk(device: string, keys: PskKeys, rotated?: number): void {
     this.removePsk(device);
-    const e: PskEntry = { keys, pids: [], saved: evolvedText(keys) };
+    const e: PskEntry = { keys, pids: [], saved: evolvedText(keys), rotated };
     this.psk.set(device, e);
     this.index(device, e);
   }
 
   /** A dh device's key under its kid: its only one (a kid another device held moves to this one). */
-  setDh(device: string, kid: string, publicKey: Uint8Array): void {
+  setDh(device: string, kid: string, publicKey: Uint8Array, rotated?: number): void {
     const k = kid.toLowerCase();
     this.removeDh(device);
     const holder = this.dh.get(k)?.device;
     if (holder !== undefined) this.kidOf.delete(holder);
-    this.dh.set(k, { device, publicKey });
+    this.dh.set(k, { device, publicKey, rotated });
     this.kidOf.set(device, k);
   }
 
@@ -77,9 +80,19 @@ export class KeyTable {
   /** The grant text for a device, or "" if it has no keys here. */
   grant(device: string): string {
     const p = this.psk.get(device);
-    if (p) return `mode=psk;${evolvedText(p.keys)}`;
+    if (p) return `mode=psk;${evolvedText(p.keys)}${rotatedText(p.rotated)}`;
     const kid = this.kidOf.get(device);
-    return kid === undefined ? "" : `mode=dh;kid=${kid};public=${hex(this.dh.get(kid)!.publicKey)}`;
+    if (kid === undefined) return "";
+    const d = this.dh.get(kid)!;
+    return `mode=dh;kid=${kid};public=${hex(d.publicKey)}${rotatedText(d.rotated)}`;
+  }
+
+  /** Whether `grant` carries keys rotated since the ones held for `device` (stamps differ): its sessions on those must end. */
+  rotatedAway(device: string, grant: string): boolean {
+    const kid = this.kidOf.get(device);
+    const held = this.psk.get(device)?.rotated ?? (kid === undefined ? undefined : this.dh.get(kid)!.rotated);
+    const m = /(?:^|;)rotated=(\d{1,15})(?:;|$)/.exec(grant);
+    return held !== undefined && m !== null && Number(m[1]) !== held;
   }
 
   /** Applies a grant (an empty one withdraws the device). Returns an error message, or "". */
@@ -88,12 +101,13 @@ export class KeyTable {
     if (text === "") return "";
     const f = Object.fromEntries(text.split(";").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
     const bytes = (k: string) => (f[k] && /^([0-9a-f]{2})+$/.test(f[k]) ? Uint8Array.from(Buffer.from(f[k], "hex")) : undefined);
+    const rotated = f.rotated !== undefined && /^\d{1,15}$/.test(f.rotated) ? Number(f.rotated) : undefined;
     if (f.mode === "psk" && bytes("current")) {
-      this.setPsk(device, { current: bytes("current")!, previous: bytes("previous") });
+      this.setPsk(device, { current: bytes("current")!, previous: bytes("previous") }, rotated);
       return "";
     }
     if (f.mode === "dh" && bytes("public") && f.kid) {
-      this.setDh(device, f.kid, bytes("public")!);
+      this.setDh(device, f.kid, bytes("public")!, rotated);
       return "";
     }
     return `bad key grant for ${device}`;
@@ -224,6 +238,8 @@ export class KeyTable {
     e.pids = [];
   }
 }
+
+const rotatedText = (rotated: number | undefined) => (rotated === undefined ? "" : `;rotated=${rotated}`);
 
 function evolvedText(keys: PskKeys): string {
   return `current=${hex(keys.current)}${keys.previous ? `;previous=${hex(keys.previous)}` : ""}`;

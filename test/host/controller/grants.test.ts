@@ -137,7 +137,7 @@ describe("controller: key grants follow the admin API at once", function () {
   });
 
   for (const threads of [1, 2])
-  it(`a device revoked while a gateway is away is withdrawn there when it comes back: its keys and its session go (${threads === 1 ? "one thread" : "device side on two worker threads"})`, async () => {
+  it(`a device revoked or rotated while a gateway is away is withdrawn there when it comes back: its old keys and its session go (${threads === 1 ? "one thread" : "device side on two worker threads"})`, async () => {
     const s = await startStack("terminate", undefined, NO_REFRESH);
     // A gateway of the stack's identity behind a cable that can be pulled: while pulled, every connection through it is cut.
     let pulled = false;
@@ -172,28 +172,36 @@ describe("controller: key grants follow the admin API at once", function () {
       };
       const kept = await admin("/v1/devices", { board: "puckjs" });
       const gone = await admin("/v1/devices", { board: "puckjs" });
-      await until(() => gw.keys.has(gone.device.id) && gw.keys.has(kept.device.id), "both devices' keys at the gateway");
-      // The device to be revoked has a session there.
-      const b = (board = new BleBoard("away", gone.config + ";rto=400;tries=3;retry=1000"));
-      b.attach({ attached: true, input: (l: string, x: Uint8Array) => gw.input(l, x), connected: (l: string) => gw.connected(l), disconnected: () => {}, takeOutput: () => gw.takeOutput() });
-      const id = b.send(Buffer.from("before"));
-      await until(() => {
-        for (const o of gw.takeOutput()) if (o.link === b.link) b.hear(o.bytes);
-        return b.acknowledged().includes(id);
-      }, "a reading acknowledged through the gateway");
-      await until(() => gw.devices!.onlineCount() === 1, "its session counted online");
-      b.stop();
+      const turned = await admin("/v1/devices", { board: "esp32-espruino" });
+      const ids = [kept, gone, turned].map((p) => p.device.id);
+      await until(() => ids.every((id) => gw.keys.has(id)), "the devices' keys at the gateway");
+      // The device to be revoked and the one to be rotated each have a session there.
+      const boards = [gone, turned].map((p, i) => new BleBoard(`away-${i}`, p.config + ";rto=400;tries=3;retry=1000" + (i === 1 ? ";slice=64" : "")));
+      board = boards[0];
+      for (const b of boards) {
+        b.attach({ attached: true, input: (l: string, x: Uint8Array) => gw.input(l, x), connected: (l: string) => gw.connected(l), disconnected: () => {}, takeOutput: () => [] });
+        const id = b.send(Buffer.from("before"));
+        await until(() => {
+          for (const o of gw.takeOutput()) for (const c of boards) if (o.link === c.link) c.hear(o.bytes);
+          return b.acknowledged().includes(id);
+        }, `a reading of ${b.name} acknowledged through the gateway`);
+      }
+      await until(() => gw.devices!.onlineCount() === 2, "their sessions counted online");
+      for (const b of boards) b.stop();
+      const oldKeys = gw.keys.grant(turned.device.id);
 
-      // The cable is pulled; the device is revoked meanwhile; the cable goes back.
+      // The cable is pulled; one device is revoked and one rotated meanwhile; the cable goes back.
       pulled = true;
       for (const x of through) x.destroy();
       await until(() => !s.controller.server.connected().includes(key.kid), "the controller saw the gateway go");
-      const r = await fetch(`http://127.0.0.1:${s.ports.admin}/v1/devices/${gone.device.id}/revoke`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}` } });
-      assert.equal(r.status, 200);
+      const post = (path: string) => fetch(`http://127.0.0.1:${s.ports.admin}${path}`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}` } });
+      assert.equal((await post(`/v1/devices/${gone.device.id}/revoke`)).status, 200);
+      assert.equal((await post(`/v1/devices/${turned.device.id}/rotate`)).status, 200);
       assert.ok(gw.keys.has(gone.device.id), "the gateway away has not heard of it");
       pulled = false;
       await until(() => !gw.keys.has(gone.device.id), "the revoked device's keys withdrawn at the gateway once it is back");
-      await until(() => gw.devices!.onlineCount() === 0, "and its session ended");
+      await until(() => ![oldKeys, ""].includes(gw.keys.grant(turned.device.id)), "the rotated device's new keys there");
+      await until(() => gw.devices!.onlineCount() === 0, "both sessions ended, the revoked device's and the one on the keys rotated away");
       assert.ok(gw.keys.has(kept.device.id), "the other device's keys stay");
     } finally {
       board?.stop();
@@ -239,7 +247,7 @@ describe("controller: key grants follow the admin API at once", function () {
       const grants = new Map(queued);
       assert.equal(grants.get(ids[5]), "", "the revoked device's grant is its withdrawal");
       for (const id of [...ids.filter((d) => d !== ids[5]), late]) assert.equal(grants.get(id), keys.grant(id));
-      assert.match(grants.get(late)!, /^mode=psk;current=[0-9a-f]{64}$/);
+      assert.match(grants.get(late)!, /^mode=psk;current=[0-9a-f]{64};rotated=0$/);
     } finally {
       await store.close();
     }

@@ -233,3 +233,25 @@ describe("KeyTable dh keys", () => {
     assert.equal(walks, 0, "no walk over the dh keys");
   });
 });
+
+describe("KeyTable rotation stamps", () => {
+  it("tells keys rotated since those held (a gateway away when they were withdrawn) from evolved ones, for psk and dh", () => {
+    const t = new KeyTable();
+    const k = () => randomBytes(32).toString("hex");
+    const a = k(), b = k();
+    assert.equal(t.applyGrant("p1", `mode=psk;current=${a};rotated=0`), "");
+    assert.equal(t.grant("p1"), `mode=psk;current=${a};rotated=0`, "the stamp goes on with the keys");
+    assert.equal(t.rotatedAway("p1", `mode=psk;current=${b};previous=${a};rotated=0`), false, "evolved: the same stamp");
+    assert.equal(t.rotatedAway("p1", `mode=psk;current=${b};rotated=1733390000000`), true, "rotated");
+    assert.equal(t.rotatedAway("p1", ""), false, "a withdrawal is not a rotation (it ends the sessions itself)");
+    assert.equal(t.rotatedAway("nobody", `mode=psk;current=${b};rotated=5`), false, "nothing held, nothing to end");
+    assert.equal(t.applyGrant("d1", `mode=dh;kid=0a0b0c0d;public=${a};rotated=7`), "");
+    assert.equal(t.rotatedAway("d1", `mode=dh;kid=0a0b0c0e;public=${b};rotated=8`), true);
+    assert.equal(t.rotatedAway("d1", `mode=dh;kid=0a0b0c0d;public=${a};rotated=7`), false);
+    // Held without a stamp (a grant from before stamps): no rotation can be told, none is assumed.
+    assert.equal(t.applyGrant("p2", `mode=psk;current=${a}`), "");
+    assert.equal(t.rotatedAway("p2", `mode=psk;current=${b};rotated=9`), false);
+    assert.equal(t.applyGrant("p3", `mode=psk;current=${a};rotated=x`), "", "a malformed stamp is no stamp");
+    assert.equal(t.grant("p3"), `mode=psk;current=${a}`);
+  });
+});
