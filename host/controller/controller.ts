@@ -21,6 +21,7 @@ import { BackboneServer } from "../backbone/link";
 import {
   COMMAND_STATE, KIND_DOWNLINK, KIND_GATEWAY_STATUS, KIND_KEYS, KIND_KEYS_EVOLVED, KIND_RELAY_DOWN, KIND_RELAY_UP, KIND_SESSION_EVENT, KIND_SESSION_FETCH,
   KIND_SESSION_STATE, KIND_UPLINK, RUN_SIZE, type Message,
+  type AppMessage,
 } from "../backbone/frame";
 import { readSessionEvent } from "../backbone/session-event";
 import { sessionAnswer, spiOf } from "../backbone/session-handoff";
@@ -223,6 +224,11 @@ export class Controller {
     });
     const admin = await this.admin.listen(this.opts.admin.port, this.opts.admin.host);
     this.metrics.watchQueue("mqtt-out", () => this.delivery.queued);
+    this.metrics.watchQueue("backbone-out", () => {
+      let n = 0;
+      for (const p of this.server.peers.values()) n += p.out.count;
+      return n;
+    });
     // Online: heard from in the last ten minutes, by any controller (a LoRa board may report only every few minutes).
     this.metrics.watchDevicesOnline(() => this.cluster.online);
     this.metrics.watchKeyLimits(() => this.relay.keyLimits());
@@ -312,7 +318,8 @@ export class Controller {
     }
     if (m.kind === KIND_SESSION_STATE || m.kind === KIND_SESSION_FETCH) {
       // Durable once stored (or claimed): a grant lost with a controller is asked for again.
-      const answer = (spi: number, text: string) => this.server.send(gw, sessionAnswer(spi, text));
+      // A gateway whose queue is full asks again (its fetch times out): the answer is dropped and counted.
+      const answer = (spi: number, text: string) => this.toGateway(gw, sessionAnswer(spi, text));
       const spi = spiOf(m.device);
       if (m.kind === KIND_SESSION_STATE) this.handoff.report(gw, hex(m.device), utf8(m.payload), answer, done);
       else if (spi >= 0) this.handoff.fetch(gw, spi, answer, done);
@@ -376,8 +383,15 @@ export class Controller {
     }
     for (const o of this.relay.takeOutput()) {
       const [gw, link] = splitLink(o.link);
-      this.server.send(gw, { kind: KIND_RELAY_DOWN, source: Buffer.from(link), spdu: o.bytes });
+      this.toGateway(gw, { kind: KIND_RELAY_DOWN, source: Buffer.from(link), spdu: o.bytes }); // lost as on the air: the device sends again
     }
+  }
+
+  /** Queues a message for a gateway; one its full queue refuses is counted (sesame_queue_dropped_total{queue="backbone-out"}). */
+  private toGateway(gw: string, m: AppMessage): boolean {
+    if (this.server.send(gw, m)) return true;
+    this.metrics.queueDropped("backbone-out");
+    return false;
   }
 
   /** Once, after the stores committing together: their device ACKs go out sealed in as few records as can be. */
