@@ -19,6 +19,7 @@ import { RegistryChanges } from "../registry-changes";
 import type { SessionRecord } from "../sessions";
 import type { ControllerStore } from "../store";
 import type { GatewayQueues, SignalRow } from "./reports";
+import { FleetNumbers, type FleetSummary } from "./fleet-numbers";
 import { EventStreams, type Stream } from "./streams";
 
 /** The rows of the fleet table shown: those matching `q` (in the name or the id, any case), from the `from`th (0 first), `size` at most. */
@@ -27,8 +28,6 @@ export type FleetView = { q: string; from: number; size: number };
 export const FLEET_PAGE = 100;
 export const FLEET_PAGE_MAX = 1000;
 
-/** The whole fleet a principal sees, in numbers: devices not revoked, and of those online, readings a minute, with a session. */
-export type FleetSummary = { devices: number; revoked: number; online: number; perMinute: number; sessions: number };
 
 export type Fleet = { summary: FleetSummary; total: number; from: number; devices: FleetRow[]; gateways: GatewayRow[]; queues: Record<string, number> };
 
@@ -114,16 +113,8 @@ export class LiveFeed {
   private readonly windows = new WeakMap<Stream, { ids: string[]; shown: Set<string>; total: number; said: string }>();
   /** The registry changed since the windows were placed: a window's rows may be others now. */
   private windowsStale = false;
-  /**
-   * The fleet in numbers, kept as the rows are made: each device's part (partCode) and their sum. A tick
-   * keeps them as current as the rows (the devices told of at once, the others within a sweep); with no
-   * tick for a while, or after a whole read of the registry, they are found again for every device (19-31
-   * ms at 100,000, what counting them each tick cost).
-   */
-  private readonly parts = new Map<string, number>();
-  private readonly sum: FleetSummary = noDevices();
-  private partsAt = -Infinity;
-  private partsStale = true;
+  /** The fleet in numbers, kept as the rows are made: as current as the rows (the devices told of at once, the others within a sweep). */
+  private readonly numbers = new FleetNumbers();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly src: FeedSources, streams = new EventStreams(), private readonly maxDevices = 20_000) {
@@ -239,13 +230,13 @@ export class LiveFeed {
       if (this.sweepAt >= sweep.length) this.sweepAt = 0;
       ids.push(sweep[this.sweepAt++]);
     }
-    if (!this.partsFresh(now)) this.allParts(now);
+    if (!this.numbers.current(now, 2 * TICK_MS)) this.allNumbers(now);
     const changed: FleetRow[] = [];
     for (const id of ids) {
       const d = this.devices.get(id);
       if (d === undefined) continue;
       const row = this.row(d, this.open.get(id), now);
-      this.setPart(id, partCode(row.revoked, row.perMinute, row.online, row.session !== null));
+      this.numbers.set(id, row.revoked, row.perMinute, row.online, row.session !== null);
       const text = JSON.stringify(row);
       if (this.rows.get(id) === text) continue;
       this.rows.set(id, text);
@@ -256,7 +247,7 @@ export class LiveFeed {
       this.streams.each("fleet", (s) => this.placed(s));
     }
     if (changed.length > 0) this.streams.each("devices", (s) => nonEmpty(changed.filter((r) => this.shows(s, r.id))));
-    this.partsAt = now;
+    this.numbers.kept(now);
     const summaries = new Map<string, FleetSummary>();
     this.streams.each("summary", (s) => this.summaryFor(s, now, summaries));
     const gateways = JSON.stringify({ gateways: this.gateways(), queues: this.src.queues() });
@@ -288,7 +279,7 @@ export class LiveFeed {
             this.devices = new Map(rows.map((d) => [d.id, d]));
             this.sweepStale = true;
             this.windowsStale = true;
-            this.partsStale = true;
+            this.numbers.invalidate();
           } else {
             for (const d of rows) {
               const held = this.devices.get(d.id);
@@ -344,39 +335,19 @@ export class LiveFeed {
   }
 
   private summary(p: Principal, now: number): FleetSummary {
-    if (!this.partsFresh(now)) this.allParts(now);
-    if (p.devices === "all") return { ...this.sum };
-    const s = noDevices();
-    for (const id of p.devices) {
-      const c = this.parts.get(id);
-      if (c !== undefined) count(s, c, 1);
-    }
-    return s;
+    if (!this.numbers.current(now, 2 * TICK_MS)) this.allNumbers(now);
+    return this.numbers.of(p);
   }
 
-  private partsFresh(now: number): boolean {
-    return !this.partsStale && now - this.partsAt <= 2 * TICK_MS;
-  }
-
-  /** Every device's part found again, from where it was heard and its open session, without making its row. */
-  private allParts(now: number): void {
-    this.parts.clear();
-    Object.assign(this.sum, noDevices());
+  /** Every device's part in the numbers found again, from where it was heard and its open session, without making its row. */
+  private allNumbers(now: number): void {
+    this.numbers.clear();
     for (const d of this.devices.values()) {
       const seen = this.src.status.get(d.id, now);
       const online = seen !== undefined && now - seen.at < ONLINE_WINDOW_MS;
-      this.setPart(d.id, partCode(d.revokedAt !== null, seen?.perMinute ?? 0, online, this.open.has(d.id)));
+      this.numbers.set(d.id, d.revokedAt !== null, seen?.perMinute ?? 0, online, this.open.has(d.id));
     }
-    this.partsAt = now;
-    this.partsStale = false;
-  }
-
-  private setPart(id: string, code: number): void {
-    const old = this.parts.get(id);
-    if (old === code) return;
-    if (old !== undefined) count(this.sum, old, -1);
-    count(this.sum, code, 1);
-    this.parts.set(id, code);
+    this.numbers.kept(now);
   }
 
   /** Whether a row goes to `s`: one in its window or the device it follows (a stream with no window: every row it sees). */
@@ -452,23 +423,6 @@ export class LiveFeed {
     }
     if (id > r.top) r.top = id;
   }
-}
-
-const noDevices = (): FleetSummary => ({ devices: 0, revoked: 0, online: 0, perMinute: 0, sessions: 0 });
-
-/** A device's part in the fleet's numbers, as one number: -1 revoked, else readings a minute * 4 + online * 2 + an open session. */
-const partCode = (revoked: boolean, perMinute: number, online: boolean, session: boolean) =>
-  revoked ? -1 : perMinute * 4 + (online ? 2 : 0) + (session ? 1 : 0);
-
-function count(s: FleetSummary, code: number, k: 1 | -1): void {
-  if (code < 0) {
-    s.revoked += k;
-    return;
-  }
-  s.devices += k;
-  s.perMinute += k * Math.floor(code / 4);
-  if (code & 2) s.online += k;
-  if (code & 1) s.sessions += k;
 }
 
 /** Whether two reads of a device's registry row make the same fleet row. */
