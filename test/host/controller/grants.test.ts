@@ -19,6 +19,15 @@ import { restamp } from "../../harness/restamp";
 import { startStack } from "../../harness/stack";
 import { until } from "../../harness/until";
 
+/** A POST to the stack's admin API, which must succeed: its answer. */
+async function postAdmin(s: { ports: { admin: number }; adminToken: string }, path: string, body: unknown): Promise<{ device: { id: string }; config: string }> {
+  const r = await fetch(`http://127.0.0.1:${s.ports.admin}${path}`, {
+    method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
+  return (await r.json()) as { device: { id: string }; config: string };
+}
+
 /** The periodic read of the registry is an hour away: only the immediate grant can bring the keys. */
 const NO_REFRESH = { refreshMs: 3_600_000 };
 
@@ -30,13 +39,7 @@ describe("controller: key grants follow the admin API at once", function () {
     let board: BleBoard | undefined;
     try {
       await until(() => s.controller.stats.grantsSent > 0, "the gateway connected and got the responder's grant");
-      const post = async (path: string, body: unknown) => {
-        const r = await fetch(`http://127.0.0.1:${s.ports.admin}${path}`, {
-          method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body),
-        });
-        assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
-        return (await r.json()) as { device: { id: string }; config: string };
-      };
+      const post = (path: string, body: unknown) => postAdmin(s, path, body);
       const p = await post("/v1/devices", { board: "puckjs" });
       await until(() => s.gateway.keys.has(p.device.id), "the provisioned device's keys at the gateway");
       const first = s.gateway.keys.grant(p.device.id);
@@ -163,13 +166,7 @@ describe("controller: key grants follow the admin API at once", function () {
     gw.start();
     let board: BleBoard | undefined;
     try {
-      const admin = async (path: string, body: unknown) => {
-        const r = await fetch(`http://127.0.0.1:${s.ports.admin}${path}`, {
-          method: "POST", headers: { authorization: `Bearer ${s.adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body),
-        });
-        assert.ok(r.ok, `${path}: ${r.status} ${await r.clone().text()}`);
-        return (await r.json()) as { device: { id: string }; config: string };
-      };
+      const admin = (path: string, body: unknown) => postAdmin(s, path, body);
       const kept = await admin("/v1/devices", { board: "puckjs" });
       const gone = await admin("/v1/devices", { board: "puckjs" });
       const turned = await admin("/v1/devices", { board: "esp32-espruino" });
@@ -194,9 +191,8 @@ describe("controller: key grants follow the admin API at once", function () {
       pulled = true;
       for (const x of through) x.destroy();
       await until(() => !s.controller.server.connected().includes(key.kid), "the controller saw the gateway go");
-      const post = (path: string) => fetch(`http://127.0.0.1:${s.ports.admin}${path}`, { method: "POST", headers: { authorization: `Bearer ${s.adminToken}` } });
-      assert.equal((await post(`/v1/devices/${gone.device.id}/revoke`)).status, 200);
-      assert.equal((await post(`/v1/devices/${turned.device.id}/rotate`)).status, 200);
+      await admin(`/v1/devices/${gone.device.id}/revoke`, {});
+      await admin(`/v1/devices/${turned.device.id}/rotate`, {});
       assert.ok(gw.keys.has(gone.device.id), "the gateway away has not heard of it");
       pulled = false;
       await until(() => !gw.keys.has(gone.device.id), "the revoked device's keys withdrawn at the gateway once it is back");
