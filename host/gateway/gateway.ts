@@ -311,7 +311,7 @@ export class Gateway extends EventEmitter {
       if (problem) this.opts.log.warn("ignored a session answer", { problem });
       this.pump();
     } else if (m.kind === KIND_KEYS && this.devices) {
-      this.granted(text(m.device), text(m.payload));
+      this.keysMessage(text(m.device), text(m.payload));
     } else if (m.kind === KIND_KEYS && !this.devices) {
       // A relay gateway must never hold device keys: refuse, loudly.
       this.opts.log.error("refused device keys: this gateway relays", { device: text(m.device) });
@@ -319,7 +319,7 @@ export class Gateway extends EventEmitter {
   }
 
   /** A KEYS message: a device's grant, the responder's, or one of the two around a connection's whole set. */
-  private granted(device: string, grant: string): void {
+  private keysMessage(device: string, grant: string): void {
     this.stats.grants++;
     if (device === GRANTS_BEGIN) {
       this.regranted = new Set();
@@ -334,6 +334,11 @@ export class Gateway extends EventEmitter {
       for (const d of away) this.granted(d, "");
       return;
     }
+    this.granted(device, grant);
+  }
+
+  /** A grant (or a withdrawal: "") of a device's keys, or of the responder's. */
+  private granted(device: string, grant: string): void {
     if (grant === "") this.regranted?.delete(device);
     else this.regranted?.add(device);
     this.shards?.grant(device, grant); // the workers keep their own tables (and the responder's key)

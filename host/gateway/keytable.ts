@@ -91,8 +91,8 @@ export class KeyTable {
   rotatedAway(device: string, grant: string): boolean {
     const kid = this.kidOf.get(device);
     const held = this.psk.get(device)?.rotated ?? (kid === undefined ? undefined : this.dh.get(kid)!.rotated);
-    const m = /(?:^|;)rotated=(\d{1,15})(?:;|$)/.exec(grant);
-    return held !== undefined && m !== null && Number(m[1]) !== held;
+    const stamp = held === undefined ? undefined : stampOf(grant);
+    return stamp !== undefined && stamp !== held;
   }
 
   /** Applies a grant (an empty one withdraws the device). Returns an error message, or "". */
@@ -101,7 +101,7 @@ export class KeyTable {
     if (text === "") return "";
     const f = Object.fromEntries(text.split(";").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
     const bytes = (k: string) => (f[k] && /^([0-9a-f]{2})+$/.test(f[k]) ? Uint8Array.from(Buffer.from(f[k], "hex")) : undefined);
-    const rotated = f.rotated !== undefined && /^\d{1,15}$/.test(f.rotated) ? Number(f.rotated) : undefined;
+    const rotated = stampOf(text);
     if (f.mode === "psk" && bytes("current")) {
       this.setPsk(device, { current: bytes("current")!, previous: bytes("previous") }, rotated);
       return "";
@@ -240,6 +240,12 @@ export class KeyTable {
 }
 
 const rotatedText = (rotated: number | undefined) => (rotated === undefined ? "" : `;rotated=${rotated}`);
+
+/** A grant's rotation stamp (";rotated=<ms>"), or undefined when it has none or a malformed one. */
+function stampOf(grant: string): number | undefined {
+  const m = /(?:^|;)rotated=(\d{1,15})(?:;|$)/.exec(grant);
+  return m === null ? undefined : Number(m[1]);
+}
 
 function evolvedText(keys: PskKeys): string {
   return `current=${hex(keys.current)}${keys.previous ? `;previous=${hex(keys.previous)}` : ""}`;
